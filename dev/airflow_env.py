@@ -1,0 +1,64 @@
+"""The environment that points a local Airflow at the stand-ins.
+
+One place builds it, so `make run`, the end-to-end tests and the system tests
+all run Airflow the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_PROJECT = "demo-batch-cleanup"
+
+
+def connection_env(
+    *, coordinator_url: str, api_key: str, slack_webhook_url: str, project: str = LOCAL_PROJECT
+) -> dict[str, str]:
+    """`AIRFLOW_CONN_*` variables for the three connections the DAG uses."""
+    return {
+        "AIRFLOW_CONN_PREDICTION_COORDINATOR": json.dumps(
+            {"conn_type": "http", "host": coordinator_url, "password": api_key}
+        ),
+        # A password holding a full URL is used as the webhook URL by the Slack provider.
+        "AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION": json.dumps(
+            {"conn_type": "slackwebhook", "password": slack_webhook_url}
+        ),
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {"project": project}}
+        ),
+    }
+
+
+def airflow_env(
+    home: Path,
+    *,
+    coordinator_url: str,
+    api_key: str,
+    slack_webhook_url: str,
+    firestore_host: str,
+    project: str = LOCAL_PROJECT,
+    retry_delay_seconds: int | None = None,
+) -> dict[str, str]:
+    """Airflow settings for a local home folder, on SQLite, with the DAG and plugin folders of this repo."""
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "FIRESTORE_EMULATOR_HOST": firestore_host,
+        "GOOGLE_CLOUD_PROJECT": project,
+        "PYTHONPATH": str(REPO / "plugins"),
+    }
+    if retry_delay_seconds is not None:
+        env["AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS"] = str(retry_delay_seconds)
+    env.update(
+        connection_env(
+            coordinator_url=coordinator_url, api_key=api_key, slack_webhook_url=slack_webhook_url, project=project
+        )
+    )
+    return env
