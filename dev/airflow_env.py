@@ -58,7 +58,10 @@ def airflow_env(
         env["AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS"] = str(retry_delay_seconds)
     env.update(
         connection_env(
-            coordinator_url=coordinator_url, api_key=api_key, slack_webhook_url=slack_webhook_url, project=project
+            coordinator_url=coordinator_url,
+            api_key=api_key,
+            slack_webhook_url=slack_webhook_url,
+            project=project,
         )
     )
     return env

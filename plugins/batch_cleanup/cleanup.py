@@ -1,0 +1,106 @@
+"""The coordinator's `/check-stalled` answer: validate it, and summarize it for XCom.
+
+The response contract is written down in docs/coordinator-api.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# The summary travels through XCom; stalled entries are capped so that a 10,000-batch
+# answer still yields a small value (ids first, since the alert lists them).
+XCOM_IDS_BUDGET_BYTES = 32_000
+XCOM_RESULTS_BUDGET_BYTES = 48_000
+
+
+class CoordinatorResponseError(ValueError):
+    """The coordinator answered 2xx, but not with the documented contract."""
+
+
+def parse_response(body: str) -> dict[str, Any]:
+    """Parse and validate a `/check-stalled` body; return the object with its defaults filled in."""
+    try:
+        data = json.loads(body)
+    except ValueError as err:
+        raise CoordinatorResponseError(
+            f"response body is not JSON ({err}); it starts with {body[:120]!r}"
+        ) from None
+    if not isinstance(data, dict):
+        raise CoordinatorResponseError(f"response body must be a JSON object, got {type(data).__name__}")
+    if "results" not in data:
+        raise CoordinatorResponseError(
+            f"response lacks the field 'results' (fields present: {sorted(data)[:20]})"
+        )
+    results = data["results"]
+    if not isinstance(results, list):
+        raise CoordinatorResponseError(f"field 'results' must be a list, got {type(results).__name__}")
+    for index, result in enumerate(results):
+        _check_result(index, result)
+    stalled = sum(1 for result in results if result["was_stalled"])
+    data["batches_checked"] = _optional_count(data, "batches_checked", len(results))
+    data["batches_completed"] = _optional_count(data, "batches_completed", stalled)
+    return data
+
+
+def _check_result(index: int, result: Any) -> None:
+    where = f"results[{index}]"
+    if not isinstance(result, dict):
+        raise CoordinatorResponseError(f"{where} must be an object, got {type(result).__name__}")
+    batch_id = result.get("batch_id")
+    if not isinstance(batch_id, str) or not batch_id:
+        raise CoordinatorResponseError(f"{where}.batch_id must be a non-empty string, got {batch_id!r}")
+    if not isinstance(result.get("was_stalled"), bool):
+        raise CoordinatorResponseError(
+            f"{where}.was_stalled must be true or false, got {result.get('was_stalled')!r}"
+        )
+
+
+def _optional_count(data: dict[str, Any], field: str, default: int) -> int:
+    value = data.get(field, default)
+    # bool is an int in Python; a count of `true` is still a broken contract.
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CoordinatorResponseError(f"field {field!r} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact UTF-8 JSON."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def take_within(items: list[Any], budget_bytes: int) -> list[Any]:
+    """The longest prefix of `items` whose JSON sizes add up to at most `budget_bytes`."""
+    kept: list[Any] = []
+    used = 0
+    for item in items:
+        used += json_size(item) + 1
+        if used > budget_bytes:
+            break
+        kept.append(item)
+    return kept
+
+
+def stalled_fingerprint(batch_ids: list[str]) -> str:
+    """A stable digest of the whole set of stalled batch ids, whatever the order."""
+    return hashlib.sha256("\n".join(sorted(batch_ids)).encode()).hexdigest()[:24]
+
+
+def summarize(response: dict[str, Any]) -> dict[str, Any]:
+    """A compact, JSON-able summary of a validated response, for XCom and the event document."""
+    stalled = [result for result in response["results"] if result["was_stalled"]]
+    stalled_ids = [result["batch_id"] for result in stalled]
+    kept_ids = take_within(stalled_ids, XCOM_IDS_BUDGET_BYTES)
+    kept_results = take_within(stalled, XCOM_RESULTS_BUDGET_BYTES)
+    return {
+        "batches_checked": response["batches_checked"],
+        "batches_completed": response["batches_completed"],
+        "stalled_count": len(stalled),
+        "stalled_batch_ids": kept_ids,
+        "stalled_results": kept_results,
+        "truncated": len(kept_ids) < len(stalled) or len(kept_results) < len(stalled),
+        "fingerprint": stalled_fingerprint(stalled_ids),
+    }

@@ -1,0 +1,100 @@
+"""Cleanup events as stored in Firestore: their id, their fields, their size, and the window."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+COLLECTION = "batch_cleanup_events"
+# Firestore refuses documents over 1 MiB; keep a margin for the fields the server adds.
+MAX_DOCUMENT_BYTES = 1_048_576 - 16_384
+
+
+def event_id(dag_id: str, run_id: str, fingerprint: str) -> str:
+    """The document id of one cleanup: the same run and the same stalled set give the same id.
+
+    A retry that sees the coordinator's replayed answer maps onto the first document; a cleared
+    run that cleaned up other batches gets an id of its own.
+    """
+    return hashlib.sha256(f"{dag_id}\n{run_id}\n{fingerprint}".encode()).hexdigest()[:40]
+
+
+def firestore_size(value: Any) -> int:
+    """Storage size of a value by Firestore's rules (strings are UTF-8 bytes + 1, numbers 8, ...)."""
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, int | float | datetime):
+        return 8
+    if isinstance(value, str):
+        return len(value.encode()) + 1
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return sum(firestore_size(item) for item in value)
+    if isinstance(value, dict):
+        return sum(firestore_size(str(key)) + firestore_size(item) for key, item in value.items())
+    # Server-timestamp sentinels and other client objects are stored as timestamps.
+    return 8
+
+
+def build_event(
+    summary: dict[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    params: dict[str, Any],
+    expire_at: datetime,
+    timestamp: Any,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+) -> dict[str, Any]:
+    """The event document; lists are cut to fit `max_bytes`, and `truncated` says so.
+
+    `stalled_count` always keeps the true count. `timestamp` is the server-timestamp sentinel
+    in production; it is an argument so that this stays free of client libraries.
+    """
+    document = {
+        "timestamp": timestamp,
+        "expire_at": expire_at,
+        "stalled_count": summary["stalled_count"],
+        "batches_checked": summary["batches_checked"],
+        "batches_completed": summary["batches_completed"],
+        "batch_ids": [],
+        "results": [],
+        "truncated": summary["truncated"],
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "stall_threshold_minutes": params["stall_threshold_minutes"],
+        "min_completion_pct": params["min_completion_pct"],
+    }
+    budget = max_bytes - firestore_size(document)
+    # Ids come before full results: the ids are what the alert and the history need.
+    for field, items in (
+        ("batch_ids", summary["stalled_batch_ids"]),
+        ("results", summary["stalled_results"]),
+    ):
+        kept, used = _fit(items, budget)
+        document[field] = kept
+        budget -= used
+        if len(kept) < len(items):
+            document["truncated"] = True
+    return document
+
+
+def _fit(items: list[Any], budget: int) -> tuple[list[Any], int]:
+    kept: list[Any] = []
+    used = 0
+    for item in items:
+        size = firestore_size(item)
+        if used + size > budget:
+            break
+        kept.append(item)
+        used += size
+    return kept, used
+
+
+def window_start(run_after: datetime, window_minutes: int) -> datetime:
+    """Start of the counting window: events at or after it count. Taken from the run's time, never now()."""
+    if run_after.tzinfo is None:
+        raise ValueError(f"run_after must be timezone-aware, got naive {run_after.isoformat()}")
+    return run_after - timedelta(minutes=window_minutes)

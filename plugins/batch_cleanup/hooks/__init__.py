@@ -1,0 +1,4 @@
+"""Small hooks for the coordinator, Firestore and Slack.
+
+They load client libraries: import them inside tasks, never at DAG parse time.
+"""

@@ -1,0 +1,122 @@
+"""The DAG as the scheduler sees it: it loads, and its schedule, params and graph are as specified."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import ParamValidationError
+
+from tests.conftest import REPO
+
+DAG_ID = "stalled_batch_cleanup"
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags[DAG_ID]
+
+
+def test_dag_files_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}, dagbag.import_errors
+    assert DAG_ID in dagbag.dag_ids
+
+
+def test_schedule_is_every_quarter_hour_in_new_york(dag):
+    assert dag.schedule == "*/15 * * * *"
+    assert dag.timezone.name == "America/New_York"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.dagrun_timeout < timedelta(minutes=15)
+
+
+def test_conventions_owner_tags_docs(dag):
+    assert dag.tags, "the DAG needs tags"
+    assert dag.doc_md and "Runbook" in dag.doc_md
+    for task in dag.tasks:
+        assert task.owner not in ("", "airflow"), f"{task.task_id} has no owner"
+
+
+def test_tasks_retry_with_exponential_backoff(dag):
+    for task in dag.tasks:
+        assert task.retries >= 1, f"{task.task_id} has no retries"
+        assert task.retry_exponential_backoff > 1, f"{task.task_id} has no exponential backoff"
+        assert task.max_retry_delay is not None
+        assert task.on_failure_callback, f"{task.task_id} would fail silently"
+
+
+def test_task_graph(dag):
+    edges = {(up, down.task_id) for up in dag.task_ids for down in dag.get_task(up).downstream_list}
+    assert edges == {
+        ("check_stalled", "record_event"),
+        ("check_stalled", "send_alert"),
+        ("record_event", "evaluate"),
+        ("evaluate", "choose_alert"),
+        ("evaluate", "send_alert"),
+        ("evaluate", "no_alert"),
+        ("choose_alert", "send_alert"),
+        ("choose_alert", "no_alert"),
+    }
+
+
+def test_params_defaults(dag):
+    params = dag.params.validate()
+    assert params == {"stall_threshold_minutes": 10, "min_completion_pct": 90}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("stall_threshold_minutes", 0),
+        ("stall_threshold_minutes", 1441),
+        ("stall_threshold_minutes", 2.5),
+        ("stall_threshold_minutes", "10"),
+        ("min_completion_pct", -1),
+        ("min_completion_pct", 100.5),
+        ("min_completion_pct", "ninety"),
+    ],
+)
+def test_invalid_params_are_refused(dag, name, value):
+    params = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError, match=name):
+        params[name] = value
+        params.validate()
+
+
+@pytest.mark.parametrize(("name", "value"), [("stall_threshold_minutes", 1440), ("min_completion_pct", 0)])
+def test_params_edges_are_accepted(dag, name, value):
+    params = copy.deepcopy(dag.params)
+    params[name] = value
+    assert params.validate()[name] == value
+
+
+HEAVY_CLIENTS = ("google", "grpc", "slack_sdk", "requests", "aiohttp")
+
+
+def test_parsing_loads_no_heavy_client_library():
+    """Parsing may load what `import airflow.sdk` loads, and nothing of the Google, Slack or HTTP clients."""
+    probe = f"""
+import json, sys, runpy
+import airflow.sdk
+before = set(sys.modules)
+runpy.run_path({str(REPO / "dags" / "stalled_batch_cleanup.py")!r})
+added = sorted(set(sys.modules) - before)
+print(json.dumps(added))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    added = json.loads(out.strip().splitlines()[-1])
+    heavy = [m for m in added if m.split(".")[0] in HEAVY_CLIENTS]
+    assert heavy == [], f"parsing the DAG imported {heavy[:10]}"
+    assert any(m.startswith("batch_cleanup") for m in added), "the probe did not load the DAG's package"
