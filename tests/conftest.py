@@ -17,3 +17,65 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflow.db'}"
+
+
+# --- the local services, shared by the integration and end-to-end tests -----------------------
+
+import pytest  # noqa: E402
+
+from dev import services  # noqa: E402
+from dev.airflow_env import LOCAL_PROJECT  # noqa: E402
+
+# Tests use a recognisable fake key, so that a leak is easy to find in any log.
+API_KEY = "test-api-key-4f1c9e27-DO-NOT-LOG"
+SLACK_WEBHOOK_PATH = "/services/T0TEST/B0TEST/webhook-secret-7d3a91"
+SERVICE_LOGS = OUTPUT / "services"
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator():
+    service = services.start_firestore_emulator(SERVICE_LOGS)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def coordinator():
+    service = services.start_coordinator(SERVICE_LOGS, api_key=API_KEY)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def slack_sink():
+    service = services.start_slack_sink(SERVICE_LOGS)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def firestore(firestore_emulator, monkeypatch):
+    """An empty emulator database, and this process pointed at it."""
+    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", LOCAL_PROJECT)
+    return firestore_emulator
+
+
+@pytest.fixture(scope="session")
+def airflow(coordinator, slack_sink, firestore_emulator):
+    """A migrated Airflow home whose connections point at the stand-ins; retries wait 1 s."""
+    from dev.airflow_env import airflow_env
+    from tests.airflow_cli import AirflowCLI
+
+    env = airflow_env(
+        _HOME,
+        coordinator_url=coordinator.url,
+        api_key=API_KEY,
+        slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
+        firestore_host=firestore_emulator.host,
+        retry_delay_seconds=1,
+    )
+    cli = AirflowCLI(env, OUTPUT / "dag-runs")
+    cli.migrate()
+    return cli

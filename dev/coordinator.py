@@ -1,0 +1,382 @@
+"""A stand-in for the prediction coordinator, for local runs and tests.
+
+It speaks the real service's contract (`POST /check-stalled` with `X-API-Key`, replay by
+`X-Idempotency-Key`, `GET /health/deep`) over real HTTP, and adds an unauthenticated `/admin/`
+API so tests can seed batches, queue faults and read what the DAG sent.
+
+    python -m dev.coordinator --port 0 --api-key KEY [--forbidden-key K2] [--seed-demo]
+
+Standard library only, so it starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_STALL_THRESHOLD_MINUTES = 10.0
+DEFAULT_MIN_COMPLETION_PCT = 90.0
+
+DEMO_BATCHES = [
+    {"batch_id": "demo-stalled-1", "completion_pct": 96.5, "stalled_minutes": 45},
+    {"batch_id": "demo-stalled-2", "completion_pct": 92.0, "stalled_minutes": 25},
+    {"batch_id": "demo-recent", "completion_pct": 97.0, "stalled_minutes": 2},
+    {"batch_id": "demo-half-done", "completion_pct": 48.0, "stalled_minutes": 120},
+]
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(status: int, payload: Any) -> Reply:
+    return Reply(status, json.dumps(payload).encode())
+
+
+@dataclass
+class Batch:
+    batch_id: str
+    completion_pct: float
+    last_progress_at: datetime
+    status: str = "active"
+
+    @classmethod
+    def from_admin(cls, spec: dict[str, Any], now: datetime) -> Batch:
+        if "last_progress_at" in spec:
+            last = datetime.fromisoformat(spec["last_progress_at"])
+            last = last if last.tzinfo else last.replace(tzinfo=UTC)
+        else:
+            last = now - timedelta(minutes=float(spec.get("stalled_minutes", 0)))
+        return cls(str(spec["batch_id"]), float(spec["completion_pct"]), last.astimezone(UTC))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "completion_pct": self.completion_pct,
+            "last_progress_at": self.last_progress_at.isoformat(),
+            "status": self.status,
+        }
+
+
+class FaultQueue:
+    """FIFO of injected faults; a fault with `count: n` is handed out n times before the next one."""
+
+    def __init__(self) -> None:
+        self._queue: deque[list[Any]] = deque()  # [fault, uses left]
+
+    def extend(self, faults: list[dict[str, Any]]) -> None:
+        self._queue.extend([fault, int(fault.get("count", 1))] for fault in faults)
+
+    def take(self) -> dict[str, Any] | None:
+        if not self._queue:
+            return None
+        head = self._queue[0]
+        head[1] -= 1
+        if head[1] <= 0:
+            self._queue.popleft()
+        return head[0]
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+
+def fault_reply(fault: dict[str, Any]) -> Reply | None:
+    """The injected answer, or None when the fault only delays the real one."""
+    if fault.get("malformed"):
+        return Reply(200, b'{"results": [')
+    if "status" not in fault and "body" not in fault:
+        return None
+    status = int(fault.get("status", 200))
+    body = fault["body"].encode() if "body" in fault else json.dumps({"error": "injected"}).encode()
+    headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
+    return Reply(status, body, fault.get("content_type", "application/json"), headers)
+
+
+def thresholds(body: Any) -> tuple[float, float]:
+    """(stall_threshold_minutes, min_completion_pct) from the request body, or ValueError saying why not."""
+    if not isinstance(body, dict):
+        raise ValueError("request body must be a JSON object")
+    values = []
+    for name, default in (
+        ("stall_threshold_minutes", DEFAULT_STALL_THRESHOLD_MINUTES),
+        ("min_completion_pct", DEFAULT_MIN_COMPLETION_PCT),
+    ):
+        value = body.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        values.append(float(value))
+    return values[0], values[1]
+
+
+class CoordinatorState:
+    """Batches, faults, recorded calls and stored idempotent replies, behind one lock."""
+
+    def __init__(self, api_key: str, forbidden_key: str | None = None) -> None:
+        self.api_key = api_key
+        self.forbidden_key = forbidden_key
+        self._lock = threading.Lock()
+        self._batches: dict[str, Batch] = {}
+        self._faults = FaultQueue()
+        self._calls: list[dict[str, Any]] = []
+        self._replies: dict[str, Reply] = {}
+
+    def seed(self, specs: list[dict[str, Any]]) -> None:
+        now = datetime.now(UTC)
+        batches = [Batch.from_admin(spec, now) for spec in specs]
+        with self._lock:
+            self._batches.update((batch.batch_id, batch) for batch in batches)
+
+    def batches(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [batch.as_json() for batch in self._batches.values()]
+
+    def add_faults(self, faults: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def next_fault(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._faults.take()
+
+    def record_call(self, call: dict[str, Any]) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def calls(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(call) for call in self._calls]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._batches.clear()
+            self._faults.clear()
+            self._calls.clear()
+            self._replies.clear()
+
+    def check_stalled(
+        self, idempotency_key: str | None, threshold_minutes: float, min_pct: float
+    ) -> tuple[Reply, bool]:
+        """Complete the stalled active batches; (reply, replayed). A known key replays without acting."""
+        with self._lock:
+            if idempotency_key is not None and idempotency_key in self._replies:
+                return self._replies[idempotency_key], True
+            now = datetime.now(UTC)
+            results = []
+            for batch in self._batches.values():
+                if batch.status != "active":
+                    continue
+                minutes = (now - batch.last_progress_at).total_seconds() / 60
+                stalled = batch.completion_pct >= min_pct and minutes >= threshold_minutes
+                if stalled:
+                    batch.status = "completed"
+                results.append(
+                    {
+                        "batch_id": batch.batch_id,
+                        "was_stalled": stalled,
+                        "completion_pct": batch.completion_pct,
+                        "minutes_since_progress": round(minutes, 3),
+                        "action": "auto_completed" if stalled else "none",
+                    }
+                )
+            reply = json_reply(
+                200,
+                {
+                    "batches_checked": len(results),
+                    "batches_completed": sum(result["was_stalled"] for result in results),
+                    "results": results,
+                },
+            )
+            if idempotency_key is not None:
+                self._replies[idempotency_key] = reply
+            return reply, False
+
+
+class CoordinatorServer(ThreadingHTTPServer):
+    daemon_threads = True  # a request sleeping in an injected delay must not hold up shutdown
+
+    def __init__(self, address: tuple[str, int], state: CoordinatorState) -> None:
+        super().__init__(address, CoordinatorHandler)
+        self.state = state
+
+
+class CoordinatorHandler(BaseHTTPRequestHandler):
+    server: CoordinatorServer
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/health/deep":
+            self._send(json_reply(200, {"status": "ok"}))
+        elif path == "/admin/calls":
+            self._send(json_reply(200, {"calls": self.server.state.calls()}))
+        elif path == "/admin/batches":
+            self._send(json_reply(200, {"batches": self.server.state.batches()}))
+        else:
+            self._send(json_reply(404, {"error": f"no route GET {path}"}))
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if path == "/check-stalled":
+            self._check_stalled(path, raw)
+            return
+        state = self.server.state
+        try:
+            body = json.loads(raw or b"{}")
+            if path == "/admin/batches":
+                state.seed(body["batches"])
+            elif path == "/admin/faults":
+                state.add_faults(body["faults"])
+            elif path == "/admin/reset":
+                state.reset()
+            else:
+                self._send(json_reply(404, {"error": f"no route POST {path}"}))
+                return
+        except (ValueError, KeyError, TypeError) as err:
+            self._send(json_reply(400, {"error": f"bad admin request: {err!r}"}))
+            return
+        self._send(json_reply(200, {"ok": True}))
+
+    def _check_stalled(self, path: str, raw: bytes) -> None:
+        api_key = self.headers.get("X-API-Key")
+        idempotency_key = self.headers.get("X-Idempotency-Key")
+        try:
+            # Like the real service, an empty body means "use the defaults".
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            body = None
+        # The key's value is never recorded: calls() ends up in test output.
+        call = {
+            "path": path,
+            "idempotency_key": idempotency_key,
+            "api_key_ok": api_key == self.server.state.api_key,
+            "body": body,
+            "status": None,
+            "replayed": False,
+        }
+        reply, delay = self._answer(call, api_key, idempotency_key, body)
+        # Recorded before any delay, so a test whose client timed out already sees the call.
+        call["status"] = reply.status
+        self.server.state.record_call(call)
+        time.sleep(delay)
+        self._send(reply)
+
+    def _answer(
+        self, call: dict[str, Any], api_key: str | None, idempotency_key: str | None, body: Any
+    ) -> tuple[Reply, float]:
+        """The reply and how long to wait before sending it."""
+        state = self.server.state
+        if state.forbidden_key is not None and api_key == state.forbidden_key:
+            return json_reply(403, {"error": "API key not allowed"}), 0.0
+        if api_key != state.api_key:
+            return json_reply(401, {"error": "invalid or missing API key"}), 0.0
+        try:
+            threshold, min_pct = thresholds(body)
+        except ValueError as err:
+            return json_reply(400, {"error": str(err)}), 0.0
+        # Only authorised, well-formed calls consume faults, so auth tests never eat a queued fault.
+        fault = state.next_fault()
+        if fault is None:
+            reply, call["replayed"] = state.check_stalled(idempotency_key, threshold, min_pct)
+            return reply, 0.0
+        delay = float(fault.get("delay_seconds", 0))
+        injected = fault_reply(fault)
+        if fault.get("after_action"):
+            # "Timed out after the coordinator acted": the work and its stored reply happen first.
+            reply, call["replayed"] = state.check_stalled(idempotency_key, threshold, min_pct)
+            return injected or reply, delay
+        if injected is not None:
+            return injected, delay
+        time.sleep(delay)  # a slow coordinator: it waits, then acts and answers
+        reply, call["replayed"] = state.check_stalled(idempotency_key, threshold, min_pct)
+        return reply, 0.0
+
+    def _send(self, reply: Reply) -> None:
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (a timeout test); the call is recorded, nothing else to do.
+            self.log_message("client went away before the %d reply", reply.status)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Request line and status only: headers carry the API key.
+        sys.stderr.write(f"coordinator {self.address_string()} {format % args}\n")
+
+
+class CoordinatorAdmin:
+    """Client for the stand-in's `/admin/` API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def _request(self, method: str, path: str, payload: Any = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def seed(self, batches: list[dict[str, Any]]) -> None:
+        self._request("POST", "/admin/batches", {"batches": batches})
+
+    def batches(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/admin/batches")["batches"]
+
+    def faults(self, faults: list[dict[str, Any]]) -> None:
+        self._request("POST", "/admin/faults", {"faults": faults})
+
+    def calls(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/admin/calls")["calls"]
+
+    def reset(self) -> None:
+        self._request("POST", "/admin/reset", {})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--forbidden-key", help="a key that is recognised but answered with 403")
+    parser.add_argument("--seed-demo", action="store_true", help="start with a few batches, some stalled")
+    args = parser.parse_args(argv)
+
+    state = CoordinatorState(args.api_key, args.forbidden_key)
+    if args.seed_demo:
+        state.seed(DEMO_BATCHES)
+    server = CoordinatorServer((args.host, args.port), state)
+    # serve_forever() runs in this thread, so shutdown() would deadlock here; leave by exception.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    host, port = server.server_address[:2]
+    print(f"coordinator listening on http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

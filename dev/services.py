@@ -1,0 +1,200 @@
+"""Start the local stand-ins as child processes: used by the tests and by `make run`.
+
+Each service logs to a file in `log_dir`; when one fails to start, the error carries the tail of
+that log, so a broken start-up is diagnosed from the test output alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dev.airflow_env import REPO
+
+STAND_IN_START_TIMEOUT = 15.0
+# Measured: the emulator answers `Ok` about 0.7-0.9 s after `java` starts (Debian package
+# google-cloud-cli-firestore-emulator 528.0.0, OpenJDK 17, 2 CPUs). The margin is for loaded CI hosts.
+EMULATOR_START_TIMEOUT = 60.0
+
+EMULATOR_PACKAGE = "google-cloud-cli-firestore-emulator"
+EMULATOR_JAR = Path(
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
+)
+EMULATOR_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+INSTALL_HINT = (
+    f"install it with `apt-get update && apt-get install -y {EMULATOR_PACKAGE} openjdk-17-jre-headless` "
+    "(the emulator package comes from Google Cloud's apt repository: "
+    "https://cloud.google.com/sdk/docs/install#deb), or point FIRESTORE_EMULATOR_JAR at the jar"
+)
+
+_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+class PrerequisiteMissing(RuntimeError):
+    """Something to install on this machine, not a bug: the message says what and how."""
+
+
+@dataclass
+class Service:
+    """A running child process and where it answers."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def host(self) -> str:
+        """`HOST:PORT`, the form `FIRESTORE_EMULATOR_HOST` takes."""
+        return urlsplit(self.url).netloc
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _spawn(name: str, command: list[str], log_dir: Path) -> tuple[subprocess.Popen, Path]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        # The child holds its own copy of the file; stdout and stderr share it, in order.
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return process, log_path
+
+
+def _start_failed(name: str, process: subprocess.Popen, log_path: Path, why: str) -> RuntimeError:
+    process.kill()
+    process.wait()
+    return RuntimeError(f"{name} did not start: {why}. Last lines of {log_path}:\n{_log_tail(log_path)}")
+
+
+def _start_stand_in(name: str, module: str, log_dir: Path, *args: str) -> Service:
+    """Run `python -m module --port 0 ...` and wait for its `listening on URL` line."""
+    command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args]
+    process, log_path = _spawn(name, command, log_dir)
+    deadline = time.monotonic() + STAND_IN_START_TIMEOUT
+    while time.monotonic() < deadline:
+        match = _LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            return Service(name, match.group(1), process, log_path)
+        if process.poll() is not None:
+            raise _start_failed(name, process, log_path, f"exited with code {process.returncode}")
+        time.sleep(0.05)
+    why = f"no 'listening on' line within {STAND_IN_START_TIMEOUT:.0f} s"
+    raise _start_failed(name, process, log_path, why)
+
+
+def start_coordinator(
+    log_dir: Path, *, api_key: str, forbidden_key: str | None = None, seed_demo: bool = False
+) -> Service:
+    args = ["--api-key", api_key]
+    if forbidden_key is not None:
+        args += ["--forbidden-key", forbidden_key]
+    if seed_demo:
+        args.append("--seed-demo")
+    return _start_stand_in("coordinator", "dev.coordinator", log_dir, *args)
+
+
+def start_slack_sink(log_dir: Path) -> Service:
+    return _start_stand_in("slack-sink", "dev.slack_sink", log_dir)
+
+
+def firestore_emulator_jar() -> Path:
+    """The emulator jar: `FIRESTORE_EMULATOR_JAR`, else the Debian package's usual place, else `dpkg -L`."""
+    if configured := os.environ.get("FIRESTORE_EMULATOR_JAR"):
+        jar = Path(configured)
+        if not jar.is_file():
+            raise PrerequisiteMissing(f"FIRESTORE_EMULATOR_JAR={configured} is not a file")
+        return jar
+    if EMULATOR_JAR.is_file():
+        return EMULATOR_JAR
+    if shutil.which("dpkg"):
+        listing = subprocess.run(["dpkg", "-L", EMULATOR_PACKAGE], capture_output=True, text=True)
+        for line in listing.stdout.splitlines():
+            if line.endswith("/cloud-firestore-emulator.jar") and Path(line).is_file():
+                return Path(line)
+    raise PrerequisiteMissing(f"the Firestore emulator jar was not found; {INSTALL_HINT}")
+
+
+def _free_port() -> int:
+    # The port could be taken again before the emulator binds it; on one test machine that race is theory.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_firestore_emulator(log_dir: Path, *, port: int | None = None) -> Service:
+    """Google's Firestore emulator on 127.0.0.1; ready once `GET /` answers `Ok`."""
+    java = shutil.which("java")
+    if java is None:
+        raise PrerequisiteMissing(f"`java` is not on PATH; the Firestore emulator needs it: {INSTALL_HINT}")
+    jar = firestore_emulator_jar()
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        java,
+        "-Duser.language=en",  # as Google's wrapper script: its error messages exist in English only
+        "-cp",
+        str(jar),
+        EMULATOR_MAIN_CLASS,
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
+    name = "firestore-emulator"
+    process, log_path = _spawn(name, command, log_dir)
+    deadline = time.monotonic() + EMULATOR_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise _start_failed(name, process, log_path, f"exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2) as response:
+                if response.read().strip() == b"Ok":
+                    return Service(name, url, process, log_path)
+        except OSError:  # not listening yet
+            pass
+        time.sleep(0.1)
+    why = f"{url}/ did not answer Ok within {EMULATOR_START_TIMEOUT:.0f} s"
+    raise _start_failed(name, process, log_path, why)
+
+
+def wipe_firestore(emulator_url: str, project: str) -> None:
+    """Delete every document of `project`'s default database in the emulator."""
+    url = f"{emulator_url.rstrip('/')}/emulator/v1/projects/{project}/databases/(default)/documents"
+    request = urllib.request.Request(url, method="DELETE")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as err:
+        detail = err.read()[:200]
+        raise RuntimeError(f"wiping Firestore at {url} failed: HTTP {err.code} {detail!r}") from None

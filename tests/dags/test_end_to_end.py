@@ -1,0 +1,179 @@
+"""Whole DAG runs under `airflow dags test` against the coordinator stand-in, the Slack sink and
+Google's Firestore emulator, each a real process speaking the real protocol."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore as gcf
+
+from dev.airflow_env import LOCAL_PROJECT, connection_env
+from dev.coordinator import CoordinatorAdmin
+from dev.slack_sink import SlackSinkAdmin
+from tests.conftest import API_KEY, REPO
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "stalled_batch_cleanup"
+
+
+@pytest.fixture
+def fresh(coordinator, slack_sink, firestore):
+    """Empty batches, faults, Slack messages and Firestore before each scenario."""
+    CoordinatorAdmin(coordinator.url).reset()
+    SlackSinkAdmin(slack_sink.url).reset()
+    return CoordinatorAdmin(coordinator.url), SlackSinkAdmin(slack_sink.url)
+
+
+@pytest.fixture
+def events(firestore):
+    client = gcf.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
+    return lambda: [doc.to_dict() for doc in client.collection("batch_cleanup_events").stream()]
+
+
+def stalled(batch_id, minutes=30, pct=95.0):
+    return {"batch_id": batch_id, "completion_pct": pct, "stalled_minutes": minutes}
+
+
+def healthy(batch_id):
+    return {"batch_id": batch_id, "completion_pct": 40.0, "stalled_minutes": 1}
+
+
+def texts(sink):
+    return [message["payload"].get("text", "") for message in sink.messages()]
+
+
+def test_healthy_run_writes_nothing_and_posts_nothing(airflow, fresh, events):
+    coordinator, sink = fresh
+    coordinator.seed([healthy("b-ok-1"), healthy("b-ok-2"), stalled("b-young", minutes=3)])
+
+    run = airflow.dags_test(DAG_ID, name="healthy")
+
+    assert run.state == "success", run.explain()
+    assert run.task_states["record_event"] == "skipped"
+    assert run.task_states["no_alert"] == "success"
+    assert run.task_states["send_alert"] == "skipped"
+    assert events() == []
+    assert sink.messages() == []
+    assert "Checked 3 batches; 0 stalled" in run.output
+
+
+def test_three_stalled_runs_within_an_hour_alert_once(airflow, fresh, events):
+    coordinator, sink = fresh
+    branches = []
+    for index in range(1, 4):
+        coordinator.seed([stalled(f"batch_2026-11-28_{index}"), healthy(f"busy-{index}")])
+        run = airflow.dags_test(DAG_ID, name="three-stalls")
+        assert run.state == "success", run.explain()
+        branches.append("send_alert" if run.task_states["send_alert"] == "success" else "no_alert")
+
+    assert branches == ["no_alert", "no_alert", "send_alert"]
+    assert len(events()) == 3
+    [alert] = sink.messages()
+    text = alert["payload"]["text"]
+    assert "3 cleanups in the last 60 minutes (threshold: 3)" in text
+    for index in range(1, 4):
+        assert f"batch_2026-11-28_{index}" in text
+    assert "/health/deep" in text
+    assert f"/dags/{DAG_ID}/runs/" in text
+    assert alert["payload"]["blocks"], "the alert should carry Block Kit blocks"
+
+
+def test_record_event_failing_once_is_retried_and_writes_one_document(airflow, fresh, events):
+    coordinator, _ = fresh
+    coordinator.seed([stalled("b-retried")])
+
+    run = airflow.dags_test(
+        DAG_ID,
+        name="record-retry",
+        extra_env={
+            "PYTHONPATH": f"{REPO / 'tests/support/fail_once'}:{airflow.env['PYTHONPATH']}",
+            "FAIL_ONCE_AFTER_TASK": "record_event",
+        },
+    )
+
+    assert run.state == "success", run.explain()
+    assert run.tries["record_event"] == 2, "the injected failure should have forced one retry"
+    assert "injected failure after record_event" in run.output
+    assert "Already recorded" in run.output
+    [event] = events()
+    assert event["batch_ids"] == ["b-retried"]
+
+
+def test_coordinator_503_twice_then_200_succeeds(airflow, fresh, events):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-after-outage")])
+    coordinator.faults([{"status": 503, "count": 2}])
+
+    run = airflow.dags_test(DAG_ID, name="503-twice")
+
+    assert run.state == "success", run.explain()
+    assert run.tries["check_stalled"] == 3
+    keys = {call["idempotency_key"] for call in coordinator.calls()}
+    assert keys == {f"{DAG_ID}/{run.run_id}"}, "every try must send the same idempotency key"
+    assert [event["batch_ids"] for event in events()] == [["b-after-outage"]]
+    assert sink.messages() == [], "a recovered run is no failure"
+
+
+def test_rejected_api_key_fails_at_once_and_tells_slack(airflow, fresh, events, coordinator):
+    _, sink = fresh
+    wrong_key = connection_env(coordinator_url=coordinator.url, api_key="not-the-key", slack_webhook_url="x")
+
+    run = airflow.dags_test(
+        DAG_ID,
+        name="401",
+        extra_env={"AIRFLOW_CONN_PREDICTION_COORDINATOR": wrong_key["AIRFLOW_CONN_PREDICTION_COORDINATOR"]},
+    )
+
+    assert run.state == "failed", run.explain()
+    assert run.task_states["check_stalled"] == "failed"
+    assert run.tries["check_stalled"] == 1, "a rejected key must not be retried"
+    assert events() == []
+    [failure] = texts(sink)
+    assert "check_stalled" in failure and DAG_ID in failure and run.run_id in failure
+    assert "rejected the API key (HTTP 401)" in failure
+
+
+@pytest.mark.parametrize(
+    ("fault", "named"),
+    [
+        ({"malformed": True}, "response body is not JSON"),
+        ({"status": 200, "body": json.dumps({"batches": []})}, "lacks the field 'results'"),
+        (
+            {
+                "status": 200,
+                "body": json.dumps({"results": [{"batch_id": "ok", "was_stalled": False}, {"batch_id": 7}]}),
+            },
+            "results[1].batch_id",
+        ),
+    ],
+    ids=["not-json", "no-results", "non-string-batch-id"],
+)
+def test_malformed_response_fails_at_once_naming_the_field(airflow, fresh, events, fault, named):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-unseen")])
+    coordinator.faults([fault])
+
+    run = airflow.dags_test(DAG_ID, name="malformed")
+
+    assert run.state == "failed", run.explain()
+    assert run.tries["check_stalled"] == 1
+    assert named in run.output
+    assert events() == [], "a broken answer must never be recorded as '0 stalled'"
+    [failure] = texts(sink)
+    assert named in failure
+
+
+def test_api_key_appears_in_no_task_log(airflow, fresh):
+    coordinator, _ = fresh
+    coordinator.seed([stalled("b-secret-scan")])
+    airflow.dags_test(DAG_ID, name="secret-scan")
+
+    task_logs = [path for path in (airflow.home / "logs").rglob("*") if path.is_file()]
+    scanned = {f"dags-test-output-{index}": text for index, text in enumerate(airflow.outputs)}
+    scanned |= {str(path): path.read_text(errors="replace") for path in task_logs}
+    assert len(scanned) >= 2
+    leaks = [name for name, text in scanned.items() if API_KEY in text]
+    assert leaks == [], f"the API key leaked into {leaks}"

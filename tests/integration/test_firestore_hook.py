@@ -1,0 +1,144 @@
+"""FirestoreHook against Google's Firestore emulator: idempotent writes, the window's edges, the 1 MiB cap."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.cloud import firestore
+
+from batch_cleanup.cleanup import stalled_fingerprint
+from batch_cleanup.events import build_event, event_id, firestore_size
+from batch_cleanup.hooks.firestore import FirestoreHook
+
+PARAMS = {"stall_threshold_minutes": 10, "min_completion_pct": 90}
+RUN_AFTER = datetime(2026, 3, 8, 6, 45, tzinfo=UTC)
+
+
+@pytest.fixture
+def hook(firestore, monkeypatch):
+    connection = {"conn_type": "google_cloud_platform", "extra": {"project": "demo-batch-cleanup"}}
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
+    return FirestoreHook(gcp_conn_id="google_cloud_default")
+
+
+def summary(batch_ids, results=None):
+    results = results if results is not None else [{"batch_id": b, "was_stalled": True} for b in batch_ids]
+    return {
+        "batches_checked": len(batch_ids),
+        "batches_completed": len(batch_ids),
+        "stalled_count": len(batch_ids),
+        "stalled_batch_ids": batch_ids,
+        "stalled_results": results,
+        "truncated": False,
+        "fingerprint": stalled_fingerprint(batch_ids),
+    }
+
+
+def event(batch_ids, timestamp=firestore.SERVER_TIMESTAMP, **kw):
+    return build_event(
+        summary(batch_ids, **kw),
+        dag_id="stalled_batch_cleanup",
+        run_id="scheduled__2026-03-08T06:45:00+00:00",
+        params=PARAMS,
+        expire_at=RUN_AFTER + timedelta(days=30),
+        timestamp=timestamp,
+    )
+
+
+def stored(hook):
+    return [snapshot.to_dict() | {"id": snapshot.id} for snapshot in hook.events.stream()]
+
+
+def test_emulator_needs_no_google_credentials(hook):
+    assert hook.client.project == "demo-batch-cleanup"
+    assert stored(hook) == []
+
+
+def test_create_event_is_idempotent_and_keeps_the_first_timestamp(hook):
+    doc_id = event_id("stalled_batch_cleanup", "run-1", stalled_fingerprint(["b1"]))
+    assert hook.create_event(doc_id, event(["b1"])) is True
+    first = stored(hook)
+    assert hook.create_event(doc_id, event(["b1"])) is False, "a second create must not overwrite"
+    again = stored(hook)
+    assert len(again) == 1
+    assert again[0]["timestamp"] == first[0]["timestamp"]
+    assert again[0]["batch_ids"] == ["b1"]
+
+
+def test_other_stalled_set_in_same_run_adds_its_own_document(hook):
+    for ids in (["b1"], ["b2", "b3"]):
+        hook.create_event(event_id("stalled_batch_cleanup", "run-1", stalled_fingerprint(ids)), event(ids))
+    assert sorted(len(doc["batch_ids"]) for doc in stored(hook)) == [1, 2]
+
+
+def test_event_fields(hook):
+    hook.create_event("e1", event(["b1", "b2"]))
+    [doc] = stored(hook)
+    assert doc["stalled_count"] == 2
+    assert doc["batch_ids"] == ["b1", "b2"]
+    assert doc["results"] == [
+        {"batch_id": "b1", "was_stalled": True},
+        {"batch_id": "b2", "was_stalled": True},
+    ]
+    assert doc["expire_at"] == RUN_AFTER + timedelta(days=30)
+    assert isinstance(doc["timestamp"], datetime)
+    assert {"dag_id", "run_id", "batches_checked", "stall_threshold_minutes", "min_completion_pct"} <= set(
+        doc
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset", "counted"),
+    [
+        (timedelta(minutes=-61), False),
+        (timedelta(minutes=-60, microseconds=-1000), False),
+        (timedelta(minutes=-60), True),
+        (timedelta(minutes=-59), True),
+        (timedelta(0), True),
+        (timedelta(minutes=5), True),
+    ],
+    ids=["61-min-before", "just-before-edge", "at-edge", "59-min-before", "at-run-time", "after-run-time"],
+)
+def test_count_since_at_the_window_edges(hook, offset, counted):
+    start = RUN_AFTER - timedelta(minutes=60)
+    hook.create_event("edge", event(["b1"], timestamp=RUN_AFTER + offset))
+    hook.create_event("inside", event(["b2"], timestamp=RUN_AFTER - timedelta(minutes=30)))
+    assert hook.count_since(start) == (2 if counted else 1)
+
+
+def test_count_uses_no_document_reads_beyond_the_aggregation(hook):
+    for index in range(25):
+        hook.create_event(f"e{index}", event([f"b{index}"], timestamp=RUN_AFTER - timedelta(minutes=index)))
+    assert hook.count_since(RUN_AFTER - timedelta(minutes=60)) == 25
+    assert hook.count_since(RUN_AFTER - timedelta(minutes=10)) == 11
+
+
+def test_batch_ids_since_lists_newest_first(hook):
+    hook.create_event("old", event(["old"], timestamp=RUN_AFTER - timedelta(minutes=90)))
+    hook.create_event("a", event(["a1", "a2"], timestamp=RUN_AFTER - timedelta(minutes=40)))
+    hook.create_event("b", event(["b1"], timestamp=RUN_AFTER - timedelta(minutes=10)))
+    assert hook.batch_ids_since(RUN_AFTER - timedelta(minutes=60)) == ["b1", "a1", "a2"]
+
+
+def test_huge_response_is_capped_under_one_mebibyte_and_accepted(hook):
+    ids = [f"batch-{index:05d}-" + "é" * 200 for index in range(10_000)]
+    results = [{"batch_id": b, "was_stalled": True, "detail": "x" * 100} for b in ids]
+    document = event(ids, results=results)
+    assert firestore_size(document) < 1_048_576
+    assert document["truncated"] is True
+    assert document["stalled_count"] == 10_000
+    hook.create_event("huge", document)
+    [doc] = stored(hook)
+    assert doc["stalled_count"] == 10_000
+    assert doc["truncated"] is True
+    assert 0 < len(doc["batch_ids"]) < 10_000
+    assert doc["batch_ids"] == ids[: len(doc["batch_ids"])]
+
+
+def test_uncapped_document_is_refused_by_firestore(hook):
+    """Guards the cap's premise: the emulator enforces the 1 MiB limit, so capping is not optional."""
+    too_big = {"blob": "x" * 1_100_000}
+    with pytest.raises(Exception, match=r"(?i)size|exceed|too large|bytes"):
+        hook.events.document("too-big").create(too_big)
