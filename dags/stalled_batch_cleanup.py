@@ -160,7 +160,7 @@ def stalled_batch_cleanup():
             WINDOW_MINUTES,
             "≥" if alert else "<",
             ALERT_THRESHOLD,
-            "alert" if alert else "no alert",
+            "WARNING" if alert else "no alert",
         )
         return {"count": count, "window_start": start.isoformat(), "alert": alert}
 
