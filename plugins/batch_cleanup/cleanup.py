@@ -49,12 +49,25 @@ def _check_result(index: int, result: Any) -> None:
     if not isinstance(result, dict):
         raise CoordinatorResponseError(f"{where} must be an object, got {type(result).__name__}")
     batch_id = result.get("batch_id")
-    if not isinstance(batch_id, str) or not batch_id:
-        raise CoordinatorResponseError(f"{where}.batch_id must be a non-empty string, got {batch_id!r}")
+    if not isinstance(batch_id, str) or not batch_id or not _is_unicode(batch_id):
+        raise CoordinatorResponseError(
+            f"{where}.batch_id must be a non-empty string of valid Unicode, got {batch_id!r}"
+        )
     if not isinstance(result.get("was_stalled"), bool):
         raise CoordinatorResponseError(
             f"{where}.was_stalled must be true or false, got {result.get('was_stalled')!r}"
         )
+    # JSON lets "\ud800" through as a lone surrogate; Firestore cannot store it, and retrying won't help.
+    if not _is_unicode(json.dumps(result, ensure_ascii=False)):
+        raise CoordinatorResponseError(f"{where} contains a lone surrogate escape: not valid Unicode")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional_count(data: dict[str, Any], field: str, default: int) -> int:
@@ -68,8 +81,11 @@ def _optional_count(data: dict[str, Any], field: str, default: int) -> int:
 
 
 def json_size(value: Any) -> int:
-    """Bytes of `value` as compact UTF-8 JSON."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    """Bytes of `value` as `json.dumps` writes it by default, as XCom stores it.
+
+    Its `\\uXXXX` escapes make that form at least as large as compact UTF-8 (up to 3x for emoji).
+    """
+    return len(json.dumps(value))
 
 
 def take_within(items: list[Any], budget_bytes: int) -> list[Any]:
@@ -77,7 +93,7 @@ def take_within(items: list[Any], budget_bytes: int) -> list[Any]:
     kept: list[Any] = []
     used = 0
     for item in items:
-        used += json_size(item) + 1
+        used += json_size(item) + 2  # the ", " separator
         if used > budget_bytes:
             break
         kept.append(item)
@@ -86,7 +102,8 @@ def take_within(items: list[Any], budget_bytes: int) -> list[Any]:
 
 def stalled_fingerprint(batch_ids: list[str]) -> str:
     """A stable digest of the whole set of stalled batch ids, whatever the order."""
-    return hashlib.sha256("\n".join(sorted(batch_ids)).encode()).hexdigest()[:24]
+    # JSON rather than a joined string: ids may contain any separator ("a\nb" vs "a", "b").
+    return hashlib.sha256(json.dumps(sorted(batch_ids)).encode()).hexdigest()[:24]
 
 
 def summarize(response: dict[str, Any]) -> dict[str, Any]:

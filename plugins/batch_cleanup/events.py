@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 COLLECTION = "batch_cleanup_events"
@@ -95,6 +95,7 @@ def _fit(items: list[Any], budget: int) -> tuple[list[Any], int]:
 
 def window_start(run_after: datetime, window_minutes: int) -> datetime:
     """Start of the counting window: events at or after it count. Taken from the run's time, never now()."""
-    if run_after.tzinfo is None:
+    if run_after.tzinfo is None or run_after.utcoffset() is None:
         raise ValueError(f"run_after must be timezone-aware, got naive {run_after.isoformat()}")
-    return run_after - timedelta(minutes=window_minutes)
+    # In UTC: arithmetic within a zone is wall-clock time, which a DST change shifts.
+    return run_after.astimezone(UTC) - timedelta(minutes=window_minutes)

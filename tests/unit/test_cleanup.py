@@ -1,0 +1,351 @@
+"""The coordinator's response contract (docs/coordinator-api.md) and the XCom summary."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from batch_cleanup.cleanup import CoordinatorResponseError, parse_response, stalled_fingerprint, summarize
+
+XCOM_LIMIT_BYTES = 100_000
+
+
+def body(results, **fields) -> str:
+    return json.dumps({"results": results, **fields})
+
+
+def result(batch_id: str, was_stalled: bool = True, **fields) -> dict:
+    return {"batch_id": batch_id, "was_stalled": was_stalled, **fields}
+
+
+def xcom_sizes(value) -> tuple[int, int]:
+    """Bytes as Airflow's XCom serializer writes it (json.dumps defaults), and as compact UTF-8."""
+    return (
+        len(json.dumps(value).encode()),
+        len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()),
+    )
+
+
+# --- parse_response: valid answers ------------------------------------------------------------
+
+
+def test_a_minimal_answer_gets_its_counts_from_the_results():
+    data = parse_response(body([result("b1"), result("b2", False), result("b3")]))
+
+    assert data["batches_checked"] == 3
+    assert data["batches_completed"] == 2
+
+
+def test_an_empty_result_list_is_valid_and_counts_zero():
+    data = parse_response(body([]))
+
+    assert data["results"] == []
+    assert (data["batches_checked"], data["batches_completed"]) == (0, 0)
+
+
+@pytest.mark.parametrize(("checked", "completed"), [(0, 0), (7, 1), (10_000, 250)])
+def test_given_counts_are_kept_rather_than_recomputed(checked, completed):
+    data = parse_response(body([result("b1")], batches_checked=checked, batches_completed=completed))
+
+    assert (data["batches_checked"], data["batches_completed"]) == (checked, completed)
+
+
+def test_other_result_fields_are_kept_exactly_as_given():
+    extra = {
+        "completion_pct": 93.5,
+        "minutes_since_progress": 42,
+        "action": "auto_completed",
+        "nested": {"a": [1, None, "x"]},
+    }
+
+    data = parse_response(body([result("b1", **extra)]))
+
+    assert data["results"] == [result("b1", **extra)]
+
+
+def test_unknown_top_level_fields_are_tolerated():
+    data = parse_response(body([result("b1")], coordinator_version="2.3", warnings=["slow"], extra=None))
+
+    assert [r["batch_id"] for r in data["results"]] == ["b1"]
+
+
+@pytest.mark.parametrize(
+    "batch_id",
+    [
+        "x" * 500,
+        "批次-2024-01-01-αβγ",
+        "🚀" * 500,
+        "é" * 250 + "x" * 250,
+        "with spaces / slashes : and + plus",
+        "a\nb",
+    ],
+    ids=["500-ascii", "cjk-greek", "500-emoji", "mixed-500", "punctuation", "newline"],
+)
+def test_unicode_and_long_batch_ids_are_accepted(batch_id):
+    data = parse_response(body([result(batch_id)]))
+
+    assert data["results"][0]["batch_id"] == batch_id
+
+
+# --- parse_response: broken answers, each naming what is wrong --------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "<html>502 Bad Gateway</html>", "{", '{"results": [}', "OK", "results=[]"],
+    ids=["empty", "html", "unterminated", "broken-list", "plain-word", "form-encoded"],
+)
+def test_a_body_that_is_not_json_is_refused(text):
+    with pytest.raises(CoordinatorResponseError, match="not JSON"):
+        parse_response(text)
+
+
+@pytest.mark.parametrize("text", ["[]", '"results"', "42", "null", "true"])
+def test_json_that_is_not_an_object_is_refused(text):
+    with pytest.raises(CoordinatorResponseError, match="object"):
+        parse_response(text)
+
+
+@pytest.mark.parametrize("text", ["{}", '{"result": []}', '{"Results": []}', '{"batches_checked": 3}'])
+def test_an_answer_without_results_is_refused_naming_the_field(text):
+    with pytest.raises(CoordinatorResponseError, match="'results'"):
+        parse_response(text)
+
+
+@pytest.mark.parametrize("results", [None, {}, {"b1": True}, "b1", 3, True])
+def test_results_that_are_not_a_list_are_refused_naming_the_field(results):
+    with pytest.raises(CoordinatorResponseError, match="'results' must be a list"):
+        parse_response(body(results))
+
+
+@pytest.mark.parametrize("bad", [None, "b4", 4, ["b4"], True])
+def test_a_result_that_is_not_an_object_is_refused_naming_its_index(bad):
+    results = [result("b0"), result("b1"), bad]
+
+    with pytest.raises(CoordinatorResponseError, match=r"results\[2\]"):
+        parse_response(body(results))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"was_stalled": True},
+        {"batch_id": None, "was_stalled": True},
+        {"batch_id": 123, "was_stalled": True},
+        {"batch_id": "", "was_stalled": True},
+        {"batch_id": ["b3"], "was_stalled": True},
+        {"batch_id": {"id": "b3"}, "was_stalled": True},
+        {"batch_id": True, "was_stalled": True},
+        {"id": "b3", "was_stalled": True},
+    ],
+    ids=["missing", "null", "int", "empty", "list", "object", "bool", "misnamed"],
+)
+def test_a_result_without_a_string_batch_id_is_refused_naming_the_field(entry):
+    results = [result("b0"), result("b1", False), result("b2"), entry, result("b4")]
+
+    with pytest.raises(CoordinatorResponseError, match=r"results\[3\]\.batch_id"):
+        parse_response(body(results))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"batch_id": "b0"},
+        {"batch_id": "b0", "was_stalled": None},
+        {"batch_id": "b0", "was_stalled": "true"},
+        {"batch_id": "b0", "was_stalled": 1},
+        {"batch_id": "b0", "was_stalled": 0},
+    ],
+    ids=["missing", "null", "string", "one", "zero"],
+)
+def test_a_result_without_a_bool_was_stalled_is_refused_naming_the_field(entry):
+    with pytest.raises(CoordinatorResponseError, match=r"results\[0\]\.was_stalled"):
+        parse_response(body([entry]))
+
+
+@pytest.mark.parametrize("field", ["batches_checked", "batches_completed"])
+@pytest.mark.parametrize("value", [-1, 1.5, "3", True, [3], {"n": 3}])
+def test_a_count_that_is_not_a_non_negative_int_is_refused_naming_the_field(field, value):
+    with pytest.raises(CoordinatorResponseError, match=field):
+        parse_response(body([result("b1")], **{field: value}))
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"results": [{"batch_id": "b\\ud800", "was_stalled": true}]}', r"results\[0\]\.batch_id"),
+        (
+            '{"results": [{"batch_id": "ok", "was_stalled": true},'
+            ' {"batch_id": "b1", "was_stalled": true, "note": "\\udc00"}]}',
+            r"results\[1\]",
+        ),
+    ],
+    ids=["in-batch-id", "in-another-field"],
+)
+def test_a_lone_surrogate_escape_is_refused_naming_where_it_is(text, where):
+    # Valid JSON, but not storable text: Firestore and the fingerprint both need real Unicode.
+    with pytest.raises(CoordinatorResponseError, match=where):
+        parse_response(text)
+
+
+def test_contract_errors_are_value_errors():
+    # The hook and the task treat contract errors as non-retryable ValueErrors.
+    with pytest.raises(ValueError):
+        parse_response("not json")
+
+
+# --- summarize --------------------------------------------------------------------------------
+
+
+def test_the_summary_lists_the_stalled_batches_only_in_the_coordinators_order():
+    results = [
+        result("b1", completion_pct=95),
+        result("b2", False, completion_pct=50),
+        result("b3", minutes_since_progress=30),
+    ]
+
+    summary = summarize(parse_response(body(results)))
+
+    assert summary["stalled_count"] == 2
+    assert summary["stalled_batch_ids"] == ["b1", "b3"]
+    assert summary["stalled_results"] == [results[0], results[2]]
+    assert summary["truncated"] is False
+    assert summary["batches_checked"] == 3
+    assert summary["batches_completed"] == 2
+
+
+def test_a_summary_with_nothing_stalled_is_empty_and_not_truncated():
+    summary = summarize(parse_response(body([result("b1", False), result("b2", False)])))
+
+    assert summary["stalled_count"] == 0
+    assert summary["stalled_batch_ids"] == []
+    assert summary["stalled_results"] == []
+    assert summary["truncated"] is False
+
+
+def test_the_summary_is_json_able_and_round_trips():
+    summary = summarize(parse_response(body([result("b1", extra={"x": [1, 2]}), result("b2", False)])))
+
+    assert json.loads(json.dumps(summary)) == summary
+
+
+LONG_ASCII = "batch-{i:05d}-" + "x" * 488
+LONG_CJK = "批次-{i:05d}-" + "数据" * 246
+LONG_EMOJI = "{i:05d}" + "🚀" * 495
+
+
+@pytest.mark.parametrize("pattern", [LONG_ASCII, LONG_CJK, LONG_EMOJI], ids=["ascii", "cjk", "emoji"])
+def test_ten_thousand_long_stalled_ids_stay_under_the_xcom_limit(pattern):
+    ids = [pattern.format(i=i) for i in range(10_000)]
+    assert all(len(batch_id) >= 500 for batch_id in ids)
+    results = [result(b, completion_pct=91.5, action="auto_completed", note="é" * 50) for b in ids]
+
+    summary = summarize(parse_response(body(results)))
+
+    assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
+    assert summary["stalled_count"] == 10_000
+    assert summary["batches_completed"] == 10_000
+    assert summary["truncated"] is True
+    # What is kept is the head of the list, unchanged, ids first.
+    kept_ids = summary["stalled_batch_ids"]
+    assert 0 < len(kept_ids) < 10_000
+    assert kept_ids == ids[: len(kept_ids)]
+    assert summary["stalled_results"] == results[: len(summary["stalled_results"])]
+
+
+def test_ten_thousand_mostly_healthy_batches_keep_every_stalled_one():
+    stalled_at = set(range(0, 10_000, 1_000))
+    results = [
+        result(f"batch-{i:05d}-" + "y" * 488, i in stalled_at, completion_pct=99) for i in range(10_000)
+    ]
+
+    summary = summarize(parse_response(body(results)))
+
+    assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
+    assert summary["batches_checked"] == 10_000
+    assert summary["stalled_count"] == len(stalled_at) == 10
+    assert summary["stalled_batch_ids"] == [results[i]["batch_id"] for i in sorted(stalled_at)]
+    assert summary["stalled_results"] == [results[i] for i in sorted(stalled_at)]
+    assert summary["truncated"] is False
+
+
+@pytest.mark.parametrize("count", [1, 100, 300, 320, 340, 360, 400, 500, 1_000, 10_000])
+def test_truncated_says_whether_either_list_was_cut(count):
+    results = [result(f"batch-{i:05d}-" + "w" * 86) for i in range(count)]
+
+    summary = summarize(parse_response(body(results)))
+
+    cut = len(summary["stalled_batch_ids"]) < count or len(summary["stalled_results"]) < count
+    assert summary["truncated"] is cut
+    assert summary["stalled_count"] == count
+
+
+def test_huge_result_fields_are_cut_but_the_count_stays_true():
+    results = [result(f"b{i}", log="z" * 20_000) for i in range(10_000)]
+
+    summary = summarize(parse_response(body(results)))
+
+    assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
+    assert summary["stalled_count"] == 10_000
+    assert summary["truncated"] is True
+
+
+def test_a_single_result_larger_than_the_budget_is_dropped_not_kept_whole():
+    summary = summarize(parse_response(body([result("big", log="z" * 200_000)])))
+
+    assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
+    assert summary["stalled_count"] == 1
+    assert summary["stalled_batch_ids"] == ["big"]
+    assert summary["truncated"] is True
+
+
+# --- the fingerprint --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_fingerprint_does_not_depend_on_order(seed):
+    ids = [f"b{i}" for i in range(50)] + ["批次", "🚀", "x" * 500]
+    shuffled = ids[:]
+    random.Random(seed).shuffle(shuffled)
+
+    assert stalled_fingerprint(shuffled) == stalled_fingerprint(ids)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (["b1"], ["b2"]),
+        (["b1"], ["b1", "b2"]),
+        ([], ["b1"]),
+        (["b1", "b2"], ["b1", "b3"]),
+        (["a\nb"], ["a", "b"]),
+        (["a,b"], ["a", "b"]),
+        (["ab"], ["a", "b"]),
+        (["B1"], ["b1"]),
+    ],
+    ids=["other-id", "superset", "empty", "one-differs", "newline-inside", "comma-inside", "joined", "case"],
+)
+def test_different_stalled_sets_have_different_fingerprints(first, second):
+    assert stalled_fingerprint(first) != stalled_fingerprint(second)
+
+
+def test_the_summary_fingerprint_ignores_result_order_and_healthy_batches():
+    one = [result("b1"), result("h1", False), result("b2")]
+    other = [result("b2"), result("b1"), result("h2", False), result("h3", False)]
+
+    assert (
+        summarize(parse_response(body(one)))["fingerprint"]
+        == summarize(parse_response(body(other)))["fingerprint"]
+    )
+
+
+def test_the_summary_fingerprint_covers_ids_beyond_the_cut():
+    ids = [LONG_ASCII.format(i=i) for i in range(10_000)]
+    first = summarize(parse_response(body([result(b) for b in ids])))
+    second = summarize(parse_response(body([result(b) for b in [*ids[:-1], "another-last-one"]])))
+
+    assert first["truncated"] and second["truncated"]
+    assert first["stalled_batch_ids"] == second["stalled_batch_ids"]
+    assert first["fingerprint"] != second["fingerprint"]

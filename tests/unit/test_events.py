@@ -1,0 +1,296 @@
+"""Cleanup events: their id, their Firestore size, the document, and the counting window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from batch_cleanup.cleanup import stalled_fingerprint
+from batch_cleanup.events import COLLECTION, build_event, event_id, firestore_size, window_start
+
+FIRESTORE_MAX_DOCUMENT_BYTES = 1_048_576
+DAG_ID = "stalled_batch_cleanup"
+RUN_ID = "scheduled__2020-03-01T10:05:00+00:00"
+PARAMS = {"stall_threshold_minutes": 10, "min_completion_pct": 90}
+EXPIRE_AT = datetime(2020, 3, 31, 10, 5, tzinfo=UTC)
+SERVER_TIMESTAMP = object()  # stands in for firestore.SERVER_TIMESTAMP
+
+
+def summary_of(results: list[dict], *, truncated: bool = False, checked: int | None = None) -> dict:
+    ids = [r["batch_id"] for r in results]
+    return {
+        "batches_checked": len(results) if checked is None else checked,
+        "batches_completed": len(results),
+        "stalled_count": len(results),
+        "stalled_batch_ids": ids,
+        "stalled_results": results,
+        "truncated": truncated,
+        "fingerprint": stalled_fingerprint(ids),
+    }
+
+
+def stalled(batch_id: str, **fields) -> dict:
+    return {"batch_id": batch_id, "was_stalled": True, **fields}
+
+
+def event(summary: dict, **overrides) -> dict:
+    arguments = {
+        "dag_id": DAG_ID,
+        "run_id": RUN_ID,
+        "params": PARAMS,
+        "expire_at": EXPIRE_AT,
+        "timestamp": SERVER_TIMESTAMP,
+        **overrides,
+    }
+    return build_event(summary, **arguments)
+
+
+def stored_size(document: dict, document_id: str) -> int:
+    """Firestore's document size: name (collection + id strings + 16) + fields + 32."""
+    name = firestore_size(COLLECTION) + firestore_size(document_id) + 16
+    return name + firestore_size(document) + 32
+
+
+# --- event_id ---------------------------------------------------------------------------------
+
+FP_A = stalled_fingerprint(["b1", "b2"])
+FP_B = stalled_fingerprint(["b1", "b3"])
+
+
+def test_the_same_run_and_stalled_set_give_the_same_id():
+    assert event_id(DAG_ID, RUN_ID, FP_A) == event_id(DAG_ID, RUN_ID, FP_A)
+    assert event_id(DAG_ID, RUN_ID, stalled_fingerprint(["b2", "b1"])) == event_id(DAG_ID, RUN_ID, FP_A)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        (DAG_ID, "scheduled__2020-03-01T10:10:00+00:00", FP_A),
+        (DAG_ID, RUN_ID, FP_B),
+        ("other_dag", RUN_ID, FP_A),
+        (DAG_ID, RUN_ID + "x", FP_A),
+        (DAG_ID, RUN_ID, stalled_fingerprint([])),
+    ],
+    ids=["other-run", "other-set", "other-dag", "run-id-suffix", "empty-set"],
+)
+def test_another_run_or_another_stalled_set_gives_another_id(other):
+    assert event_id(*other) != event_id(DAG_ID, RUN_ID, FP_A)
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [RUN_ID, "manual__2020-03-01T10:05:00.123456+00:00", "a/b", "__x__", ".", "r" * 250, "运行-1"],
+)
+def test_the_id_is_a_valid_firestore_document_id(run_id):
+    document_id = event_id(DAG_ID, run_id, FP_A)
+
+    assert document_id
+    assert "/" not in document_id
+    assert document_id not in {".", ".."}
+    assert not (document_id.startswith("__") and document_id.endswith("__"))
+    assert len(document_id.encode()) <= 1500
+
+
+# --- firestore_size: Firestore's documented storage sizes ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ("", 1),
+        ("a", 2),
+        ("task", 5),
+        ("é", 3),
+        ("数据", 7),
+        ("🚀", 5),
+        ("x" * 500, 501),
+        (0, 8),
+        (-(2**63), 8),
+        (2**63 - 1, 8),
+        (3.14, 8),
+        (float("inf"), 8),
+        (True, 1),
+        (False, 1),
+        (None, 1),
+        (datetime(2020, 1, 1, tzinfo=UTC), 8),
+        (b"\x00\x01\x02", 3),
+        ([], 0),
+        ({}, 0),
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_scalar_sizes_follow_firestore(value, size):
+    assert firestore_size(value) == size
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        (["red", "blue"], 4 + 5),
+        ([1, 2.5, None, True], 8 + 8 + 1 + 1),
+        ({"a": 1}, 2 + 8),
+        ({"type": "Personal", "done": False, "priority": 1}, (5 + 9) + (5 + 1) + (9 + 8)),
+        ({"ids": ["b1", "b2"], "n": {"x": None}}, (4 + 3 + 3) + (2 + (2 + 1))),
+        ([{"batch_id": "b1", "was_stalled": True}], (9 + 3) + (12 + 1)),
+    ],
+    ids=["array-of-strings", "array-of-scalars", "map", "docs-example-task", "nested", "array-of-maps"],
+)
+def test_arrays_sum_their_elements_and_maps_their_keys_and_values(value, size):
+    assert firestore_size(value) == size
+
+
+# --- build_event ------------------------------------------------------------------------------
+
+
+def test_the_event_has_every_documented_field_with_its_value():
+    results = [stalled("b1", completion_pct=95.0), stalled("b2", minutes_since_progress=31)]
+
+    document = event(summary_of(results, checked=40))
+
+    assert document["timestamp"] is SERVER_TIMESTAMP
+    assert document["expire_at"] == EXPIRE_AT
+    assert document["stalled_count"] == 2
+    assert document["batch_ids"] == ["b1", "b2"]
+    assert document["results"] == results
+    assert document["batches_checked"] == 40
+    assert document["dag_id"] == DAG_ID
+    assert document["run_id"] == RUN_ID
+    assert document["stall_threshold_minutes"] == 10
+    assert document["min_completion_pct"] == 90
+    assert document["truncated"] is False
+
+
+def test_a_truncated_summary_stays_truncated_in_the_event():
+    assert event(summary_of([stalled("b1")], truncated=True))["truncated"] is True
+
+
+LONG = 500
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        [stalled(f"{i:05d}" + "x" * (LONG - 5), completion_pct=91.0) for i in range(10_000)],
+        [stalled(f"{i:05d}" + "🚀" * (LONG - 5)) for i in range(10_000)],
+        [stalled(f"b{i}", log="数据" * 5_000) for i in range(2_000)],
+        [stalled("huge", log="z" * 2_000_000)],
+        [stalled("x" * 1_100_000)],
+        # Tiny items fill the budget to the byte, so the margin for the document's name must hold.
+        [stalled(f"{i:06d}") for i in range(200_000)],
+    ],
+    ids=["10k-long-ascii", "10k-long-emoji", "big-results", "one-giant-result", "one-giant-id", "200k-tiny"],
+)
+def test_any_summary_fits_firestores_document_limit_with_a_true_count(results):
+    document = event(summary_of(results))
+
+    assert stored_size(document, event_id(DAG_ID, RUN_ID, FP_A)) < FIRESTORE_MAX_DOCUMENT_BYTES
+    assert document["stalled_count"] == len(results)
+    assert document["truncated"] is True
+    assert document["batch_ids"] == [r["batch_id"] for r in results][: len(document["batch_ids"])]
+    assert document["results"] == results[: len(document["results"])]
+
+
+def test_batch_ids_are_kept_before_full_results():
+    results = [stalled(f"b{i:03d}", log="z" * 1_000) for i in range(100)]
+    whole = event(summary_of(results), max_bytes=10**9)
+    ids_only_size = firestore_size({**whole, "results": []})
+    one_result = firestore_size(results[0])
+    assert one_result > firestore_size(whole["batch_ids"])
+
+    # Room for every id and one result, or (results first) for two results and not every id.
+    document = event(summary_of(results), max_bytes=ids_only_size + 2 * one_result - 1)
+
+    assert document["batch_ids"] == [r["batch_id"] for r in results]
+    assert document["results"] == results[:1]
+    assert document["truncated"] is True
+
+
+def test_when_room_is_short_full_results_are_dropped_first():
+    results = [stalled(f"b{i:03d}", log="z" * 1_000) for i in range(100)]
+    empty_size = firestore_size(event(summary_of([])))
+
+    document = event(summary_of(results), max_bytes=empty_size + 5 * 5)
+
+    assert document["results"] == []
+    assert document["batch_ids"] == ["b000", "b001", "b002", "b003", "b004"]
+    assert document["truncated"] is True
+    assert document["stalled_count"] == 100
+
+
+def test_an_event_that_fits_is_whole_and_not_truncated():
+    results = [stalled(f"b{i}", completion_pct=92.5) for i in range(500)]
+
+    document = event(summary_of(results))
+
+    assert document["batch_ids"] == [r["batch_id"] for r in results]
+    assert document["results"] == results
+    assert document["truncated"] is False
+
+
+# --- window_start -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("run_after", "minutes", "expected"),
+    [
+        (datetime(2020, 3, 1, 10, 5, tzinfo=UTC), 5, datetime(2020, 3, 1, 10, 0, tzinfo=UTC)),
+        (datetime(2020, 3, 1, 10, 5, tzinfo=UTC), 60, datetime(2020, 3, 1, 9, 5, tzinfo=UTC)),
+        (datetime(2020, 1, 1, 0, 10, tzinfo=UTC), 30, datetime(2019, 12, 31, 23, 40, tzinfo=UTC)),
+        (datetime(2020, 3, 1, 10, 5, tzinfo=UTC), 0, datetime(2020, 3, 1, 10, 5, tzinfo=UTC)),
+        (
+            datetime(2020, 3, 1, 15, 35, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+            5,
+            datetime(2020, 3, 1, 10, 0, tzinfo=UTC),
+        ),
+        # 03:10 CEST is 01:10 UTC, right after the spring-forward gap: an hour back is 00:10 UTC.
+        (
+            datetime(2020, 3, 29, 3, 10, tzinfo=ZoneInfo("Europe/Berlin")),
+            60,
+            datetime(2020, 3, 29, 0, 10, tzinfo=UTC),
+        ),
+        # 01:30 EST on the fall-back night (second occurrence) is 06:30 UTC.
+        (
+            datetime(2020, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
+            45,
+            datetime(2020, 11, 1, 5, 45, tzinfo=UTC),
+        ),
+    ],
+    ids=["5-min", "1-hour", "over-new-year", "zero", "ist-offset", "dst-spring-forward", "dst-fall-back"],
+)
+def test_the_window_starts_the_given_minutes_before_the_run(run_after, minutes, expected):
+    start = window_start(run_after, minutes)
+
+    assert start.utcoffset() is not None
+    assert start == expected
+    assert run_after.astimezone(UTC) - start.astimezone(UTC) == timedelta(minutes=minutes)
+
+
+def test_the_window_is_taken_from_the_run_time_not_the_clock():
+    # A run in 2020 gives a 2020 window whatever today is, and the same one every time.
+    run_after = datetime(2020, 6, 15, 12, 0, tzinfo=UTC)
+
+    assert (
+        window_start(run_after, 5) == window_start(run_after, 5) == datetime(2020, 6, 15, 11, 55, tzinfo=UTC)
+    )
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo that knows no offset: Python counts such datetimes as naive."""
+
+    def utcoffset(self, dt):
+        return None
+
+    def dst(self, dt):
+        return None
+
+
+@pytest.mark.parametrize(
+    "run_after",
+    [datetime(2020, 3, 1, 10, 5), datetime(2020, 3, 1, 10, 5, tzinfo=_NoOffset())],
+    ids=["no-tzinfo", "tzinfo-without-offset"],
+)
+def test_a_naive_run_time_is_refused(run_after):
+    with pytest.raises(ValueError, match="timezone-aware"):
+        window_start(run_after, 5)
