@@ -3,13 +3,22 @@
 
 Every 15 minutes (New York time) this DAG asks the prediction coordinator to auto-complete
 batches that are nearly done (≥ `min_completion_pct` %) but have made no progress for
-`stall_threshold_minutes`, records each cleanup in Firestore (`batch_cleanup_events`), counts
-the cleanups of the last 60 minutes and alerts Slack when there are 3 or more: cleanups piling
-up point to a systemic problem, not a one-off.
+`stall_threshold_minutes`, records each cleanup in Firestore (`batch_cleanup_events`) and counts
+the cleanups of the last `window_minutes`. Cleanups piling up point to a systemic problem
+(workers crashing, a dependency failing, resource limits), so Slack #daily-orchestration hears:
+
+| cleanups in the window | message |
+|---|---|
+| ≥ `warning_threshold` (3) | **WARNING** alert, once |
+| ≥ `critical_threshold` (5) | **CRITICAL**, at once, even inside the cooldown |
+| unchanged | a reminder at most once per `cooldown_minutes` (60), naming new batches |
+| back below the warning threshold | one **RESOLVED** with duration, total and batches |
+
+Batches that stalled twice or more in 24 h are named as repeat offenders. A task that fails for
+good posts its error to the same channel, so an outage of the cleanup never looks like a quiet hour.
 
 `check_stalled` → `record_event` (skipped when nothing stalled) → `evaluate` → `choose_alert`
-→ `send_alert` or `no_alert`. A task that fails for good posts its error to the same channel,
-so an outage of the cleanup itself never looks like a quiet hour.
+→ `send_alert` | `send_resolved` | `no_alert` → `record_state`.
 
 ## Connections
 | id | type | what |
@@ -19,21 +28,26 @@ so an outage of the cleanup itself never looks like a quiet hour.
 | `slack_daily_orchestration` | slackwebhook | webhook of #daily-orchestration |
 
 ## Runbook
-- **Alert "systemic batch stall issue"**: check the worker logs and the coordinator's
-  `/health/deep`; the alert lists the batches stalled in the window.
+- **WARNING / CRITICAL alert**: check the worker logs and the coordinator's `/health/deep`; the
+  alert lists the batches stalled in the window and the repeat offenders.
+- **Silence** during planned work: set Variable `batch_cleanup_mute_until` to an ISO date-time
+  (UTC unless it has an offset). Decisions are still logged and tracked; the first message after
+  the silence names what was held back. Delete the Variable to end it early.
+- **Check the Slack wiring**: trigger with `force_alert` on; a TEST message is posted and the
+  incident state is not touched. `notify` off renders the message into the log and sends nothing.
 - **`check_stalled` failed, "rejected the API key"**: the key in `prediction_coordinator` is
   wrong or was rotated; fix the connection and clear the task.
 - **`check_stalled` failed, "outside the contract"**: the coordinator's answer changed; see
   `docs/coordinator-api.md` in the repo.
-- **Firestore errors**: check the `google_cloud_default` credentials and project. Clearing
-  `record_event` is safe: an event is written at most once per run and stalled set.
-- **Manual run**: *Trigger DAG* with parameters; the form validates them before the run starts.
+- **Firestore errors**: check the `google_cloud_default` credentials and project. Clearing any
+  task is safe: an event is written at most once per run and stalled set, and a message is
+  posted at most once per decision.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -44,10 +58,10 @@ from batch_cleanup.notify import slack_on_failure
 COORDINATOR_CONN_ID = "prediction_coordinator"
 GCP_CONN_ID = "google_cloud_default"
 SLACK_CONN_ID = "slack_daily_orchestration"
+MUTE_VARIABLE = "batch_cleanup_mute_until"
 
-ALERT_THRESHOLD = 3
-WINDOW_MINUTES = 60
 RETENTION_DAYS = 30
+OFFENDER_HOURS = 24
 # Tests shorten the delay through Airflow's configuration: AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS.
 RETRY_DELAY = timedelta(seconds=conf.getint("batch_cleanup", "retry_delay_seconds", fallback=30))
 
@@ -89,14 +103,55 @@ log = logging.getLogger(__name__)
             title="Minimum completion (%)",
             description="Only batches at least this complete are auto-completed.",
         ),
+        "warning_threshold": Param(
+            3,
+            type="integer",
+            minimum=1,
+            title="WARNING at (cleanups in the window)",
+        ),
+        "critical_threshold": Param(
+            5,
+            type="integer",
+            minimum=1,
+            title="CRITICAL at (cleanups in the window)",
+            description="Must be greater than the WARNING threshold.",
+        ),
+        "window_minutes": Param(60, type="integer", minimum=1, maximum=1440, title="Window (minutes)"),
+        "cooldown_minutes": Param(
+            60,
+            type="integer",
+            minimum=1,
+            title="Cooldown (minutes)",
+            description="At most one reminder per cooldown while an incident is unchanged.",
+        ),
+        "notify": Param(
+            True,
+            type="boolean",
+            title="Post to Slack",
+            description="Off: the message is written to the task log only; nothing is sent or changed.",
+        ),
+        "force_alert": Param(
+            False,
+            type="boolean",
+            title="Send a TEST message",
+            description="Posts a marked TEST message to check the Slack wiring; no incident state changes.",
+        ),
     },
 )
 def stalled_batch_cleanup():
     @task
     def check_stalled(params: dict[str, Any] | None = None, dag_run=None) -> Any:
         """Ask the coordinator to auto-complete stalled batches; return a compact summary."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from batch_cleanup.cleanup import summarize
         from batch_cleanup.hooks.coordinator import CoordinatorHook
+        from batch_cleanup.policy import PolicyConfig
+
+        try:  # Before the coordinator acts: params that cannot work stop the run here.
+            PolicyConfig.from_params(params)
+        except ValueError as err:
+            raise AirflowFailException(f"Invalid params: {err}") from None
 
         response = CoordinatorHook(http_conn_id=COORDINATOR_CONN_ID).check_stalled(
             stall_threshold_minutes=params["stall_threshold_minutes"],
@@ -109,7 +164,7 @@ def stalled_batch_cleanup():
             summary["batches_checked"],
             summary["stalled_count"],
             ", ".join(summary["stalled_batch_ids"][:20]) or "none",
-            " (list truncated)" if summary["stalled_count"] > 20 else "",
+            " …" if summary["stalled_count"] > 20 else "",
         )
         return summary
 
@@ -146,57 +201,153 @@ def stalled_batch_cleanup():
         return document_id
 
     @task(trigger_rule="none_failed")
-    def evaluate(dag_run=None) -> Any:
-        """Count the cleanups in the window ending at the run's time (the run's own included)."""
+    def evaluate(params: dict[str, Any] | None = None, dag_run=None) -> Any:
+        """Count the cleanups in the window ending at the run's time and decide what Slack hears."""
+        from airflow.sdk import Variable
+
         from batch_cleanup.events import window_start
         from batch_cleanup.hooks.firestore import FirestoreHook
-
-        start = window_start(dag_run.run_after, WINDOW_MINUTES)
-        count = FirestoreHook(gcp_conn_id=GCP_CONN_ID).count_since(start)
-        alert = count >= ALERT_THRESHOLD
-        log.info(
-            "%d cleanups in the last %d minutes %s %d → %s",
-            count,
-            WINDOW_MINUTES,
-            "≥" if alert else "<",
-            ALERT_THRESHOLD,
-            "WARNING" if alert else "no alert",
+        from batch_cleanup.policy import (
+            PolicyConfig,
+            State,
+            decide,
+            mute_until,
+            repeat_offenders,
+            test_decision,
         )
-        return {"count": count, "window_start": start.isoformat(), "alert": alert}
+
+        config = PolicyConfig.from_params(params)
+        now = dag_run.run_after
+        start = window_start(now, config.window_minutes)
+        store = FirestoreHook(gcp_conn_id=GCP_CONN_ID)
+        count = store.count_since(start)
+        stored, version = store.read_state(dag_run.dag_id)
+        state = State.from_dict(stored)
+        window_events: dict[str, list[str]] = {}
+        offenders: tuple[tuple[str, int], ...] = ()
+        if count >= config.warning_threshold or state.open:  # Healthy runs read no documents.
+            recent = store.events_since(now - timedelta(hours=OFFENDER_HOURS))
+            window_events = {event: ids for event, at, ids in recent if at >= start}
+            offenders = repeat_offenders(ids for _, _, ids in recent)
+        try:
+            silence = mute_until(Variable.get(MUTE_VARIABLE, default=None), variable=MUTE_VARIABLE)
+        except ValueError as err:  # A mistyped silence must not swallow alerts: warn and stay loud.
+            log.error("Ignoring the silence: %s", err)
+            silence = None
+        muted = silence is not None and silence > now
+        if muted:
+            log.info(
+                "Muted until %s by Variable %r: decisions are logged, not posted.", silence, MUTE_VARIABLE
+            )
+        decision, new_state = decide(
+            state,
+            count=count,
+            window_events=window_events,
+            offenders=offenders,
+            now=now,
+            config=config,
+            muted=muted,
+        )
+        log.info("%s", decision.reason)
+        if params["force_alert"]:
+            decision = test_decision(count, window_events, offenders)
+            log.info("force_alert: a TEST message goes out instead; the incident state is not touched.")
+        return {
+            "decision": decision.to_dict(),
+            "before": state.to_dict(iso=True),
+            "state": new_state.to_dict(iso=True),
+            "version": version,
+        }
 
     @task.branch
     def choose_alert(evaluation: dict[str, Any]) -> str:
-        """Branch: `send_alert` when the threshold is reached, else `no_alert`."""
-        return "send_alert" if evaluation["alert"] else "no_alert"
+        """Branch on the decision: `send_alert`, `send_resolved` or `no_alert`."""
+        decision = evaluation["decision"]
+        if decision["suppressed"] or decision["kind"] == "none":
+            return "no_alert"
+        return "send_resolved" if decision["kind"] == "resolved" else "send_alert"
 
-    @task
-    def send_alert(summary: dict[str, Any], evaluation: dict[str, Any], dag_run=None) -> None:
-        """Post the systemic-stall alert to Slack."""
-        from batch_cleanup.hooks import slack
+    def _post(summary: dict[str, Any], evaluation: dict[str, Any], params: dict[str, Any], dag_run) -> str:
+        from batch_cleanup.delivery import deliver
         from batch_cleanup.hooks.firestore import FirestoreHook
-        from batch_cleanup.messages import dag_run_url, systemic_alert
+        from batch_cleanup.messages import alert, dag_run_url
+        from batch_cleanup.policy import PolicyConfig
 
-        start = datetime.fromisoformat(evaluation["window_start"])
-        message = systemic_alert(
-            count=evaluation["count"],
-            threshold=ALERT_THRESHOLD,
-            window_minutes=WINDOW_MINUTES,
+        config = PolicyConfig.from_params(params)
+        decision = evaluation["decision"]
+        message = alert(
+            decision,
+            window_minutes=config.window_minutes,
+            threshold=config.threshold(decision["severity"]),
             completed_this_run=summary["stalled_count"],
-            batch_ids_in_window=FirestoreHook(gcp_conn_id=GCP_CONN_ID).batch_ids_since(start),
             run_url=dag_run_url(conf.get("api", "base_url", fallback=""), dag_run.dag_id, dag_run.run_id),
         )
-        slack.post(SLACK_CONN_ID, message)
-        log.info("Posted the alert to Slack connection %r", SLACK_CONN_ID)
+        return deliver(
+            message,
+            decision=decision,
+            evaluation=evaluation,
+            notify=params["notify"],
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            store=FirestoreHook(gcp_conn_id=GCP_CONN_ID),
+            slack_conn_id=SLACK_CONN_ID,
+        )
+
+    @task
+    def send_alert(summary: dict[str, Any], evaluation: dict[str, Any], params=None, dag_run=None) -> str:
+        """Post the WARNING, CRITICAL, escalation, reminder or TEST message to Slack."""
+        return _post(summary, evaluation, params, dag_run)
+
+    @task
+    def send_resolved(summary: dict[str, Any], evaluation: dict[str, Any], params=None, dag_run=None) -> str:
+        """Post the RESOLVED message to Slack."""
+        return _post(summary, evaluation, params, dag_run)
 
     @task
     def no_alert(evaluation: dict[str, Any]) -> None:
-        """Below the threshold: nothing to post."""
-        log.info("%d cleanups in the window, below %d: no alert.", evaluation["count"], ALERT_THRESHOLD)
+        """Nothing to post this run; the reason is in the log."""
+        log.info("No message: %s", evaluation["decision"]["reason"])
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def record_state(
+        evaluation: dict[str, Any], alerted: str | None, resolved: str | None, params=None, dag_run=None
+    ) -> None:
+        """Remember the incident for the next run, once Slack accepted what this run posted."""
+        from batch_cleanup.hooks.firestore import FirestoreHook
+        from batch_cleanup.policy import Decision, State, incident_record
+
+        decision = Decision.from_dict(evaluation["decision"])
+        outcome = alerted or resolved
+        if params["force_alert"] or not params["notify"]:
+            log.info("State untouched (force_alert or notify=false).")
+            return
+        if decision.notify and outcome != "sent":
+            log.info("State unchanged: the %s was not posted by this run (%s).", decision.kind, outcome)
+            return
+        if evaluation["state"] == evaluation["before"]:
+            log.info("State unchanged.")
+            return
+        before, after = State.from_dict(evaluation["before"]), State.from_dict(evaluation["state"])
+        conflict = FirestoreHook(gcp_conn_id=GCP_CONN_ID).save_state(
+            dag_run.dag_id,
+            after.to_dict(),
+            run_id=dag_run.run_id,
+            version=evaluation["version"],
+            incident=incident_record(dag_run.dag_id, decision, before, after, dag_run.run_after),
+        )
+        if conflict:
+            log.info("State left as another run wrote it: %s.", conflict)
+        else:
+            log.info("State saved: %s.", "open, " + after.severity if after.open else "no open incident")
 
     summary = check_stalled()
     evaluation = evaluate()
     record_event(summary) >> evaluation
-    choose_alert(evaluation) >> [send_alert(summary, evaluation), no_alert(evaluation)]
+    alerted = send_alert(summary, evaluation)
+    resolved = send_resolved(summary, evaluation)
+    quiet = no_alert(evaluation)
+    choose_alert(evaluation) >> [alerted, resolved, quiet]
+    record_state(evaluation, alerted, resolved) << quiet
 
 
 stalled_batch_cleanup()

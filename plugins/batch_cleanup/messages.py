@@ -52,51 +52,104 @@ def _bullets(lines: Iterable[str]) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
-def systemic_alert(
-    *,
-    count: int,
-    threshold: int,
-    window_minutes: int,
-    completed_this_run: int,
-    batch_ids_in_window: list[str],
-    run_url: str,
+_HEADERS = {
+    "alert": ":rotating_light: {severity}: systemic batch stalls",
+    "escalation": ":rotating_light: Escalated to {severity}: systemic batch stalls",
+    "reminder": ":hourglass: Still ongoing ({severity}): systemic batch stalls",
+    "resolved": ":white_check_mark: RESOLVED: systemic batch stalls are over",
+    "test": ":test_tube: TEST message from the stalled-batch cleanup, not an incident",
+}
+MAX_SHOWN_ID_CHARS = 100
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn treats &, < and > as markup; batch ids and errors are data."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _shown(batch_id: str) -> str:
+    return batch_id if len(batch_id) <= MAX_SHOWN_ID_CHARS else batch_id[:MAX_SHOWN_ID_CHARS] + "…"
+
+
+def duration_words(seconds: float | None) -> str:
+    minutes = int((seconds or 0) // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def alert(
+    decision: dict[str, Any], *, window_minutes: int, threshold: int, completed_this_run: int, run_url: str
 ) -> Message:
-    """The alert for cleanups piling up: what happened, likely causes, what to check, where to look."""
-    batches = listed(unique_in_order(batch_ids_in_window))
-    headline = (
-        f"Systemic batch stall issue: {count} cleanups in the last {window_minutes} minutes "
-        f"(threshold: {threshold})"
-    )
-    text = "\n".join(
-        [
-            headline,
-            f"{completed_this_run} batches auto-completed in this run.",
-            "Recently stalled batches: " + (", ".join(batches) or "none recorded"),
-            "Possible causes: " + "; ".join(POSSIBLE_CAUSES) + ".",
-            WHAT_TO_CHECK,
-            f"Airflow run: {run_url}",
-        ]
-    )
-    blocks = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": ":rotating_light: Systemic batch stall issue"},
-        },
-        _section(
-            f"*{count} cleanups* in the last {window_minutes} minutes (threshold: {threshold})\n"
-            f"*{completed_this_run} batches* auto-completed in this run"
-        ),
-        _section("*Recently stalled batches:*\n" + (_bullets(f"`{b}`" for b in batches) or "none recorded")),
-        _section("*Possible causes:*\n" + _bullets(POSSIBLE_CAUSES)),
-        _section(f"_{WHAT_TO_CHECK}_"),
-        {
-            "type": "actions",
-            "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
-            ],
-        },
+    """The message for a policy decision (`Decision.to_dict()`): alert, escalation, reminder,
+    resolved or test. `threshold` is the one the count is compared with."""
+    kind = decision["kind"]
+    header = _HEADERS[kind].format(severity=decision.get("severity") or "")
+    facts = _facts(decision, window_minutes, threshold, completed_this_run)
+    sections = _sections(decision)
+
+    text_lines = [header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts)]
+    text_lines += [f"{title} " + ", ".join(items) for title, items, _ in sections]
+    if kind != "resolved":
+        text_lines.append(WHAT_TO_CHECK)
+    text_lines.append(f"Airflow run: {run_url}")
+
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+        _section("\n".join(facts)),
     ]
-    return Message(text=text, blocks=blocks[:MAX_BLOCKS])
+    for title, items, code in sections:
+        blocks.append(
+            _section(f"*{title}*\n" + _bullets(f"`{escape(i)}`" if code else escape(i) for i in items))
+        )
+    if kind != "resolved":
+        blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
+    button = {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
+    blocks.append({"type": "actions", "elements": [button]})
+    return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
+
+
+def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, completed: int) -> list[str]:
+    kind, count = decision["kind"], decision["count"]
+    if kind == "resolved":
+        return [
+            f"Lasted *{duration_words(decision.get('duration_seconds'))}*, *{decision['total_cleanups']} "
+            f"cleanups* in total, peak severity {decision.get('peak_severity')}",
+            f"Now {count} cleanups in the last {window_minutes} minutes (below {threshold})",
+        ]
+    facts = [f"*{count} cleanups* in the last {window_minutes} minutes (threshold: {threshold})"]
+    if kind == "reminder":
+        facts.append(f"Open for {duration_words(decision.get('duration_seconds'))}")
+        if decision.get("deescalated_from"):
+            facts.append(f"De-escalated from {decision['deescalated_from']} to {decision['severity']}")
+    if kind == "test":
+        facts.append("This only checks the Slack wiring: the incident state was not changed.")
+    facts.append(f"*{completed} batches* auto-completed in this run")
+    return facts
+
+
+def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:
+    """(title, items, items are batch ids) for each list the message carries."""
+    kind = decision["kind"]
+    sections = []
+    if decision.get("muted_before"):
+        sections.append(
+            ("While muted, these messages were held back:", list(decision["muted_before"]), False)
+        )
+    if kind == "resolved":
+        title, ids = "Batches involved:", decision.get("batch_ids")
+    elif kind == "reminder":
+        title, ids = "New batches since the last message:", decision.get("new_batch_ids")
+    else:
+        title, ids = "Recently stalled batches:", decision.get("batch_ids")
+    sections.append((title, listed([_shown(b) for b in unique_in_order(ids or [])]) or ["none"], True))
+    offenders = [
+        f"{_shown(batch)} stalled {times} times in 24 h"
+        for batch, times in decision.get("repeat_offenders") or []
+    ]
+    if offenders:
+        sections.append(("Repeat offenders:", listed(offenders), False))
+    if kind != "resolved":
+        sections.append(("Possible causes:", list(POSSIBLE_CAUSES), False))
+    return sections
 
 
 def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str) -> Message:
@@ -109,7 +162,7 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup failed"}},
         _section(f"*DAG:* `{dag_id}`\n*Task:* `{task_id}`\n*Run:* `{run_id}`"),
-        _section(f"*Error:*\n```{error}```"),
+        _section(f"*Error:*\n```{escape(error)}```"),
         _section(f"<{log_url}|Task log>"),
     ]
     return Message(text=text, blocks=blocks)

@@ -60,18 +60,38 @@ def test_task_graph(dag):
     assert edges == {
         ("check_stalled", "record_event"),
         ("check_stalled", "send_alert"),
+        ("check_stalled", "send_resolved"),
         ("record_event", "evaluate"),
         ("evaluate", "choose_alert"),
         ("evaluate", "send_alert"),
+        ("evaluate", "send_resolved"),
         ("evaluate", "no_alert"),
+        ("evaluate", "record_state"),
         ("choose_alert", "send_alert"),
+        ("choose_alert", "send_resolved"),
         ("choose_alert", "no_alert"),
+        ("send_alert", "record_state"),
+        ("send_resolved", "record_state"),
+        ("no_alert", "record_state"),
     }
 
 
+def test_task_docstrings_show_in_the_ui(dag):
+    for task in dag.tasks:
+        assert task.doc_md, f"{task.task_id} has no docstring"
+
+
 def test_params_defaults(dag):
-    params = dag.params.validate()
-    assert params == {"stall_threshold_minutes": 10, "min_completion_pct": 90}
+    assert dag.params.validate() == {
+        "stall_threshold_minutes": 10,
+        "min_completion_pct": 90,
+        "warning_threshold": 3,
+        "critical_threshold": 5,
+        "window_minutes": 60,
+        "cooldown_minutes": 60,
+        "notify": True,
+        "force_alert": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -84,6 +104,13 @@ def test_params_defaults(dag):
         ("min_completion_pct", -1),
         ("min_completion_pct", 100.5),
         ("min_completion_pct", "ninety"),
+        ("warning_threshold", 0),
+        ("critical_threshold", -5),
+        ("window_minutes", 0),
+        ("window_minutes", 1441),
+        ("cooldown_minutes", 0),
+        ("notify", "yes"),
+        ("force_alert", 1),
     ],
 )
 def test_invalid_params_are_refused(dag, name, value):

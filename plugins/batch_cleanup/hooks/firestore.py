@@ -1,9 +1,9 @@
-"""Cleanup events in Firestore, with credentials and project from a Google Cloud connection."""
+"""Cleanup events and the alert state in Firestore; credentials and project from a Google Cloud connection."""
 
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -14,6 +14,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.events import COLLECTION
+
+STATE_COLLECTION = "batch_cleanup_alert_state"
+INCIDENT_COLLECTION = "batch_cleanup_incidents"
+# A run holds the right to post for this long; a run that died holding it blocks no one for longer.
+LEASE_SECONDS = 600
 
 EMULATOR_PROJECT = "demo-batch-cleanup"
 
@@ -64,12 +69,112 @@ class FirestoreHook(GoogleBaseHook):
         [[result]] = query.count(alias="n").get()
         return int(result.value)
 
-    def batch_ids_since(self, start: datetime, limit: int = 200) -> list[str]:
-        """Stalled batch ids of the newest `limit` events since `start`, newest first."""
+    def events_since(self, start: datetime, limit: int = 500) -> list[tuple[str, datetime, list[str]]]:
+        """(id, timestamp, batch ids) of the newest `limit` events since `start`, newest first.
+
+        Bounded by time and count, and only two fields are read, whatever the collection holds.
+        """
         query = (
             self.events.where(filter=FieldFilter("timestamp", ">=", start))
             .order_by("timestamp", direction=firestore.Query.DESCENDING)
-            .select(["batch_ids"])
+            .select(["timestamp", "batch_ids"])
             .limit(limit)
         )
-        return [batch_id for snapshot in query.stream() for batch_id in snapshot.get("batch_ids") or []]
+        return [(s.id, s.get("timestamp"), list(s.get("batch_ids") or [])) for s in query.stream()]
+
+    # --- alert state: one document per DAG; see docs/firestore-schema.md --------------------------
+
+    def _state_ref(self, dag_id: str) -> firestore.DocumentReference:
+        return self.client.collection(STATE_COLLECTION).document(dag_id)
+
+    def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]:
+        """The stored state (empty when there is none) and its version."""
+        snapshot = self._state_ref(dag_id).get()
+        data = snapshot.to_dict() or {}
+        return data, int(data.get("version", 0))
+
+    def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None:
+        """Take the right to post a decision made on state `version`; None when taken, else why not.
+
+        In a transaction, so of two runs that decided at once only one posts.
+        """
+        ref = self._state_ref(dag_id)
+
+        @firestore.transactional
+        def claim(transaction: firestore.Transaction) -> str | None:
+            conflict = _conflict(
+                ref.get(transaction=transaction).to_dict() or {}, run_id=run_id, version=version
+            )
+            if conflict:
+                return conflict
+            expires_at = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
+            transaction.set(
+                ref, {"lease": {"run_id": run_id, "kind": kind, "expires_at": expires_at}}, merge=True
+            )
+            return None
+
+        return claim(self.client.transaction())
+
+    def release_lease(self, dag_id: str, *, run_id: str) -> None:
+        """Give the lease back after a failed post, so the next run may try at once."""
+        ref = self._state_ref(dag_id)
+
+        @firestore.transactional
+        def release(transaction: firestore.Transaction) -> None:
+            lease = (ref.get(transaction=transaction).to_dict() or {}).get("lease")
+            if lease and lease["run_id"] == run_id:
+                transaction.update(ref, {"lease": None})
+
+        release(self.client.transaction())
+
+    def save_state(
+        self,
+        dag_id: str,
+        state: dict[str, Any],
+        *,
+        run_id: str,
+        version: int,
+        incident: dict[str, Any] | None = None,
+    ) -> str | None:
+        """Store the state decided on `version` (and the incident's timeline entry); None when saved.
+
+        The run holding the lease saves what it delivered; any other run saves only if no one
+        changed the state or holds the lease since it decided.
+        """
+        ref = self._state_ref(dag_id)
+
+        @firestore.transactional
+        def save(transaction: firestore.Transaction) -> str | None:
+            data = ref.get(transaction=transaction).to_dict() or {}
+            lease = data.get("lease")
+            holder = bool(lease) and lease["run_id"] == run_id
+            conflict = None if holder else _conflict(data, run_id=run_id, version=version)
+            if conflict:
+                return conflict
+            stored = {
+                **state,
+                "version": int(data.get("version", 0)) + 1,
+                "lease": None,
+                "updated_at": firestore.SERVER_TIMESTAMP,
+                "updated_by": run_id,
+            }
+            transaction.set(ref, stored)
+            if incident is not None:
+                transaction.set(
+                    self.client.collection(INCIDENT_COLLECTION).document(incident.pop("id")),
+                    incident,
+                    merge=True,
+                )
+            return None
+
+        return save(self.client.transaction())
+
+
+def _conflict(stored: dict[str, Any], *, run_id: str, version: int) -> str | None:
+    """Why a run that decided on state `version` may not act on it now; None when it may."""
+    if int(stored.get("version", 0)) != version:
+        return f"the state changed since this run decided (version {version} → {stored.get('version')})"
+    lease = stored.get("lease")
+    if lease and lease["run_id"] != run_id and lease["expires_at"] > datetime.now(UTC):
+        return f"run {lease['run_id']} is delivering a {lease['kind']} message"
+    return None
