@@ -211,9 +211,9 @@ def stalled_batch_cleanup():
             PolicyConfig,
             State,
             decide,
+            forced_test_decision,
             mute_until,
             repeat_offenders,
-            test_decision,
         )
 
         config = PolicyConfig.from_params(params)
@@ -250,7 +250,7 @@ def stalled_batch_cleanup():
         )
         log.info("%s", decision.reason)
         if params["force_alert"]:
-            decision = test_decision(count, window_events, offenders)
+            decision = forced_test_decision(count, window_events, offenders)
             log.info("force_alert: a TEST message goes out instead; the incident state is not touched.")
         return {
             "decision": decision.to_dict(),
@@ -278,7 +278,10 @@ def stalled_batch_cleanup():
         message = alert(
             decision,
             window_minutes=config.window_minutes,
-            threshold=config.threshold(decision["severity"]),
+            # A RESOLVED message carries the peak severity; it resolved below the warning threshold.
+            threshold=config.warning_threshold
+            if decision["kind"] == "resolved"
+            else config.threshold(decision["severity"]),
             completed_this_run=summary["stalled_count"],
             run_url=dag_run_url(conf.get("api", "base_url", fallback=""), dag_run.dag_id, dag_run.run_id),
         )

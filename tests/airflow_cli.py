@@ -9,9 +9,11 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+RUN_DAG_AT = Path(__file__).parent / "support" / "run_dag_at.py"
 
 
 @dataclass
@@ -57,11 +59,17 @@ class AirflowCLI:
         conf: dict | None = None,
         name: str = "run",
         extra_env: dict[str, str] | None = None,
+        run_after: datetime | None = None,
     ) -> DagRun:
-        args = ["dags", "test", dag_id]
-        if conf is not None:
-            args += ["--conf", json.dumps(conf)]
-        done = self.run(*args, extra_env=extra_env)
+        """`airflow dags test`; with `run_after`, the same `DAG.test()` at that run time."""
+        env = {**self.env, **(extra_env or {})}
+        if run_after is None:
+            args = ["dags", "test", dag_id] + (["--conf", json.dumps(conf)] if conf is not None else [])
+            done = self.run(*args, extra_env=extra_env)
+        else:
+            script = [sys.executable, str(RUN_DAG_AT), dag_id, "--run-after", run_after.isoformat()]
+            script += ["--conf", json.dumps(conf or {})]
+            done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=300)
         output = done.stdout + done.stderr
         self.outputs.append(output)
         (self.log_dir / f"{name}-{len(self.outputs)}.log").write_text(output)

@@ -87,7 +87,8 @@ def alert(
     sections = _sections(decision)
 
     text_lines = [header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts)]
-    text_lines += [f"{title} " + ", ".join(items) for title, items, _ in sections]
+    # Slack reads the fallback as mrkdwn too: a batch id must not become a link or a mention.
+    text_lines += [f"{title} " + ", ".join(escape(i) for i in items) for title, items, _ in sections]
     if kind != "resolved":
         text_lines.append(WHAT_TO_CHECK)
     text_lines.append(f"Airflow run: {run_url}")

@@ -77,6 +77,8 @@ class State:
     peak_count: int = 0
     deescalated_from: str | None = None
     reported_batch_ids: tuple[str, ...] = ()
+    # Seen in a window since the last message: a batch may leave the window before the next one.
+    unreported_batch_ids: tuple[str, ...] = ()
     event_ids: tuple[str, ...] = ()
     muted: tuple[str, ...] = ()
     notifications: int = 0
@@ -215,14 +217,21 @@ def decide(
         )
         return _delivered(decision, opened, now, batch_ids, seen_events, muted)
 
+    unreported = tuple(
+        b for b in _unique((*state.unreported_batch_ids, *batch_ids)) if b not in state.reported_batch_ids
+    )
     tracked = dataclasses.replace(
-        state, last_count=count, peak_count=max(state.peak_count, count), event_ids=seen_events
+        state,
+        last_count=count,
+        peak_count=max(state.peak_count, count),
+        event_ids=seen_events,
+        unreported_batch_ids=unreported,
     )
     opened_for = now - state.opened_at if state.opened_at else timedelta(0)
     incident = {"opened_at": state.opened_at, "duration": opened_for, "peak_severity": state.peak_severity}
 
     if severity is None:
-        involved = _unique((*state.reported_batch_ids, *batch_ids))
+        involved = (*state.reported_batch_ids, *unreported)
         decision = Decision(
             Kind.RESOLVED,
             state.peak_severity,
@@ -233,7 +242,7 @@ def decide(
         )
         return _delivered(decision, State(), now, (), (), muted, closing=tracked)
 
-    new_ids = tuple(b for b in batch_ids if b not in state.reported_batch_ids)
+    new_ids = unreported
     if _RANK[severity] > _RANK[state.severity]:
         decision = Decision(
             Kind.ESCALATION,
@@ -249,7 +258,7 @@ def decide(
             peak_severity=_higher(state.peak_severity, severity),
             deescalated_from=None,
         )
-        return _delivered(decision, escalated, now, batch_ids, seen_events, muted)
+        return _delivered(decision, escalated, now, unreported, seen_events, muted)
 
     deescalated_from = state.deescalated_from
     if _RANK[severity] < _RANK[state.severity]:
@@ -275,7 +284,7 @@ def decide(
         **incident,
     )
     return _delivered(
-        decision, dataclasses.replace(tracked, deescalated_from=None), now, batch_ids, seen_events, muted
+        decision, dataclasses.replace(tracked, deescalated_from=None), now, unreported, seen_events, muted
     )
 
 
@@ -298,6 +307,7 @@ def _delivered(
             last_notified_kind=decision.kind.value,
             last_notified_severity=decision.severity,
             reported_batch_ids=_unique((*state.reported_batch_ids, *batch_ids)),
+            unreported_batch_ids=(),
             event_ids=seen_events,
             notifications=state.notifications + (0 if muted else 1),
         )
@@ -342,7 +352,7 @@ def incident_record(
     }
 
 
-def test_decision(
+def forced_test_decision(
     count: int, window_events: Mapping[str, Sequence[str]], offenders: tuple[tuple[str, int], ...]
 ) -> Decision:
     """The `force_alert` message: today's numbers, clearly marked as a test, no incident involved."""

@@ -6,43 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore as gcf
 
-from dev.airflow_env import LOCAL_PROJECT, connection_env
-from dev.coordinator import CoordinatorAdmin
-from dev.slack_sink import SlackSinkAdmin
+from dev.airflow_env import connection_env
 from tests.conftest import API_KEY, REPO
+from tests.scenario import DAG_ID, healthy, stalled, texts
 
 pytestmark = pytest.mark.e2e
-
-DAG_ID = "stalled_batch_cleanup"
-
-
-@pytest.fixture
-def fresh(coordinator, slack_sink, firestore):
-    """Empty batches, faults, Slack messages and Firestore before each scenario."""
-    CoordinatorAdmin(coordinator.url).reset()
-    SlackSinkAdmin(slack_sink.url).reset()
-    return CoordinatorAdmin(coordinator.url), SlackSinkAdmin(slack_sink.url)
-
-
-@pytest.fixture
-def events(firestore):
-    client = gcf.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
-    return lambda: [doc.to_dict() for doc in client.collection("batch_cleanup_events").stream()]
-
-
-def stalled(batch_id, minutes=30, pct=95.0):
-    return {"batch_id": batch_id, "completion_pct": pct, "stalled_minutes": minutes}
-
-
-def healthy(batch_id):
-    return {"batch_id": batch_id, "completion_pct": 40.0, "stalled_minutes": 1}
-
-
-def texts(sink):
-    return [message["payload"].get("text", "") for message in sink.messages()]
 
 
 def test_healthy_run_writes_nothing_and_posts_nothing(airflow, fresh, events):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from batch_cleanup.messages import Message, dag_run_url, systemic_alert, task_failure
+from batch_cleanup.messages import Message, alert, dag_run_url, task_failure
+from batch_cleanup.policy import PolicyConfig, State, decide
+from batch_cleanup.policy import forced_test_decision as make_test_decision
 
 # Slack's Block Kit limits.
 MAX_BLOCKS = 50
@@ -20,19 +25,71 @@ KNOWN_BLOCK_TYPES = {"header", "section", "divider", "context", "actions"}
 RUN_URL = (
     "https://airflow.example.com/dags/stalled_batch_cleanup/runs/scheduled__2020-03-01T10%3A05%3A00%2B00%3A00"
 )
+CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window and cooldown.
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+KINDS = ["alert", "escalation", "reminder", "resolved", "test"]
 
 
-def alert(batch_ids: list[str], **overrides) -> Message:
+def window(batch_ids: list[str], per_event: int = 2) -> dict[str, list[str]]:
+    """The window's events, `per_event` batch ids each, in order."""
+    return {f"e{i}": batch_ids[i : i + per_event] for i in range(0, len(batch_ids), per_event)}
+
+
+# How each kind comes about: (count that opened the incident at T0 on batch b0, minutes later,
+# count of the run whose message is tested).
+SCENARIOS = {
+    "alert": (None, 0, 7),
+    "escalation": (3, 15, 6),
+    "reminder": (5, 75, 6),
+    "resolved": (5, 150, 1),
+}
+
+
+def decided(
+    kind: str,
+    batch_ids: list[str] | None = None,
+    *,
+    count: int | None = None,
+    offenders: tuple[tuple[str, int], ...] = (),
+    before: State | None = None,
+) -> dict[str, Any]:
+    """A real `decide()` (or forced) output of `kind`, as the message tasks get it from XCom;
+    `batch_ids` are in the window of the run whose message is tested."""
+    events = window(["b1"] if batch_ids is None else batch_ids)
+    if kind == "test":
+        decision = make_test_decision(7 if count is None else count, events, offenders)
+        return json.loads(json.dumps(decision.to_dict()))
+    opening, later, default = SCENARIOS[kind]
+    state = before or State()
+    if opening is not None:
+        common = {"window_events": {"e-open": ["b0"]}, "offenders": (), "config": CONFIG}
+        _, state = decide(state, count=opening, now=T0, **common)
+    decision, _ = decide(
+        state,
+        count=default if count is None else count,
+        window_events=events,
+        offenders=offenders,
+        now=T0 + timedelta(minutes=later),
+        config=CONFIG,
+    )
+    assert decision.kind.value == kind, decision.reason
+    return json.loads(json.dumps(decision.to_dict()))
+
+
+def message_for(decision: dict[str, Any], **overrides) -> Message:
     arguments = {
-        "count": 7,
-        "threshold": 5,
         "window_minutes": 60,
+        "threshold": CONFIG.threshold(decision["severity"]),
         "completed_this_run": 3,
-        "batch_ids_in_window": batch_ids,
         "run_url": RUN_URL,
         **overrides,
     }
-    return systemic_alert(**arguments)
+    return alert(decision, **arguments)
+
+
+def render(kind: str = "alert", batch_ids: list[str] | None = None, **overrides) -> Message:
+    decision_args = {k: overrides.pop(k) for k in ("count", "offenders", "before") if k in overrides}
+    return message_for(decided(kind, batch_ids, **decision_args), **overrides)
 
 
 def assert_within_slack_limits(message: Message) -> None:
@@ -55,46 +112,110 @@ def block_text(message: Message) -> str:
     return "\n".join(block["text"]["text"] for block in message.blocks if isinstance(block.get("text"), dict))
 
 
-def listed_line(text: str) -> str:
-    (line,) = [line for line in text.splitlines() if "stalled batches" in line.lower()]
+def header(message: Message) -> str:
+    (block,) = [block for block in message.blocks if block["type"] == "header"]
+    return block["text"]["text"]
+
+
+LIST_TITLES = {
+    "alert": "Recently stalled batches:",
+    "escalation": "Recently stalled batches:",
+    "test": "Recently stalled batches:",
+    "reminder": "New batches since the last message:",
+    "resolved": "Batches involved:",
+}
+
+
+def listed_line(text: str, kind: str = "alert") -> str:
+    (line,) = [line for line in text.splitlines() if line.startswith(LIST_TITLES[kind])]
     return line
 
 
-# --- systemic_alert: the plain-text fallback --------------------------------------------------
+# --- every kind -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_has_a_fallback_a_header_and_a_link_to_the_run(kind):
+    message = render(kind)
+
+    assert_within_slack_limits(message)
+    assert RUN_URL in message.text
+    urls = [e.get("url") for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert urls == [RUN_URL]
+    assert header(message).split(" ", 1)[1] == message.text.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "first_line"),
+    [
+        ("alert", "WARNING: systemic batch stalls"),
+        ("escalation", "Escalated to CRITICAL: systemic batch stalls"),
+        ("reminder", "Still ongoing (CRITICAL): systemic batch stalls"),
+        ("resolved", "RESOLVED: systemic batch stalls are over"),
+        ("test", "TEST message from the stalled-batch cleanup, not an incident"),
+    ],
+)
+def test_the_first_line_says_what_kind_of_message_it_is(kind, first_line):
+    assert render(kind, count={"alert": 3}.get(kind)).text.splitlines()[0] == first_line
+
+
+def test_a_critical_alert_says_critical():
+    assert render("alert", count=5).text.startswith("CRITICAL:")
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "test"])
+def test_only_the_test_message_mentions_a_test(kind):
+    assert "TEST" not in render(kind).text
+
+
+def test_the_test_message_is_marked_in_the_header_the_fallback_and_the_facts():
+    message = render("test")
+
+    assert "TEST" in header(message)
+    assert message.text.startswith("TEST message")
+    assert "incident state was not changed" in block_text(message)
+
+
+# --- alert: the plain-text fallback ------------------------------------------------------------
 
 
 def test_the_fallback_gives_the_count_the_threshold_and_this_runs_completions():
-    text = alert(["b1"], count=12, threshold=5, window_minutes=45, completed_this_run=4).text
+    text = render("alert", count=12, threshold=5, window_minutes=45, completed_this_run=4).text
 
-    assert re.search(r"\b12\b", text)
+    assert re.search(r"\b12 cleanups\b", text)
     assert re.search(r"threshold: 5\b", text)
     assert re.search(r"\b45 minutes\b", text)
     assert re.search(r"\b4 batches auto-completed in this run\b", text)
 
 
+@pytest.mark.parametrize("kind", ["alert", "escalation", "reminder", "test"])
 @pytest.mark.parametrize("completed", [0, 1, 9_999])
-def test_the_fallback_gives_the_completions_of_this_run_even_when_zero(completed):
+def test_the_fallback_gives_the_completions_of_this_run_even_when_zero(kind, completed):
     assert (
-        f"{completed} batches auto-completed in this run" in alert(["b1"], completed_this_run=completed).text
+        f"{completed} batches auto-completed in this run" in render(kind, completed_this_run=completed).text
     )
 
 
 def test_the_fallback_lists_the_window_ids_once_each_in_order():
-    line = listed_line(alert(["b2", "b1", "b2", "b3", "b1"]).text)
+    decision = decided("alert", [])
+    decision["batch_ids"] = ["b2", "b1", "b2", "b3", "b1"]
+
+    line = listed_line(message_for(decision).text)
 
     assert line.endswith("b2, b1, b3")
     assert "more" not in line
 
 
+@pytest.mark.parametrize("kind", ["alert", "escalation", "reminder", "test"])
 @pytest.mark.parametrize(
     ("unique", "repeats", "more"),
     [(1, 1, 0), (20, 1, 0), (20, 5, 0), (21, 1, 1), (25, 3, 5), (3_000, 2, 2_980)],
     ids=["one", "exactly-20", "20-repeated", "21", "25-repeated", "3000-repeated"],
 )
-def test_the_fallback_caps_the_list_at_20_with_a_count_of_the_rest(unique, repeats, more):
+def test_the_fallback_caps_the_list_at_20_with_a_count_of_the_rest(kind, unique, repeats, more):
     ids = [f"batch-{i:04d}" for i in range(unique)] * repeats
 
-    line = listed_line(alert(ids).text)
+    line = listed_line(render(kind, ids).text, kind)
 
     shown = re.findall(r"batch-\d{4}", line)
     assert shown == [f"batch-{i:04d}" for i in range(min(unique, 20))]
@@ -104,8 +225,15 @@ def test_the_fallback_caps_the_list_at_20_with_a_count_of_the_rest(unique, repea
         assert "more" not in line
 
 
-def test_the_fallback_names_the_possible_causes_and_what_to_check():
-    text = alert(["b1"]).text.lower()
+def test_resolved_caps_the_incidents_batches_at_20_too():
+    line = listed_line(render("resolved", [f"batch-{i:04d}" for i in range(25)]).text, "resolved")
+
+    assert line == "Batches involved: b0, " + ", ".join(f"batch-{i:04d}" for i in range(19)) + ", +6 more"
+
+
+@pytest.mark.parametrize("kind", ["alert", "escalation", "reminder", "test"])
+def test_the_fallback_names_the_possible_causes_and_what_to_check(kind):
+    text = render(kind).text.lower()
 
     assert "crash" in text
     assert "timing out" in text or "timeout" in text
@@ -116,25 +244,76 @@ def test_the_fallback_names_the_possible_causes_and_what_to_check():
     assert "/health/deep" in text
 
 
-def test_the_fallback_and_a_button_link_to_the_dag_run():
-    message = alert(["b1"])
+def test_resolved_names_no_causes_to_check():
+    text = render("resolved").text.lower()
 
-    assert RUN_URL in message.text
-    urls = [e.get("url") for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert RUN_URL in urls
+    assert "possible causes" not in text
+    assert "/health/deep" not in text
 
 
 def test_an_alert_without_recorded_ids_still_reads_whole():
-    message = alert([])
+    message = render("alert", [], count=3)
 
-    assert "more" not in listed_line(message.text)
+    assert listed_line(message.text).endswith("none")
     assert RUN_URL in message.text
     assert_within_slack_limits(message)
 
 
-# --- systemic_alert: Block Kit ----------------------------------------------------------------
+# --- what each kind says ----------------------------------------------------------------------
 
 
+def test_a_reminder_says_still_ongoing_how_long_and_what_is_new():
+    message = render("reminder", ["b0", "b7", "b8"], count=6)
+
+    assert "Still ongoing (CRITICAL)" in message.text
+    assert "6 cleanups in the last 60 minutes" in message.text
+    assert "Open for 1 h 15 min" in message.text
+    assert listed_line(message.text, "reminder") == "New batches since the last message: b7, b8"
+
+
+def test_a_reminder_after_a_deescalation_says_so():
+    decision = decided("reminder", count=3)
+
+    text = message_for(decision).text
+
+    assert decision["severity"] == "WARNING"
+    assert "Still ongoing (WARNING)" in text
+    assert "De-escalated from CRITICAL to WARNING" in text
+    assert "threshold: 3" in text
+
+
+def test_resolved_gives_the_duration_the_total_and_the_batches():
+    message = render("resolved", ["b1"])
+
+    assert "Lasted 2 h 30 min, 2 cleanups in total, peak severity CRITICAL" in message.text
+    assert "Now 1 cleanups in the last 60 minutes" in message.text
+    assert listed_line(message.text, "resolved") == "Batches involved: b0, b1"
+
+
+def test_repeat_offenders_are_named_with_how_often_they_stalled():
+    message = render("alert", ["b1", "b2"], offenders=(("b1", 3), ("b2", 2)))
+
+    assert "Repeat offenders: b1 stalled 3 times in 24 h, b2 stalled 2 times in 24 h" in message.text
+    assert "b1 stalled 3 times in 24 h" in block_text(message)
+
+
+def test_the_first_message_after_a_mute_names_what_was_held_back():
+    muted = {"count": 3, "window_events": {"e1": ["b1"]}, "offenders": (), "config": CONFIG}
+    _, state = decide(State(), now=T0, muted=True, **muted)
+    _, state = decide(state, now=T0 + timedelta(minutes=30), **{**muted, "count": 0}, muted=True)
+
+    message = render("alert", before=state)
+
+    line = next(line for line in message.text.splitlines() if line.startswith("While muted"))
+    assert "ALERT WARNING at 2026-03-02T09:00+00:00" in line
+    assert "RESOLVED WARNING at 2026-03-02T09:30+00:00" in line
+    assert "ALERT WARNING at 2026-03-02T09:00+00:00" in block_text(message)
+
+
+# --- Block Kit --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     "ids",
     [
@@ -143,25 +322,40 @@ def test_an_alert_without_recorded_ids_still_reads_whole():
         [f"{i:05d}" + "🚀" * 495 for i in range(25)],
         [f"批次-{i:05d}-" + "数据" * 246 for i in range(5_000)],
         [f"batch-{i:06d}" for i in range(10_000)],
+        [f"{i:05d}" + "&<>" * 200 for i in range(40)],
     ],
-    ids=["two", "25x500-ascii", "25x500-emoji", "5000x500-cjk", "10000-short"],
+    ids=["two", "25x500-ascii", "25x500-emoji", "5000x500-cjk", "10000-short", "40-all-markup"],
 )
-def test_the_alert_blocks_stay_within_slacks_limits(ids):
-    message = alert(ids, count=len(ids))
+def test_the_blocks_stay_within_slacks_limits(kind, ids):
+    offenders = tuple((batch_id, 2) for batch_id in ids[:30])
+
+    message = render(kind, ids, count=max(len(ids), 5) if kind != "resolved" else 1, offenders=offenders)
 
     assert_within_slack_limits(message)
-    blocks = block_text(message)
-    assert ids[0][:100] in blocks
-    assert re.search(rf"\b{len(ids)} cleanups\b", blocks)
+    assert ids[0][:5] in block_text(message)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batch_id", ["`tick` *star* _under_ <b> &amp; " * 20, "```" * 200, "…" * 3_000])
-def test_markup_in_batch_ids_keeps_the_blocks_within_limits(batch_id):
-    assert_within_slack_limits(alert([batch_id] * 3 + [f"{batch_id}-{i}" for i in range(30)]))
+def test_markup_in_batch_ids_keeps_the_blocks_within_limits(kind, batch_id):
+    ids = [batch_id] * 3 + [f"{batch_id}-{i}" for i in range(30)]
+
+    assert_within_slack_limits(render(kind, ids, offenders=((batch_id, 3),)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_ids_are_escaped_for_mrkdwn(kind):
+    nasty = "a&b<!channel>c"
+    message = render(kind, [nasty, "plain"], offenders=((nasty, 2),))
+
+    for text in (message.text, block_text(message)):
+        assert "a&amp;b&lt;!channel&gt;c" in text
+        assert "<!channel>" not in text
+        assert "&b" not in text.replace("&amp;", "")
 
 
 def test_the_alert_blocks_name_count_threshold_causes_and_checks():
-    blocks = block_text(alert(["b1"], count=12, threshold=5, completed_this_run=4))
+    blocks = block_text(render("alert", count=12, threshold=5, completed_this_run=4))
 
     assert "12 cleanups" in blocks
     assert "threshold: 5" in blocks

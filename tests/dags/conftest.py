@@ -1,0 +1,30 @@
+"""Fixtures of the end-to-end scenarios: fresh stand-ins and a Firestore client for assertions."""
+
+from __future__ import annotations
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore as gcf
+
+from dev.airflow_env import LOCAL_PROJECT
+from dev.coordinator import CoordinatorAdmin
+from dev.slack_sink import SlackSinkAdmin
+
+
+@pytest.fixture
+def fresh(coordinator, slack_sink, firestore):
+    """Empty batches, faults, Slack messages and Firestore before each scenario."""
+    CoordinatorAdmin(coordinator.url).reset()
+    SlackSinkAdmin(slack_sink.url).reset()
+    return CoordinatorAdmin(coordinator.url), SlackSinkAdmin(slack_sink.url)
+
+
+@pytest.fixture
+def db(firestore):
+    """A Firestore client on the emulator, for seeding history and reading what runs wrote."""
+    return gcf.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
+
+
+@pytest.fixture
+def events(db):
+    return lambda: [doc.to_dict() for doc in db.collection("batch_cleanup_events").stream()]

@@ -1,0 +1,192 @@
+"""The alert policy through whole DAG runs: severities, cooldown, escalation, recovery, delivery
+failures, concurrency and the operator controls. Runs at a chosen time use `DAG.test(run_after=…)`
+(the clock these tests control); the rest use `airflow dags test`."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dev.airflow_env import airflow_env
+from tests.airflow_cli import AirflowCLI
+from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
+from tests.scenario import DAG_ID, stalled, texts
+
+pytestmark = pytest.mark.e2e
+
+MUTE_ENV = "AIRFLOW_VAR_BATCH_CLEANUP_MUTE_UNTIL"
+
+
+def seed_events(db, *batches: list[str], minutes_ago: float = 5) -> None:
+    """Cleanups recorded earlier in the window, as `record_event` writes them."""
+    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    for index, ids in enumerate(batches):
+        db.collection("batch_cleanup_events").document(f"seeded-{index}").set(
+            {"timestamp": at, "batch_ids": ids, "stalled_count": len(ids), "batches_checked": 10}
+        )
+
+
+def alert_state(db) -> dict:
+    return db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict() or {}
+
+
+def test_incident_lifecycle_warning_cooldown_critical_reminder_resolved(airflow, fresh, db):
+    coordinator, sink = fresh
+    conf = {"cooldown_minutes": 30}
+    for index in range(1, 6):
+        coordinator.seed([stalled(f"lifecycle-{index}")])
+        run = airflow.dags_test(DAG_ID, conf=conf, name="lifecycle")
+        assert run.state == "success", run.explain()
+        posted = texts(sink)
+        if index < 3:
+            assert posted == [], f"run {index}: below the warning threshold nothing is posted"
+        elif index == 3:
+            assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output
+            [warning] = posted
+            assert warning.startswith("WARNING: systemic batch stalls")
+        elif index == 4:
+            assert len(posted) == 1, "a 4th cleanup inside the cooldown posts nothing"
+            assert "< cooldown 30 min → no message" in run.output
+        else:
+            assert len(posted) == 2, "5 cleanups escalate to CRITICAL at once, inside the cooldown"
+            assert posted[1].startswith("Escalated to CRITICAL")
+            assert "lifecycle-5" in posted[1]
+
+    opened_at = alert_state(db)["opened_at"]
+    reminder = airflow.dags_test(
+        DAG_ID, conf=conf, run_after=opened_at + timedelta(minutes=31), name="reminder"
+    )
+    assert reminder.state == "success", reminder.explain()
+    assert texts(sink)[2].startswith("Still ongoing (CRITICAL)")
+
+    quiet = airflow.dags_test(DAG_ID, conf=conf, run_after=opened_at + timedelta(hours=2), name="resolved")
+    assert quiet.state == "success", quiet.explain()
+    assert quiet.task_states["send_resolved"] == "success"
+    resolved = texts(sink)[3]
+    assert resolved.startswith("RESOLVED")
+    assert re.search(r"Lasted 2 h 0 min, 5 cleanups in total, peak severity CRITICAL", resolved), resolved
+    assert all(f"lifecycle-{index}" in resolved for index in range(1, 6))
+    assert len(texts(sink)) == 4
+    assert alert_state(db)["open"] is False
+    [incident] = [doc.to_dict() for doc in db.collection("batch_cleanup_incidents").stream()]
+    assert incident["peak_severity"] == "CRITICAL" and incident["closed_at"] is not None
+    assert incident["notifications"] == 4, "warning, escalation, reminder and resolved were delivered"
+
+
+def test_slack_500_then_200_posts_exactly_one_message_naming_repeat_offenders(airflow, fresh, db):
+    _, sink = fresh
+    seed_events(db, ["b-repeat", "b-once"], ["b-repeat"], ["b-other"])
+    sink.faults([{"status": 500, "count": 1}])
+
+    run = airflow.dags_test(DAG_ID, name="slack-500")
+
+    assert run.state == "success", run.explain()
+    assert sink.attempts() == 2
+    [message] = texts(sink)
+    assert "b-repeat stalled 2 times in 24 h" in message
+    assert alert_state(db)["notifications"] == 1
+
+
+def test_slack_failing_for_good_keeps_the_alert_for_the_next_run(airflow, fresh, db):
+    _, sink = fresh
+    seed_events(db, ["b1"], ["b2"], ["b3"])
+    sink.faults([{"status": 404, "body": "channel_not_found", "count": 50}])
+
+    failed = airflow.dags_test(DAG_ID, name="slack-404")
+
+    assert failed.state == "failed", failed.explain()
+    assert failed.task_states["send_alert"] == "failed"
+    assert failed.tries["send_alert"] == 4, "each try posts again; none is recorded as sent"
+    assert "Slack did not accept the message on connection 'slack_daily_orchestration'" in failed.output
+    assert "channel_not_found" in failed.output
+    assert alert_state(db).get("open") in (None, False), "an alert Slack refused is not recorded as sent"
+
+    sink.reset()  # Slack is back.
+    again = airflow.dags_test(DAG_ID, name="slack-back")
+    assert again.state == "success", again.explain()
+    [alert] = texts(sink)
+    assert alert.startswith("WARNING") and "3 cleanups" in alert
+    assert alert_state(db)["open"] is True
+
+
+@pytest.fixture
+def second_deployment(coordinator, slack_sink, firestore_emulator):
+    """Another Airflow (own metadata database) pointed at the same services."""
+    home = OUTPUT / "second-airflow"
+    env = airflow_env(
+        home,
+        coordinator_url=coordinator.url,
+        api_key=API_KEY,
+        slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
+        firestore_host=firestore_emulator.host,
+        retry_delay_seconds=1,
+    )
+    cli = AirflowCLI(env, OUTPUT / "dag-runs-second")
+    cli.migrate()
+    return cli
+
+
+def test_two_deployments_evaluating_at_once_post_one_message(airflow, second_deployment, fresh, db):
+    _, sink = fresh
+    seed_events(db, ["c1"], ["c2"], ["c3"])
+    runs = {}
+
+    def run(name, cli):
+        runs[name] = cli.dags_test(DAG_ID, name=f"concurrent-{name}")
+
+    threads = [threading.Thread(target=run, args=pair) for pair in (("a", airflow), ("b", second_deployment))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert all(r.state == "success" for r in runs.values()), [r.explain() for r in runs.values()]
+    assert len(texts(sink)) == 1
+    assert alert_state(db)["notifications"] == 1
+
+
+def test_notify_false_renders_the_message_into_the_log_only(airflow, fresh, db):
+    _, sink = fresh
+    seed_events(db, ["n1"], ["n2"], ["n3"])
+
+    run = airflow.dags_test(DAG_ID, conf={"notify": False}, name="notify-false")
+
+    assert run.state == "success", run.explain()
+    assert sink.attempts() == 0
+    assert "notify=false: nothing sent" in run.output
+    assert "WARNING: systemic batch stalls" in run.output
+    assert alert_state(db) == {}, "notify=false changes no state"
+
+
+def test_force_alert_sends_one_test_message_and_leaves_the_state(airflow, fresh, db):
+    _, sink = fresh
+
+    run = airflow.dags_test(DAG_ID, conf={"force_alert": True}, name="force-alert")
+
+    assert run.state == "success", run.explain()
+    [message] = texts(sink)
+    assert message.startswith("TEST message")
+    assert alert_state(db) == {}
+
+
+def test_muted_posts_nothing_then_names_what_was_muted(airflow, fresh, db):
+    _, sink = fresh
+    seed_events(db, ["m1"], ["m2"], ["m3"])
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+    muted = airflow.dags_test(DAG_ID, name="muted", extra_env={MUTE_ENV: until})
+
+    assert muted.state == "success", muted.explain()
+    assert sink.attempts() == 0
+    assert "(muted)" in muted.output
+    state = alert_state(db)
+    assert state["open"] is True and len(state["muted"]) == 1
+
+    after = airflow.dags_test(DAG_ID, name="after-mute")
+    assert after.state == "success", after.explain()
+    [message] = texts(sink)
+    assert "While muted, these messages were held back: ALERT WARNING" in message
+    assert alert_state(db)["muted"] == []

@@ -1,0 +1,608 @@
+"""The alert policy: severity, cooldown, escalation, de-escalation, recovery, mute and the records."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from batch_cleanup.policy import (
+    CRITICAL,
+    WARNING,
+    Decision,
+    Kind,
+    PolicyConfig,
+    State,
+    decide,
+    incident_record,
+    mute_until,
+    repeat_offenders,
+)
+from batch_cleanup.policy import forced_test_decision as make_test_decision
+
+DAG_ID = "stalled_batch_cleanup"
+CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window, 60-minute cooldown.
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+COOLDOWN = timedelta(minutes=CONFIG.cooldown_minutes)
+COUNTS = {"none": 2, "warning": 3, "critical": 5}
+RANK = {None: 0, WARNING: 1, CRITICAL: 2}
+
+
+def minutes(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def run(
+    state: State,
+    count: int,
+    at: datetime,
+    *,
+    events: dict[str, list[str]] | None = None,
+    offenders: tuple[tuple[str, int], ...] = (),
+    muted: bool = False,
+    config: PolicyConfig = CONFIG,
+) -> tuple[Decision, State]:
+    """One evaluation; by default the window holds one event named after the run's time."""
+    if events is None:
+        events = {f"event-{at:%H%M%S%f}": [f"batch-{at:%H%M}"]} if count else {}
+    return decide(
+        state, count=count, window_events=events, offenders=offenders, now=at, config=config, muted=muted
+    )
+
+
+# --- the previous states, each reached through decide() itself ---------------------------------
+
+
+def opened(severity: str) -> State:
+    decision, state = run(State(), COUNTS[severity.lower()], T0)
+    assert (decision.kind, state.severity) == (Kind.ALERT, severity)
+    return state
+
+
+def deescalated() -> State:
+    """CRITICAL at T0, back to WARNING 15 minutes later: quiet, noted in the next reminder."""
+    decision, state = run(opened(CRITICAL), COUNTS["warning"], minutes(15))
+    assert decision.kind is Kind.NONE
+    assert (state.severity, state.deescalated_from, state.last_notified_at) == (WARNING, CRITICAL, T0)
+    return state
+
+
+PREVIOUS = {
+    "closed": State,
+    "open-warning": lambda: opened(WARNING),
+    "open-critical": lambda: opened(CRITICAL),
+    "warning-deescalated-from-critical": deescalated,
+}
+INSIDE, OUTSIDE = minutes(30), minutes(90)
+
+
+NONE, ALERT, ESCALATION, REMINDER, RESOLVED = (
+    Kind.NONE,
+    Kind.ALERT,
+    Kind.ESCALATION,
+    Kind.REMINDER,
+    Kind.RESOLVED,
+)
+DEESCALATED = "warning-deescalated-from-critical"
+
+# fmt: off
+TRANSITIONS = [
+    # previous state, count,      cooldown,  → message,  severity, open after, de-escalation noted
+    ("closed",       "none",     "inside",  NONE,       None,     False,      None),
+    ("closed",       "none",     "outside", NONE,       None,     False,      None),
+    ("closed",       "warning",  "inside",  ALERT,      WARNING,  True,       None),
+    ("closed",       "warning",  "outside", ALERT,      WARNING,  True,       None),
+    ("closed",       "critical", "inside",  ALERT,      CRITICAL, True,       None),
+    ("closed",       "critical", "outside", ALERT,      CRITICAL, True,       None),
+    ("open-warning", "none",     "inside",  RESOLVED,   WARNING,  False,      None),
+    ("open-warning", "none",     "outside", RESOLVED,   WARNING,  False,      None),
+    ("open-warning", "warning",  "inside",  NONE,       WARNING,  True,       None),
+    ("open-warning", "warning",  "outside", REMINDER,   WARNING,  True,       None),
+    ("open-warning", "critical", "inside",  ESCALATION, CRITICAL, True,       None),
+    ("open-warning", "critical", "outside", ESCALATION, CRITICAL, True,       None),
+    ("open-critical", "none",    "inside",  RESOLVED,   CRITICAL, False,      None),
+    ("open-critical", "none",    "outside", RESOLVED,   CRITICAL, False,      None),
+    ("open-critical", "warning", "inside",  NONE,       WARNING,  True,       None),
+    ("open-critical", "warning", "outside", REMINDER,   WARNING,  True,       CRITICAL),
+    ("open-critical", "critical", "inside", NONE,       CRITICAL, True,       None),
+    ("open-critical", "critical", "outside", REMINDER,  CRITICAL, True,       None),
+    (DEESCALATED,    "none",     "inside",  RESOLVED,   CRITICAL, False,      None),
+    (DEESCALATED,    "none",     "outside", RESOLVED,   CRITICAL, False,      None),
+    (DEESCALATED,    "warning",  "inside",  NONE,       WARNING,  True,       None),
+    (DEESCALATED,    "warning",  "outside", REMINDER,   WARNING,  True,       CRITICAL),
+    (DEESCALATED,    "critical", "inside",  ESCALATION, CRITICAL, True,       None),
+    (DEESCALATED,    "critical", "outside", ESCALATION, CRITICAL, True,       None),
+]
+# fmt: on
+SEVERITY_OF = {"none": None, "warning": WARNING, "critical": CRITICAL}
+
+
+def test_the_transition_table_covers_every_pair():
+    pairs = [row[:3] for row in TRANSITIONS]
+
+    assert sorted(pairs) == sorted(
+        (previous, count, cooldown)
+        for previous in PREVIOUS
+        for count in COUNTS
+        for cooldown in ("inside", "outside")
+    )
+
+
+@pytest.mark.parametrize(
+    ("previous", "count", "cooldown", "kind", "severity", "still_open", "deescalated_from"),
+    TRANSITIONS,
+    ids=[f"{previous}/{count}/{cooldown}-cooldown" for previous, count, cooldown, *_ in TRANSITIONS],
+)
+def test_transition(previous, count, cooldown, kind, severity, still_open, deescalated_from):
+    before = PREVIOUS[previous]()
+
+    decision, after = run(before, COUNTS[count], INSIDE if cooldown == "inside" else OUTSIDE)
+
+    assert (decision.kind, decision.severity) == (kind, severity)
+    assert decision.notify is (kind is not NONE)
+    assert decision.deescalated_from == deescalated_from
+    assert after.open is still_open
+    if still_open:
+        assert after.severity == SEVERITY_OF[count]
+    else:
+        assert after == State()
+
+
+@pytest.mark.parametrize("severity", [WARNING, CRITICAL])
+@pytest.mark.parametrize(
+    ("elapsed", "kind"),
+    [(COOLDOWN, Kind.REMINDER), (COOLDOWN - timedelta(microseconds=1), Kind.NONE)],
+    ids=["exactly-at-cooldown", "1us-before-cooldown"],
+)
+def test_the_cooldown_edge(severity, elapsed, kind):
+    decision, _ = run(opened(severity), COUNTS[severity.lower()], T0 + elapsed)
+
+    assert decision.kind is kind
+
+
+def test_the_cooldown_counts_from_the_last_message_not_from_the_opening():
+    _, state = run(opened(WARNING), COUNTS["warning"], minutes(60))  # reminder
+
+    assert run(state, COUNTS["warning"], minutes(119))[0].kind is Kind.NONE
+    assert run(state, COUNTS["warning"], minutes(120))[0].kind is Kind.REMINDER
+
+
+def test_an_escalation_notifies_at_once_right_after_the_alert():
+    decision, state = run(opened(WARNING), COUNTS["critical"], minutes(15))
+
+    assert (decision.kind, decision.severity, decision.notify) == (Kind.ESCALATION, CRITICAL, True)
+    assert (state.severity, state.peak_severity, state.last_notified_at) == (CRITICAL, CRITICAL, minutes(15))
+    assert decision.opened_at == T0
+
+
+def test_a_deescalation_is_noted_in_the_next_reminder_only():
+    _, state = run(deescalated(), COUNTS["warning"], minutes(30))
+    reminder, state = run(state, COUNTS["warning"], minutes(60))
+    later, _ = run(state, COUNTS["warning"], minutes(120))
+
+    assert (reminder.kind, reminder.deescalated_from) == (Kind.REMINDER, CRITICAL)
+    assert (later.kind, later.deescalated_from) == (Kind.REMINDER, None)
+
+
+def test_a_reminder_names_the_count_the_age_and_the_batches_new_since_the_last_message():
+    _, state = run(State(), 3, T0, events={"e1": ["b1", "b2"]})
+
+    reminder, _ = run(state, 4, minutes(60), events={"e1": ["b1", "b2"], "e2": ["b2", "b3"], "e3": ["b4"]})
+
+    assert reminder.kind is Kind.REMINDER
+    assert reminder.count == 4
+    assert reminder.duration == timedelta(minutes=60)
+    assert reminder.opened_at == T0
+    assert reminder.batch_ids == ("b1", "b2", "b3", "b4")
+    assert reminder.new_batch_ids == ("b3", "b4")
+
+
+def test_batches_stalled_between_messages_are_named_even_after_leaving_the_window():
+    """With a window shorter than the cooldown, a quiet run's batches leave the window before the reminder."""
+    config = PolicyConfig(window_minutes=30, cooldown_minutes=60)
+    _, state = run(State(), 3, T0, events={"e1": ["b1"]}, config=config)
+    quiet, state = run(state, 3, minutes(15), events={"e1": ["b1"], "e2": ["b2"]}, config=config)
+    reminder, state = run(state, 3, minutes(60), events={"e3": ["b3"]}, config=config)
+    quiet_again, state = run(state, 3, minutes(75), events={"e3": ["b3"], "e4": ["b4"]}, config=config)
+    resolved, _ = run(state, 0, minutes(120), events={}, config=config)
+
+    assert quiet.kind is quiet_again.kind is Kind.NONE
+    assert reminder.new_batch_ids == ("b2", "b3")
+    assert resolved.batch_ids == ("b1", "b2", "b3", "b4")
+    assert resolved.total_cleanups == 4
+
+
+def test_resolved_gives_the_duration_the_total_and_the_batches_involved():
+    _, state = run(State(), 3, T0, events={"e1": ["b1"], "e2": ["b2"], "e3": ["b1"]})
+    _, state = run(state, 5, minutes(15), events={"e2": ["b2"], "e3": ["b1"], "e4": ["b3"], "e5": ["b4"]})
+    _, state = run(state, 3, minutes(30), events={"e4": ["b3"], "e5": ["b4"], "e6": ["b5"]})
+
+    resolved, after = run(state, 1, minutes(105), events={"e6": ["b5"]})
+
+    assert (resolved.kind, resolved.notify) == (Kind.RESOLVED, True)
+    assert resolved.duration == timedelta(minutes=105)
+    assert resolved.opened_at == T0
+    assert resolved.total_cleanups == 6
+    assert resolved.batch_ids == ("b1", "b2", "b3", "b4", "b5")
+    assert (resolved.severity, resolved.peak_severity) == (CRITICAL, CRITICAL)
+    assert after == State()
+    assert run(after, 1, minutes(120))[0].kind is Kind.NONE
+
+
+def test_the_count_at_the_warning_threshold_is_still_an_incident():
+    _, state = run(opened(WARNING), 3, minutes(15))
+
+    assert state.open
+
+
+# --- mute -------------------------------------------------------------------------------------
+
+
+def test_a_muted_alert_is_logged_not_posted_and_the_state_moves_on():
+    decision, state = run(State(), 3, T0, muted=True)
+
+    assert (decision.kind, decision.suppressed, decision.notify) == (Kind.ALERT, True, False)
+    assert "muted" in decision.reason
+    assert state.open and state.last_notified_at == T0
+    assert state.notifications == 0
+    assert len(state.muted) == 1 and "ALERT WARNING" in state.muted[0]
+
+
+def test_the_first_message_after_the_mute_names_what_was_muted():
+    _, state = run(State(), 3, T0, muted=True)
+    _, state = run(state, 5, minutes(15), muted=True)  # escalation, muted
+    _, state = run(state, 5, minutes(30), muted=True)  # inside the cooldown: nothing to hold back
+
+    decision, after = run(state, 5, minutes(45))
+
+    assert (decision.kind, decision.notify) == (Kind.REMINDER, True)  # at once, inside the cooldown
+    assert len(decision.muted_before) == 2
+    assert decision.muted_before[0].startswith("ALERT WARNING")
+    assert decision.muted_before[1].startswith("ESCALATION CRITICAL")
+    assert after.muted == ()
+    assert after.notifications == 1
+    assert run(after, 5, minutes(60))[0].kind is Kind.NONE
+
+
+def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
+    _, state = run(State(), 3, T0, muted=True)
+    resolved, state = run(state, 0, minutes(30), muted=True)
+    quiet, state = run(state, 0, minutes(45))
+
+    alert, after = run(state, 3, minutes(300))
+
+    assert (resolved.kind, resolved.suppressed) == (Kind.RESOLVED, True)
+    assert not state.open and len(state.muted) == 2
+    assert quiet.kind is Kind.NONE
+    assert [note.split()[0] for note in alert.muted_before] == ["ALERT", "RESOLVED"]
+    assert after.muted == ()
+
+
+def test_a_mute_that_held_nothing_back_causes_no_extra_reminder():
+    _, state = run(opened(WARNING), 3, minutes(15), muted=True)
+
+    decision, _ = run(state, 3, minutes(30))
+
+    assert decision.kind is Kind.NONE
+
+
+# --- properties over random sequences ---------------------------------------------------------
+
+configs = st.builds(
+    lambda warning, gap, window, cooldown: PolicyConfig(
+        warning_threshold=warning,
+        critical_threshold=warning + gap,
+        window_minutes=window,
+        cooldown_minutes=cooldown,
+    ),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from([15, 30, 60]),
+    st.sampled_from([15, 45, 60, 90]),
+)
+steps = st.lists(
+    st.tuples(
+        st.integers(0, 9),  # cleanups in the window
+        st.integers(0, 120),  # minutes since the previous run
+        st.booleans() | st.just(False),  # muted, mostly not
+        st.lists(st.sampled_from(["b1", "b2", "b&3", "b<4>"]), max_size=3),  # this run's batches
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def replay(config: PolicyConfig, sequence):
+    """Every (before, inputs, decision, after) of a sequence, each run starting from the last state."""
+    state, now, history = State(), T0, []
+    for i, (count, elapsed, muted, batches) in enumerate(sequence):
+        now += timedelta(minutes=elapsed)
+        events = {f"event-{i}": batches} if count else {}
+        inputs = {"count": count, "window_events": events, "offenders": (), "now": now, "muted": muted}
+        decision, after = decide(state, config=config, **inputs)
+        history.append((state, inputs, decision, after))
+        state = after
+    return history
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, steps)
+def test_the_policy_invariants(config, sequence):
+    resolutions: list[int] = []  # RESOLVED messages of each incident, in order
+    held_back = 0
+    seen: set[str] = set()  # batches cleaned up during the open incident
+    named: set[str] = set()  # ... and named in its messages
+    for before, inputs, decision, after in replay(config, sequence):
+        severity = config.severity(inputs["count"])
+
+        # Never two notifications for one decision: the same run again, on the state it returned.
+        again, _ = decide(after, config=config, **inputs)
+        assert again.kind is Kind.NONE, (decision, again)
+
+        # A closed incident is opened or left alone, never reminded.
+        if not before.open:
+            assert decision.kind in (Kind.NONE, Kind.ALERT)
+
+        # Escalation always notifies, cooldown or not.
+        if before.open and RANK[severity] > RANK[before.severity] and not inputs["muted"]:
+            assert (decision.kind, decision.notify) == (Kind.ESCALATION, True)
+
+        # No WARNING for an incident whose state is CRITICAL; a WARNING reminder out of CRITICAL
+        # carries the de-escalation.
+        if after.open and after.severity == CRITICAL:
+            assert decision.severity != WARNING
+        if decision.notify and before.severity == CRITICAL and decision.severity == WARNING:
+            assert (decision.kind, decision.deescalated_from) == (Kind.REMINDER, CRITICAL)
+
+        # At most one reminder per cooldown, unless a mute just ended.
+        if decision.kind is Kind.REMINDER and not (before.muted and not inputs["muted"]):
+            assert inputs["now"] - before.last_notified_at >= timedelta(minutes=config.cooldown_minutes)
+
+        # Muted: nothing posted, and the next message names everything held back.
+        if inputs["muted"]:
+            assert not decision.notify
+            held_back += decision.suppressed
+        if before.open and before.muted and not inputs["muted"] and severity is not None:
+            assert decision.notify  # the mute ended during the incident: say so at once
+        if decision.notify:
+            assert len(decision.muted_before) == held_back
+            held_back = 0
+
+        # Every opened incident that drops below the threshold gets exactly one RESOLVED.
+        if decision.kind is Kind.ALERT:
+            resolutions.append(0)
+        if decision.kind is Kind.RESOLVED:
+            assert before.open and severity is None
+            resolutions[-1] += 1
+        if before.open and severity is None:
+            assert decision.kind is Kind.RESOLVED
+        assert after.open is (severity is not None)
+
+        # Every batch of the incident is named once, in the first message after its cleanup.
+        batches = {b for ids in inputs["window_events"].values() for b in ids}
+        if decision.kind is Kind.ALERT:
+            seen, named = set(batches), set(decision.batch_ids)
+        elif before.open:
+            seen |= batches
+            if decision.kind in (Kind.ESCALATION, Kind.REMINDER):
+                assert not named & set(decision.new_batch_ids)
+                named |= set(decision.new_batch_ids)
+            if decision.kind is Kind.RESOLVED:
+                named = set(decision.batch_ids)
+        if decision.kind is not Kind.NONE:
+            assert named == seen
+
+    assert resolutions == [1] * (len(resolutions) - after.open) + [0] * after.open
+
+
+@settings(max_examples=200, deadline=None)
+@given(configs, steps)
+def test_states_and_decisions_round_trip(config, sequence):
+    for _, _, decision, after in replay(config, sequence):
+        assert State.from_dict(after.to_dict()) == after
+        assert State.from_dict(json.loads(json.dumps(after.to_dict(iso=True)))) == after
+        assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
+
+
+def test_an_empty_or_missing_state_document_is_a_closed_incident():
+    assert State.from_dict(None) == State.from_dict({}) == State()
+
+
+def test_unknown_fields_of_a_stored_state_are_ignored():
+    stored = {**opened(WARNING).to_dict(), "lease": {"run_id": "r"}, "updated_at": T0, "version": 4}
+
+    assert State.from_dict(stored) == opened(WARNING)
+
+
+def test_a_state_in_another_offset_round_trips_as_the_same_instant():
+    state = State(
+        open=True, severity=WARNING, opened_at=datetime(2026, 3, 2, 4, tzinfo=timezone(-timedelta(hours=5)))
+    )
+
+    assert State.from_dict(state.to_dict(iso=True)).opened_at == datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+# --- PolicyConfig -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "severity"),
+    [(0, None), (2, None), (3, WARNING), (4, WARNING), (5, CRITICAL), (1_000, CRITICAL)],
+)
+def test_the_severity_of_a_count(count, severity):
+    assert CONFIG.severity(count) == severity
+
+
+@pytest.mark.parametrize(
+    "field", ["warning_threshold", "critical_threshold", "window_minutes", "cooldown_minutes"]
+)
+@pytest.mark.parametrize(
+    "value", [0, -1, 1.5, "3", None, True], ids=["zero", "negative", "float", "str", "none", "bool"]
+)
+def test_a_setting_must_be_an_integer_of_at_least_one(field, value):
+    with pytest.raises(ValueError, match=rf"{field} must be an integer ≥ 1, got {value!r}"):
+        PolicyConfig(**{"warning_threshold": 3, "critical_threshold": 1_000, field: value})
+
+
+@pytest.mark.parametrize(("warning", "critical"), [(3, 3), (5, 3)], ids=["equal", "below"])
+def test_critical_must_be_above_warning(warning, critical):
+    with pytest.raises(
+        ValueError,
+        match=rf"critical_threshold \({critical}\) must be greater than warning_threshold \({warning}\)",
+    ):
+        PolicyConfig(warning_threshold=warning, critical_threshold=critical)
+
+
+def test_the_config_takes_its_settings_from_the_dag_params_and_ignores_the_rest():
+    params = {"warning_threshold": 2, "critical_threshold": 4, "cooldown_minutes": 30, "notify": True}
+
+    assert PolicyConfig.from_params(params) == PolicyConfig(2, 4, 60, 30)
+
+
+def test_the_threshold_a_severity_is_compared_with():
+    assert (CONFIG.threshold(None), CONFIG.threshold(WARNING), CONFIG.threshold(CRITICAL)) == (3, 3, 5)
+
+
+# --- repeat_offenders -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([], ()),
+        ([["b1"], ["b2"]], ()),
+        ([["b1"], ["b1"]], (("b1", 2),)),
+        ([["b1", "b1"]], ()),
+        ([["b2", "b1"], ["b1", "b2"], ["b1"], ["b3"]], (("b1", 3), ("b2", 2))),
+        ([["b", "a"], ["a", "b"]], (("a", 2), ("b", 2))),
+    ],
+    ids=["none", "once-each", "twice", "twice-in-one-event", "most-often-first", "ties-by-id"],
+)
+def test_repeat_offenders(events, expected):
+    assert repeat_offenders(events) == expected
+
+
+def test_repeat_offenders_take_any_iterable_once():
+    assert repeat_offenders(ids for ids in [["b1"], ["b1"], ["b1"]]) == (("b1", 3),)
+
+
+# --- incident_record --------------------------------------------------------------------------
+
+
+def test_an_alert_opens_the_incidents_timeline_entry():
+    before = State()
+    decision, after = run(before, 3, T0, events={"e1": ["b1", "b2"]})
+
+    record = incident_record(DAG_ID, decision, before, after, T0)
+
+    assert record == {
+        "id": "stalled_batch_cleanup-20260302T090000Z",
+        "dag_id": DAG_ID,
+        "opened_at": T0,
+        "closed_at": None,
+        "severity": WARNING,
+        "peak_severity": WARNING,
+        "peak_count": 3,
+        "total_cleanups": 1,
+        "batch_ids": ["b1", "b2"],
+        "notifications": 1,
+    }
+
+
+def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
+    before = State()
+    states, records = [before], []
+    for count, at in [(3, T0), (6, minutes(15)), (4, minutes(75)), (1, minutes(90))]:
+        decision, after = run(states[-1], count, at)
+        records.append(incident_record(DAG_ID, decision, states[-1], after, at))
+        states.append(after)
+
+    assert {record["id"] for record in records} == {"stalled_batch_cleanup-20260302T090000Z"}
+    closing = records[-1]
+    assert closing["closed_at"] == minutes(90)
+    assert (closing["severity"], closing["peak_severity"], closing["peak_count"]) == (CRITICAL, CRITICAL, 6)
+    assert closing["total_cleanups"] == 4
+    assert closing["notifications"] == 4
+    assert [r["closed_at"] for r in records[:-1]] == [None, None, None]
+
+
+def test_the_entry_id_is_in_utc_whatever_the_offset():
+    new_york = timezone(-timedelta(hours=5))
+    decision, after = run(State(), 3, T0.astimezone(new_york))
+
+    assert (
+        incident_record(DAG_ID, decision, State(), after, T0)["id"]
+        == "stalled_batch_cleanup-20260302T090000Z"
+    )
+
+
+def test_a_muted_message_is_recorded_but_not_counted_as_sent():
+    decision, after = run(State(), 3, T0, muted=True)
+
+    assert incident_record(DAG_ID, decision, State(), after, T0)["notifications"] == 0
+
+
+@pytest.mark.parametrize("make", ["quiet", "test"])
+def test_no_entry_when_no_incident_changes(make):
+    state = opened(WARNING)
+    if make == "quiet":
+        decision, after = run(state, 3, minutes(15))
+    else:
+        decision, after = make_test_decision(3, {}, ()), state
+
+    assert incident_record(DAG_ID, decision, state, after, minutes(15)) is None
+
+
+# --- forced_test_decision ----------------------------------------------------------------------------
+
+
+def test_the_test_decision_carries_todays_numbers_and_touches_no_incident():
+    decision = make_test_decision(4, {"e1": ["b1", "b2"], "e2": ["b2", "b3"]}, (("b2", 2),))
+
+    assert (decision.kind, decision.severity, decision.count) == (Kind.TEST, None, 4)
+    assert decision.notify
+    assert decision.batch_ids == ("b1", "b2", "b3")
+    assert decision.repeat_offenders == (("b2", 2),)
+    assert decision.opened_at is None and decision.muted_before == ()
+    assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
+
+
+# --- mute_until -------------------------------------------------------------------------------
+
+VARIABLE = "batch_cleanup_mute_until"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-28T18:00:00+00:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
+        ("2026-11-28T18:00:00Z", datetime(2026, 11, 28, 18, tzinfo=UTC)),
+        ("2026-11-28T13:00:00-05:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
+        ("2026-11-28T18:00:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
+        ("2026-11-28 18:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
+        ("  2026-11-28T18:00:00+00:00\n", datetime(2026, 11, 28, 18, tzinfo=UTC)),
+        ("2026-11-28", datetime(2026, 11, 28, tzinfo=UTC)),
+    ],
+    ids=["utc-offset", "z", "new-york-offset", "no-offset-is-utc", "space", "padded", "date-only"],
+)
+def test_mute_until_reads_an_iso_date_time(value, expected):
+    until = mute_until(value, variable=VARIABLE)
+
+    assert until == expected
+    assert until.tzinfo is not None
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", "\n"], ids=["unset", "empty", "spaces", "newline"])
+def test_a_blank_mute_is_no_mute(value):
+    assert mute_until(value, variable=VARIABLE) is None
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "28/11/2026 18:00", "2026-13-01T00:00:00", "1"])
+def test_a_garbled_mute_names_the_variable_and_the_expected_form(value):
+    with pytest.raises(ValueError, match=rf"Variable '{VARIABLE}' must be an ISO date-time") as raised:
+        mute_until(value, variable=VARIABLE)
+
+    assert repr(value) in str(raised.value)
