@@ -52,14 +52,18 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, conf, dag, task
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from batch_cleanup.notify import slack_on_failure
+from batch_cleanup.notify import deadline_missed, slack_on_failure
 
 COORDINATOR_CONN_ID = "prediction_coordinator"
 GCP_CONN_ID = "google_cloud_default"
 SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
 
+# A run still unfinished this long after it was queued is hung: Slack hears (a Deadline Alert).
+DEADLINE_MINUTES = conf.getint("batch_cleanup", "deadline_minutes", fallback=10)
 RETENTION_DAYS = 30
 OFFENDER_HOURS = 24
 # Tests shorten the delay through Airflow's configuration: AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS.
@@ -75,6 +79,13 @@ log = logging.getLogger(__name__)
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=14),
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=DEADLINE_MINUTES),
+        callback=AsyncCallback(
+            deadline_missed, kwargs={"slack_conn_id": SLACK_CONN_ID, "minutes": DEADLINE_MINUTES}
+        ),
+    ),
     doc_md=__doc__,
     tags=["prediction-platform", "batch-cleanup", "alerting"],
     default_args={

@@ -14,6 +14,7 @@ from pathlib import Path
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 RUN_DAG_AT = Path(__file__).parent / "support" / "run_dag_at.py"
+KNOWN_DEADLINE_CRASH = "(builtins.AttributeError) 'dict' object has no attribute 'hex'"
 
 
 @dataclass
@@ -76,6 +77,11 @@ class AirflowCLI:
         finished = re.findall(
             r"DagRun Finished: dag_id=\S+, logical_date=.*?, run_id=([^,]+), .*?state=(\w+)", output
         )
+        if not finished and KNOWN_DEADLINE_CRASH in output:
+            # apache/airflow#73428 (3.3.1-3.3.2): `DAG.test()` of a DAG with `deadline=` crashes in
+            # DagRun.update_state *after* marking the run successful. Only that exact case passes.
+            marked = re.findall(r"Marking run <DagRun \S+ @ \S+ \S+: (\S+), state:\w+.*?> successful", output)
+            finished = [(run_id, "success") for run_id in marked]
         if not finished:
             raise AssertionError(
                 f"`airflow dags test` did not finish a run (rc={done.returncode}):\n{output[-5000:]}"

@@ -167,3 +167,28 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
         _section(f"<{log_url}|Task log>"),
     ]
     return Message(text=text, blocks=blocks)
+
+
+def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_url: str) -> Message:
+    """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either."""
+    text = (
+        f"Stalled-batch cleanup is overdue: run {run_id} of DAG {dag_id} has not finished "
+        f"{minutes} minutes after it was queued (queued at {queued_at}).\nAirflow run: {run_url}"
+    )
+    blocks = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": ":alarm_clock: Stalled-batch cleanup is overdue"},
+        },
+        _section(
+            f"*DAG:* `{dag_id}`\n*Run:* `{escape(run_id)}`\nNot finished {minutes} minutes after it was "
+            f"queued ({escape(queued_at)}). Check the scheduler, the workers and the coordinator."
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
+            ],
+        },
+    ]
+    return Message(text=text, blocks=blocks)
