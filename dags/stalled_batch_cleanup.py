@@ -155,6 +155,7 @@ def stalled_batch_cleanup():
         """Ask the coordinator to auto-complete stalled batches; return a compact summary."""
         from airflow.sdk.exceptions import AirflowFailException
 
+        from batch_cleanup import metrics
         from batch_cleanup.cleanup import summarize
         from batch_cleanup.hooks.coordinator import CoordinatorHook
         from batch_cleanup.policy import PolicyConfig
@@ -170,6 +171,8 @@ def stalled_batch_cleanup():
             idempotency_key=f"{dag_run.dag_id}/{dag_run.run_id}",
         )
         summary = summarize(response)
+        metrics.gauge("batches_checked", summary["batches_checked"])
+        metrics.gauge("stalled_batches", summary["stalled_count"])
         log.info(
             "Checked %d batches; %d stalled and auto-completed: %s%s",
             summary["batches_checked"],
@@ -216,6 +219,7 @@ def stalled_batch_cleanup():
         """Count the cleanups in the window ending at the run's time and decide what Slack hears."""
         from airflow.sdk import Variable
 
+        from batch_cleanup import metrics
         from batch_cleanup.events import window_start
         from batch_cleanup.hooks.firestore import FirestoreHook
         from batch_cleanup.policy import (
@@ -232,6 +236,7 @@ def stalled_batch_cleanup():
         start = window_start(now, config.window_minutes)
         store = FirestoreHook(gcp_conn_id=GCP_CONN_ID)
         count = store.count_since(start)
+        metrics.gauge("events_in_window", count)
         stored, version = store.read_state(dag_run.dag_id)
         state = State.from_dict(stored)
         window_events: dict[str, list[str]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from batch_cleanup import metrics
 from batch_cleanup.hooks import slack
 from batch_cleanup.hooks.firestore import FirestoreHook
 from batch_cleanup.messages import Message
@@ -46,5 +47,8 @@ def deliver(
         raise
     log.info(
         "Slack accepted the %s (%s) on connection %r.", decision["kind"], decision["severity"], slack_conn_id
+    )
+    metrics.count(
+        "alerts_sent", severity=decision["severity"] or decision["kind"].upper(), kind=decision["kind"]
     )
     return SENT

@@ -1,0 +1,74 @@
+"""Run metrics reach StatsD: a real UDP listener receives the lines of a DAG run."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.scenario import DAG_ID, healthy, stalled
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def statsd():
+    """A UDP socket that collects every datagram sent to it."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    lines: list[str] = []
+    stop = threading.Event()
+
+    def collect():
+        while not stop.is_set():
+            try:
+                lines.extend(server.recv(65535).decode().splitlines())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=collect, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], lines
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_a_run_emits_its_metrics_over_statsd(airflow, fresh, db, statsd):
+    coordinator, sink = fresh
+    port, lines = statsd
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    for index in range(2):
+        db.collection("batch_cleanup_events").document(f"earlier-{index}").set(
+            {"timestamp": at, "batch_ids": [f"earlier-{index}"], "stalled_count": 1}
+        )
+    coordinator.seed([stalled("metrics-1"), healthy("metrics-ok-1"), healthy("metrics-ok-2")])
+
+    run = airflow.dags_test(
+        DAG_ID,
+        name="metrics",
+        extra_env={
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(port),
+            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+            # Tags as InfluxDB-style suffixes, so the severity tag is visible on the wire.
+            "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        },
+    )
+
+    assert run.state == "success", run.explain()
+    ours = sorted(line for line in lines if ".batch_cleanup." in line)
+    assert "airflow.batch_cleanup.batches_checked:3|g" in ours, ours
+    assert "airflow.batch_cleanup.stalled_batches:1|g" in ours, ours
+    assert "airflow.batch_cleanup.events_in_window:3|g" in ours, ours
+    assert any(
+        line.startswith("airflow.batch_cleanup.alerts_sent,")
+        and "severity=WARNING" in line
+        and line.endswith(":1|c")
+        for line in ours
+    ), ours
+    assert len(sink.messages()) == 1
