@@ -4,26 +4,26 @@ It speaks the real service's contract (`POST /check-stalled` with `X-API-Key`, r
 `X-Idempotency-Key`, `GET /health/deep`) over real HTTP, and adds an unauthenticated `/admin/`
 API so tests can seed batches, queue faults and read what the DAG sent.
 
-    python -m dev.coordinator --port 0 --api-key KEY [--forbidden-key K2] [--seed-demo]
+    COORDINATOR_API_KEY=KEY python -m dev.coordinator --port 0 [--forbidden-key K2] [--seed-demo]
 
+The key comes from the environment, not the command line, so that `ps` does not show it.
 Standard library only, so it starts in well under a second.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import signal
-import sys
+import os
 import threading
 import time
-import urllib.request
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from dev._stand_in import AdminClient, FaultQueue, StandInHandler, StandInServer, argument_parser, serve
+
+API_KEY_VARIABLE = "COORDINATOR_API_KEY"
 
 DEFAULT_STALL_THRESHOLD_MINUTES = 10.0
 DEFAULT_MIN_COMPLETION_PCT = 90.0
@@ -71,28 +71,6 @@ class Batch:
             "last_progress_at": self.last_progress_at.isoformat(),
             "status": self.status,
         }
-
-
-class FaultQueue:
-    """FIFO of injected faults; a fault with `count: n` is handed out n times before the next one."""
-
-    def __init__(self) -> None:
-        self._queue: deque[list[Any]] = deque()  # [fault, uses left]
-
-    def extend(self, faults: list[dict[str, Any]]) -> None:
-        self._queue.extend([fault, int(fault.get("count", 1))] for fault in faults)
-
-    def take(self) -> dict[str, Any] | None:
-        if not self._queue:
-            return None
-        head = self._queue[0]
-        head[1] -= 1
-        if head[1] <= 0:
-            self._queue.popleft()
-        return head[0]
-
-    def clear(self) -> None:
-        self._queue.clear()
 
 
 def fault_reply(fault: dict[str, Any]) -> Reply | None:
@@ -206,16 +184,10 @@ class CoordinatorState:
             return reply, False
 
 
-class CoordinatorServer(ThreadingHTTPServer):
-    daemon_threads = True  # a request sleeping in an injected delay must not hold up shutdown
+class CoordinatorHandler(StandInHandler):
+    """Routes requests; `self.server.state` is the `CoordinatorState`."""
 
-    def __init__(self, address: tuple[str, int], state: CoordinatorState) -> None:
-        super().__init__(address, CoordinatorHandler)
-        self.state = state
-
-
-class CoordinatorHandler(BaseHTTPRequestHandler):
-    server: CoordinatorServer
+    name = "coordinator"
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -230,26 +202,15 @@ class CoordinatorHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.read_body()
+        admin = self.admin_routes()
+        admin["/admin/batches"] = lambda body: self.server.state.seed(body["batches"])
         if path == "/check-stalled":
             self._check_stalled(path, raw)
-            return
-        state = self.server.state
-        try:
-            body = json.loads(raw or b"{}")
-            if path == "/admin/batches":
-                state.seed(body["batches"])
-            elif path == "/admin/faults":
-                state.add_faults(body["faults"])
-            elif path == "/admin/reset":
-                state.reset()
-            else:
-                self._send(json_reply(404, {"error": f"no route POST {path}"}))
-                return
-        except (ValueError, KeyError, TypeError) as err:
-            self._send(json_reply(400, {"error": f"bad admin request: {err!r}"}))
-            return
-        self._send(json_reply(200, {"ok": True}))
+        elif path in admin:
+            self.post_admin(raw, admin[path])
+        else:
+            self._send(json_reply(404, {"error": f"no route POST {path}"}))
 
     def _check_stalled(self, path: str, raw: bytes) -> None:
         api_key = self.headers.get("X-API-Key")
@@ -306,76 +267,35 @@ class CoordinatorHandler(BaseHTTPRequestHandler):
         return reply, 0.0
 
     def _send(self, reply: Reply) -> None:
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (a timeout test); the call is recorded, nothing else to do.
-            self.log_message("client went away before the %d reply", reply.status)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Request line and status only: headers carry the API key.
-        sys.stderr.write(f"coordinator {self.address_string()} {format % args}\n")
+        self.write_reply(reply.status, reply.body, reply.content_type, reply.headers)
 
 
-class CoordinatorAdmin:
+class CoordinatorAdmin(AdminClient):
     """Client for the stand-in's `/admin/` API."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
-
-    def _request(self, method: str, path: str, payload: Any = None) -> Any:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
-
     def seed(self, batches: list[dict[str, Any]]) -> None:
-        self._request("POST", "/admin/batches", {"batches": batches})
+        self.request("POST", "/admin/batches", {"batches": batches})
 
     def batches(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/admin/batches")["batches"]
-
-    def faults(self, faults: list[dict[str, Any]]) -> None:
-        self._request("POST", "/admin/faults", {"faults": faults})
+        return self.request("GET", "/admin/batches")["batches"]
 
     def calls(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/admin/calls")["calls"]
-
-    def reset(self) -> None:
-        self._request("POST", "/admin/reset", {})
+        return self.request("GET", "/admin/calls")["calls"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", required=True)
+    parser = argument_parser(__doc__)
     parser.add_argument("--forbidden-key", help="a key that is recognised but answered with 403")
     parser.add_argument("--seed-demo", action="store_true", help="start with a few batches, some stalled")
     args = parser.parse_args(argv)
+    api_key = os.environ.get(API_KEY_VARIABLE)
+    if not api_key:
+        parser.error(f"set the environment variable {API_KEY_VARIABLE} to the key the coordinator accepts")
 
-    state = CoordinatorState(args.api_key, args.forbidden_key)
+    state = CoordinatorState(api_key, args.forbidden_key)
     if args.seed_demo:
         state.seed(DEMO_BATCHES)
-    server = CoordinatorServer((args.host, args.port), state)
-    # serve_forever() runs in this thread, so shutdown() would deadlock here; leave by exception.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    host, port = server.server_address[:2]
-    print(f"coordinator listening on http://{host}:{port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve(StandInServer((args.host, args.port), CoordinatorHandler, state), "coordinator")
 
 
 if __name__ == "__main__":

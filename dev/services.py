@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dev.airflow_env import REPO
+from dev.coordinator import API_KEY_VARIABLE
 
 STAND_IN_START_TIMEOUT = 15.0
 # Measured: the emulator answers `Ok` about 0.7-0.9 s after `java` starts (Debian package
@@ -60,24 +61,41 @@ class Service:
         return urlsplit(self.url).netloc
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, and SIGKILL if the process has not exited `timeout` seconds later."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
 
 
-def _spawn(name: str, command: list[str], log_dir: Path) -> tuple[subprocess.Popen, Path]:
+def spawn(
+    name: str,
+    command: list[str],
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    own_group: bool = False,
+) -> tuple[subprocess.Popen, Path]:
+    """Start `command` in the repo with its output in `log_dir/NAME.log`; `env` adds to this environment.
+
+    `own_group`: a new session and process group, so that one signal to the group reaches the
+    process's children too, and a Ctrl-C in the terminal reaches only whoever manages it.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log:
@@ -88,7 +106,8 @@ def _spawn(name: str, command: list[str], log_dir: Path) -> tuple[subprocess.Pop
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=own_group,
         )
     return process, log_path
 
@@ -96,13 +115,15 @@ def _spawn(name: str, command: list[str], log_dir: Path) -> tuple[subprocess.Pop
 def _start_failed(name: str, process: subprocess.Popen, log_path: Path, why: str) -> RuntimeError:
     process.kill()
     process.wait()
-    return RuntimeError(f"{name} did not start: {why}. Last lines of {log_path}:\n{_log_tail(log_path)}")
+    return RuntimeError(f"{name} did not start: {why}. Last lines of {log_path}:\n{log_tail(log_path)}")
 
 
-def _start_stand_in(name: str, module: str, log_dir: Path, *args: str) -> Service:
+def _start_stand_in(
+    name: str, module: str, log_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> Service:
     """Run `python -m module --port 0 ...` and wait for its `listening on URL` line."""
     command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args]
-    process, log_path = _spawn(name, command, log_dir)
+    process, log_path = spawn(name, command, log_dir, env)
     deadline = time.monotonic() + STAND_IN_START_TIMEOUT
     while time.monotonic() < deadline:
         match = _LISTENING.search(log_path.read_text(errors="replace"))
@@ -118,12 +139,14 @@ def _start_stand_in(name: str, module: str, log_dir: Path, *args: str) -> Servic
 def start_coordinator(
     log_dir: Path, *, api_key: str, forbidden_key: str | None = None, seed_demo: bool = False
 ) -> Service:
-    args = ["--api-key", api_key]
+    args = []
     if forbidden_key is not None:
         args += ["--forbidden-key", forbidden_key]
     if seed_demo:
         args.append("--seed-demo")
-    return _start_stand_in("coordinator", "dev.coordinator", log_dir, *args)
+    # Through the environment: a command line is visible to every user of the machine in `ps`.
+    env = {API_KEY_VARIABLE: api_key}
+    return _start_stand_in("coordinator", "dev.coordinator", log_dir, *args, env=env)
 
 
 def start_slack_sink(log_dir: Path) -> Service:
@@ -147,7 +170,7 @@ def firestore_emulator_jar() -> Path:
     raise PrerequisiteMissing(f"the Firestore emulator jar was not found; {INSTALL_HINT}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     # The port could be taken again before the emulator binds it; on one test machine that race is theory.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -160,7 +183,7 @@ def start_firestore_emulator(log_dir: Path, *, port: int | None = None) -> Servi
     if java is None:
         raise PrerequisiteMissing(f"`java` is not on PATH; the Firestore emulator needs it: {INSTALL_HINT}")
     jar = firestore_emulator_jar()
-    port = port or _free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         java,
@@ -172,7 +195,7 @@ def start_firestore_emulator(log_dir: Path, *, port: int | None = None) -> Servi
         f"--port={port}",
     ]
     name = "firestore-emulator"
-    process, log_path = _spawn(name, command, log_dir)
+    process, log_path = spawn(name, command, log_dir)
     deadline = time.monotonic() + EMULATOR_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -11,19 +11,15 @@ Standard library only, so it starts in well under a second.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
-import signal
-import sys
 import threading
 import time
-import urllib.request
-from collections import deque
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from dev._stand_in import AdminClient, FaultQueue, StandInHandler, StandInServer, argument_parser, serve
 
 # Any path under /services/ is accepted; this one reads as a fake in logs and connection URLs.
 WEBHOOK_PATH = "/services/T000LOCAL/B000LOCAL/local-sink"
@@ -36,28 +32,6 @@ SLACK_ERROR_BODIES = {
     410: "channel_is_archived",
     429: "rate_limited",
 }
-
-
-class FaultQueue:
-    """FIFO of injected faults; a fault with `count: n` is handed out n times before the next one."""
-
-    def __init__(self) -> None:
-        self._queue: deque[list[Any]] = deque()  # [fault, uses left]
-
-    def extend(self, faults: list[dict[str, Any]]) -> None:
-        self._queue.extend([fault, int(fault.get("count", 1))] for fault in faults)
-
-    def take(self) -> dict[str, Any] | None:
-        if not self._queue:
-            return None
-        head = self._queue[0]
-        head[1] -= 1
-        if head[1] <= 0:
-            self._queue.popleft()
-        return head[0]
-
-    def clear(self) -> None:
-        self._queue.clear()
 
 
 class SinkState:
@@ -100,16 +74,11 @@ class SinkState:
             self._attempts = 0
 
 
-class SinkServer(ThreadingHTTPServer):
-    daemon_threads = True  # a request sleeping in an injected delay must not hold up shutdown
+class SinkHandler(StandInHandler):
+    """Routes requests; `self.server.state` is the `SinkState`."""
 
-    def __init__(self, address: tuple[str, int], state: SinkState) -> None:
-        super().__init__(address, SinkHandler)
-        self.state = state
-
-
-class SinkHandler(BaseHTTPRequestHandler):
-    server: SinkServer
+    # The request line holds the webhook path, which is a secret on real Slack; fine for a stand-in.
+    name = "slack-sink"
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -125,24 +94,14 @@ class SinkHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.read_body()
+        admin = self.admin_routes()
         if path.startswith("/services/"):
             self._webhook(path, raw)
-            return
-        state = self.server.state
-        try:
-            body = json.loads(raw or b"{}")
-            if path == "/admin/faults":
-                state.add_faults(body["faults"])
-            elif path == "/admin/reset":
-                state.reset()
-            else:
-                self._send(404, "no_service")  # what Slack says for a URL that is not a webhook
-                return
-        except (ValueError, KeyError, TypeError) as err:
-            self._send(400, f"bad admin request: {err!r}")
-            return
-        self._send_json({"ok": True})
+        elif path in admin:
+            self.post_admin(raw, admin[path])
+        else:
+            self._send(404, "no_service")  # what Slack says for a URL that is not a webhook
 
     def _webhook(self, path: str, raw: bytes) -> None:
         fault = self.server.state.attempt() or {}
@@ -179,21 +138,7 @@ class SinkHandler(BaseHTTPRequestHandler):
         content_type: str = "text/plain; charset=utf-8",
         headers: dict[str, str] | None = None,
     ) -> None:
-        data = body.encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.log_message("client went away before the %d reply", status)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line holds the webhook path, which is a secret on real Slack; fine for a stand-in.
-        sys.stderr.write(f"slack-sink {self.address_string()} {format % args}\n")
+        self.write_reply(status, body.encode(), content_type, headers)
 
 
 def render_page(messages: list[dict[str, Any]]) -> str:
@@ -213,54 +158,23 @@ def render_page(messages: list[dict[str, Any]]) -> str:
     )
 
 
-class SlackSinkAdmin:
+class SlackSinkAdmin(AdminClient):
     """Client for the sink's `/admin/` API."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
 
     @property
     def webhook_url(self) -> str:
         return self.base_url + WEBHOOK_PATH
 
-    def _request(self, method: str, path: str, payload: Any = None) -> Any:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
-
     def messages(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/admin/messages")["messages"]
-
-    def faults(self, faults: list[dict[str, Any]]) -> None:
-        self._request("POST", "/admin/faults", {"faults": faults})
+        return self.request("GET", "/admin/messages")["messages"]
 
     def attempts(self) -> int:
-        return self._request("GET", "/admin/attempts")["attempts"]
-
-    def reset(self) -> None:
-        self._request("POST", "/admin/reset", {})
+        return self.request("GET", "/admin/attempts")["attempts"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    args = parser.parse_args(argv)
-
-    server = SinkServer((args.host, args.port), SinkState())
-    # serve_forever() runs in this thread, so shutdown() would deadlock here; leave by exception.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    host, port = server.server_address[:2]
-    print(f"slack sink listening on http://{host}:{port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    args = argument_parser(__doc__).parse_args(argv)
+    serve(StandInServer((args.host, args.port), SinkHandler, SinkState()), "slack sink")
 
 
 if __name__ == "__main__":

@@ -347,10 +347,20 @@ def test_coordinator_accepts_the_key_of_the_connection():
     assert _env_example().get("COORDINATOR_API_KEY") == password, (
         ".env.example: COORDINATOR_API_KEY differs from the password of AIRFLOW_CONN_PREDICTION_COORDINATOR"
     )
-    command = " ".join(SERVICES.get("coordinator", {}).get("command") or [])
-    assert "${COORDINATOR_API_KEY" in command, (
-        f"the coordinator does not take COORDINATOR_API_KEY: {command!r}"
+    key = _env_of(SERVICES.get("coordinator", {})).get("COORDINATOR_API_KEY", "")
+    assert key.startswith("${COORDINATOR_API_KEY"), (
+        f"the coordinator's environment does not pass COORDINATOR_API_KEY from .env: {key!r}"
     )
+
+
+def test_no_secret_is_on_a_command_line():
+    # Every user of the host sees command lines in `ps`; environments stay private to the owner.
+    for name, service in SERVICES.items():
+        command = service.get("command") or []
+        command = " ".join(command) if isinstance(command, list) else str(command)
+        assert not re.search(r"API_KEY|SECRET|PASSWORD", command, re.IGNORECASE), (
+            f"{name} puts a secret on its command line: {command!r}"
+        )
 
 
 def test_env_file_is_git_ignored_and_its_example_is_not():

@@ -115,11 +115,13 @@ def test_count_uses_no_document_reads_beyond_the_aggregation(hook):
     assert hook.count_since(RUN_AFTER - timedelta(minutes=10)) == 11
 
 
-def test_batch_ids_since_lists_newest_first(hook):
+def test_events_since_lists_newest_first_with_their_batch_ids(hook):
     hook.create_event("old", event(["old"], timestamp=RUN_AFTER - timedelta(minutes=90)))
     hook.create_event("a", event(["a1", "a2"], timestamp=RUN_AFTER - timedelta(minutes=40)))
     hook.create_event("b", event(["b1"], timestamp=RUN_AFTER - timedelta(minutes=10)))
-    assert hook.batch_ids_since(RUN_AFTER - timedelta(minutes=60)) == ["b1", "a1", "a2"]
+    listed = hook.events_since(RUN_AFTER - timedelta(minutes=60))
+    assert [(event, ids) for event, _, ids in listed] == [("b", ["b1"]), ("a", ["a1", "a2"])]
+    assert hook.events_since(RUN_AFTER - timedelta(minutes=60), limit=1)[0][0] == "b"
 
 
 def test_huge_response_is_capped_under_one_mebibyte_and_accepted(hook):

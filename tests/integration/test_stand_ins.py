@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
 from dev import services
 from dev.airflow_env import REPO
-from dev.coordinator import CoordinatorAdmin
+from dev.coordinator import API_KEY_VARIABLE, CoordinatorAdmin
 from dev.slack_sink import WEBHOOK_PATH, SlackSinkAdmin
 
 LOG_DIR = REPO / "test-output" / "stand-ins"
@@ -75,6 +78,35 @@ def check_stalled(
 
 def statuses(admin: CoordinatorAdmin) -> dict[str, str]:
     return {batch["batch_id"]: batch["status"] for batch in admin.batches()}
+
+
+# --- coordinator: its key ---------------------------------------------------------------------------
+
+
+def test_api_key_is_not_on_the_command_line(coordinator_process: services.Service) -> None:
+    cmdline = Path(f"/proc/{coordinator_process.process.pid}/cmdline")
+    if not cmdline.exists():
+        pytest.skip("no /proc: command lines cannot be read this way here")
+
+    shown = cmdline.read_bytes().replace(b"\0", b" ").decode()
+
+    assert "dev.coordinator" in shown
+    assert API_KEY not in shown
+
+
+def test_coordinator_will_not_start_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(API_KEY_VARIABLE, raising=False)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dev.coordinator", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert done.returncode == 2
+    assert API_KEY_VARIABLE in done.stderr
 
 
 # --- coordinator: contract -------------------------------------------------------------------------
