@@ -147,3 +147,17 @@ print(json.dumps(added))
     heavy = [m for m in added if m.split(".")[0] in HEAVY_CLIENTS]
     assert heavy == [], f"parsing the DAG imported {heavy[:10]}"
     assert any(m.startswith("batch_cleanup") for m in added), "the probe did not load the DAG's package"
+
+
+def test_plugin_scan_skips_the_package():
+    """Airflow imports every .py under plugins/ as a top-level module; plugins/.airflowignore keeps
+    the package (and the Google client it would load) out of every Airflow process's start-up."""
+    probe = """
+import json, sys
+from airflow import plugins_manager
+plugins_manager._get_plugins()
+print(json.dumps([m for m in sys.modules if m in ("policy", "cleanup", "firestore", "slack", "history")]
+                 + [m for m in sys.modules if m.startswith("google.cloud.firestore")]))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,303 @@
+"""The cleanup-history page and its JSON API; Airflow's api-server mounts this app at `/batch-cleanup`.
+
+Every route needs a signed-in user who may read the DAG (see `auth`); the page sends anyone else
+to Airflow's login, the JSON endpoints answer 401/403. Only `/static` (Chart.js, CSS, the page's
+script) is public, like Airflow's own assets. The endpoints are documented in docs/ui.md and by
+the OpenAPI schema at `/batch-cleanup/api/openapi.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from batch_cleanup.messages import dag_run_url
+from batch_cleanup.policy import PolicyConfig
+from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
+from batch_cleanup.ui.auth import login_redirect, require_dag_reader
+from batch_cleanup.ui.queries import HistoryStore
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+GCP_CONN_ID = "google_cloud_default"
+# The DAG's default thresholds: the lines drawn on the hourly chart.
+POLICY = PolicyConfig()
+
+RangeName = Literal["24h", "7d", "30d"]
+RangeParam = Annotated[
+    RangeName,
+    Query(alias="range", description="Window ending with the current hour: 24h, 7d or 30d (UTC hours)."),
+]
+
+
+@cache
+def get_store() -> HistoryStore:
+    """One store, so one Firestore client and channel, per api-server process."""
+    return HistoryStore(dag_id=DAG_ID, gcp_conn_id=GCP_CONN_ID)
+
+
+def get_last_run() -> Callable[[str], dict[str, Any] | None]:
+    return runs.last_run
+
+
+def get_now() -> datetime:
+    return datetime.now(UTC)
+
+
+Store = Annotated[HistoryStore, Depends(get_store)]
+LastRun = Annotated[Callable[[str], dict[str, Any] | None], Depends(get_last_run)]
+Now = Annotated[datetime, Depends(get_now)]
+
+
+class Reads:
+    """Runs independent reads side by side and remembers how long each took (for `Server-Timing`)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def run(self, **reads: Callable[[], Any]) -> dict[str, Any]:
+        with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="batch-cleanup-ui") as pool:
+            futures = {name: pool.submit(self._timed, name, read) for name, read in reads.items()}
+            return {name: future.result() for name, future in futures.items()}
+
+    def _timed(self, name: str, read: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return read()
+        finally:
+            self.timings[name] = time.perf_counter() - started
+
+    def header(self) -> str:
+        return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in self.timings.items())
+
+
+def event_reads(store: HistoryStore, win: history.Window) -> dict[str, Callable[[], Any]]:
+    return {
+        "events": lambda: store.events(win.start, win.end),
+        "totals": lambda: store.totals(win.start, win.end),
+    }
+
+
+def status_reads(store: HistoryStore, last_run: Callable[[str], Any]) -> dict[str, Callable[[], Any]]:
+    def run_and_its_event() -> tuple[dict[str, Any] | None, history.Event | None]:
+        run = last_run(DAG_ID)
+        return run, store.run_event(run["run_id"]) if run else None
+
+    return {"state": store.state, "run": run_and_its_event}
+
+
+def cleanups_json(got: dict[str, Any], win: history.Window) -> dict[str, Any]:
+    events, truncated = got["events"]
+    return history.cleanups(
+        events,
+        got["totals"],
+        win,
+        truncated=truncated,
+        warning=POLICY.warning_threshold,
+        critical=POLICY.critical_threshold,
+    )
+
+
+def status_json(got: dict[str, Any], now: datetime) -> dict[str, Any]:
+    run, run_event = got["run"]
+    return {
+        "state": history.current_state(got["state"], now),
+        "last_run": history.run_outcome(run, run_event),
+    }
+
+
+def summary(
+    store: HistoryStore,
+    last_run: Callable[[str], Any],
+    win: history.Window,
+    now: datetime,
+    reads: Reads,
+) -> dict[str, Any]:
+    """Everything the page shows, read in parallel: the slowest read sets the time."""
+    got = reads.run(
+        **event_reads(store, win),
+        incidents=lambda: store.incidents(win.start, win.end),
+        **status_reads(store, last_run),
+    )
+    return {
+        **_header(win, now),
+        "cleanups": cleanups_json(got, win),
+        "daily": history.daily(got["events"][0], win),
+        "offenders": history.repeat_offenders(got["events"][0]),
+        "incidents": history.incident_rows(got["incidents"], win, now),
+        **status_json(got, now),
+    }
+
+
+def _header(win: history.Window, now: datetime) -> dict[str, Any]:
+    return {
+        "dag_id": DAG_ID,
+        "window": history.window_json(win),
+        "generated_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "thresholds": {
+            "warning": POLICY.warning_threshold,
+            "critical": POLICY.critical_threshold,
+            "window_minutes": POLICY.window_minutes,
+        },
+        "rate_target": history.RATE_TARGET,
+    }
+
+
+def airflow_root(request: Request) -> str:
+    """Path of Airflow's UI (`""` at the host's root): this app's mount point, minus the prefix."""
+    root = request.scope.get("root_path", "")
+    return root.removesuffix(URL_PREFIX)
+
+
+def with_run_link(data: dict[str, Any], request: Request) -> dict[str, Any]:
+    run = data.get("last_run")
+    if run:
+        run["url"] = dag_run_url(airflow_root(request), DAG_ID, run["run_id"])
+    return data
+
+
+def warm_up() -> None:
+    """Build the Firestore client and open its channel before the first visitor needs them."""
+    try:
+        get_store().state()
+    except Exception:  # the page reports errors when it is used; a cold start is not one
+        log.warning("Batch cleanup history: the Firestore warm-up read failed", exc_info=True)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Airflow's api-server enters the lifespan of every FastAPI app a plugin mounts.
+    threading.Thread(target=warm_up, name="batch-cleanup-ui-warm-up", daemon=True).start()
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Batch cleanup history",
+        version="1",
+        description=__doc__,
+        # Swagger UI and ReDoc load from a CDN; the schema is served below, behind the login too.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(require_dag_reader)],
+    )
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["pct"] = _pct
+    templates.env.filters["when"] = _when
+    templates.env.filters["num"] = "{:,}".format
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def sign_in_first(request: Request, exc: StarletteHTTPException) -> Response:
+        # The page sends a signed-out browser to the login page; the JSON API answers 401.
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED and request.url.path.rstrip("/").endswith(
+            URL_PREFIX
+        ):
+            return login_redirect(request)
+        return await http_exception_handler(request, exc)
+
+    def respond(data: dict[str, Any], reads: Reads, started: float) -> JSONResponse:
+        reads.timings["total"] = time.perf_counter() - started
+        return JSONResponse(data, headers={"Server-Timing": reads.header()})
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page(request: Request, store: Store, last_run: LastRun, now: Now, range_: RangeParam = "24h"):
+        started, reads = time.perf_counter(), Reads()
+        win = history.window(range_, now)
+        data = with_run_link(summary(store, last_run, win, now, reads), request)
+        context = {"data": data, "ranges": list(history.RANGES)}
+        response = templates.TemplateResponse(request, "history.html", context)
+        reads.timings["total"] = time.perf_counter() - started
+        response.headers["Server-Timing"] = reads.header()
+        return response
+
+    @app.get("/api/summary", summary="Everything the page shows")
+    def api_summary(request: Request, store: Store, last_run: LastRun, now: Now, range_: RangeParam = "24h"):
+        """Window, thresholds, cleanups per hour, daily rates, offenders, incidents, state, last run."""
+        started, reads = time.perf_counter(), Reads()
+        win = history.window(range_, now)
+        return respond(with_run_link(summary(store, last_run, win, now, reads), request), reads, started)
+
+    @app.get("/api/cleanups", summary="Cleanups per hour, with the window's totals")
+    def api_cleanups(store: Store, now: Now, range_: RangeParam = "24h"):
+        """Cleanups per UTC hour and the totals: cleanups, batches auto-completed and checked, rate."""
+        started, reads = time.perf_counter(), Reads()
+        win = history.window(range_, now)
+        got = reads.run(**event_reads(store, win))
+        return respond({**_header(win, now), "cleanups": cleanups_json(got, win)}, reads, started)
+
+    @app.get("/api/daily", summary="Batches auto-completed per day, and the auto-completion rate")
+    def api_daily(store: Store, now: Now, range_: RangeParam = "24h"):
+        """Per UTC day: cleanups, batches auto-completed (`stalled`), batches checked, `rate`."""
+        started, reads = time.perf_counter(), Reads()
+        win = history.window(range_, now)
+        events, truncated = reads.run(events=event_reads(store, win)["events"])["events"]
+        data = {**_header(win, now), "daily": history.daily(events, win), "events_truncated": truncated}
+        return respond(data, reads, started)
+
+    @app.get("/api/offenders", summary="Batches auto-completed most often")
+    def api_offenders(
+        store: Store,
+        now: Now,
+        range_: RangeParam = "24h",
+        limit: Annotated[int, Query(ge=1, le=100, description="At most this many batches.")] = 10,
+    ):
+        """Batches auto-completed in two cleanups or more in the window, most often first."""
+        started, reads = time.perf_counter(), Reads()
+        win = history.window(range_, now)
+        events, truncated = reads.run(events=event_reads(store, win)["events"])["events"]
+        offenders = history.repeat_offenders(events, limit=limit)
+        data = {**_header(win, now), "offenders": offenders, "events_truncated": truncated}
+        return respond(data, reads, started)
+
+    @app.get("/api/incidents", summary="The alert timeline")
+    def api_incidents(store: Store, now: Now, range_: RangeParam = "24h"):
+        """Incidents overlapping the window, newest first, with severity, start, end and duration."""
+        started, reads = time.perf_counter(), Reads()
+        win = history.window(range_, now)
+        found = reads.run(incidents=lambda: store.incidents(win.start, win.end))["incidents"]
+        data = {**_header(win, now), "incidents": history.incident_rows(found, win, now)}
+        return respond(data, reads, started)
+
+    @app.get("/api/status", summary="The current incident state and the last run")
+    def api_status(request: Request, store: Store, last_run: LastRun, now: Now):
+        """The alert state and the DAG's newest run: its state, what it cleaned up, a link to it."""
+        started, reads = time.perf_counter(), Reads()
+        got = reads.run(**status_reads(store, last_run))
+        data = {"dag_id": DAG_ID, **status_json(got, now)}
+        return respond(with_run_link(data, request), reads, started)
+
+    return app
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def _when(value: str | None) -> str:
+    """`2026-03-10T12:00:00Z` → `2026-03-10 12:00 UTC`."""
+    if not value:
+        return "–"
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")

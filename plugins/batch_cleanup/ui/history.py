@@ -1,0 +1,281 @@
+"""The cleanup history the UI shows: hourly and daily buckets, rates, repeat offenders, incidents.
+
+Pure: no Airflow, no Firestore, no clock. Every function takes the time it works for, and the
+whole result is JSON-able, so the page and the JSON endpoints show the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+# Range name → number of hourly buckets; the last bucket is the current (partial) hour.
+RANGES: dict[str, int] = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
+DEFAULT_RANGE = "24h"
+# Share of checked batches that may need auto-completion.
+RATE_TARGET = 0.01
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Hour-aligned span `[start, end)` of a range: `hours` buckets, the last one holding `now`."""
+
+    name: str
+    start: datetime
+    end: datetime
+    hours: int
+
+    @property
+    def days(self) -> list[date]:
+        first, last = self.start.date(), (self.end - HOUR).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
+class Event:
+    """The fields of a `batch_cleanup_events` document the history needs."""
+
+    timestamp: datetime
+    stalled_count: int
+    batches_checked: int
+    batch_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over a window; from Firestore's aggregation queries, so exact even when events are cut."""
+
+    cleanups: int
+    stalled: int
+    checked: int
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A `batch_cleanup_incidents` document."""
+
+    id: str
+    opened_at: datetime
+    closed_at: datetime | None
+    severity: str | None
+    peak_severity: str | None
+    peak_count: int
+    total_cleanups: int
+    batch_ids: tuple[str, ...]
+    notifications: int
+
+    @classmethod
+    def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> Incident:
+        return cls(
+            id=doc_id,
+            opened_at=_aware(data["opened_at"], f"{doc_id}.opened_at"),
+            closed_at=_aware(data["closed_at"], f"{doc_id}.closed_at") if data.get("closed_at") else None,
+            severity=data.get("severity"),
+            peak_severity=data.get("peak_severity") or data.get("severity"),
+            peak_count=int(data.get("peak_count") or 0),
+            total_cleanups=int(data.get("total_cleanups") or 0),
+            batch_ids=tuple(data.get("batch_ids") or ()),
+            notifications=int(data.get("notifications") or 0),
+        )
+
+
+def window(name: str, now: datetime) -> Window:
+    """The window of range `name` (`24h`, `7d`, `30d`) that ends with the hour holding `now`."""
+    if name not in RANGES:
+        raise ValueError(f"range must be one of {', '.join(RANGES)}; got {name!r}")
+    now = _aware(now, "now")
+    end = now.replace(minute=0, second=0, microsecond=0) + HOUR
+    hours = RANGES[name]
+    return Window(name, end - hours * HOUR, end, hours)
+
+
+def hourly_cleanups(events: Iterable[Event], win: Window) -> list[int]:
+    """Cleanups (events) per UTC hour of the window, oldest hour first; events outside are ignored."""
+    counts = [0] * win.hours
+    for event in events:
+        index = _index(event.timestamp, win.start, HOUR)
+        if 0 <= index < win.hours:
+            counts[index] += 1
+    return counts
+
+
+def hour_labels(win: Window) -> list[str]:
+    return [_iso(win.start + i * HOUR) for i in range(win.hours)]
+
+
+def rate(stalled: int, checked: int) -> float | None:
+    """Stalled ÷ checked; None when nothing was checked (no rate, rather than a made-up 0)."""
+    return stalled / checked if checked else None
+
+
+def daily(events: Iterable[Event], win: Window) -> list[dict[str, Any]]:
+    """Per UTC day of the window: cleanups, batches auto-completed, batches checked, and the rate."""
+    days = win.days
+    sums = {day: [0, 0, 0] for day in days}
+    for event in events:
+        ts = event.timestamp.astimezone(UTC)
+        if win.start <= ts < win.end:
+            bucket = sums[ts.date()]
+            bucket[0] += 1
+            bucket[1] += event.stalled_count
+            bucket[2] += event.batches_checked
+    return [
+        {
+            "day": day.isoformat(),
+            "cleanups": cleanups,
+            "stalled": stalled,
+            "checked": checked,
+            "rate": rate(stalled, checked),
+        }
+        for day, (cleanups, stalled, checked) in sums.items()
+    ]
+
+
+def repeat_offenders(events: Iterable[Event], *, minimum: int = 2, limit: int = 10) -> list[dict[str, Any]]:
+    """Batches auto-completed in at least `minimum` cleanups, most often first, then most recent."""
+    counts: Counter[str] = Counter()
+    last_seen: dict[str, datetime] = {}
+    for event in events:
+        for batch_id in set(event.batch_ids):
+            counts[batch_id] += 1
+            if batch_id not in last_seen or event.timestamp > last_seen[batch_id]:
+                last_seen[batch_id] = event.timestamp
+    ranked = sorted(
+        (batch for batch, n in counts.items() if n >= minimum),
+        key=lambda batch: (-counts[batch], -last_seen[batch].timestamp(), batch),
+    )
+    return [
+        {"batch_id": batch, "cleanups": counts[batch], "last_seen": _iso(last_seen[batch])}
+        for batch in ranked[:limit]
+    ]
+
+
+def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> list[dict[str, Any]]:
+    """Incidents that overlap the window, newest first; an open one lasts until `now`."""
+    now = _aware(now, "now")
+    rows = []
+    unique = {incident.id: incident for incident in incidents}.values()
+    for incident in sorted(unique, key=lambda i: i.opened_at, reverse=True):
+        if incident.opened_at >= win.end or (incident.closed_at and incident.closed_at < win.start):
+            continue
+        seconds = int(((incident.closed_at or now) - incident.opened_at).total_seconds())
+        rows.append(
+            {
+                "id": incident.id,
+                "open": incident.closed_at is None,
+                "severity": incident.severity,
+                "peak_severity": incident.peak_severity,
+                "opened_at": _iso(incident.opened_at),
+                "closed_at": _iso(incident.closed_at) if incident.closed_at else None,
+                "duration_seconds": max(seconds, 0),
+                "duration": duration_text(seconds),
+                "peak_count": incident.peak_count,
+                "total_cleanups": incident.total_cleanups,
+                "batches": len(incident.batch_ids),
+                "notifications": incident.notifications,
+            }
+        )
+    return rows
+
+
+def duration_text(seconds: float) -> str:
+    """`45 min`, `2 h 05 min`, `3 d 4 h`: what an on-call engineer reads at a glance."""
+    minutes = max(int(seconds // 60), 0)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
+
+
+def current_state(state: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The alert state document as the page shows it; an empty document means no incident ever."""
+    opened_at = state.get("opened_at")
+    is_open = bool(state.get("open"))
+    return {
+        "open": is_open,
+        "severity": state.get("severity") if is_open else None,
+        "peak_severity": state.get("peak_severity") if is_open else None,
+        "opened_at": _iso(opened_at) if is_open and opened_at else None,
+        "open_for": duration_text((now - opened_at).total_seconds()) if is_open and opened_at else None,
+        "last_count": int(state.get("last_count") or 0),
+        "peak_count": int(state.get("peak_count") or 0),
+        "last_notified_at": _iso(state["last_notified_at"]) if state.get("last_notified_at") else None,
+        "last_notified_kind": state.get("last_notified_kind"),
+        "muted_decisions": len(state.get("muted") or ()),
+        "updated_at": _iso(state["updated_at"]) if state.get("updated_at") else None,
+    }
+
+
+def run_outcome(run: Mapping[str, Any] | None, run_event: Event | None) -> dict[str, Any] | None:
+    """The last DAG run and what it cleaned up: its event's count, 0 when it succeeded without one."""
+    if run is None:
+        return None
+    if run_event is not None:
+        stalled: int | None = run_event.stalled_count
+    else:
+        # `record_event` writes whenever something stalled, so a successful run without an event
+        # cleaned up nothing; for a run still going or failed, it is not known yet.
+        stalled = 0 if run.get("state") == "success" else None
+    return {
+        "run_id": run["run_id"],
+        "state": run.get("state"),
+        "run_type": run.get("run_type"),
+        "run_after": _iso(run["run_after"]) if run.get("run_after") else None,
+        "start_date": _iso(run["start_date"]) if run.get("start_date") else None,
+        "end_date": _iso(run["end_date"]) if run.get("end_date") else None,
+        "stalled_count": stalled,
+    }
+
+
+def cleanups(
+    events: Sequence[Event],
+    totals: Totals,
+    win: Window,
+    *,
+    truncated: bool,
+    warning: int,
+    critical: int,
+) -> dict[str, Any]:
+    """The hourly chart's data, with the window's totals and how many hours reached each threshold."""
+    counts = hourly_cleanups(events, win)
+    return {
+        "hours": hour_labels(win),
+        "cleanups": counts,
+        "peak": max(counts, default=0),
+        "hours_at_warning": sum(1 for count in counts if warning <= count < critical),
+        "hours_at_critical": sum(1 for count in counts if count >= critical),
+        "totals": {
+            "cleanups": totals.cleanups,
+            "stalled": totals.stalled,
+            "checked": totals.checked,
+            "rate": rate(totals.stalled, totals.checked),
+        },
+        "events_read": len(events),
+        "events_truncated": truncated,
+    }
+
+
+def window_json(win: Window) -> dict[str, Any]:
+    return {"range": win.name, "start": _iso(win.start), "end": _iso(win.end), "hours": win.hours}
+
+
+def _index(ts: datetime, start: datetime, step: timedelta) -> int:
+    return int((ts.astimezone(UTC) - start) // step)
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,62 @@
+"""The history app in this process, mounted as Airflow mounts it, reading the Firestore emulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.ui import history_data
+
+# A frozen clock: H = 12:00 on a Tuesday, and the page is looked at half an hour later.
+NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+OUTPUT_DIR = "ui"
+
+
+@pytest.fixture
+def db(firestore, monkeypatch):
+    """An empty emulator and a Firestore client on it, for seeding."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore as gcf
+
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", history_data.connection_json())
+    return gcf.Client(project=history_data.PROJECT, credentials=AnonymousCredentials())
+
+
+class FakeUser:
+    def get_id(self) -> str:
+        return "tester"
+
+    def get_name(self) -> str:
+        return "tester"
+
+
+@pytest.fixture
+def make_client(db):
+    """A TestClient of the app at /batch-cleanup; signed in as a reader unless `signed_in=False`."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from batch_cleanup.ui import app as ui
+    from batch_cleanup.ui.auth import require_dag_reader
+    from batch_cleanup.ui.queries import HistoryStore
+
+    def make(*, last_run=None, now=NOW, signed_in=True, max_events=5000, overrides=None):
+        app = ui.create_app()
+        app.dependency_overrides[ui.get_now] = lambda: now
+        app.dependency_overrides[ui.get_last_run] = lambda: lambda dag_id: last_run
+        app.dependency_overrides[ui.get_store] = lambda: HistoryStore(
+            dag_id=history_data.DAG_ID, max_events=max_events
+        )
+        if signed_in:
+            app.dependency_overrides[require_dag_reader] = FakeUser
+        else:  # the real check, and the auth manager Airflow would have made (Simple, by default)
+            from airflow.api_fastapi.app import create_auth_manager
+
+            create_auth_manager()
+        app.dependency_overrides.update(overrides or {})
+        airflow = FastAPI()  # stands for Airflow's api-server, which mounts plugin apps the same way
+        airflow.mount("/batch-cleanup", app)
+        return TestClient(airflow, follow_redirects=False)
+
+    return make

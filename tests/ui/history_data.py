@@ -1,0 +1,167 @@
+"""Cleanup histories written straight into the Firestore emulator, as docs/firestore-schema.md has them.
+
+`story(now)` is small and hand-placed, so the tests can name every number it must give; `steady(now)`
+is 30 days at one cleanup per 15 minutes (2,880 events), for the latency measurement.
+All times are relative to the hour holding `now`, so the same history works for a frozen clock
+and for a real api-server.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+DAG_ID = "stalled_batch_cleanup"
+PROJECT = "demo-batch-cleanup"
+EVENTS = "batch_cleanup_events"
+STATES = "batch_cleanup_alert_state"
+INCIDENTS = "batch_cleanup_incidents"
+
+
+@dataclass
+class History:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state: dict[str, Any] | None = None
+
+    def event(self, at: datetime, *, stalled: int, checked: int, batch_ids: list[str]) -> dict[str, Any]:
+        run_after = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+        document = {
+            "timestamp": at,
+            "expire_at": run_after + timedelta(days=30),
+            "stalled_count": stalled,
+            "batches_checked": checked,
+            "batches_completed": stalled,
+            "batch_ids": batch_ids,
+            "results": [{"batch_id": b, "was_stalled": True, "completion_pct": 97.5} for b in batch_ids],
+            "truncated": False,
+            "dag_id": DAG_ID,
+            "run_id": f"scheduled__{run_after.isoformat()}",
+            "stall_threshold_minutes": 10,
+            "min_completion_pct": 90,
+        }
+        self.events.append(document)
+        return document
+
+    def incident(self, opened_at: datetime, closed_at: datetime | None, dag_id: str = DAG_ID, **fields):
+        doc_id = f"{dag_id}-{opened_at:%Y%m%dT%H%M%SZ}"
+        self.incidents[doc_id] = {"dag_id": dag_id, "opened_at": opened_at, "closed_at": closed_at, **fields}
+
+
+def hour_of(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def story(now: datetime) -> History:
+    """Quiet days, a CRITICAL burst two days ago, an open WARNING incident, and things to ignore.
+
+    With H the hour holding `now` (every event lies before H, none in the current hour):
+
+    | when | events | stalled each | checked each | batches |
+    |---|---|---|---|---|
+    | day d = 1..29 before, at H - 24d h + 10 min | 1 per day | 1 | 200 | batch-day-{d} |
+    | H - 50 h, minutes 2..52 every 10 | 6 | 2 | 200 | batch-a, batch-b |
+    | H - 240 h, minutes 5, 15, 25 | 3 | 1 | 200 | batch-d |
+    | H - 2 h, minutes 5, 20, 35 | 3 | 1 | 180 | batch-c |
+    | H - 1 h, minutes 10, 40 | 2 | 1 | 180 | batch-c (and batch-a at :40) |
+    | H - 800 h (older than 30 days) | 1 | 9 | 900 | batch-a |
+    """
+    h = hour_of(now)
+    history = History()
+    for day in range(1, 30):
+        history.event(h - timedelta(hours=24 * day) + timedelta(minutes=10), stalled=1, checked=200,
+                      batch_ids=[f"batch-day-{day:02d}"])  # fmt: skip
+    for minute in (2, 12, 22, 32, 42, 52):
+        at = h - timedelta(hours=50) + timedelta(minutes=minute)
+        history.event(at, stalled=2, checked=200, batch_ids=["batch-a", "batch-b"])
+    for minute in (5, 15, 25):
+        at = h - timedelta(hours=240) + timedelta(minutes=minute)
+        history.event(at, stalled=1, checked=200, batch_ids=["batch-d"])
+    for minute in (5, 20, 35):
+        at = h - timedelta(hours=2) + timedelta(minutes=minute)
+        history.event(at, stalled=1, checked=180, batch_ids=["batch-c"])
+    history.event(h - timedelta(minutes=50), stalled=1, checked=180, batch_ids=["batch-c"])
+    history.event(h - timedelta(minutes=20), stalled=1, checked=180, batch_ids=["batch-c", "batch-a"])
+    history.event(h - timedelta(hours=800), stalled=9, checked=900, batch_ids=["batch-a"])
+
+    history.incident(  # closed: 1 h 45 min, peaked at CRITICAL
+        h - timedelta(hours=50) + timedelta(minutes=20),
+        h - timedelta(hours=48) + timedelta(minutes=5),
+        severity="WARNING", peak_severity="CRITICAL", peak_count=6, total_cleanups=6,
+        batch_ids=["batch-a", "batch-b"], notifications=3,
+    )  # fmt: skip
+    history.incident(  # ten days ago: 1 h
+        h - timedelta(hours=240) + timedelta(minutes=25),
+        h - timedelta(hours=239) + timedelta(minutes=25),
+        severity="WARNING", peak_severity="WARNING", peak_count=3, total_cleanups=3,
+        batch_ids=["batch-d"], notifications=2,
+    )  # fmt: skip
+    opened = h - timedelta(hours=2) + timedelta(minutes=35)
+    history.incident(  # open since H - 85 min
+        opened, None, severity="WARNING", peak_severity="WARNING", peak_count=4, total_cleanups=5,
+        batch_ids=["batch-c", "batch-a"], notifications=1,
+    )  # fmt: skip
+    history.incident(  # too old: ignored
+        h - timedelta(days=40), h - timedelta(days=40) + timedelta(hours=1),
+        severity="WARNING", peak_severity="WARNING", peak_count=3, total_cleanups=3,
+        batch_ids=["batch-old"], notifications=2,
+    )  # fmt: skip
+    history.incident(  # another DAG's: ignored
+        h - timedelta(hours=5), None, dag_id="other_dag", severity="CRITICAL",
+        peak_severity="CRITICAL", peak_count=9, total_cleanups=9, batch_ids=["x"], notifications=1,
+    )  # fmt: skip
+    history.state = {
+        "open": True,
+        "severity": "WARNING",
+        "peak_severity": "WARNING",
+        "opened_at": opened,
+        "last_notified_at": opened + timedelta(minutes=1),
+        "last_notified_kind": "alert",
+        "last_notified_severity": "WARNING",
+        "last_count": 2,
+        "peak_count": 4,
+        "reported_batch_ids": ["batch-c", "batch-a"],
+        "event_ids": ["e1", "e2", "e3", "e4", "e5"],
+        "muted": [],
+        "lease": None,
+        "updated_at": h - timedelta(minutes=19),
+        "version": 4,
+    }
+    return history
+
+
+def steady(now: datetime, hours: int = 720) -> History:
+    """One cleanup every 15 minutes in each of the last `hours` hours (the 30-day range): 2,880 events.
+
+    The current hour gets its four too, so a few may lie minutes after `now`.
+    """
+    start = hour_of(now) - timedelta(hours=hours - 1)
+    history = History()
+    for slot in range(hours * 4):
+        at = start + timedelta(minutes=15 * slot, seconds=40)
+        stalled = 1 + slot % 3
+        batch_ids = [f"batch-{slot % 211:03d}", f"batch-{slot % 37:03d}"][:stalled]
+        history.event(at, stalled=stalled, checked=250, batch_ids=batch_ids)
+    return history
+
+
+def write(client, history: History) -> None:
+    """Write `history` with batched commits (at most 500 writes each, Firestore's limit)."""
+    writes: list[tuple[Any, dict[str, Any]]] = []
+    events = client.collection(EVENTS)
+    writes += [(events.document(f"event-{i:05d}"), doc) for i, doc in enumerate(history.events)]
+    incidents = client.collection(INCIDENTS)
+    writes += [(incidents.document(doc_id), doc) for doc_id, doc in history.incidents.items()]
+    if history.state is not None:
+        writes.append((client.collection(STATES).document(DAG_ID), history.state))
+    for start in range(0, len(writes), 500):
+        batch = client.batch()
+        for ref, doc in writes[start : start + 500]:
+            batch.set(ref, doc)
+        batch.commit()
+
+
+def connection_json(project: str = PROJECT) -> str:
+    return json.dumps({"conn_type": "google_cloud_platform", "extra": {"project": project}})

@@ -1,0 +1,377 @@
+"""The JSON endpoints and the page against the Firestore emulator, with `history_data.story` seeded.
+
+The clock is frozen at NOW = 12:30, so H = 12:00 (see history_data.story for what lies where).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import OUTPUT
+from tests.ui import history_data
+from tests.ui.conftest import NOW
+
+H = history_data.hour_of(NOW)
+LAST_EVENT_RUN = f"scheduled__{(H - timedelta(minutes=30)).isoformat()}"  # the event at H - 20 min
+
+
+@pytest.fixture
+def story(db):
+    history_data.write(db, history_data.story(NOW))
+
+
+def run(run_id=LAST_EVENT_RUN, state="success"):
+    return {
+        "run_id": run_id,
+        "state": state,
+        "run_type": "scheduled",
+        "run_after": H,
+        "start_date": H,
+        "end_date": H,
+    }
+
+
+@pytest.mark.parametrize(
+    ("range_", "cleanups", "stalled", "checked", "busy_hours"),
+    [
+        # 24h: the open incident's five cleanups: 3 at H-2, 2 at H-1.
+        ("24h", 5, 5, 900, {21: 3, 22: 2}),
+        # 7d adds the CRITICAL burst (6 × 2 at H-50) and six quiet days (1 each).
+        ("7d", 17, 23, 3300, {117: 6, 165: 3, 166: 2}),
+        # 30d adds 23 quiet days and batch-d's 3 at H-240 (the hour of quiet day 10: 4 in all);
+        # the event 800 h ago stays out.
+        ("30d", 43, 49, 8500, {719 - 50: 6, 719 - 240: 4, 717: 3, 718: 2}),
+    ],
+)
+def test_cleanups_per_hour_and_totals(story, make_client, range_, cleanups, stalled, checked, busy_hours):
+    body = make_client().get(f"/batch-cleanup/api/cleanups?range={range_}").json()
+
+    data = body["cleanups"]
+    assert data["totals"] == {
+        "cleanups": cleanups,
+        "stalled": stalled,
+        "checked": checked,
+        "rate": stalled / checked,
+    }
+    assert len(data["hours"]) == len(data["cleanups"]) == history_data_hours(range_)
+    assert {i: n for i, n in enumerate(data["cleanups"]) if n > 1} == busy_hours
+    assert sum(data["cleanups"]) == cleanups
+    assert data["hours"][-1] == "2026-03-10T12:00:00Z"
+    assert (data["events_read"], data["events_truncated"]) == (cleanups, False)
+    assert body["thresholds"] == {"warning": 3, "critical": 5, "window_minutes": 60}
+    assert body["window"]["range"] == range_
+
+
+def history_data_hours(range_: str) -> int:
+    return {"24h": 24, "7d": 168, "30d": 720}[range_]
+
+
+def test_hours_at_warning_and_critical(story, make_client):
+    week = make_client().get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]
+    assert (week["peak"], week["hours_at_warning"], week["hours_at_critical"]) == (6, 1, 1)
+
+
+def test_daily_auto_completions_and_rate(story, make_client):
+    body = make_client().get("/batch-cleanup/api/daily?range=7d").json()
+
+    days = {d["day"]: d for d in body["daily"]}
+    assert (min(days), max(days), len(days)) == ("2026-03-03", "2026-03-10", 8)
+    # The burst (6 × 2 stalled of 200) and the quiet day's cleanup at 12:10 fall on March 8.
+    assert days["2026-03-08"] == {
+        "day": "2026-03-08",
+        "cleanups": 7,
+        "stalled": 13,
+        "checked": 1400,
+        "rate": 13 / 1400,
+    }
+    assert days["2026-03-10"] == {
+        "day": "2026-03-10",
+        "cleanups": 5,
+        "stalled": 5,
+        "checked": 900,
+        "rate": 5 / 900,
+    }
+    assert days["2026-03-07"]["rate"] == 0.005
+    assert days["2026-03-03"] == {
+        "day": "2026-03-03",
+        "cleanups": 0,
+        "stalled": 0,
+        "checked": 0,
+        "rate": None,
+    }
+    assert body["rate_target"] == 0.01
+
+
+@pytest.mark.parametrize(
+    ("range_", "expected"),
+    [
+        ("24h", [("batch-c", 5)]),
+        ("7d", [("batch-a", 7), ("batch-b", 6), ("batch-c", 5)]),
+        ("30d", [("batch-a", 7), ("batch-b", 6), ("batch-c", 5), ("batch-d", 3)]),
+    ],
+)
+def test_repeat_offenders(story, make_client, range_, expected):
+    body = make_client().get(f"/batch-cleanup/api/offenders?range={range_}").json()
+    assert [(o["batch_id"], o["cleanups"]) for o in body["offenders"]] == expected
+
+
+def test_offenders_limit(story, make_client):
+    client = make_client()
+    body = client.get("/batch-cleanup/api/offenders?range=30d&limit=2").json()
+    assert [o["batch_id"] for o in body["offenders"]] == ["batch-a", "batch-b"]
+    assert body["offenders"][0]["last_seen"] == "2026-03-10T11:40:00Z"
+    assert client.get("/batch-cleanup/api/offenders?limit=0").status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("range_", "expected"),
+    [
+        ("24h", [("stalled_batch_cleanup-20260310T103500Z", True, "WARNING", "1 h 55 min")]),
+        (
+            "7d",
+            [
+                ("stalled_batch_cleanup-20260310T103500Z", True, "WARNING", "1 h 55 min"),
+                ("stalled_batch_cleanup-20260308T102000Z", False, "CRITICAL", "1 h 45 min"),
+            ],
+        ),
+        (
+            "30d",
+            [
+                ("stalled_batch_cleanup-20260310T103500Z", True, "WARNING", "1 h 55 min"),
+                ("stalled_batch_cleanup-20260308T102000Z", False, "CRITICAL", "1 h 45 min"),
+                ("stalled_batch_cleanup-20260228T122500Z", False, "WARNING", "1 h 00 min"),
+            ],
+        ),
+    ],
+)
+def test_incidents_in_the_window_newest_first(story, make_client, range_, expected):
+    incidents = make_client().get(f"/batch-cleanup/api/incidents?range={range_}").json()["incidents"]
+    assert [(i["id"], i["open"], i["peak_severity"], i["duration"]) for i in incidents] == expected
+
+
+def test_an_incident_row_has_start_end_and_counts(story, make_client):
+    [_, burst] = make_client().get("/batch-cleanup/api/incidents?range=7d").json()["incidents"]
+    assert burst == {
+        "id": "stalled_batch_cleanup-20260308T102000Z",
+        "open": False,
+        "severity": "WARNING",
+        "peak_severity": "CRITICAL",
+        "opened_at": "2026-03-08T10:20:00Z",
+        "closed_at": "2026-03-08T12:05:00Z",
+        "duration_seconds": 6300,
+        "duration": "1 h 45 min",
+        "peak_count": 6,
+        "total_cleanups": 6,
+        "batches": 2,
+        "notifications": 3,
+    }
+
+
+def test_an_incident_that_began_before_the_window_and_is_still_open_is_shown(db, make_client):
+    history = history_data.History()
+    history.incident(H - timedelta(days=3), None, severity="CRITICAL", peak_severity="CRITICAL")
+    history_data.write(db, history)
+    [row] = make_client().get("/batch-cleanup/api/incidents?range=24h").json()["incidents"]
+    assert (row["open"], row["duration"]) == (True, "3 d 0 h")
+
+
+def test_status_shows_the_open_incident_and_what_the_last_run_cleaned_up(story, make_client):
+    body = make_client(last_run=run()).get("/batch-cleanup/api/status").json()
+
+    assert body["state"]["open"] is True
+    assert (body["state"]["severity"], body["state"]["open_for"], body["state"]["last_count"]) == (
+        "WARNING",
+        "1 h 55 min",
+        2,
+    )
+    assert body["last_run"]["stalled_count"] == 1
+    assert body["last_run"]["state"] == "success"
+    # A link into Airflow's UI, from the root Airflow is served at.
+    assert body["last_run"]["url"] == (
+        "/dags/stalled_batch_cleanup/runs/scheduled__2026-03-10T11%3A30%3A00%2B00%3A00"
+    )
+
+
+@pytest.mark.parametrize(("state", "stalled"), [("success", 0), ("failed", None)])
+def test_a_last_run_without_an_event(story, make_client, state, stalled):
+    body = make_client(last_run=run("manual__quiet", state)).get("/batch-cleanup/api/status").json()
+    assert (body["last_run"]["state"], body["last_run"]["stalled_count"]) == (state, stalled)
+
+
+def test_an_empty_database_shows_no_history_rather_than_failing(db, make_client):
+    body = make_client().get("/batch-cleanup/api/summary?range=30d").json()
+    assert body["cleanups"]["totals"] == {"cleanups": 0, "stalled": 0, "checked": 0, "rate": None}
+    assert (body["incidents"], body["offenders"], body["last_run"]) == ([], [], None)
+    assert body["state"]["open"] is False
+
+
+def test_summary_is_the_parts_together(story, make_client):
+    client = make_client(last_run=run())
+    summary = client.get("/batch-cleanup/api/summary?range=7d").json()
+    assert summary["cleanups"] == client.get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]
+    assert summary["daily"] == client.get("/batch-cleanup/api/daily?range=7d").json()["daily"]
+    assert summary["incidents"] == client.get("/batch-cleanup/api/incidents?range=7d").json()["incidents"]
+    assert summary["offenders"] == client.get("/batch-cleanup/api/offenders?range=7d").json()["offenders"]
+    status = client.get("/batch-cleanup/api/status").json()
+    assert (summary["state"], summary["last_run"]) == (status["state"], status["last_run"])
+
+
+def test_an_unknown_range_is_refused(make_client, db):
+    response = make_client().get("/batch-cleanup/api/summary?range=1y")
+    assert response.status_code == 422
+    assert "24h" in response.text
+
+
+def test_events_read_are_bounded_and_newest_first(story, db):
+    from batch_cleanup.ui.history import window
+    from batch_cleanup.ui.queries import HistoryStore
+
+    win = window("30d", NOW)
+    store = HistoryStore(dag_id=history_data.DAG_ID)
+    events, truncated = store.events(win.start, win.end, limit=4)
+    assert truncated is True
+    assert [e.timestamp.isoformat() for e in events] == [
+        "2026-03-10T11:40:00+00:00",
+        "2026-03-10T11:10:00+00:00",
+        "2026-03-10T10:35:00+00:00",
+        "2026-03-10T10:20:00+00:00",
+    ]
+    # Totals come from an aggregation query: exact, whatever the limit.
+    assert store.totals(win.start, win.end).cleanups == 43
+
+
+def test_the_page_shows_the_numbers(story, make_client):
+    response = make_client(last_run=run()).get("/batch-cleanup/?range=7d")
+
+    assert response.status_code == 200
+    page = response.text
+    assert '<p class="big" id="total-cleanups">17</p>' in page
+    assert '<p class="big" id="total-rate">0.70 %</p>' in page
+    assert '<strong id="total-stalled">23</strong>' in page
+    assert '<p class="big" id="state-severity">WARNING</p>' in page
+    assert "<code>batch-a</code></td><td>7</td>" in page
+    assert (
+        'href="/dags/stalled_batch_cleanup/runs/scheduled__2026-03-10T11%3A30%3A00%2B00%3A00" target="_top"'
+        in page
+    )
+    # Assets come from the plugin itself, relative to the page: no CDN, works behind a base URL.
+    assert '<script src="static/chart.umd.min.js"></script>' in page
+    assert "http" not in page.split("<script")[1].split(">")[0]
+    data = json.loads(page.split('id="history-data">')[1].split("</script>")[0])
+    assert data["cleanups"]["totals"]["cleanups"] == 17
+
+
+def test_the_page_says_when_the_charts_show_only_the_newest_events(story, make_client):
+    page = make_client(max_events=10).get("/batch-cleanup/?range=30d").text
+    assert "Charts show the newest 10 of 43 cleanups; totals count them all." in page
+    assert '<p class="big" id="total-cleanups">43</p>' in page
+
+
+# --- signed out ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/summary", "/api/cleanups", "/api/status", "/api/openapi.json"])
+def test_json_endpoints_refuse_an_anonymous_request(db, make_client, path):
+    response = make_client(signed_in=False).get(f"/batch-cleanup{path}")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Not authenticated"}
+
+
+def test_the_page_sends_an_anonymous_browser_to_the_login_and_back(db, make_client):
+    response = make_client(signed_in=False).get("/batch-cleanup/?range=7d")
+    assert response.status_code == 302
+    assert response.headers["location"] == "/auth/login?next=%2Fbatch-cleanup%2F%3Frange%3D7d"
+
+
+@pytest.mark.parametrize(("allowed", "status"), [(True, 200), (False, 403)])
+def test_a_signed_in_user_needs_read_access_to_the_dag(db, make_client, monkeypatch, allowed, status):
+    from airflow.api_fastapi.core_api.security import get_user
+
+    from batch_cleanup.ui import auth
+    from tests.ui.conftest import FakeUser
+
+    asked = []
+
+    class AuthManager:
+        def is_authorized_dag(self, *, method, details, user, access_entity=None):
+            asked.append((method, details.id, user.get_name()))
+            return allowed
+
+    monkeypatch.setattr(auth, "get_auth_manager", AuthManager)
+    client = make_client(signed_in=False, overrides={get_user: FakeUser})
+
+    response = client.get("/batch-cleanup/api/status")
+    assert response.status_code == status
+    assert asked == [("GET", "stalled_batch_cleanup", "tester")]
+    if not allowed:
+        assert response.json() == {
+            "detail": "Reading the cleanup history needs read access to DAG stalled_batch_cleanup"
+        }
+
+
+def test_static_assets_are_public_like_airflows_own(db, make_client):
+    response = make_client(signed_in=False).get("/batch-cleanup/static/chart.umd.min.js")
+    assert response.status_code == 200
+    assert response.text.startswith("/*!\n * Chart.js v4.6.1")
+
+
+def test_the_openapi_schema_documents_every_endpoint(db, make_client):
+    schema = make_client().get("/batch-cleanup/api/openapi.json").json()
+    assert set(schema["paths"]) == {
+        "/api/summary",
+        "/api/cleanups",
+        "/api/daily",
+        "/api/offenders",
+        "/api/incidents",
+        "/api/status",
+    }
+
+
+# --- latency -----------------------------------------------------------------------------------------
+
+
+def test_thirty_days_at_one_cleanup_per_15_minutes(db, make_client):
+    """A benchmark, printed and written to test-output/ui/latency-in-process.json; not a timed assertion."""
+    steady = history_data.steady(NOW)
+    history_data.write(db, steady)
+    client = make_client(last_run=run())
+
+    timings = {}
+    for path in [
+        "/batch-cleanup/?range=30d",
+        "/batch-cleanup/api/summary?range=30d",
+        "/batch-cleanup/api/cleanups?range=30d",
+    ]:
+        seconds = []
+        for _ in range(6):
+            started = time.perf_counter()
+            response = client.get(path)
+            seconds.append(time.perf_counter() - started)
+            assert response.status_code == 200
+        timings[path] = {"first": round(seconds[0], 3), "median_of_rest": round(sorted(seconds[1:])[2], 3)}
+    body = client.get("/batch-cleanup/api/cleanups?range=30d").json()["cleanups"]
+
+    assert len(steady.events) == 2880
+    assert body["totals"]["cleanups"] == body["events_read"] == 2880
+    assert set(body["cleanups"]) == {4}
+    out = OUTPUT / "ui" / "latency-in-process.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(timings, indent=2))
+    print(f"\nin-process, 2,880 events on the emulator (seconds): {json.dumps(timings)}")
+
+
+def test_documents_reads_what_stream_reads(story, db):
+    """The fast path of `queries.documents` and Google's `stream()` give the same fields."""
+    from types import SimpleNamespace
+
+    from batch_cleanup.ui.queries import documents
+
+    query = db.collection(history_data.EVENTS).order_by("timestamp")
+    expected = [snapshot.to_dict() for snapshot in query.stream()]
+    assert len(expected) == 44
+    assert list(documents(query)) == expected
+    assert list(documents(SimpleNamespace(stream=query.stream))) == expected  # the fallback

@@ -1,0 +1,338 @@
+"""The history page in a real browser, served by a real `airflow api-server` with the plugin mounted.
+
+One DAG run through `airflow dags test` gives the page a real last run; the history itself is
+seeded straight into the Firestore emulator (tests/ui/history_data.py). Headless Debian Chromium,
+driven by Playwright, signs in through Airflow's login form, reads the numbers on the page and
+saves screenshots under test-output/ui/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from dev import services
+from dev.coordinator import CoordinatorAdmin
+from tests.airflow_cli import AIRFLOW
+from tests.conftest import OUTPUT
+from tests.ui import history_data
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INSTALL_CHROMIUM = "apt-get update && apt-get install -y chromium"
+SHOTS = OUTPUT / "ui"
+ADMIN_PASSWORD = "ui-test-admin-7c41e0"
+API_SERVER_START_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's Chromium; installed with apt-get when missing (the machine runs tests as root)."""
+    if not Path(CHROMIUM).exists():
+        if shutil.which("apt-get") is None:
+            pytest.fail(
+                f"{CHROMIUM} is missing and there is no apt-get; install Chromium: {INSTALL_CHROMIUM}"
+            )
+        done = subprocess.run(
+            ["bash", "-c", f"DEBIAN_FRONTEND=noninteractive {INSTALL_CHROMIUM}"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0 or not Path(CHROMIUM).exists():
+            pytest.fail(
+                f"{CHROMIUM} is missing and `{INSTALL_CHROMIUM}` failed (exit {done.returncode}); "
+                f"run it by hand. Output tail:\n{(done.stdout + done.stderr)[-2000:]}"
+            )
+    return CHROMIUM
+
+
+@dataclass
+class ApiServer:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def token(self) -> str:
+        response = httpx.post(
+            f"{self.url}/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}, timeout=30
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["access_token"]
+
+
+@pytest.fixture(scope="module")
+def last_run(airflow, coordinator):
+    """A real run of the DAG, so the page has a last run to link to (nothing stalls in it)."""
+    CoordinatorAdmin(coordinator.url).reset()
+    run = airflow.dags_test(history_data.DAG_ID, name="ui-last-run")
+    with sqlite3.connect(airflow.home / "airflow.db") as db:
+        newest = db.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY run_after DESC LIMIT 1",
+            (history_data.DAG_ID,),
+        ).fetchone()
+    assert newest is not None, run.explain()
+    return {"run_id": newest[0], "state": newest[1]}
+
+
+@pytest.fixture(scope="module")
+def api_server(airflow, last_run):
+    """`airflow api-server` on a free port, on the migrated home, with the simple auth manager."""
+    port = services.free_port()
+    url = f"http://127.0.0.1:{port}"
+    passwords = airflow.home / "ui-test-passwords.json"
+    passwords.write_text(json.dumps({"admin": ADMIN_PASSWORD}))
+    env = {
+        **airflow.env,
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret-3f9a0d6c5e8b",
+        "AIRFLOW__API__BASE_URL": url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = SHOTS / "api-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its uvicorn workers stop with it
+        )
+    server = ApiServer(url, process, log)
+    deadline = time.monotonic() + API_SERVER_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"airflow api-server exited with {process.returncode}:\n{services.log_tail(log, 60)}")
+        try:
+            if httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(process)
+            why = f"airflow api-server not healthy in {API_SERVER_START_TIMEOUT} s"
+            pytest.fail(f"{why}:\n{services.log_tail(log, 60)}")
+        time.sleep(0.5)
+    yield server
+    _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def sign_in(page, url: str) -> None:
+    """Open `url` signed out: Airflow's login form comes first, then the page we asked for."""
+    page.goto(url)
+    page.wait_for_url("**/auth/login**")
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(ADMIN_PASSWORD)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(url)
+    page.wait_for_selector("body[data-charts-ready=true]")
+
+
+def text(page, selector: str) -> str:
+    return page.locator(selector).inner_text().strip()
+
+
+# --- signed out ----------------------------------------------------------------------------------
+
+
+def test_the_plugin_is_mounted_behind_airflows_login(api_server):
+    base = f"{api_server.url}/batch-cleanup"
+    with httpx.Client(follow_redirects=False, timeout=30) as http:
+        assert http.get(f"{base}/api/summary").status_code == 401
+        assert http.get(f"{base}/api/openapi.json").status_code == 401
+        page = http.get(f"{base}/?range=7d")
+        assert page.status_code == 302
+        assert page.headers["location"] == "/auth/login?next=%2Fbatch-cleanup%2F%3Frange%3D7d"
+        forged = http.get(f"{base}/api/summary", headers={"Authorization": "Bearer not-a-jwt"})
+        assert forged.status_code == 403
+        assert http.get(f"{base}/static/chart.umd.min.js").status_code == 200
+
+        signed = {"Authorization": f"Bearer {api_server.token()}"}
+        assert http.get(f"{base}/api/status", headers=signed).status_code == 200
+        plugins = http.get(f"{api_server.url}/api/v2/plugins", headers=signed).json()["plugins"]
+    [plugin] = [p for p in plugins if p["name"] == "batch_cleanup_ui"]
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/batch-cleanup"
+    assert plugin["external_views"][0]["url_route"] == "batch-cleanup"
+
+
+# --- 30 days at one cleanup per 15 minutes -----------------------------------------------------------
+
+
+def test_latency_with_2880_events(api_server, db, browser):
+    """A benchmark: printed and written to test-output/ui/latency.json, not a timed assertion."""
+    history_data.write(db, history_data.steady(datetime.now(UTC)))
+    signed = {"Authorization": f"Bearer {api_server.token()}"}
+    timings: dict[str, dict[str, float]] = {}
+    with httpx.Client(timeout=60, headers=signed) as http:
+        for path in ["/", "/api/summary", "/api/cleanups", "/api/daily", "/api/offenders", "/api/incidents"]:
+            seconds, server = [], []
+            for _ in range(6):
+                started = time.perf_counter()
+                response = http.get(f"{api_server.url}/batch-cleanup{path}?range=30d")
+                seconds.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text[:500]
+                server.append(_server_total(response.headers["server-timing"]))
+            timings[f"GET {path}?range=30d"] = {
+                "first_s": round(seconds[0], 3),
+                "median_s": round(statistics.median(seconds[1:]), 3),
+                "max_s": round(max(seconds[1:]), 3),
+                "server_median_s": round(statistics.median(server[1:]), 3),
+            }
+        body = http.get(f"{api_server.url}/batch-cleanup/api/cleanups?range=30d").json()["cleanups"]
+    assert body["totals"]["cleanups"] == body["events_read"] == 2880
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    url = f"{api_server.url}/batch-cleanup/?range=30d"
+    sign_in(page, url)
+    loads = []
+    for _ in range(5):
+        started = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector("body[data-charts-ready=true]")
+        loads.append(time.perf_counter() - started)
+    navigation = page.evaluate("JSON.stringify(performance.getEntriesByType('navigation')[0])")
+    timings["browser: page with charts drawn"] = {
+        "median_s": round(statistics.median(loads), 3),
+        "max_s": round(max(loads), 3),
+        "load_event_end_s": round(json.loads(navigation)["loadEventEnd"] / 1000, 3),
+    }
+    assert text(page, "#total-cleanups") == "2,880"
+    page.screenshot(path=SHOTS / "batch-cleanup-30d-steady.png", full_page=True)
+
+    (SHOTS / "latency.json").write_text(json.dumps(timings, indent=2))
+    print("\n2,880 events (30 days at one per 15 minutes), Airflow api-server + Firestore emulator:")
+    for name, values in timings.items():
+        print(f"  {name:45} {values}")
+
+
+def _server_total(header: str) -> float:
+    parts = dict(part.strip().split(";dur=") for part in header.split(","))
+    return float(parts["total"]) / 1000
+
+
+# --- the story: what an on-call engineer reads -------------------------------------------------------
+
+
+def test_the_page_shows_the_seeded_history(api_server, db, browser, last_run):
+    now = datetime.now(UTC)
+    history_data.write(db, history_data.story(now))
+    h = history_data.hour_of(now)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+    sign_in(page, f"{api_server.url}/batch-cleanup/?range=7d")
+
+    # Totals over the 7 days (see history_data.story).
+    assert text(page, "#total-cleanups") == "17"
+    assert text(page, "#total-stalled") == "23"
+    assert text(page, "#total-checked") == "3,300"
+    assert text(page, "#total-rate") == "0.70 %"
+    assert text(page, "#peak-hour") == "6"
+    assert (text(page, "#hours-warning"), text(page, "#hours-critical")) == ("1", "1")
+    # The open WARNING incident, and the alert timeline: it and the CRITICAL burst two days ago.
+    assert text(page, "#state-severity") == "WARNING"
+    rows = page.locator("#incidents tbody tr")
+    assert rows.count() == 2
+    opened = (h + timedelta(minutes=35) - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M UTC")
+    assert rows.nth(0).locator("td").nth(1).inner_text() == opened
+    assert rows.nth(0).locator("td").nth(2).inner_text() == "open"
+    assert [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()][3:] == [
+        "1 h 45 min",
+        "6",
+        "6",
+        "3",
+    ]
+    assert "CRITICAL" in rows.nth(1).inner_text()
+    # Repeat offenders, most cleanups first.
+    offenders = [r.locator("td").all_inner_texts()[:2] for r in page.locator("#offenders tbody tr").all()]
+    assert offenders == [["batch-a", "7"], ["batch-b", "6"], ["batch-c", "5"]]
+    # The last run, as Airflow's database has it, with a link into Airflow's UI.
+    assert text(page, "#last-run-state") == last_run["state"]
+    link = page.locator("#last-run-link")
+    assert link.inner_text() == last_run["run_id"]
+    run_path = f"/dags/{history_data.DAG_ID}/runs/{quote(last_run['run_id'], safe='')}"
+    assert link.get_attribute("href") == run_path
+    # Daily table: today's five cleanups of the open incident, at 5 of 900 checked.
+    days = {
+        cells[0]: cells[1:]
+        for cells in (r.locator("td").all_inner_texts() for r in page.locator("#daily tbody tr").all())
+    }
+    assert days[h.date().isoformat()] == ["5", "5", "900", "0.56 %"]
+    # Three charts drawn by Chart.js, served by the plugin.
+    assert page.evaluate("Object.keys(Chart.instances).length") == 3
+    page.screenshot(path=SHOTS / "batch-cleanup.png", full_page=True)
+
+    page.locator("header nav a", has_text="30d").click()
+    page.wait_for_url("**range=30d")
+    assert text(page, "#total-cleanups") == "43"
+    assert page.locator("#incidents tbody tr").count() == 3
+    page.screenshot(path=SHOTS / "batch-cleanup-30d.png", full_page=True)
+
+
+def test_the_page_inside_airflows_ui(api_server, db, browser):
+    """The Browse menu's entry opens the page in Airflow's own frame, at /plugin/batch-cleanup."""
+    history_data.write(db, history_data.story(datetime.now(UTC)))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{api_server.url}/batch-cleanup/?range=24h")
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(ADMIN_PASSWORD)
+    page.locator("button[type=submit]").click()
+    page.wait_for_selector("body[data-charts-ready=true]")
+
+    page.goto(f"{api_server.url}/")
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="Batch cleanup").click()
+    page.wait_for_url("**/plugin/batch-cleanup")
+    frame = page.frame_locator("iframe[title='Batch cleanup']")
+    frame.locator("body[data-charts-ready=true]").wait_for()
+    assert frame.locator("#total-cleanups").inner_text() == "5"
+    page.screenshot(path=SHOTS / "batch-cleanup-in-airflow.png")

@@ -1,0 +1,274 @@
+"""The history's pure arithmetic: windows, buckets at their edges, rates, offenders, incidents."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from batch_cleanup.ui import history
+from batch_cleanup.ui.history import Event, Incident, Totals
+
+NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+H = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def ev(at: datetime, stalled: int = 1, checked: int = 100, *batch_ids: str) -> Event:
+    return Event(timestamp=at, stalled_count=stalled, batches_checked=checked, batch_ids=batch_ids)
+
+
+def incident(opened: datetime, closed: datetime | None, **kw) -> Incident:
+    fields = {"severity": "WARNING", "peak_severity": "WARNING", "peak_count": 3, "total_cleanups": 3}
+    return Incident.from_document(
+        kw.pop("id", f"i-{opened:%H%M}"), {"opened_at": opened, "closed_at": closed, **fields, **kw}
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "start", "hours"),
+    [
+        ("24h", datetime(2026, 3, 9, 13, tzinfo=UTC), 24),
+        ("7d", datetime(2026, 3, 3, 13, tzinfo=UTC), 168),
+        ("30d", datetime(2026, 2, 8, 13, tzinfo=UTC), 720),
+    ],
+)
+def test_window_ends_with_the_current_hour(name, start, hours):
+    win = history.window(name, NOW)
+    assert (win.start, win.end, win.hours) == (start, H + timedelta(hours=1), hours)
+    assert win.end - win.start == timedelta(hours=hours)
+
+
+def test_window_takes_any_timezone_and_works_in_utc():
+    new_york = datetime(2026, 3, 10, 8, 30, tzinfo=UTC).astimezone(
+        __import__("zoneinfo").ZoneInfo("America/New_York")
+    )
+    assert history.window("24h", new_york).end == datetime(2026, 3, 10, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", ["1h", "", "30D"])
+def test_window_refuses_unknown_ranges(bad):
+    with pytest.raises(ValueError, match="24h, 7d, 30d"):
+        history.window(bad, NOW)
+
+
+def test_naive_times_are_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        history.window("24h", datetime(2026, 3, 10, 12))
+
+
+def test_hourly_buckets_include_the_start_and_exclude_the_end():
+    win = history.window("24h", NOW)
+    events = [
+        ev(win.start),  # first bucket
+        ev(win.start - timedelta(microseconds=1)),  # before the window
+        ev(H + timedelta(minutes=59, seconds=59)),  # last bucket
+        ev(win.end),  # after the window
+        ev(H - timedelta(hours=2) + timedelta(minutes=5)),
+        ev(H - timedelta(hours=2) + timedelta(minutes=50)),
+    ]
+    counts = history.hourly_cleanups(events, win)
+    assert len(counts) == 24
+    assert counts[0] == 1
+    assert counts[21] == 2
+    assert counts[23] == 1
+    assert sum(counts) == 4
+
+
+def test_hour_labels_are_the_buckets_starts():
+    labels = history.hour_labels(history.window("24h", NOW))
+    assert labels[0] == "2026-03-09T13:00:00Z"
+    assert labels[-1] == "2026-03-10T12:00:00Z"
+
+
+def test_cleanups_count_hours_per_threshold_band():
+    win = history.window("24h", NOW)
+    at = [H - timedelta(hours=h) for h in (1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3)]  # 3, 5 and 4 in an hour
+    data = history.cleanups(
+        [ev(t) for t in at], Totals(12, 12, 1200), win, truncated=False, warning=3, critical=5
+    )
+    assert (data["peak"], data["hours_at_warning"], data["hours_at_critical"]) == (5, 2, 1)
+    assert data["totals"] == {"cleanups": 12, "stalled": 12, "checked": 1200, "rate": 0.01}
+
+
+@pytest.mark.parametrize(("stalled", "checked", "expected"), [(1, 200, 0.005), (0, 50, 0.0), (3, 0, None)])
+def test_rate(stalled, checked, expected):
+    assert history.rate(stalled, checked) == expected
+
+
+def test_daily_sums_per_utc_day_including_days_without_cleanups():
+    win = history.window("7d", NOW)
+    events = [
+        ev(datetime(2026, 3, 8, 23, 59, tzinfo=UTC), 2, 200),
+        ev(datetime(2026, 3, 9, 0, 0, tzinfo=UTC), 1, 100),
+        ev(datetime(2026, 3, 9, 6, 0, tzinfo=UTC), 3, 100),
+        ev(datetime(2026, 3, 3, 12, 59, tzinfo=UTC), 5, 5),  # before the window's first hour
+    ]
+    days = {d["day"]: d for d in history.daily(events, win)}
+    assert list(days) == [(date(2026, 3, 3) + timedelta(days=i)).isoformat() for i in range(8)]
+    assert days["2026-03-08"] == {
+        "day": "2026-03-08",
+        "cleanups": 1,
+        "stalled": 2,
+        "checked": 200,
+        "rate": 0.01,
+    }
+    assert days["2026-03-09"] == {
+        "day": "2026-03-09",
+        "cleanups": 2,
+        "stalled": 4,
+        "checked": 200,
+        "rate": 0.02,
+    }
+    assert days["2026-03-03"]["cleanups"] == 0 and days["2026-03-03"]["rate"] is None
+
+
+def test_repeat_offenders_rank_by_cleanups_then_recency_and_count_a_batch_once_per_cleanup():
+    events = [
+        ev(H - timedelta(hours=5), 2, 100, "b-old", "b-old"),  # listed twice in one cleanup: once
+        ev(H - timedelta(hours=4), 1, 100, "b-old"),
+        ev(H - timedelta(hours=3), 1, 100, "b-new"),
+        ev(H - timedelta(hours=2), 1, 100, "b-new", "b-three"),
+        ev(H - timedelta(hours=1), 1, 100, "b-three"),
+        ev(H, 1, 100, "b-three", "b-once"),
+    ]
+    offenders = history.repeat_offenders(events)
+    assert [(o["batch_id"], o["cleanups"]) for o in offenders] == [("b-three", 3), ("b-new", 2), ("b-old", 2)]
+    assert offenders[0]["last_seen"] == "2026-03-10T12:00:00Z"
+    assert history.repeat_offenders(events, limit=1) == offenders[:1]
+    assert history.repeat_offenders(events, minimum=4) == []
+
+
+def test_incidents_overlapping_the_window_newest_first_with_durations():
+    win = history.window("24h", NOW)
+    rows = history.incident_rows(
+        [
+            incident(H - timedelta(hours=30), H - timedelta(hours=22, minutes=30), id="spans-start"),
+            incident(H - timedelta(hours=30), H - timedelta(hours=24), id="ended-before"),
+            incident(
+                H - timedelta(hours=3),
+                H - timedelta(hours=1, minutes=55),
+                id="closed",
+                peak_severity="CRITICAL",
+            ),
+            incident(H - timedelta(minutes=20), None, id="open"),
+            incident(H - timedelta(minutes=20), None, id="open"),  # read twice: listed once
+        ],
+        win,
+        NOW,
+    )
+    assert [r["id"] for r in rows] == ["open", "closed", "spans-start"]
+    open_, closed, spans = rows
+    assert (open_["open"], open_["closed_at"], open_["duration"], open_["duration_seconds"]) == (
+        True,
+        None,
+        "50 min",
+        3000,
+    )
+    assert (closed["duration"], closed["peak_severity"], closed["closed_at"]) == (
+        "1 h 05 min",
+        "CRITICAL",
+        "2026-03-10T10:05:00Z",
+    )
+    assert spans["duration"] == "7 h 30 min"
+
+
+def test_incident_without_peak_severity_takes_its_severity():
+    [row] = history.incident_rows(
+        [Incident.from_document("x", {"opened_at": H, "closed_at": None, "severity": "CRITICAL"})],
+        history.window("24h", NOW),
+        NOW,
+    )
+    assert row["peak_severity"] == "CRITICAL"
+    assert (row["peak_count"], row["total_cleanups"], row["batches"], row["notifications"]) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 min"),
+        (59, "0 min"),
+        (45 * 60, "45 min"),
+        (2 * 3600 + 5 * 60, "2 h 05 min"),
+        (3 * 86400 + 4 * 3600, "3 d 4 h"),
+        (-5, "0 min"),
+    ],
+)
+def test_duration_text(seconds, text):
+    assert history.duration_text(seconds) == text
+
+
+def test_current_state_without_a_document_is_no_incident():
+    assert history.current_state({}, NOW) == {
+        "open": False,
+        "severity": None,
+        "peak_severity": None,
+        "opened_at": None,
+        "open_for": None,
+        "last_count": 0,
+        "peak_count": 0,
+        "last_notified_at": None,
+        "last_notified_kind": None,
+        "muted_decisions": 0,
+        "updated_at": None,
+    }
+
+
+def test_current_state_of_an_open_incident():
+    state = history.current_state(
+        {
+            "open": True,
+            "severity": "CRITICAL",
+            "peak_severity": "CRITICAL",
+            "opened_at": H - timedelta(hours=1),
+            "last_count": 5,
+            "peak_count": 6,
+            "muted": [{"kind": "reminder"}],
+            "last_notified_kind": "escalation",
+            "last_notified_at": H,
+        },
+        NOW,
+    )
+    assert state["open_for"] == "1 h 30 min"
+    assert (state["severity"], state["muted_decisions"], state["last_notified_at"]) == (
+        "CRITICAL",
+        1,
+        "2026-03-10T12:00:00Z",
+    )
+
+
+def test_a_closed_state_shows_no_severity_even_if_one_lingers():
+    state = history.current_state({"open": False, "severity": "WARNING", "opened_at": H}, NOW)
+    assert (state["severity"], state["opened_at"], state["open_for"]) == (None, None, None)
+
+
+RUN = {
+    "run_id": "scheduled__1",
+    "state": "success",
+    "run_type": "scheduled",
+    "run_after": H,
+    "start_date": H,
+    "end_date": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("run", "event", "stalled"),
+    [
+        (RUN, ev(H, 4), 4),
+        (RUN, None, 0),  # succeeded without an event: nothing stalled
+        ({**RUN, "state": "failed"}, None, None),  # failed before recording: not known
+        ({**RUN, "state": "running"}, None, None),
+    ],
+)
+def test_run_outcome(run, event, stalled):
+    outcome = history.run_outcome(run, event)
+    assert outcome["stalled_count"] == stalled
+    assert (outcome["run_id"], outcome["run_after"], outcome["end_date"]) == (
+        "scheduled__1",
+        "2026-03-10T12:00:00Z",
+        None,
+    )
+
+
+def test_no_run_no_outcome():
+    assert history.run_outcome(None, None) is None
