@@ -69,7 +69,8 @@ OFFENDER_HOURS = 24
 # Tests shorten the delay through Airflow's configuration: AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS.
 RETRY_DELAY = timedelta(seconds=conf.getint("batch_cleanup", "retry_delay_seconds", fallback=30))
 
-log = logging.getLogger(__name__)
+# A fixed name: in a DAG file `__name__` is a generated module name, unreadable in task logs.
+log = logging.getLogger("batch_cleanup.dag")
 
 
 @dag(

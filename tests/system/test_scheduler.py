@@ -1,0 +1,231 @@
+"""The DAG on a real scheduler: Airflow's components as processes, driven only through the REST API.
+
+Two configurations, each in a fresh home under test-output/: `local-sqlite` (LocalExecutor on
+SQLite, as `make run`) and `celery-postgres-redis` (a Celery worker process, PostgreSQL as the
+metadata database, Redis as the broker; both started here, installed first when missing).
+
+The batches seeded here are only "stalled" under the params these tests trigger with (75 %,
+20 min), never under the defaults (90 %, 10 min): a scheduled run that starts while a test runs
+(one starts at once when the DAG is first unpaused, then every quarter hour) finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from dev import services, system_services
+from dev.airflow_env import LOCAL_PROJECT
+from dev.coordinator import CoordinatorAdmin
+from dev.slack_sink import SlackSinkAdmin
+from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
+from tests.system.deployment import DAG_ID, NEW_YORK, Deployment, new_deployment, next_quarter_hour
+
+pytestmark = pytest.mark.system
+
+CONFIGURATIONS = ["local-sqlite", "celery-postgres-redis"]
+FORM_PARAMS = {"stall_threshold_minutes": 20, "min_completion_pct": 75}
+SECRETS = (API_KEY, SLACK_WEBHOOK_PATH, SLACK_WEBHOOK_PATH.rsplit("/", 1)[-1])
+NEXT_RUN_TIMEOUT = 120.0
+
+
+def stalled_under_form_params(batch_id: str) -> dict:
+    """Stalled for the params above, not for the defaults: 80 % < 90 %."""
+    return {"batch_id": batch_id, "completion_pct": 80, "stalled_minutes": 30}
+
+
+@pytest.fixture(scope="module", params=CONFIGURATIONS)
+def deployment(request, coordinator, slack_sink, firestore_emulator) -> Iterator[Deployment]:
+    """One configuration's components, started from scratch and stopped afterwards, pass or fail."""
+    name = request.param
+    work = OUTPUT / "system" / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    work.mkdir(parents=True)
+    # Nothing left over from the other configuration or other tests: batches, replies, messages, events.
+    CoordinatorAdmin(coordinator.url).reset()
+    SlackSinkAdmin(slack_sink.url).reset()
+    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+
+    started = time.monotonic()
+    with contextlib.ExitStack() as stop:  # last in, first out: Airflow before its database and broker
+        database_url = broker_url = None
+        if name == "celery-postgres-redis":
+            postgres = system_services.start_postgres()
+            stop.callback(postgres.stop, keep_log_in=work / "components")
+            redis = system_services.start_redis(work / "components")
+            stop.callback(redis.stop)
+            database_url, broker_url = postgres.sqlalchemy_url, redis.url
+        airflow = new_deployment(
+            name,
+            work,
+            coordinator_url=coordinator.url,
+            api_key=API_KEY,
+            slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
+            firestore_host=firestore_emulator.host,
+            database_url=database_url,
+            broker_url=broker_url,
+        )
+        stop.callback(report, request, airflow, started)
+        stop.callback(airflow.stop)
+        airflow.start()
+        airflow.wait_for_dag()
+        yield airflow
+    left = airflow.left_running()
+    assert left == [], f"[{name}] processes still running after stop: {left}"
+
+
+def report(request, airflow: Deployment, started: float) -> None:
+    """The configuration's timings: in its folder and on the terminal."""
+    airflow.timings["total"] = time.monotonic() - started
+    (airflow.work / "timings.json").write_text(json.dumps(airflow.timings, indent=2))
+    summary = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in airflow.timings.items())
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is not None and terminal is not None:
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(f"\n[system {airflow.name}] {summary}")
+
+
+@pytest.fixture(scope="module")
+def three_stalled_runs(deployment, coordinator, slack_sink, firestore_emulator) -> list[str]:
+    """Three triggered runs within minutes, each finding one stalled batch: the third reaches 3 ≥ 3."""
+    CoordinatorAdmin(coordinator.url).reset()
+    SlackSinkAdmin(slack_sink.url).reset()
+    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+    run_ids = []
+    for index in range(1, 4):
+        batch = stalled_under_form_params(f"{deployment.name}-stall-{index}")
+        CoordinatorAdmin(coordinator.url).seed([batch])
+        run_id = f"stalls-{index}-{deployment.name}"
+        response = deployment.trigger(FORM_PARAMS, run_id=run_id)
+        assert response.status_code == 200, f"trigger refused: {response.status_code} {response.text}"
+        run = deployment.wait_for_run(run_id)
+        assert run["state"] == "success", deployment.explain_run(run_id)
+        run_ids.append(run_id)
+    return run_ids
+
+
+def test_dag_is_parsed_without_import_errors_and_unpaused(deployment: Deployment) -> None:
+    errors = deployment.get("/api/v2/importErrors")["import_errors"]
+    dag = deployment.dag()
+
+    assert errors == []
+    assert dag["is_paused"] is False, dag
+    assert dag["has_import_errors"] is False, dag
+
+
+def test_next_run_is_the_next_quarter_hour_in_new_york(deployment: Deployment) -> None:
+    # Not `details["timezone"]`: Airflow 3.3 reports its default time zone there for every DAG.
+    details = deployment.get(f"/api/v2/dags/{DAG_ID}/details")
+    assert details["timetable_summary"] == "*/15 * * * *", details["timetable_summary"]
+
+    # When first unpaused the DAG runs at once for the quarter hour just begun; until the
+    # scheduler has created that run, the next run it lists is in the past.
+    deadline = time.monotonic() + NEXT_RUN_TIMEOUT
+    while True:
+        before = datetime.now(UTC)
+        next_run = deployment.dag()["next_dagrun_run_after"]
+        after = datetime.now(UTC)
+        if next_run and datetime.fromisoformat(next_run) > before:
+            break
+        assert time.monotonic() < deadline, f"next run still {next_run} at {after}\n{deployment.explain()}"
+        time.sleep(1)
+
+    listed = datetime.fromisoformat(next_run)
+    expected = {next_quarter_hour(before), next_quarter_hour(after)}  # the call may straddle one
+    assert listed in expected, (
+        f"next run {listed.astimezone(NEW_YORK)} (New York), "
+        f"expected {sorted(e.astimezone(NEW_YORK).isoformat() for e in expected)}"
+    )
+
+
+def test_run_triggered_with_params_succeeds(deployment: Deployment, coordinator) -> None:
+    admin = CoordinatorAdmin(coordinator.url)
+    admin.reset()
+    admin.seed([stalled_under_form_params(f"{deployment.name}-form")])
+
+    response = deployment.trigger(FORM_PARAMS)  # no run id: the form's default
+    assert response.status_code == 200, f"trigger refused: {response.status_code} {response.text}"
+    run_id = response.json()["dag_run_id"]
+    assert response.json()["conf"] == FORM_PARAMS
+    run = deployment.wait_for_run(run_id)
+
+    assert run["state"] == "success", deployment.explain_run(run_id)
+    states = deployment.task_states(run_id)
+    assert states["check_stalled"] == states["record_event"] == states["evaluate"] == "success", states
+    [call] = [call for call in admin.calls() if call["idempotency_key"] == f"{DAG_ID}/{run_id}"]
+    assert call["body"] == FORM_PARAMS, "the params must reach the coordinator as triggered"
+    assert call["api_key_ok"] is True
+    assert [batch["status"] for batch in admin.batches()] == ["completed"]
+    if deployment.celery:
+        worker_log = deployment.component_log("celery-worker")
+        assert f"run_id={run_id}/task_id=check_stalled/" in worker_log, "the Celery worker must run the tasks"
+
+
+def test_invalid_param_is_refused_with_the_schema_message(deployment: Deployment) -> None:
+    def manual_runs() -> list[str]:  # a scheduled run may start meanwhile: it does not count
+        return [run["dag_run_id"] for run in deployment.runs() if run["run_type"] == "manual"]
+
+    before = manual_runs()
+    response = deployment.trigger({**FORM_PARAMS, "min_completion_pct": 150})
+
+    assert response.status_code == 400, f"{response.status_code} {response.text}"
+    detail = response.json()["detail"]
+    assert "Invalid input for param min_completion_pct: 150 is greater than the maximum of 100" in detail
+    assert manual_runs() == before, "a refused trigger must not create a run"
+
+
+def test_three_stalled_runs_post_one_slack_alert(
+    deployment: Deployment, three_stalled_runs: list[str], slack_sink
+) -> None:
+    messages = SlackSinkAdmin(slack_sink.url).messages()
+
+    texts = [message["payload"].get("text", "") for message in messages]
+    assert len(texts) == 1, f"expected one Slack message, got {texts}"
+    [text] = texts
+    assert "3 cleanups in the last 60 minutes" in text, text
+    assert "WARNING" in text, text
+    for index in range(1, 4):
+        assert f"{deployment.name}-stall-{index}" in text, text
+    assert f"{deployment.base_url}/dags/{DAG_ID}/runs/{quote(three_stalled_runs[-1], safe='')}" in text
+    assert messages[0]["path"] == SLACK_WEBHOOK_PATH
+
+
+def test_task_logs_explain_the_decision_and_hold_no_secret(
+    deployment: Deployment, three_stalled_runs: list[str]
+) -> None:
+    logs = {run_id: deployment.run_logs(run_id) for run_id in three_stalled_runs}
+
+    def evaluate_log(run_id: str) -> str:
+        return "\n".join(log.text for log in logs[run_id] if "/evaluate/" in log.where)
+
+    first, second, third = three_stalled_runs
+    assert "1 cleanups in the last 60 minutes < 3" in evaluate_log(first), evaluate_log(first)
+    assert "2 cleanups in the last 60 minutes < 3" in evaluate_log(second), evaluate_log(second)
+    assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in evaluate_log(third), evaluate_log(third)
+    check_log = "\n".join(log.text for log in logs[third] if "/check_stalled/" in log.where)
+    assert f"auto-completed: {deployment.name}-stall-3" in check_log, check_log
+
+    every_log = [log for run_logs in logs.values() for log in run_logs]
+    assert len(every_log) >= 3 * 4, [log.where for log in every_log]
+    leaks = [f"{log.where} holds {secret!r}" for log in every_log for secret in SECRETS if secret in log.raw]
+    assert leaks == []
+
+
+def test_no_secret_in_any_log_file(deployment: Deployment, three_stalled_runs: list[str]) -> None:
+    """Component logs (scheduler, worker, API server, ...) and task log files on disk alike."""
+    files = [path for path in deployment.work.rglob("*") if path.is_file() and _is_log(path)]
+    leaks = [f"{path} holds {s!r}" for path in files for s in SECRETS if s.encode() in path.read_bytes()]
+
+    assert files, f"no log files under {deployment.work}"
+    assert leaks == []
+
+
+def _is_log(path: Path) -> bool:
+    return path.suffix in (".log", ".json") and path.name not in ("passwords.json", "timings.json")
