@@ -67,6 +67,7 @@ DEADLINE_MINUTES = conf.getint("batch_cleanup", "deadline_minutes", fallback=10)
 RETENTION_DAYS = 30
 OFFENDER_HOURS = 24
 # Tests shorten the delay through Airflow's configuration: AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS.
+COORDINATOR_TIMEOUT_SECONDS = conf.getint("batch_cleanup", "coordinator_timeout_seconds", fallback=300)
 RETRY_DELAY = timedelta(seconds=conf.getint("batch_cleanup", "retry_delay_seconds", fallback=30))
 
 # A fixed name: in a DAG file `__name__` is a generated module name, unreadable in task logs.
@@ -166,7 +167,9 @@ def stalled_batch_cleanup():
         except ValueError as err:
             raise AirflowFailException(f"Invalid params: {err}") from None
 
-        response = CoordinatorHook(http_conn_id=COORDINATOR_CONN_ID).check_stalled(
+        response = CoordinatorHook(
+            http_conn_id=COORDINATOR_CONN_ID, timeout=COORDINATOR_TIMEOUT_SECONDS
+        ).check_stalled(
             stall_threshold_minutes=params["stall_threshold_minutes"],
             min_completion_pct=params["min_completion_pct"],
             idempotency_key=f"{dag_run.dag_id}/{dag_run.run_id}",

@@ -1,0 +1,35 @@
+"""A coordinator that acted but answered too late: the retry gets the replayed answer, and the
+cleanup is recorded once."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scenario import DAG_ID, stalled
+
+pytestmark = pytest.mark.e2e
+
+
+def test_timeout_after_the_coordinator_acted_is_recorded_once(airflow, fresh, events):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-acted-then-slow")])
+    # The first call completes the batch, then answers after the client gave up.
+    coordinator.faults([{"delay_seconds": 4, "after_action": True}])
+
+    run = airflow.dags_test(
+        DAG_ID,
+        name="timeout-after-action",
+        extra_env={"AIRFLOW__BATCH_CLEANUP__COORDINATOR_TIMEOUT_SECONDS": "2"},
+    )
+
+    assert run.state == "success", run.explain()
+    assert run.tries["check_stalled"] == 2
+    assert "did not answer within 2 s" in run.output
+    calls = coordinator.calls()
+    assert len(calls) == 2 and len({call["idempotency_key"] for call in calls}) == 1
+    assert calls[1]["replayed"] is True, "the retry must get the replayed answer"
+    [event] = events()
+    assert event["batch_ids"] == ["b-acted-then-slow"], (
+        "the cleanup is recorded although the first call timed out"
+    )
+    assert sink.messages() == []
