@@ -63,6 +63,7 @@ SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
 
 # A run still unfinished this long after it was queued is hung: Slack hears (a Deadline Alert).
+RUN_TIMEOUT = timedelta(minutes=14)
 DEADLINE_MINUTES = conf.getint("batch_cleanup", "deadline_minutes", fallback=10)
 RETENTION_DAYS = 30
 OFFENDER_HOURS = 24
@@ -80,7 +81,7 @@ log = logging.getLogger("batch_cleanup.dag")
     start_date=pendulum.datetime(2026, 1, 1, tz="America/New_York"),
     catchup=False,
     max_active_runs=1,
-    dagrun_timeout=timedelta(minutes=14),
+    dagrun_timeout=RUN_TIMEOUT,
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(minutes=DEADLINE_MINUTES),
@@ -239,14 +240,16 @@ def stalled_batch_cleanup():
         now = dag_run.run_after
         start = window_start(now, config.window_minutes)
         store = FirestoreHook(gcp_conn_id=GCP_CONN_ID)
-        count = store.count_since(start)
+        # Bounded by the run's own lifetime too, so a re-run of an old run counts the same events.
+        until = now + RUN_TIMEOUT
+        count = store.count_since(start, until)
         metrics.gauge("events_in_window", count)
         stored, version = store.read_state(dag_run.dag_id)
         state = State.from_dict(stored)
         window_events: dict[str, list[str]] = {}
         offenders: tuple[tuple[str, int], ...] = ()
         if count >= config.warning_threshold or state.open:  # Healthy runs read no documents.
-            recent = store.events_since(now - timedelta(hours=OFFENDER_HOURS))
+            recent = store.events_since(now - timedelta(hours=OFFENDER_HOURS), until)
             window_events = {event: ids for event, at, ids in recent if at >= start}
             offenders = repeat_offenders(ids for _, _, ids in recent)
         try:

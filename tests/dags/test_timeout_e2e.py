@@ -33,3 +33,25 @@ def test_timeout_after_the_coordinator_acted_is_recorded_once(airflow, fresh, ev
         "the cleanup is recorded although the first call timed out"
     )
     assert sink.messages() == []
+
+
+def test_a_re_run_of_an_old_run_counts_the_same_events(airflow, fresh, db):
+    from datetime import UTC, datetime, timedelta
+
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    for index in range(3):
+        db.collection("batch_cleanup_events").document(f"then-{index}").set(
+            {"timestamp": old - timedelta(minutes=10), "batch_ids": [f"then-{index}"], "stalled_count": 1}
+        )
+    conf = {"notify": False}
+    first = airflow.dags_test(DAG_ID, conf=conf, run_after=old, name="old-run")
+    for index in range(4):  # cleanups recorded since then must not change what that run counted
+        db.collection("batch_cleanup_events").document(f"since-{index}").set(
+            {"timestamp": datetime.now(UTC), "batch_ids": [f"since-{index}"], "stalled_count": 1}
+        )
+    again = airflow.dags_test(DAG_ID, conf=conf, run_after=old, name="old-run-again")
+
+    for run in (first, again):
+        assert run.state == "success", run.explain()
+        assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output
+    assert first.run_id == again.run_id, "the second run is a re-run of the same DAG run"

@@ -144,3 +144,12 @@ def test_uncapped_document_is_refused_by_firestore(hook):
     too_big = {"blob": "x" * 1_100_000}
     with pytest.raises(Exception, match=r"(?i)size|exceed|too large|bytes"):
         hook.events.document("too-big").create(too_big)
+
+
+def test_count_and_list_stop_before_until(hook):
+    hook.create_event("inside", event(["in"], timestamp=RUN_AFTER + timedelta(minutes=13)))
+    hook.create_event("later", event(["later"], timestamp=RUN_AFTER + timedelta(minutes=14)))
+    start, until = RUN_AFTER - timedelta(minutes=60), RUN_AFTER + timedelta(minutes=14)
+    assert hook.count_since(start) == 2
+    assert hook.count_since(start, until) == 1
+    assert [event for event, _, _ in hook.events_since(start, until)] == ["inside"]

@@ -63,19 +63,24 @@ class FirestoreHook(GoogleBaseHook):
             return False
         return True
 
-    def count_since(self, start: datetime) -> int:
-        """Events whose `timestamp` is at or after `start`: one aggregation, no documents read."""
+    def _in_window(self, start: datetime, until: datetime | None) -> firestore.Query:
         query = self.events.where(filter=FieldFilter("timestamp", ">=", start))
-        [[result]] = query.count(alias="n").get()
+        return query if until is None else query.where(filter=FieldFilter("timestamp", "<", until))
+
+    def count_since(self, start: datetime, until: datetime | None = None) -> int:
+        """Events with `start` ≤ `timestamp` (< `until`): one aggregation, no documents read."""
+        [[result]] = self._in_window(start, until).count(alias="n").get()
         return int(result.value)
 
-    def events_since(self, start: datetime, limit: int = 500) -> list[tuple[str, datetime, list[str]]]:
+    def events_since(
+        self, start: datetime, until: datetime | None = None, limit: int = 500
+    ) -> list[tuple[str, datetime, list[str]]]:
         """(id, timestamp, batch ids) of the newest `limit` events since `start`, newest first.
 
         Bounded by time and count, and only two fields are read, whatever the collection holds.
         """
         query = (
-            self.events.where(filter=FieldFilter("timestamp", ">=", start))
+            self._in_window(start, until)
             .order_by("timestamp", direction=firestore.Query.DESCENDING)
             .select(["timestamp", "batch_ids"])
             .limit(limit)
