@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import subprocess
 import sys
@@ -161,3 +162,29 @@ print(json.dumps([m for m in sys.modules if m in ("policy", "cleanup", "firestor
 """
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    ("day", "local_hours"),
+    [("2026-03-08", 23), ("2026-11-01", 25), ("2026-06-15", 24)],
+    ids=["spring-forward", "fall-back", "ordinary-day"],
+)
+def test_schedule_fires_every_15_minutes_across_dst_days(dag, day, local_hours):
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    start = pendulum.parse(day, tz="America/New_York")
+    end = start.add(days=1)
+    restriction = TimeRestriction(earliest=start, latest=end - timedelta(microseconds=1), catchup=True)
+    runs, last = [], None
+    while (
+        info := timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+    ) is not None:
+        runs.append(info.run_after)
+        last = DataInterval(info.run_after, info.run_after)
+    gaps = {(later - earlier).total_seconds() for earlier, later in itertools.pairwise(runs)}
+    assert gaps == {15 * 60}, f"gaps between runs in seconds: {sorted(gaps)}"
+    assert len(runs) == local_hours * 4
+    assert runs[0] == start

@@ -1,5 +1,5 @@
-"""A coordinator that acted but answered too late: the retry gets the replayed answer, and the
-cleanup is recorded once."""
+"""Timeouts, re-runs and params that span two fields, through whole DAG runs. A coordinator that
+acted but answered too late: the retry gets the replayed answer, and the cleanup is recorded once."""
 
 from __future__ import annotations
 
@@ -55,3 +55,20 @@ def test_a_re_run_of_an_old_run_counts_the_same_events(airflow, fresh, db):
         assert run.state == "success", run.explain()
         assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output
     assert first.run_id == again.run_id, "the second run is a re-run of the same DAG run"
+
+
+def test_critical_not_above_warning_fails_before_the_coordinator_is_called(airflow, fresh, events):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-untouched")])
+
+    run = airflow.dags_test(
+        DAG_ID, conf={"warning_threshold": 5, "critical_threshold": 5}, name="bad-thresholds"
+    )
+
+    assert run.state == "failed", run.explain()
+    assert run.tries["check_stalled"] == 1
+    assert "critical_threshold (5) must be greater than warning_threshold (5)" in run.output
+    assert coordinator.calls() == [], "the coordinator must not be called with params that cannot work"
+    assert events() == []
+    [failure] = [message["payload"]["text"] for message in sink.messages()]
+    assert "critical_threshold" in failure
