@@ -5,6 +5,7 @@ failures, concurrency and the operator controls. Runs at a chosen time use `DAG.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -190,3 +191,23 @@ def test_muted_posts_nothing_then_names_what_was_muted(airflow, fresh, db):
     [message] = texts(sink)
     assert "While muted, these messages were held back: ALERT WARNING" in message
     assert alert_state(db)["muted"] == []
+
+
+def test_slack_429_is_retried_after_retry_after_and_posts_once(airflow, fresh, db):
+    _, sink = fresh
+    seed_events(db, ["r1"], ["r2"], ["r3"])
+    sink.faults([{"status": 429, "retry_after": 2, "count": 1}])
+
+    run = airflow.dags_test(DAG_ID, name="slack-429")
+
+    assert run.state == "success", run.explain()
+    assert run.tries["send_alert"] == 1, "the Slack client waits out Retry-After itself"
+    assert sink.attempts() == 2
+    assert texts(sink)[0].startswith("WARNING")
+    with sqlite3.connect(airflow.home / "airflow.db") as metadata:
+        [(started, ended)] = metadata.execute(
+            "SELECT start_date, end_date FROM task_instance WHERE run_id = ? AND task_id = 'send_alert'",
+            (run.run_id,),
+        ).fetchall()
+    took = datetime.fromisoformat(ended) - datetime.fromisoformat(started)
+    assert took >= timedelta(seconds=2), f"send_alert took {took}: Retry-After (2 s) was not waited out"
