@@ -1,0 +1,72 @@
+"""Firestore down when a run comes to record its cleanup, then back: the Firestore client's retries
+(and Airflow's, past them) carry the run through, and the cleanup is recorded exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore as gcf
+
+from dev import services
+from dev.airflow_env import LOCAL_PROJECT
+from tests.conftest import SERVICE_LOGS
+from tests.scenario import DAG_ID, stalled
+
+pytestmark = pytest.mark.e2e
+
+OUTAGE_SECONDS = 18
+
+
+@pytest.fixture
+def own_emulator():
+    """An emulator of this test's own, on a port it can come back to."""
+    port = services.free_port()
+    emulator = services.start_firestore_emulator(SERVICE_LOGS, port=port)
+    yield port, emulator
+    emulator.stop()
+
+
+def test_firestore_outage_while_recording_then_back(airflow, fresh, own_emulator, monkeypatch):
+    coordinator, sink = fresh
+    port, emulator = own_emulator
+    coordinator.seed([stalled("b-during-outage")])
+    emulator.stop()  # down before the run reaches Firestore
+    runs = {}
+    thread = threading.Thread(
+        target=lambda: runs.setdefault(
+            "run",
+            airflow.dags_test(
+                DAG_ID, name="firestore-outage", extra_env={"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{port}"}
+            ),
+        )
+    )
+    thread.start()
+    time.sleep(OUTAGE_SECONDS)
+    back_at = datetime.now(UTC)
+    back = services.start_firestore_emulator(SERVICE_LOGS, port=port)
+    try:
+        thread.join(timeout=300)
+        run = runs["run"]
+        assert run.state == "success", run.explain()
+        started = _logged_at(run.output, "[DAG TEST] starting task_id=record_event")
+        recorded = _logged_at(run.output, "Recorded event")
+        assert started < back_at < recorded, (
+            f"record_event must start in the outage ({started}) and write after it ({recorded}); "
+            f"Firestore came back at {back_at}"
+        )
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
+        client = gcf.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
+        documents = [doc.to_dict() for doc in client.collection("batch_cleanup_events").stream()]
+        assert [doc["batch_ids"] for doc in documents] == [["b-during-outage"]]
+        assert sink.messages() == []
+    finally:
+        back.stop()
+
+
+def _logged_at(output: str, marker: str) -> datetime:
+    [line] = [line for line in output.splitlines() if marker in line][:1]
+    return datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
