@@ -62,20 +62,25 @@ def firestore(firestore_emulator, monkeypatch):
     return firestore_emulator
 
 
-@pytest.fixture(scope="session")
-def airflow(coordinator, slack_sink, firestore_emulator):
+def migrated_airflow(home: Path, log_dir: Path, coordinator, slack_sink, firestore_emulator):
     """A migrated Airflow home whose connections point at the stand-ins; retries wait 1 s."""
     from dev.airflow_env import airflow_env
     from tests.airflow_cli import AirflowCLI
 
     env = airflow_env(
-        _HOME,
+        home,
         coordinator_url=coordinator.url,
         api_key=API_KEY,
         slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
         firestore_host=firestore_emulator.host,
         retry_delay_seconds=1,
     )
-    cli = AirflowCLI(env, OUTPUT / "dag-runs")
+    cli = AirflowCLI(env, log_dir)
     cli.migrate()
     return cli
+
+
+@pytest.fixture(scope="session")
+def airflow(coordinator, slack_sink, firestore_emulator):
+    """The Airflow the end-to-end scenarios run the DAG on."""
+    return migrated_airflow(_HOME, OUTPUT / "dag-runs", coordinator, slack_sink, firestore_emulator)

@@ -11,9 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dev.airflow_env import airflow_env
-from tests.airflow_cli import AirflowCLI
-from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
+from tests.conftest import OUTPUT, migrated_airflow
 from tests.scenario import DAG_ID, stalled, texts
 
 pytestmark = pytest.mark.e2e
@@ -116,18 +114,9 @@ def test_slack_failing_for_good_keeps_the_alert_for_the_next_run(airflow, fresh,
 @pytest.fixture
 def second_deployment(coordinator, slack_sink, firestore_emulator):
     """Another Airflow (own metadata database) pointed at the same services."""
-    home = OUTPUT / "second-airflow"
-    env = airflow_env(
-        home,
-        coordinator_url=coordinator.url,
-        api_key=API_KEY,
-        slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
-        firestore_host=firestore_emulator.host,
-        retry_delay_seconds=1,
+    return migrated_airflow(
+        OUTPUT / "second-airflow", OUTPUT / "dag-runs-second", coordinator, slack_sink, firestore_emulator
     )
-    cli = AirflowCLI(env, OUTPUT / "dag-runs-second")
-    cli.migrate()
-    return cli
 
 
 def test_two_deployments_evaluating_at_once_post_one_message(airflow, second_deployment, fresh, db):
