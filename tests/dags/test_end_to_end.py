@@ -121,10 +121,17 @@ def test_rejected_api_key_fails_at_once_and_tells_slack(airflow, fresh, events, 
             },
             "results[1].batch_id",
         ),
+        (
+            {"status": 200, "body": "<html><body>Service</body></html>", "content_type": "text/html"},
+            "not JSON",
+        ),
+        ({"status": 200, "body": json.dumps({"results": {"batch_id": "b"}})}, "'results' must be a list"),
+        ({"status": 403}, "rejected the API key (HTTP 403)"),
+        ({"status": 404}, "answered HTTP 404"),
     ],
-    ids=["not-json", "no-results", "non-string-batch-id"],
+    ids=["not-json", "no-results", "non-string-batch-id", "html-body", "results-not-a-list", "403", "404"],
 )
-def test_malformed_response_fails_at_once_naming_the_field(airflow, fresh, events, fault, named):
+def test_answer_retrying_cannot_fix_fails_at_once_naming_the_cause(airflow, fresh, events, fault, named):
     coordinator, sink = fresh
     coordinator.seed([stalled("b-unseen")])
     coordinator.faults([fault])

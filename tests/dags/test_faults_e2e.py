@@ -1,0 +1,72 @@
+"""More of the coordinator's failure modes, and a very large or odd answer, through whole DAG runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from dev.airflow_env import connection_env
+from dev.services import free_port
+from tests.scenario import DAG_ID, healthy, stalled, texts
+
+pytestmark = pytest.mark.e2e
+
+
+def test_502_then_recovery_is_retried(airflow, fresh, events):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-after-502")])
+    coordinator.faults([{"status": 502, "count": 1}])
+
+    run = airflow.dags_test(DAG_ID, name="502")
+
+    assert run.state == "success", run.explain()
+    assert run.tries["check_stalled"] == 2
+    assert [event["batch_ids"] for event in events()] == [["b-after-502"]]
+    assert sink.messages() == []
+
+
+def test_connection_refused_is_retried_then_fails_and_tells_slack(airflow, fresh, events):
+    _, sink = fresh
+    closed = connection_env(
+        coordinator_url=f"http://127.0.0.1:{free_port()}", api_key="k", slack_webhook_url="x"
+    )
+
+    run = airflow.dags_test(
+        DAG_ID,
+        name="refused",
+        extra_env={"AIRFLOW_CONN_PREDICTION_COORDINATOR": closed["AIRFLOW_CONN_PREDICTION_COORDINATOR"]},
+    )
+
+    assert run.state == "failed", run.explain()
+    assert run.tries["check_stalled"] == 4, "a refused connection is transient: all retries are used"
+    assert events() == [], "a failed call is never recorded as '0 stalled'"
+    [failure] = texts(sink)
+    assert "cannot reach /check-stalled on connection 'prediction_coordinator'" in failure
+
+
+def test_ten_thousand_results_with_unicode_and_long_ids(airflow, fresh, events):
+    coordinator, _ = fresh
+    odd = ["ünïcødé-バッチ-🚀-" + str(index) for index in range(50)] + [
+        "x" * 499 + str(index) for index in range(50)
+    ]
+    batches = [stalled(batch_id) for batch_id in odd]
+    batches += [stalled(f"plain-{index:05d}") for index in range(4_900)]
+    batches += [healthy(f"busy-{index:05d}") for index in range(5_000)]
+    coordinator.seed(batches)
+
+    run = airflow.dags_test(DAG_ID, name="ten-thousand")
+
+    assert run.state == "success", run.explain()
+    [event] = events()
+    assert event["stalled_count"] == 5_000 and event["batches_checked"] == 10_000
+    assert event["truncated"] is True
+    assert set(odd) <= set(event["batch_ids"]), "unicode and 500-character ids are stored as given"
+    with sqlite3.connect(airflow.home / "airflow.db") as metadata:
+        rows = metadata.execute(
+            "SELECT value FROM xcom WHERE run_id = ? AND task_id = 'check_stalled'", (run.run_id,)
+        ).fetchall()
+    size = sum(len(value if isinstance(value, bytes) else str(value).encode()) for (value,) in rows)
+    assert 0 < size < 100_000, f"check_stalled's XCom is {size} bytes"
+    assert json.loads(rows[0][0])["stalled_count"] == 5_000

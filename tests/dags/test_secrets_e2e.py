@@ -1,0 +1,57 @@
+"""No secret anywhere: every task log and `airflow dags test` output of this session, the whole
+metadata database (XCom, rendered fields, ...) and every Slack payload. Runs last in its module,
+after a run whose API key sits in the connection's extra, which Airflow does not mask."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from tests.conftest import API_KEY, SLACK_WEBHOOK_PATH
+from tests.scenario import DAG_ID, stalled
+
+pytestmark = pytest.mark.e2e
+
+WEBHOOK_SECRET = SLACK_WEBHOOK_PATH.rsplit("/", 1)[-1]
+
+
+def database_text(path) -> dict[str, str]:
+    """Every table of the SQLite metadata database, as text."""
+    with sqlite3.connect(path) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {table: "\n".join(map(repr, db.execute(f'SELECT * FROM "{table}"'))) for table in tables}
+
+
+def test_no_secret_in_logs_database_or_slack_payloads(airflow, fresh, coordinator):
+    coordinator_admin, sink = fresh
+    coordinator_admin.seed([stalled("b-key-in-extra")])
+    in_extra = {"conn_type": "http", "host": coordinator.url, "extra": {"X-API-Key": API_KEY}}
+
+    run = airflow.dags_test(
+        DAG_ID, name="key-in-extra", extra_env={"AIRFLOW_CONN_PREDICTION_COORDINATOR": json.dumps(in_extra)}
+    )
+    assert run.state == "success", run.explain()
+    assert coordinator_admin.calls()[-1]["api_key_ok"] is True, (
+        "the key from the extra must reach the coordinator"
+    )
+    # Something that fails and posts, so failure payloads are scanned too.
+    coordinator_admin.faults([{"status": 401}])
+    airflow.dags_test(DAG_ID, name="key-in-extra-401")
+
+    scanned = {f"dags-test output #{index}": text for index, text in enumerate(airflow.outputs)}
+    scanned |= {
+        str(p): p.read_text(errors="replace") for p in (airflow.home / "logs").rglob("*") if p.is_file()
+    }
+    scanned |= {f"table {table}": text for table, text in database_text(airflow.home / "airflow.db").items()}
+    scanned |= {
+        f"slack payload #{i}": json.dumps(m["payload"], ensure_ascii=False)
+        for i, m in enumerate(sink.messages())
+    }
+    assert any(name.startswith("table xcom") for name in scanned), "the scan must cover XCom"
+    assert sink.messages(), "the scan must cover at least one Slack payload"
+    for secret in (API_KEY, WEBHOOK_SECRET):
+        leaks = [name for name, text in scanned.items() if secret in text]
+        where = {name: scanned[name][max(0, scanned[name].find(secret) - 120) :][:200] for name in leaks}
+        assert leaks == [], f"{secret[:8]}… leaked into {where}"
