@@ -1,0 +1,260 @@
+"""`make bench`: figures for the project's promises, measured side by side in one run.
+
+1. DAG parse time vs a trivial DAG of the same shape (ratio).
+2. Firestore operations of `evaluate`, counted at the client against the emulator.
+3. A 10,000-batch coordinator answer: CPU time, XCom size, event document size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "plugins"))
+HOME = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
+os.environ.setdefault("AIRFLOW_HOME", str(HOME))
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+RESULTS = REPO / "bench" / "results.json"
+PARSE_REPETITIONS = 15
+
+
+def parse_seconds(dag_file: Path) -> float:
+    """Median time to execute a DAG file, each in a fresh interpreter that already imported airflow.sdk."""
+    probe = (
+        "import runpy, time, airflow.sdk\n"
+        f"t = time.perf_counter(); runpy.run_path({str(dag_file)!r}); print(time.perf_counter() - t)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(PARSE_REPETITIONS)
+    ]
+    return statistics.median(times)
+
+
+def big_response(all_stalled: bool) -> str:
+    results = []
+    for index in range(10_000):
+        stalled = all_stalled or index % 50 == 0
+        batch_id = ("ü" * 490 + f"{index:06d}") if all_stalled else f"batch_2026-11-28_{index:06d}"
+        results.append(
+            {
+                "batch_id": batch_id,
+                "was_stalled": stalled,
+                "completion_pct": 95.5,
+                "minutes_since_progress": 31.0,
+            }
+        )
+    return json.dumps({"batches_checked": 10_000, "results": results})
+
+
+def ten_thousand(all_stalled: bool) -> dict:
+    from batch_cleanup.cleanup import parse_response, summarize
+    from batch_cleanup.events import build_event, firestore_size
+
+    body = big_response(all_stalled)
+    started = time.process_time()
+    summary = summarize(parse_response(body))
+    document = build_event(
+        summary,
+        dag_id="stalled_batch_cleanup",
+        run_id="scheduled__2026-11-28T12:00:00+00:00",
+        params={"stall_threshold_minutes": 10, "min_completion_pct": 90},
+        expire_at=datetime(2026, 12, 28, tzinfo=UTC),
+        timestamp=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    return {
+        "cpu_seconds": time.process_time() - started,
+        "xcom_bytes": len(json.dumps(summary)),
+        "document_bytes": firestore_size(document),
+        "stalled": summary["stalled_count"],
+    }
+
+
+class Counter:
+    """Counts Firestore calls and documents read by wrapping the client's methods."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.documents_read = 0
+
+    def install(self) -> None:
+        from google.cloud.firestore_v1 import aggregation, document, query, transaction
+
+        def wrap(owner, name, label, counts_documents=False):
+            original = getattr(owner, name)
+
+            def counted(*args, **kwargs):
+                self.calls[label] = self.calls.get(label, 0) + 1
+                result = original(*args, **kwargs)
+                if counts_documents:
+                    result = list(result)
+                    self.documents_read += len(result)
+                return result
+
+            setattr(owner, name, counted)
+
+        wrap(document.DocumentReference, "get", "document get")
+        for write in ("create", "set", "update", "delete"):
+            wrap(document.DocumentReference, write, f"document {write}")
+        wrap(query.Query, "stream", "query", counts_documents=True)
+        wrap(aggregation.AggregationQuery, "get", "aggregation")
+        wrap(transaction.Transaction, "_commit", "transaction commit")
+
+    def take(self) -> dict:
+        taken = {"calls": dict(self.calls), "documents_read": self.documents_read}
+        self.calls, self.documents_read = {}, 0
+        return taken
+
+
+def evaluate_reads(store, now: datetime) -> None:
+    """What the DAG's `evaluate` task reads (see dags/stalled_batch_cleanup.py)."""
+    from batch_cleanup.events import window_start
+    from batch_cleanup.policy import PolicyConfig, State
+
+    config = PolicyConfig()
+    start, until = window_start(now, config.window_minutes), now + timedelta(minutes=14)
+    count = store.count_since(start, until)
+    stored, _ = store.read_state("stalled_batch_cleanup")
+    if count >= config.warning_threshold or State.from_dict(stored).open:
+        store.events_since(now - timedelta(hours=24), until)
+
+
+def firestore_operations() -> dict:
+    from dev import services
+
+    emulator = services.start_firestore_emulator(HOME / "services")
+    try:
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+        os.environ["GOOGLE_CLOUD_PROJECT"] = "demo-batch-cleanup"
+        os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {"project": "demo-batch-cleanup"}}
+        )
+        from batch_cleanup.hooks.firestore import FirestoreHook
+
+        store = FirestoreHook()
+        counter = Counter()
+        counter.install()
+        now = datetime.now(UTC)
+        figures = {}
+        evaluate_reads(store, now)
+        figures["healthy"] = counter.take()
+        for events in (10, 10_000):
+            services.wipe_firestore(emulator.url, "demo-batch-cleanup")
+            for first in range(0, events, 500):
+                batch = store.client.batch()
+                for index in range(first, min(first + 500, events)):
+                    ref = store.events.document(f"e{index:05d}")
+                    batch.set(
+                        ref, {"timestamp": now - timedelta(seconds=index % 3000), "batch_ids": [f"b{index}"]}
+                    )
+                batch.commit()
+            counter.take()
+            evaluate_reads(store, now)
+            figures[f"alerting, {events} events in the window"] = counter.take()
+        return figures
+    finally:
+        emulator.stop()
+
+
+def main() -> None:
+    rows = []
+
+    def row(metric, value, target, ok):
+        rows.append({"metric": metric, "value": value, "target": target, "ok": ok})
+
+    real = parse_seconds(REPO / "dags" / "stalled_batch_cleanup.py")
+    trivial = parse_seconds(REPO / "bench" / "fixtures" / "trivial_dag.py")
+    ratio = real / trivial
+    row("DAG parse time, median (ms)", f"{real * 1000:.1f} vs {trivial * 1000:.1f} trivial", "", True)
+    row("DAG parse time ratio", f"{ratio:.2f}×", "≤ 1.15×", ratio <= 1.15)
+
+    for all_stalled in (False, True):
+        label = "10,000 results, all stalled, 500-char ids" if all_stalled else "10,000 results, 2 % stalled"
+        figures = ten_thousand(all_stalled)
+        row(
+            f"{label}: CPU parse+summarize+document (s)",
+            f"{figures['cpu_seconds']:.3f}",
+            "< 1 s",
+            figures["cpu_seconds"] < 1,
+        )
+        row(
+            f"{label}: XCom (bytes)",
+            f"{figures['xcom_bytes']:,}",
+            "< 100 KB",
+            figures["xcom_bytes"] < 100_000,
+        )
+        row(
+            f"{label}: event document (bytes)",
+            f"{figures['document_bytes']:,}",
+            "< 1 MiB",
+            figures["document_bytes"] < 1_048_576,
+        )
+
+    operations = firestore_operations()
+    healthy = operations["healthy"]
+    writes = sum(
+        n for call, n in healthy["calls"].items() if call.startswith("document ") and call != "document get"
+    )
+    writes += healthy["calls"].get("transaction commit", 0)
+    row("healthy evaluate: Firestore writes", writes, "0", writes == 0)
+    row(
+        "healthy evaluate: aggregations",
+        healthy["calls"].get("aggregation", 0),
+        "≤ 1",
+        healthy["calls"].get("aggregation", 0) <= 1,
+    )
+    row("healthy evaluate: documents read (state)", healthy["calls"].get("document get", 0), "1", True)
+    few, many = (operations[f"alerting, {n} events in the window"] for n in (10, 10_000))
+    bounded = few["calls"] == many["calls"] and many["documents_read"] <= 500
+    row(
+        "alerting evaluate: calls, 10 vs 10,000 events",
+        f"{few['calls']} vs {many['calls']}",
+        "equal",
+        bounded,
+    )
+    row(
+        "alerting evaluate: documents read, 10 vs 10,000 events",
+        f"{few['documents_read']} vs {many['documents_read']}",
+        "≤ 500 (the read limit)",
+        many["documents_read"] <= 500,
+    )
+
+    import airflow
+
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "airflow": airflow.__version__,
+        },
+        "rows": rows,
+        "firestore_operations": operations,
+        "not_measured": ["end-to-end wall time vs a no-op DAG (item 4): not implemented yet"],
+    }
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    width = max(len(r["metric"]) for r in rows)
+    print(f"{'metric':<{width}}  {'value':<40}  {'target':<22}  result")
+    for r in rows:
+        print(
+            f"{r['metric']:<{width}}  {r['value']!s:<40}  {r['target']:<22}  {'OK' if r['ok'] else 'MISSED'}"
+        )
+    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
