@@ -1,0 +1,110 @@
+"""On a real scheduler and triggerer (LocalExecutor on SQLite): the Deadline Alert fires for a hung
+run, and a manual trigger waits for the running run (max_active_runs=1) without counting twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from dev import services
+from dev.airflow_env import LOCAL_PROJECT
+from dev.coordinator import CoordinatorAdmin
+from dev.slack_sink import SlackSinkAdmin
+from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
+from tests.system.deployment import Deployment, new_deployment
+from tests.system.test_scheduler import FORM_PARAMS, stalled_under_form_params
+
+pytestmark = pytest.mark.system
+
+OVERDUE_WAIT = 180.0
+
+
+@pytest.fixture(scope="module")
+def deployment(coordinator, slack_sink, firestore_emulator) -> Iterator[Deployment]:
+    work = OUTPUT / "system" / f"deadline-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    work.mkdir(parents=True)
+    airflow = new_deployment(
+        "deadline",
+        work,
+        coordinator_url=coordinator.url,
+        api_key=API_KEY,
+        slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
+        firestore_host=firestore_emulator.host,
+    )
+    airflow.env["AIRFLOW__BATCH_CLEANUP__DEADLINE_MINUTES"] = "1"
+    try:
+        airflow.start()
+        airflow.wait_for_dag()
+        yield airflow
+    finally:
+        airflow.stop()
+
+
+@pytest.fixture
+def fresh(coordinator, slack_sink, firestore_emulator):
+    CoordinatorAdmin(coordinator.url).reset()
+    SlackSinkAdmin(slack_sink.url).reset()
+    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+    return CoordinatorAdmin(coordinator.url), SlackSinkAdmin(slack_sink.url)
+
+
+def overdue(sink: SlackSinkAdmin, run_id: str) -> list[str]:
+    texts = [message["payload"].get("text", "") for message in sink.messages()]
+    return [text for text in texts if "overdue" in text and run_id in text]
+
+
+def test_manual_trigger_waits_for_the_running_run(
+    deployment: Deployment, fresh, monkeypatch, firestore_emulator
+):
+    coordinator, _ = fresh
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
+    coordinator.seed([stalled_under_form_params("overlap-1")])
+    coordinator.faults([{"delay_seconds": 12}])
+
+    assert deployment.trigger(FORM_PARAMS, run_id="overlap-a").status_code == 200
+    assert deployment.trigger(FORM_PARAMS, run_id="overlap-b").status_code == 200
+    seen_waiting = False
+    for _ in range(60):
+        states = {run["dag_run_id"]: run["state"] for run in deployment.runs()}
+        if states.get("overlap-a") == "running" and states.get("overlap-b") == "queued":
+            seen_waiting = True
+            break
+        time.sleep(0.5)
+    first, second = deployment.wait_for_run("overlap-a"), deployment.wait_for_run("overlap-b")
+
+    assert seen_waiting, "the second run should wait, queued, while the first runs"
+    assert first["state"] == second["state"] == "success", deployment.explain_run("overlap-b")
+    assert second["start_date"] >= first["end_date"]
+    events = [doc.to_dict() for doc in _events()]
+    assert [event["batch_ids"] for event in events] == [["overlap-1"]], "the batch is counted once"
+
+
+def test_deadline_alert_posts_when_a_run_is_overdue(deployment: Deployment, fresh):
+    coordinator, sink = fresh
+    coordinator.faults([{"delay_seconds": 80}])  # hung for longer than the 1-minute deadline
+
+    assert deployment.trigger(FORM_PARAMS, run_id="overdue-run").status_code == 200
+    waited = time.monotonic() + OVERDUE_WAIT
+    while not overdue(sink, "overdue-run") and time.monotonic() < waited:
+        time.sleep(2)
+    run = deployment.wait_for_run("overdue-run")
+
+    assert len(overdue(sink, "overdue-run")) == 1, (
+        f"no overdue message; triggerer log:\n{deployment.component_log('triggerer')[-3000:]}"
+    )
+    assert "has not finished 1 minutes after it was queued" in overdue(sink, "overdue-run")[0]
+    assert run["state"] == "success", "the run itself finishes once the coordinator answers"
+
+
+def _events():
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    return (
+        firestore.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
+        .collection("batch_cleanup_events")
+        .stream()
+    )
