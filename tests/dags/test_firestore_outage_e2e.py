@@ -1,5 +1,5 @@
-"""Firestore down when a run comes to record its cleanup, then back: the Firestore client's retries
-(and Airflow's, past them) carry the run through, and the cleanup is recorded exactly once."""
+"""Firestore down when a run comes to record its cleanup or to evaluate, then back: the Firestore
+client's retries (and Airflow's, past them) carry the run through, and a cleanup is recorded once."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from google.cloud import firestore as gcf
 from dev import services
 from dev.airflow_env import LOCAL_PROJECT
 from tests.conftest import SERVICE_LOGS
-from tests.scenario import DAG_ID, stalled
+from tests.scenario import DAG_ID, healthy, stalled
 
 pytestmark = pytest.mark.e2e
 
@@ -30,10 +30,22 @@ def own_emulator():
     emulator.stop()
 
 
-def test_firestore_outage_while_recording_then_back(airflow, fresh, own_emulator, monkeypatch):
+@pytest.mark.parametrize(
+    ("batches", "first_task", "done_marker", "recorded"),
+    [
+        ([stalled("b-during-outage")], "record_event", "Recorded event", [["b-during-outage"]]),
+        ([healthy("b-busy")], "evaluate", "cleanups in the last 60 minutes", []),
+    ],
+    ids=["outage-during-record_event", "outage-during-evaluate"],
+)
+def test_firestore_outage_then_back(
+    airflow, fresh, own_emulator, monkeypatch, batches, first_task, done_marker, recorded
+):
+    """With a stalled batch `record_event` meets the outage first; without one (it is skipped)
+    `evaluate` does."""
     coordinator, sink = fresh
     port, emulator = own_emulator
-    coordinator.seed([stalled("b-during-outage")])
+    coordinator.seed(batches)
     emulator.stop()  # down before the run reaches Firestore
     runs = {}
     thread = threading.Thread(
@@ -52,16 +64,16 @@ def test_firestore_outage_while_recording_then_back(airflow, fresh, own_emulator
         thread.join(timeout=300)
         run = runs["run"]
         assert run.state == "success", run.explain()
-        started = _logged_at(run.output, "[DAG TEST] starting task_id=record_event")
-        recorded = _logged_at(run.output, "Recorded event")
-        assert started < back_at < recorded, (
-            f"record_event must start in the outage ({started}) and write after it ({recorded}); "
+        started = _logged_at(run.output, f"[DAG TEST] starting task_id={first_task}")
+        done = _logged_at(run.output, done_marker)
+        assert started < back_at < done, (
+            f"{first_task} must start in the outage ({started}) and finish after it ({done}); "
             f"Firestore came back at {back_at}"
         )
         monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
         client = gcf.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
         documents = [doc.to_dict() for doc in client.collection("batch_cleanup_events").stream()]
-        assert [doc["batch_ids"] for doc in documents] == [["b-during-outage"]]
+        assert [doc["batch_ids"] for doc in documents] == recorded
         assert sink.messages() == []
     finally:
         back.stop()
