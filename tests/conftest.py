@@ -1,30 +1,21 @@
-"""Airflow's environment is set here, before any test module imports Airflow."""
+"""Airflow's environment is set first (tests.session_home), before any test module imports Airflow."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+# isort: off
+from tests.session_home import HOME as _HOME, OUTPUT, REPO  # first: Airflow's environment
+# isort: on
+
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-OUTPUT = REPO / "test-output"
-OUTPUT.mkdir(exist_ok=True)
+import pytest
 
-# One throw-away Airflow home per test session: tests never touch a developer's `make run` state.
-_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-", dir=OUTPUT))
-os.environ["AIRFLOW_HOME"] = str(_HOME)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
-os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflow.db'}"
+from dev import services
+from dev.airflow_env import LOCAL_PROJECT
 
+__all__ = ["OUTPUT", "REPO"]
 
 # --- the local services, shared by the integration and end-to-end tests -----------------------
-
-import pytest  # noqa: E402
-
-from dev import services  # noqa: E402
-from dev.airflow_env import LOCAL_PROJECT  # noqa: E402
 
 # Tests use a recognisable fake key, so that a leak is easy to find in any log.
 API_KEY = "test-api-key-4f1c9e27-DO-NOT-LOG"

@@ -197,6 +197,41 @@ def test_three_stalled_runs_post_one_slack_alert(
     assert messages[0]["path"] == SLACK_WEBHOOK_PATH
 
 
+def test_history_rate_counts_the_runs_that_found_nothing_stalled(
+    deployment: Deployment, three_stalled_runs: list[str], coordinator
+) -> None:
+    """The page's rate is over every run's `check_stalled` result, read from this deployment's
+    database (SQLite or PostgreSQL); a run that found nothing stalled writes no event but counts."""
+    admin = CoordinatorAdmin(coordinator.url)
+    admin.reset()
+    admin.seed([{"batch_id": f"{deployment.name}-busy-{i}", "completion_pct": 40} for i in range(5)])
+    run_id = f"quiet-{deployment.name}"
+    assert deployment.trigger(FORM_PARAMS, run_id=run_id).status_code == 200
+    assert deployment.wait_for_run(run_id)["state"] == "success", deployment.explain_run(run_id)
+
+    def results() -> dict[str, dict]:  # what each run's check_stalled returned, via the REST API
+        found = {}
+        for run in deployment.runs():
+            path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/check_stalled"
+            response = deployment.client.get(f"{path}/xcomEntries/return_value")
+            if response.status_code == 200:
+                found[run["dag_run_id"]] = response.json()["value"]
+        return found
+
+    for _ in range(5):  # a scheduled run may finish meanwhile: read again until nothing moved
+        before = results()
+        totals = deployment.get("/batch-cleanup/api/cleanups", range="24h")["cleanups"]["totals"]
+        if results() == before:
+            break
+    assert before[run_id] == {**before[run_id], "batches_checked": 5, "stalled_count": 0}
+    assert totals["rate_source"] == "runs", totals
+    assert totals["runs"] == len(before), (totals, sorted(before))
+    assert totals["checked"] == sum(value["batches_checked"] for value in before.values())
+    assert totals["stalled"] == sum(value["stalled_count"] for value in before.values()) >= 3
+    assert totals["cleanups"] == 3  # the events: the quiet run wrote none
+    assert totals["rate"] == totals["stalled"] / totals["checked"]
+
+
 def test_task_logs_explain_the_decision_and_hold_no_secret(
     deployment: Deployment, three_stalled_runs: list[str]
 ) -> None:

@@ -1,4 +1,5 @@
-"""The history app in this process, mounted as Airflow mounts it, reading the Firestore emulator."""
+"""The history app in this process, mounted as Airflow mounts it, reading the Firestore emulator
+and this test session's Airflow database (for the runs' `check_stalled` results)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ OUTPUT_DIR = "ui"
 
 
 @pytest.fixture
-def db(firestore, monkeypatch):
-    """An empty emulator and a Firestore client on it, for seeding."""
+def no_seeded_runs(airflow):
+    """The session's migrated Airflow database, without runs seeded by an earlier test."""
+    from tests.support.seed_runs import replace_runs
+
+    replace_runs(history_data.DAG_ID, [])
+
+
+@pytest.fixture
+def db(firestore, no_seeded_runs, monkeypatch):
+    """An empty emulator and a Firestore client on it, for seeding; no seeded runs in Airflow."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore as gcf
 

@@ -4,6 +4,10 @@
 is 30 days at one cleanup per 15 minutes (2,880 events), for the latency measurement.
 All times are relative to the hour holding `now`, so the same history works for a frozen clock
 and for a real api-server.
+
+A history also has its runs: what each run's `check_stalled` returned, which Airflow keeps as an
+XCom (tests/support/seed_runs.py writes them into Airflow's database). Every cleanup has its run,
+5 s before its event; a run that found nothing stalled has no event.
 """
 
 from __future__ import annotations
@@ -25,8 +29,16 @@ class History:
     events: list[dict[str, Any]] = field(default_factory=list)
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
     state: dict[str, Any] | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    # Airflow's database holds no run before this (cleaned up with `airflow db clean`).
+    runs_since: datetime | None = None
+
+    def run(self, at: datetime, *, checked: int, stalled: int = 0) -> None:
+        if self.runs_since is None or at >= self.runs_since:
+            self.runs.append({"at": at, "checked": checked, "stalled": stalled})
 
     def event(self, at: datetime, *, stalled: int, checked: int, batch_ids: list[str]) -> dict[str, Any]:
+        self.run(at - timedelta(seconds=5), checked=checked, stalled=stalled)
         run_after = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
         document = {
             "timestamp": at,
@@ -50,6 +62,11 @@ class History:
         self.incidents[doc_id] = {"dag_id": dag_id, "opened_at": opened_at, "closed_at": closed_at, **fields}
 
 
+RUNS_KEPT_HOURS = 8 * 24
+# The rate fields of a day or range where nothing was checked: no rate, rather than a made-up 0.
+NOTHING_CHECKED = {"stalled": 0, "checked": 0, "rate": None, "runs": 0, "rate_source": None}
+
+
 def hour_of(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -67,9 +84,14 @@ def story(now: datetime) -> History:
     | H - 2 h, minutes 5, 20, 35 | 3 | 1 | 180 | batch-c |
     | H - 1 h, minutes 10, 40 | 2 | 1 | 180 | batch-c (and batch-a at :40) |
     | H - 800 h (older than 30 days) | 1 | 9 | 900 | batch-a |
+
+    Runs: Airflow keeps them for 8 days (since H - 192 h): each cleanup's run in that span, and
+    one run an hour that found nothing stalled, at H - k h + 45 min (k = 1..192), 200 checked.
     """
     h = hour_of(now)
-    history = History()
+    history = History(runs_since=h - timedelta(hours=RUNS_KEPT_HOURS))
+    for k in range(1, RUNS_KEPT_HOURS + 1):
+        history.run(h - timedelta(hours=k) + timedelta(minutes=45), checked=200)
     for day in range(1, 30):
         history.event(h - timedelta(hours=24 * day) + timedelta(minutes=10), stalled=1, checked=200,
                       batch_ids=[f"batch-day-{day:02d}"])  # fmt: skip
@@ -161,6 +183,13 @@ def write(client, history: History) -> None:
         for ref, doc in writes[start : start + 500]:
             batch.set(ref, doc)
         batch.commit()
+
+
+def seed_runs(history: History) -> int:
+    """The history's runs in this process's Airflow database (replacing earlier seeded runs)."""
+    from tests.support.seed_runs import replace_runs
+
+    return replace_runs(DAG_ID, history.runs)
 
 
 def connection_json(project: str = PROJECT) -> str:

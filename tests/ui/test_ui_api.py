@@ -1,4 +1,5 @@
-"""The JSON endpoints and the page against the Firestore emulator, with `history_data.story` seeded.
+"""The JSON endpoints and the page against the Firestore emulator, with `history_data.story` seeded
+there and its runs in the test session's Airflow database.
 
 The clock is frozen at NOW = 12:30, so H = 12:00 (see history_data.story for what lies where).
 """
@@ -14,6 +15,7 @@ import pytest
 from tests.conftest import OUTPUT
 from tests.ui import history_data
 from tests.ui.conftest import NOW
+from tests.ui.history_data import NOTHING_CHECKED
 
 H = history_data.hour_of(NOW)
 LAST_EVENT_RUN = f"scheduled__{(H - timedelta(minutes=30)).isoformat()}"  # the event at H - 20 min
@@ -21,7 +23,9 @@ LAST_EVENT_RUN = f"scheduled__{(H - timedelta(minutes=30)).isoformat()}"  # the 
 
 @pytest.fixture
 def story(db):
-    history_data.write(db, history_data.story(NOW))
+    story = history_data.story(NOW)
+    history_data.write(db, story)
+    history_data.seed_runs(story)
 
 
 def run(run_id=LAST_EVENT_RUN, state="success"):
@@ -36,18 +40,21 @@ def run(run_id=LAST_EVENT_RUN, state="success"):
 
 
 @pytest.mark.parametrize(
-    ("range_", "cleanups", "stalled", "checked", "busy_hours"),
+    ("range_", "cleanups", "hours", "runs", "stalled", "checked"),
     [
-        # 24h: the open incident's five cleanups: 3 at H-2, 2 at H-1.
-        ("24h", 5, 5, 900, {21: 3, 22: 2}),
-        # 7d adds the CRITICAL burst (6 × 2 at H-50) and six quiet days (1 each).
-        ("7d", 17, 23, 3300, {117: 6, 165: 3, 166: 2}),
+        # 24h: the open incident's five cleanups: 3 at H-2, 2 at H-1. Their 5 runs checked 180
+        # each; 23 runs at :45 found nothing stalled in 200 each.
+        ("24h", 5, {21: 3, 22: 2}, 5 + 23, 5, 5 * 180 + 23 * 200),
+        # 7d adds the CRITICAL burst (6 × 2 at H-50) and six quiet days (1 each); 17 runs with a
+        # cleanup, 167 without.
+        ("7d", 17, {117: 6, 165: 3, 166: 2}, 17 + 167, 23, 3300 + 167 * 200),
         # 30d adds 23 quiet days and batch-d's 3 at H-240 (the hour of quiet day 10: 4 in all);
-        # the event 800 h ago stays out.
-        ("30d", 43, 49, 8500, {719 - 50: 6, 719 - 240: 4, 717: 3, 718: 2}),
+        # the event 800 h ago stays out. Airflow holds the runs of the last 8 days only: the
+        # 19 with a cleanup (8 quiet days, the burst, today's 5) and 192 without.
+        ("30d", 43, {719 - 50: 6, 719 - 240: 4, 717: 3, 718: 2}, 19 + 192, 25, 3700 + 192 * 200),
     ],
 )
-def test_cleanups_per_hour_and_totals(story, make_client, range_, cleanups, stalled, checked, busy_hours):
+def test_cleanups_per_hour_and_totals(story, make_client, range_, cleanups, hours, runs, stalled, checked):
     body = make_client().get(f"/batch-cleanup/api/cleanups?range={range_}").json()
 
     data = body["cleanups"]
@@ -56,14 +63,38 @@ def test_cleanups_per_hour_and_totals(story, make_client, range_, cleanups, stal
         "stalled": stalled,
         "checked": checked,
         "rate": stalled / checked,
+        "runs": runs,
+        "rate_source": "runs",
+        "runs_truncated": False,
     }
     assert len(data["hours"]) == len(data["cleanups"]) == history_data_hours(range_)
-    assert {i: n for i, n in enumerate(data["cleanups"]) if n > 1} == busy_hours
+    assert {i: n for i, n in enumerate(data["cleanups"]) if n > 1} == hours  # the busy ones
     assert sum(data["cleanups"]) == cleanups
     assert data["hours"][-1] == "2026-03-10T12:00:00Z"
     assert (data["events_read"], data["events_truncated"]) == (cleanups, False)
     assert body["thresholds"] == {"warning": 3, "critical": 5, "window_minutes": 60}
     assert body["window"]["range"] == range_
+
+
+def test_without_runs_in_airflow_the_rate_is_the_cleanups_upper_bound(db, make_client):
+    """XComs cleaned up (or never there): the rate over the runs that cleaned up, and said so."""
+    history_data.write(db, history_data.story(NOW))  # events only
+
+    totals = make_client().get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
+
+    assert totals == {
+        "cleanups": 17,
+        "stalled": 23,
+        "checked": 3300,
+        "rate": 23 / 3300,
+        "runs": 0,
+        "rate_source": "cleanups",
+        "runs_truncated": False,
+    }
+    page = make_client().get("/batch-cleanup/?range=7d").text
+    assert '<p class="big" id="total-rate">≤ 0.70 %</p>' in page
+    assert "checked in the runs that cleaned up" in page
+    assert "it is an upper bound" in page
 
 
 def history_data_hours(range_: str) -> int:
@@ -80,30 +111,66 @@ def test_daily_auto_completions_and_rate(story, make_client):
 
     days = {d["day"]: d for d in body["daily"]}
     assert (min(days), max(days), len(days)) == ("2026-03-03", "2026-03-10", 8)
-    # The burst (6 × 2 stalled of 200) and the quiet day's cleanup at 12:10 fall on March 8.
+    # The burst (6 × 2 stalled of 200) and the quiet day's cleanup at 12:10 fall on March 8,
+    # with 24 runs that found nothing stalled in 200 batches each.
     assert days["2026-03-08"] == {
         "day": "2026-03-08",
         "cleanups": 7,
         "stalled": 13,
-        "checked": 1400,
-        "rate": 13 / 1400,
+        "checked": 1400 + 24 * 200,
+        "rate": 13 / 6200,
+        "runs": 7 + 24,
+        "rate_source": "runs",
     }
+    # Today: the open incident's 5 cleanups (180 checked each) and 12 runs without one.
     assert days["2026-03-10"] == {
         "day": "2026-03-10",
         "cleanups": 5,
         "stalled": 5,
-        "checked": 900,
-        "rate": 5 / 900,
+        "checked": 900 + 12 * 200,
+        "rate": 5 / 3300,
+        "runs": 17,
+        "rate_source": "runs",
     }
-    assert days["2026-03-07"]["rate"] == 0.005
+    assert days["2026-03-07"]["rate"] == 1 / 5000
+    # The window starts at 13:00: no cleanup, 11 runs that found nothing: a rate of 0.
     assert days["2026-03-03"] == {
         "day": "2026-03-03",
         "cleanups": 0,
         "stalled": 0,
-        "checked": 0,
-        "rate": None,
+        "checked": 11 * 200,
+        "rate": 0.0,
+        "runs": 11,
+        "rate_source": "runs",
     }
     assert body["rate_target"] == 0.01
+
+
+def test_days_older_than_airflows_runs_fall_back_to_the_cleanups(story, make_client):
+    days = {d["day"]: d for d in make_client().get("/batch-cleanup/api/daily?range=30d").json()["daily"]}
+
+    # February 28: batch-d's 3 cleanups and a quiet day's, 200 checked each; no run kept.
+    assert days["2026-02-28"] == {
+        "day": "2026-02-28",
+        "cleanups": 4,
+        "stalled": 4,
+        "checked": 800,
+        "rate": 0.005,
+        "runs": 0,
+        "rate_source": "cleanups",
+    }
+    # March 2, the day Airflow's runs begin at 12:00: the quiet day's run and 12 without cleanup.
+    assert (days["2026-03-02"]["runs"], days["2026-03-02"]["checked"]) == (13, 13 * 200)
+    assert days["2026-03-02"]["rate_source"] == "runs"
+    page = make_client().get("/batch-cleanup/?range=30d").text
+    assert "<td>2026-02-28</td><td>4</td><td>4</td><td>800</td><td>0</td><td>≤ 0.50 %</td>" in page
+    assert "A rate marked ≤ is for a day without run results" in page
+    # February 8 (from 13:00): nothing at all.
+    assert days["2026-02-08"] == {
+        "day": "2026-02-08",
+        "cleanups": 0,
+        **NOTHING_CHECKED,
+    }
 
 
 @pytest.mark.parametrize(
@@ -204,7 +271,11 @@ def test_a_last_run_without_an_event(story, make_client, state, stalled):
 
 def test_an_empty_database_shows_no_history_rather_than_failing(db, make_client):
     body = make_client().get("/batch-cleanup/api/summary?range=30d").json()
-    assert body["cleanups"]["totals"] == {"cleanups": 0, "stalled": 0, "checked": 0, "rate": None}
+    assert body["cleanups"]["totals"] == {
+        "cleanups": 0,
+        **NOTHING_CHECKED,
+        "runs_truncated": False,
+    }
     assert (body["incidents"], body["offenders"], body["last_run"]) == ([], [], None)
     assert body["state"]["open"] is False
 
@@ -250,8 +321,11 @@ def test_the_page_shows_the_numbers(story, make_client):
     assert response.status_code == 200
     page = response.text
     assert '<p class="big" id="total-cleanups">17</p>' in page
-    assert '<p class="big" id="total-rate">0.70 %</p>' in page
+    assert '<p class="big" id="total-rate">0.06 %</p>' in page  # 23 of 36,700
     assert '<strong id="total-stalled">23</strong>' in page
+    assert '<strong id="total-checked">36,700</strong>' in page
+    assert '<strong id="total-runs">184</strong>' in page
+    assert "<td>2026-03-08</td><td>7</td><td>13</td><td>6,200</td><td>31</td><td>0.21 %</td>" in page
     assert '<p class="big" id="state-severity">WARNING</p>' in page
     assert "<code>batch-a</code></td><td>7</td>" in page
     assert (
@@ -338,6 +412,7 @@ def test_thirty_days_at_one_cleanup_per_15_minutes(db, make_client):
     """A benchmark, printed and written to test-output/ui/latency-in-process.json; not a timed assertion."""
     steady = history_data.steady(NOW)
     history_data.write(db, steady)
+    history_data.seed_runs(steady)
     client = make_client(last_run=run())
 
     timings = {}
@@ -355,8 +430,8 @@ def test_thirty_days_at_one_cleanup_per_15_minutes(db, make_client):
         timings[path] = {"first": round(seconds[0], 3), "median_of_rest": round(sorted(seconds[1:])[2], 3)}
     body = client.get("/batch-cleanup/api/cleanups?range=30d").json()["cleanups"]
 
-    assert len(steady.events) == 2880
-    assert body["totals"]["cleanups"] == body["events_read"] == 2880
+    assert len(steady.events) == len(steady.runs) == 2880
+    assert body["totals"]["cleanups"] == body["events_read"] == body["totals"]["runs"] == 2880
     assert set(body["cleanups"]) == {4}
     out = OUTPUT / "ui" / "latency-in-process.json"
     out.parent.mkdir(parents=True, exist_ok=True)

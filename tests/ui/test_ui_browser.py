@@ -1,7 +1,9 @@
 """The history page in a real browser, served by a real `airflow api-server` with the plugin mounted.
 
+The api-server has an Airflow home of its own, so that no other test's runs count in its rates.
 One DAG run through `airflow dags test` gives the page a real last run; the history itself is
-seeded straight into the Firestore emulator (tests/ui/history_data.py). Headless Debian Chromium,
+seeded straight into the Firestore emulator and, for the runs' results, into that home's
+database (tests/ui/history_data.py, tests/support/seed_runs.py). Headless Debian Chromium,
 driven by Playwright, signs in through Airflow's login form, reads the numbers on the page and
 saves screenshots under test-output/ui/.
 """
@@ -15,6 +17,8 @@ import signal
 import sqlite3
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,8 +30,10 @@ import pytest
 
 from dev import services
 from dev.coordinator import CoordinatorAdmin
-from tests.airflow_cli import AIRFLOW
-from tests.conftest import OUTPUT
+from tests.airflow_cli import AIRFLOW, AirflowCLI
+from tests.conftest import OUTPUT, REPO, migrated_airflow
+from tests.scenario import healthy
+from tests.support.seed_runs import to_json
 from tests.ui import history_data
 
 pytestmark = pytest.mark.e2e
@@ -86,28 +92,53 @@ class ApiServer:
 
 
 @pytest.fixture(scope="module")
-def last_run(airflow, coordinator):
-    """A real run of the DAG, so the page has a last run to link to (nothing stalls in it)."""
-    CoordinatorAdmin(coordinator.url).reset()
-    run = airflow.dags_test(history_data.DAG_ID, name="ui-last-run")
-    with sqlite3.connect(airflow.home / "airflow.db") as db:
+def ui_airflow(coordinator, slack_sink, firestore_emulator) -> AirflowCLI:
+    """A migrated Airflow home for the api-server alone."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="airflow-home-", dir=SHOTS))
+    return migrated_airflow(home, SHOTS / "dag-runs", coordinator, slack_sink, firestore_emulator)
+
+
+@pytest.fixture(scope="module")
+def last_run(ui_airflow, coordinator):
+    """A real run of the DAG, so the page has a last run to link to: it checks 3 batches, none stalled."""
+    admin = CoordinatorAdmin(coordinator.url)
+    admin.reset()
+    admin.seed([healthy("b-last-1"), healthy("b-last-2"), healthy("b-last-3")])
+    run = ui_airflow.dags_test(history_data.DAG_ID, name="ui-last-run")
+    with sqlite3.connect(ui_airflow.home / "airflow.db") as db:
         newest = db.execute(
             "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY run_after DESC LIMIT 1",
             (history_data.DAG_ID,),
         ).fetchone()
     assert newest is not None, run.explain()
-    return {"run_id": newest[0], "state": newest[1]}
+    return {"run_id": newest[0], "state": newest[1], "checked": 3}
+
+
+def seed_runs(airflow: AirflowCLI, history: history_data.History) -> None:
+    """The history's runs into the api-server's database (replacing those seeded before)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.seed_runs", history_data.DAG_ID],
+        input=to_json(history.runs),
+        env=airflow.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"seeding runs failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+    assert done.stdout.split()[-1] == str(len(history.runs)), done.stdout[-2000:]
 
 
 @pytest.fixture(scope="module")
-def api_server(airflow, last_run):
+def api_server(ui_airflow, last_run):
     """`airflow api-server` on a free port, on the migrated home, with the simple auth manager."""
     port = services.free_port()
     url = f"http://127.0.0.1:{port}"
-    passwords = airflow.home / "ui-test-passwords.json"
+    passwords = ui_airflow.home / "ui-test-passwords.json"
     passwords.write_text(json.dumps({"admin": ADMIN_PASSWORD}))
     env = {
-        **airflow.env,
+        **ui_airflow.env,
         "AIRFLOW__CORE__AUTH_MANAGER": (
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
         ),
@@ -208,9 +239,11 @@ def test_the_plugin_is_mounted_behind_airflows_login(api_server):
 # --- 30 days at one cleanup per 15 minutes -----------------------------------------------------------
 
 
-def test_latency_with_2880_events(api_server, db, browser):
+def test_latency_with_2880_events(api_server, ui_airflow, db, browser):
     """A benchmark: printed and written to test-output/ui/latency.json, not a timed assertion."""
-    history_data.write(db, history_data.steady(datetime.now(UTC)))
+    steady = history_data.steady(datetime.now(UTC))
+    history_data.write(db, steady)
+    seed_runs(ui_airflow, steady)
     signed = {"Authorization": f"Bearer {api_server.token()}"}
     timings: dict[str, dict[str, float]] = {}
     with httpx.Client(timeout=60, headers=signed) as http:
@@ -230,6 +263,7 @@ def test_latency_with_2880_events(api_server, db, browser):
             }
         body = http.get(f"{api_server.url}/batch-cleanup/api/cleanups?range=30d").json()["cleanups"]
     assert body["totals"]["cleanups"] == body["events_read"] == 2880
+    assert body["totals"]["runs"] == 2880 + 1  # and the real last run
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     url = f"{api_server.url}/batch-cleanup/?range=30d"
@@ -263,19 +297,23 @@ def _server_total(header: str) -> float:
 # --- the story: what an on-call engineer reads -------------------------------------------------------
 
 
-def test_the_page_shows_the_seeded_history(api_server, db, browser, last_run):
+def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, last_run):
     now = datetime.now(UTC)
-    history_data.write(db, history_data.story(now))
+    story = history_data.story(now)
+    history_data.write(db, story)
+    seed_runs(ui_airflow, story)
     h = history_data.hour_of(now)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
 
     sign_in(page, f"{api_server.url}/batch-cleanup/?range=7d")
 
-    # Totals over the 7 days (see history_data.story).
+    # Totals over the 7 days (see history_data.story): 17 cleanups; the rate is over the 17 runs
+    # that cleaned up, the 167 that found nothing stalled (200 checked each) and the last run.
     assert text(page, "#total-cleanups") == "17"
     assert text(page, "#total-stalled") == "23"
-    assert text(page, "#total-checked") == "3,300"
-    assert text(page, "#total-rate") == "0.70 %"
+    assert text(page, "#total-checked") == f"{3300 + 167 * 200 + last_run['checked']:,}"
+    assert text(page, "#total-runs") == str(17 + 167 + 1)
+    assert text(page, "#total-rate") == "0.06 %"
     assert text(page, "#peak-hour") == "6"
     assert (text(page, "#hours-warning"), text(page, "#hours-critical")) == ("1", "1")
     # The open WARNING incident, and the alert timeline: it and the CRITICAL burst two days ago.
@@ -301,12 +339,23 @@ def test_the_page_shows_the_seeded_history(api_server, db, browser, last_run):
     assert link.inner_text() == last_run["run_id"]
     run_path = f"/dags/{history_data.DAG_ID}/runs/{quote(last_run['run_id'], safe='')}"
     assert link.get_attribute("href") == run_path
-    # Daily table: today's five cleanups of the open incident, at 5 of 900 checked.
+    # Daily table: the day of the CRITICAL burst, summed here from the seeded story.
     days = {
         cells[0]: cells[1:]
         for cells in (r.locator("td").all_inner_texts() for r in page.locator("#daily tbody tr").all())
     }
-    assert days[h.date().isoformat()] == ["5", "5", "900", "0.56 %"]
+    burst_day = (h - timedelta(hours=50)).date()
+    events = [e for e in story.events if e["timestamp"].date() == burst_day]
+    runs = [r for r in story.runs if r["at"].date() == burst_day]
+    stalled, checked = sum(r["stalled"] for r in runs), sum(r["checked"] for r in runs)
+    assert days[burst_day.isoformat()] == [
+        str(len(events)),
+        str(stalled),
+        f"{checked:,}",
+        str(len(runs)),
+        f"{stalled / checked * 100:.2f} %",
+    ]
+    assert stalled >= 12 and len(runs) > len(events)  # the burst's 6 × 2, and runs without cleanup
     # Three charts drawn by Chart.js, served by the plugin.
     assert page.evaluate("Object.keys(Chart.instances).length") == 3
     page.screenshot(path=SHOTS / "batch-cleanup.png", full_page=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batch_cleanup.ui import history
-from batch_cleanup.ui.history import Event, Incident, Totals
+from batch_cleanup.ui.history import Event, Incident, RunCheck, Totals
+from tests.ui.history_data import NOTHING_CHECKED
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 H = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -87,7 +90,52 @@ def test_cleanups_count_hours_per_threshold_band():
         [ev(t) for t in at], Totals(12, 12, 1200), win, truncated=False, warning=3, critical=5
     )
     assert (data["peak"], data["hours_at_warning"], data["hours_at_critical"]) == (5, 2, 1)
-    assert data["totals"] == {"cleanups": 12, "stalled": 12, "checked": 1200, "rate": 0.01}
+    # No run results: the rate is over the cleanups alone, an upper bound.
+    assert data["totals"] == {
+        "cleanups": 12,
+        "stalled": 12,
+        "checked": 1200,
+        "rate": 0.01,
+        "runs": 0,
+        "rate_source": "cleanups",
+        "runs_truncated": False,
+    }
+
+
+def test_totals_rate_counts_every_run_in_the_window_also_those_that_cleaned_up_nothing():
+    win = history.window("24h", NOW)
+    cleanups = [ev(H - timedelta(hours=1), 2, 100)]
+    checks = [
+        RunCheck(H - timedelta(hours=1), 100, 2),  # the run that wrote the event
+        RunCheck(H - timedelta(minutes=45), 300, 0),
+        RunCheck(win.start, 100, 0),  # the window's first instant counts
+        RunCheck(win.start - timedelta(microseconds=1), 5000, 0),  # before the window
+        RunCheck(win.end, 5000, 5),  # after it
+    ]
+    data = history.cleanups(
+        cleanups, Totals(1, 2, 100), win, truncated=False, warning=3, critical=5, checks=checks,
+        checks_truncated=True,
+    )  # fmt: skip
+    assert data["totals"] == {
+        "cleanups": 1,
+        "stalled": 2,
+        "checked": 500,
+        "rate": 2 / 500,
+        "runs": 3,
+        "rate_source": "runs",
+        "runs_truncated": True,
+    }
+
+
+def test_nothing_checked_and_nothing_cleaned_up_has_no_rate_and_no_source():
+    data = history.cleanups(
+        [], Totals(0, 0, 0), history.window("24h", NOW), truncated=False, warning=3, critical=5
+    )
+    assert data["totals"] == {
+        "cleanups": 0,
+        **NOTHING_CHECKED,
+        "runs_truncated": False,
+    }
 
 
 @pytest.mark.parametrize(("stalled", "checked", "expected"), [(1, 200, 0.005), (0, 50, 0.0), (3, 0, None)])
@@ -105,12 +153,15 @@ def test_daily_sums_per_utc_day_including_days_without_cleanups():
     ]
     days = {d["day"]: d for d in history.daily(events, win)}
     assert list(days) == [(date(2026, 3, 3) + timedelta(days=i)).isoformat() for i in range(8)]
+    # Without run results, each day's rate is over its cleanups: an upper bound.
     assert days["2026-03-08"] == {
         "day": "2026-03-08",
         "cleanups": 1,
         "stalled": 2,
         "checked": 200,
         "rate": 0.01,
+        "runs": 0,
+        "rate_source": "cleanups",
     }
     assert days["2026-03-09"] == {
         "day": "2026-03-09",
@@ -118,8 +169,70 @@ def test_daily_sums_per_utc_day_including_days_without_cleanups():
         "stalled": 4,
         "checked": 200,
         "rate": 0.02,
+        "runs": 0,
+        "rate_source": "cleanups",
     }
-    assert days["2026-03-03"]["cleanups"] == 0 and days["2026-03-03"]["rate"] is None
+    assert days["2026-03-03"] == {
+        "day": "2026-03-03",
+        "cleanups": 0,
+        **NOTHING_CHECKED,
+    }
+
+
+def test_daily_rate_is_over_the_days_runs_where_airflow_holds_them():
+    win = history.window("7d", NOW)
+    events = [
+        ev(datetime(2026, 3, 8, 10, 0, 5, tzinfo=UTC), 2, 200),
+        ev(datetime(2026, 3, 9, 6, 0, 5, tzinfo=UTC), 3, 100),
+    ]
+    checks = [
+        RunCheck(datetime(2026, 3, 9, 6, 0, tzinfo=UTC), 100, 3),  # the run of March 9's cleanup
+        RunCheck(datetime(2026, 3, 9, 6, 15, tzinfo=UTC), 250, 0),  # runs that found nothing
+        RunCheck(datetime(2026, 3, 9, 23, 59, tzinfo=UTC), 250, 0),
+        RunCheck(datetime(2026, 3, 10, 0, 0, tzinfo=UTC), 400, 0),  # the next day
+    ]
+    days = {d["day"]: d for d in history.daily(events, win, checks)}
+    assert days["2026-03-09"] == {
+        "day": "2026-03-09",
+        "cleanups": 1,
+        "stalled": 3,
+        "checked": 600,
+        "rate": 0.005,
+        "runs": 3,
+        "rate_source": "runs",
+    }
+    # A day of healthy runs has a rate of 0, not "none".
+    assert days["2026-03-10"] == {
+        "day": "2026-03-10",
+        "cleanups": 0,
+        "stalled": 0,
+        "checked": 400,
+        "rate": 0.0,
+        "runs": 1,
+        "rate_source": "runs",
+    }
+    # March 8 has a cleanup but no run left in Airflow's database: the upper bound, marked so.
+    assert days["2026-03-08"]["rate_source"] == "cleanups"
+    assert (days["2026-03-08"]["rate"], days["2026-03-08"]["runs"]) == (0.01, 0)
+
+
+@given(
+    st.lists(st.tuples(st.integers(-3600, 169 * 3600), st.integers(0, 500), st.integers(0, 20)), max_size=60)
+)
+def test_the_days_add_up_to_the_ranges_totals(runs):
+    win = history.window("7d", NOW)
+    checks = [RunCheck(win.start + timedelta(seconds=s), checked, stalled) for s, checked, stalled in runs]
+    inside = [c for c in checks if win.start <= c.timestamp < win.end]
+
+    days = history.daily([], win, checks)
+    totals = history.cleanups(
+        [], Totals(0, 0, 0), win, truncated=False, warning=3, critical=5, checks=checks
+    )["totals"]
+
+    assert sum(d["runs"] for d in days) == totals["runs"] == len(inside)
+    assert sum(d["checked"] for d in days) == totals["checked"] == sum(c.checked for c in inside)
+    assert sum(d["stalled"] for d in days) == totals["stalled"] == sum(c.stalled for c in inside)
+    assert totals["rate_source"] == ("runs" if inside else None)
 
 
 def test_repeat_offenders_rank_by_cleanups_then_recency_and_count_a_batch_once_per_cleanup():

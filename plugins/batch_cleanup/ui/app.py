@@ -14,8 +14,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -56,13 +57,38 @@ def get_last_run() -> Callable[[str], dict[str, Any] | None]:
     return runs.last_run
 
 
+CheckReader = Callable[[datetime, datetime], tuple[list[history.RunCheck], bool]]
+
+
+def get_run_checks() -> CheckReader:
+    return partial(runs.run_checks, DAG_ID)
+
+
 def get_now() -> datetime:
     return datetime.now(UTC)
 
 
 Store = Annotated[HistoryStore, Depends(get_store)]
 LastRun = Annotated[Callable[[str], dict[str, Any] | None], Depends(get_last_run)]
+RunChecks = Annotated[CheckReader, Depends(get_run_checks)]
 Now = Annotated[datetime, Depends(get_now)]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Everything the whole page reads from, and its clock."""
+
+    store: HistoryStore
+    last_run: Callable[[str], dict[str, Any] | None]
+    run_checks: CheckReader
+    now: datetime
+
+
+def get_sources(store: Store, last_run: LastRun, run_checks: RunChecks, now: Now) -> Sources:
+    return Sources(store, last_run, run_checks, now)
+
+
+AllSources = Annotated[Sources, Depends(get_sources)]
 
 
 class Reads:
@@ -94,6 +120,10 @@ def event_reads(store: HistoryStore, win: history.Window) -> dict[str, Callable[
     }
 
 
+def check_reads(run_checks: CheckReader, win: history.Window) -> dict[str, Callable[[], Any]]:
+    return {"checks": lambda: run_checks(win.start, win.end)}
+
+
 def status_reads(store: HistoryStore, last_run: Callable[[str], Any]) -> dict[str, Callable[[], Any]]:
     def run_and_its_event() -> tuple[dict[str, Any] | None, history.Event | None]:
         run = last_run(DAG_ID)
@@ -104,6 +134,7 @@ def status_reads(store: HistoryStore, last_run: Callable[[str], Any]) -> dict[st
 
 def cleanups_json(got: dict[str, Any], win: history.Window) -> dict[str, Any]:
     events, truncated = got["events"]
+    checks, checks_truncated = got["checks"]
     return history.cleanups(
         events,
         got["totals"],
@@ -111,7 +142,13 @@ def cleanups_json(got: dict[str, Any], win: history.Window) -> dict[str, Any]:
         truncated=truncated,
         warning=POLICY.warning_threshold,
         critical=POLICY.critical_threshold,
+        checks=checks,
+        checks_truncated=checks_truncated,
     )
+
+
+def daily_json(got: dict[str, Any], win: history.Window) -> list[dict[str, Any]]:
+    return history.daily(got["events"][0], win, got["checks"][0])
 
 
 def status_json(got: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -122,23 +159,19 @@ def status_json(got: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
-def summary(
-    store: HistoryStore,
-    last_run: Callable[[str], Any],
-    win: history.Window,
-    now: datetime,
-    reads: Reads,
-) -> dict[str, Any]:
+def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, Any]:
     """Everything the page shows, read in parallel: the slowest read sets the time."""
+    store, now = sources.store, sources.now
     got = reads.run(
         **event_reads(store, win),
+        **check_reads(sources.run_checks, win),
         incidents=lambda: store.incidents(win.start, win.end),
-        **status_reads(store, last_run),
+        **status_reads(store, sources.last_run),
     )
     return {
         **_header(win, now),
         "cleanups": cleanups_json(got, win),
-        "daily": history.daily(got["events"][0], win),
+        "daily": daily_json(got, win),
         "offenders": history.repeat_offenders(got["events"][0]),
         "incidents": history.incident_rows(got["incidents"], win, now),
         **status_json(got, now),
@@ -223,10 +256,10 @@ def create_app() -> FastAPI:
         return JSONResponse(app.openapi())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request, store: Store, last_run: LastRun, now: Now, range_: RangeParam = "24h"):
+    def page(request: Request, sources: AllSources, range_: RangeParam = "24h"):
         started, reads = time.perf_counter(), Reads()
-        win = history.window(range_, now)
-        data = with_run_link(summary(store, last_run, win, now, reads), request)
+        win = history.window(range_, sources.now)
+        data = with_run_link(summary(sources, win, reads), request)
         context = {"data": data, "ranges": list(history.RANGES)}
         response = templates.TemplateResponse(request, "history.html", context)
         reads.timings["total"] = time.perf_counter() - started
@@ -234,27 +267,27 @@ def create_app() -> FastAPI:
         return response
 
     @app.get("/api/summary", summary="Everything the page shows")
-    def api_summary(request: Request, store: Store, last_run: LastRun, now: Now, range_: RangeParam = "24h"):
+    def api_summary(request: Request, sources: AllSources, range_: RangeParam = "24h"):
         """Window, thresholds, cleanups per hour, daily rates, offenders, incidents, state, last run."""
         started, reads = time.perf_counter(), Reads()
-        win = history.window(range_, now)
-        return respond(with_run_link(summary(store, last_run, win, now, reads), request), reads, started)
+        win = history.window(range_, sources.now)
+        return respond(with_run_link(summary(sources, win, reads), request), reads, started)
 
     @app.get("/api/cleanups", summary="Cleanups per hour, with the window's totals")
-    def api_cleanups(store: Store, now: Now, range_: RangeParam = "24h"):
+    def api_cleanups(store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = "24h"):
         """Cleanups per UTC hour and the totals: cleanups, batches auto-completed and checked, rate."""
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, now)
-        got = reads.run(**event_reads(store, win))
+        got = reads.run(**event_reads(store, win), **check_reads(run_checks, win))
         return respond({**_header(win, now), "cleanups": cleanups_json(got, win)}, reads, started)
 
     @app.get("/api/daily", summary="Batches auto-completed per day, and the auto-completion rate")
-    def api_daily(store: Store, now: Now, range_: RangeParam = "24h"):
-        """Per UTC day: cleanups, batches auto-completed (`stalled`), batches checked, `rate`."""
+    def api_daily(store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = "24h"):
+        """Per UTC day: cleanups, batches auto-completed (`stalled`) and checked, `rate`, its source."""
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, now)
-        events, truncated = reads.run(events=event_reads(store, win)["events"])["events"]
-        data = {**_header(win, now), "daily": history.daily(events, win), "events_truncated": truncated}
+        got = reads.run(events=event_reads(store, win)["events"], **check_reads(run_checks, win))
+        data = {**_header(win, now), "daily": daily_json(got, win), "events_truncated": got["events"][1]}
         return respond(data, reads, started)
 
     @app.get("/api/offenders", summary="Batches auto-completed most often")

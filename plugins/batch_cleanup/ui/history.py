@@ -2,6 +2,11 @@
 
 Pure: no Airflow, no Firestore, no clock. Every function takes the time it works for, and the
 whole result is JSON-able, so the page and the JSON endpoints show the same numbers.
+
+The auto-completion rate comes from the runs (`RunCheck`: what each run's `check_stalled`
+returned), so runs that found nothing stalled count in the denominator. Where Airflow holds no
+run for a span (its XComs were cleaned up), the rate falls back to the cleanups (events), whose
+runs all stalled something: an upper bound, and said so by `rate_source`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ class Event:
     stalled_count: int
     batches_checked: int
     batch_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """What one DAG run's `check_stalled` found: its XCom, and when it was written."""
+
+    timestamp: datetime
+    checked: int
+    stalled: int
 
 
 @dataclass(frozen=True)
@@ -113,27 +127,58 @@ def rate(stalled: int, checked: int) -> float | None:
     return stalled / checked if checked else None
 
 
-def daily(events: Iterable[Event], win: Window) -> list[dict[str, Any]]:
-    """Per UTC day of the window: cleanups, batches auto-completed, batches checked, and the rate."""
-    days = win.days
-    sums = {day: [0, 0, 0] for day in days}
+@dataclass
+class Sums:
+    """Batches auto-completed and checked over some runs (or some cleanups)."""
+
+    count: int = 0
+    stalled: int = 0
+    checked: int = 0
+
+    def add(self, stalled: int, checked: int) -> None:
+        self.count += 1
+        self.stalled += stalled
+        self.checked += checked
+
+
+def rate_fields(runs: Sums, cleanups: Sums) -> dict[str, Any]:
+    """`stalled`, `checked`, `rate` over the runs when Airflow holds any; else over the cleanups.
+
+    `rate_source` says which: `"runs"` (every run counts, also those that found nothing stalled),
+    `"cleanups"` (only runs that wrote an event: an upper bound of the true rate), or None.
+    """
+    if runs.count:
+        source, sums = "runs", runs
+    else:
+        source, sums = ("cleanups" if cleanups.count else None), cleanups
+    return {
+        "stalled": sums.stalled,
+        "checked": sums.checked,
+        "rate": rate(sums.stalled, sums.checked),
+        "runs": runs.count,
+        "rate_source": source,
+    }
+
+
+def daily(events: Iterable[Event], win: Window, checks: Iterable[RunCheck] = ()) -> list[dict[str, Any]]:
+    """Per UTC day of the window: cleanups, batches auto-completed and checked, the rate, its source."""
+    cleanups = {day: Sums() for day in win.days}
+    runs = {day: Sums() for day in win.days}
     for event in events:
-        ts = event.timestamp.astimezone(UTC)
-        if win.start <= ts < win.end:
-            bucket = sums[ts.date()]
-            bucket[0] += 1
-            bucket[1] += event.stalled_count
-            bucket[2] += event.batches_checked
+        if (day := _day_in(event.timestamp, win)) is not None:
+            cleanups[day].add(event.stalled_count, event.batches_checked)
+    for check in checks:
+        if (day := _day_in(check.timestamp, win)) is not None:
+            runs[day].add(check.stalled, check.checked)
     return [
-        {
-            "day": day.isoformat(),
-            "cleanups": cleanups,
-            "stalled": stalled,
-            "checked": checked,
-            "rate": rate(stalled, checked),
-        }
-        for day, (cleanups, stalled, checked) in sums.items()
+        {"day": day.isoformat(), "cleanups": cleanups[day].count, **rate_fields(runs[day], cleanups[day])}
+        for day in win.days
     ]
+
+
+def _day_in(ts: datetime, win: Window) -> date | None:
+    ts = ts.astimezone(UTC)
+    return ts.date() if win.start <= ts < win.end else None
 
 
 def repeat_offenders(events: Iterable[Event], *, minimum: int = 2, limit: int = 10) -> list[dict[str, Any]]:
@@ -243,9 +288,20 @@ def cleanups(
     truncated: bool,
     warning: int,
     critical: int,
+    checks: Iterable[RunCheck] = (),
+    checks_truncated: bool = False,
 ) -> dict[str, Any]:
-    """The hourly chart's data, with the window's totals and how many hours reached each threshold."""
+    """The hourly chart's data, the window's totals, and how many hours reached each threshold.
+
+    `totals.cleanups` counts every event (Firestore's aggregation); the rate is over `checks`,
+    the runs in the window, or over the cleanups when Airflow holds none (see `rate_fields`).
+    """
     counts = hourly_cleanups(events, win)
+    runs = Sums()
+    for check in checks:
+        if win.start <= check.timestamp.astimezone(UTC) < win.end:
+            runs.add(check.stalled, check.checked)
+    recorded = Sums(totals.cleanups, totals.stalled, totals.checked)
     return {
         "hours": hour_labels(win),
         "cleanups": counts,
@@ -254,9 +310,8 @@ def cleanups(
         "hours_at_critical": sum(1 for count in counts if count >= critical),
         "totals": {
             "cleanups": totals.cleanups,
-            "stalled": totals.stalled,
-            "checked": totals.checked,
-            "rate": rate(totals.stalled, totals.checked),
+            **rate_fields(runs, recorded),
+            "runs_truncated": checks_truncated,
         },
         "events_read": len(events),
         "events_truncated": truncated,
