@@ -299,7 +299,7 @@ def cleanups(
     counts = hourly_cleanups(events, win)
     runs = Sums()
     for check in checks:
-        if win.start <= check.timestamp.astimezone(UTC) < win.end:
+        if _day_in(check.timestamp, win) is not None:
             runs.add(check.stalled, check.checked)
     recorded = Sums(totals.cleanups, totals.stalled, totals.checked)
     return {
