@@ -1,9 +1,9 @@
 """Past DAG runs, each with the `check_stalled` XCom a real run leaves, written into Airflow's DB.
 
 The history page reads the auto-completion rate's denominator from those XComs. A test cannot
-wait 30 days for real runs, so this writes the same rows a run writes (`dag_run`,
-`task_instance`, `xcom` with the summary as its JSON value, checked in tests/ui against a real
-run's) with the times the test chooses. Seeded runs have run ids starting `seeded__`, and each
+wait 30 days for real runs, so this writes the rows a run writes (`dag_run`, `task_instance`,
+`xcom` holding what the DAG's own `summarize` makes of a coordinator answer) at the times the
+test chooses. Seeded runs have run ids starting `seeded__`, and each
 call first deletes the previous ones of the DAG.
 
 In-process: `replace_runs(dag_id, runs)`. For another Airflow home (a running api-server's):
@@ -19,22 +19,16 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from batch_cleanup.cleanup import summarize
+from batch_cleanup.ui.runs import CHECK_TASK_ID
+
 PREFIX = "seeded__"
-TASK_ID = "check_stalled"
 
 
 def summary(checked: int, stalled: int) -> dict[str, Any]:
-    """The XCom `check_stalled` returns (batch_cleanup.cleanup.summarize), for made-up batches."""
-    ids = [f"seeded-batch-{i}" for i in range(stalled)]
-    return {
-        "batches_checked": checked,
-        "batches_completed": stalled,
-        "stalled_count": stalled,
-        "stalled_batch_ids": ids,
-        "stalled_results": [{"batch_id": b, "was_stalled": True, "action": "auto_completed"} for b in ids],
-        "truncated": False,
-        "fingerprint": "seeded",
-    }
+    """`check_stalled`'s XCom for an answer that checked `checked` batches, `stalled` of them stalled."""
+    results = [{"batch_id": f"seeded-batch-{i}", "was_stalled": i < stalled} for i in range(checked)]
+    return summarize({"results": results, "batches_checked": checked, "batches_completed": stalled})
 
 
 def replace_runs(dag_id: str, runs: Iterable[Mapping[str, Any]]) -> int:
@@ -70,7 +64,7 @@ def replace_runs(dag_id: str, runs: Iterable[Mapping[str, Any]]) -> int:
             session.execute(
                 insert(TaskInstance).values(
                     dag_id=dag_id,
-                    task_id=TASK_ID,
+                    task_id=CHECK_TASK_ID,
                     run_id=run_id,
                     map_index=-1,
                     state="success",
@@ -83,7 +77,7 @@ def replace_runs(dag_id: str, runs: Iterable[Mapping[str, Any]]) -> int:
                     dag_run_id=dag_run_id,
                     dag_id=dag_id,
                     run_id=run_id,
-                    task_id=TASK_ID,
+                    task_id=CHECK_TASK_ID,
                     map_index=-1,
                     key="return_value",
                     value=summary(run["checked"], run["stalled"]),

@@ -106,6 +106,30 @@ def test_hours_at_warning_and_critical(story, make_client):
     assert (week["peak"], week["hours_at_warning"], week["hours_at_critical"]) == (6, 1, 1)
 
 
+def test_past_the_runs_limit_only_the_newest_count_and_the_page_says_so(story, make_client):
+    from functools import partial
+
+    from batch_cleanup.ui import app as ui
+    from batch_cleanup.ui.runs import run_checks
+
+    limited = partial(run_checks, history_data.DAG_ID, limit=10)
+    client = make_client(overrides={ui.get_run_checks: lambda: limited})
+
+    totals = client.get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
+    # The newest ten: today's five cleanups' runs (180 checked, 1 stalled each) and the runs
+    # without one at 11:45, 10:45, 09:45, 08:45 and 07:45 (200 each).
+    assert totals == {
+        "cleanups": 17,
+        "stalled": 5,
+        "checked": 5 * 180 + 5 * 200,
+        "rate": 5 / 1900,
+        "runs": 10,
+        "rate_source": "runs",
+        "runs_truncated": True,
+    }
+    assert "Only the newest 10 runs are counted." in client.get("/batch-cleanup/?range=7d").text
+
+
 def test_daily_auto_completions_and_rate(story, make_client):
     body = make_client().get("/batch-cleanup/api/daily?range=7d").json()
 
@@ -312,7 +336,7 @@ def test_events_read_are_bounded_and_newest_first(story, db):
         "2026-03-10T10:20:00+00:00",
     ]
     # Totals come from an aggregation query: exact, whatever the limit.
-    assert store.totals(win.start, win.end).cleanups == 43
+    assert store.totals(win.start, win.end).count == 43
 
 
 def test_the_page_shows_the_numbers(story, make_client):

@@ -115,7 +115,7 @@ def last_run(ui_airflow, coordinator):
     return {"run_id": newest[0], "state": newest[1], "checked": 3}
 
 
-def seed_runs(airflow: AirflowCLI, history: history_data.History) -> None:
+def seed_runs_in(airflow: AirflowCLI, history: history_data.History) -> None:
     """The history's runs into the api-server's database (replacing those seeded before)."""
     done = subprocess.run(
         [sys.executable, "-m", "tests.support.seed_runs", history_data.DAG_ID],
@@ -243,7 +243,7 @@ def test_latency_with_2880_events(api_server, ui_airflow, db, browser):
     """A benchmark: printed and written to test-output/ui/latency.json, not a timed assertion."""
     steady = history_data.steady(datetime.now(UTC))
     history_data.write(db, steady)
-    seed_runs(ui_airflow, steady)
+    seed_runs_in(ui_airflow, steady)
     signed = {"Authorization": f"Bearer {api_server.token()}"}
     timings: dict[str, dict[str, float]] = {}
     with httpx.Client(timeout=60, headers=signed) as http:
@@ -301,7 +301,7 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     now = datetime.now(UTC)
     story = history_data.story(now)
     history_data.write(db, story)
-    seed_runs(ui_airflow, story)
+    seed_runs_in(ui_airflow, story)
     h = history_data.hour_of(now)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
 

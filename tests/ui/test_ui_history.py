@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batch_cleanup.ui import history
-from batch_cleanup.ui.history import Event, Incident, RunCheck, Totals
+from batch_cleanup.ui.history import Event, Incident, RunCheck, Sums
 from tests.ui.history_data import NOTHING_CHECKED
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -87,7 +87,7 @@ def test_cleanups_count_hours_per_threshold_band():
     win = history.window("24h", NOW)
     at = [H - timedelta(hours=h) for h in (1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3)]  # 3, 5 and 4 in an hour
     data = history.cleanups(
-        [ev(t) for t in at], Totals(12, 12, 1200), win, truncated=False, warning=3, critical=5
+        [ev(t) for t in at], Sums(12, 12, 1200), win, truncated=False, warning=3, critical=5
     )
     assert (data["peak"], data["hours_at_warning"], data["hours_at_critical"]) == (5, 2, 1)
     # No run results: the rate is over the cleanups alone, an upper bound.
@@ -113,7 +113,7 @@ def test_totals_rate_counts_every_run_in_the_window_also_those_that_cleaned_up_n
         RunCheck(win.end, 5000, 5),  # after it
     ]
     data = history.cleanups(
-        cleanups, Totals(1, 2, 100), win, truncated=False, warning=3, critical=5, checks=checks,
+        cleanups, Sums(1, 2, 100), win, truncated=False, warning=3, critical=5, checks=checks,
         checks_truncated=True,
     )  # fmt: skip
     assert data["totals"] == {
@@ -129,7 +129,7 @@ def test_totals_rate_counts_every_run_in_the_window_also_those_that_cleaned_up_n
 
 def test_nothing_checked_and_nothing_cleaned_up_has_no_rate_and_no_source():
     data = history.cleanups(
-        [], Totals(0, 0, 0), history.window("24h", NOW), truncated=False, warning=3, critical=5
+        [], Sums(0, 0, 0), history.window("24h", NOW), truncated=False, warning=3, critical=5
     )
     assert data["totals"] == {
         "cleanups": 0,
@@ -225,9 +225,9 @@ def test_the_days_add_up_to_the_ranges_totals(runs):
     inside = [c for c in checks if win.start <= c.timestamp < win.end]
 
     days = history.daily([], win, checks)
-    totals = history.cleanups(
-        [], Totals(0, 0, 0), win, truncated=False, warning=3, critical=5, checks=checks
-    )["totals"]
+    totals = history.cleanups([], Sums(0, 0, 0), win, truncated=False, warning=3, critical=5, checks=checks)[
+        "totals"
+    ]
 
     assert sum(d["runs"] for d in days) == totals["runs"] == len(inside)
     assert sum(d["checked"] for d in days) == totals["checked"] == sum(c.checked for c in inside)

@@ -35,6 +35,9 @@ class Window:
     end: datetime
     hours: int
 
+    def __contains__(self, ts: datetime) -> bool:
+        return self.start <= ts.astimezone(UTC) < self.end
+
     @property
     def days(self) -> list[date]:
         first, last = self.start.date(), (self.end - HOUR).date()
@@ -60,13 +63,22 @@ class RunCheck:
     stalled: int
 
 
-@dataclass(frozen=True)
-class Totals:
-    """Sums over a window; from Firestore's aggregation queries, so exact even when events are cut."""
+@dataclass
+class Sums:
+    """How many runs (or cleanups), and the batches they auto-completed and checked.
 
-    cleanups: int
-    stalled: int
-    checked: int
+    A window's cleanups come from Firestore's aggregation query, so they are exact even when the
+    events read are cut; runs and days are added up here, one `add` at a time.
+    """
+
+    count: int = 0
+    stalled: int = 0
+    checked: int = 0
+
+    def add(self, stalled: int, checked: int) -> None:
+        self.count += 1
+        self.stalled += stalled
+        self.checked += checked
 
 
 @dataclass(frozen=True)
@@ -127,20 +139,6 @@ def rate(stalled: int, checked: int) -> float | None:
     return stalled / checked if checked else None
 
 
-@dataclass
-class Sums:
-    """Batches auto-completed and checked over some runs (or some cleanups)."""
-
-    count: int = 0
-    stalled: int = 0
-    checked: int = 0
-
-    def add(self, stalled: int, checked: int) -> None:
-        self.count += 1
-        self.stalled += stalled
-        self.checked += checked
-
-
 def rate_fields(runs: Sums, cleanups: Sums) -> dict[str, Any]:
     """`stalled`, `checked`, `rate` over the runs when Airflow holds any; else over the cleanups.
 
@@ -177,8 +175,7 @@ def daily(events: Iterable[Event], win: Window, checks: Iterable[RunCheck] = ())
 
 
 def _day_in(ts: datetime, win: Window) -> date | None:
-    ts = ts.astimezone(UTC)
-    return ts.date() if win.start <= ts < win.end else None
+    return ts.astimezone(UTC).date() if ts in win else None
 
 
 def repeat_offenders(events: Iterable[Event], *, minimum: int = 2, limit: int = 10) -> list[dict[str, Any]]:
@@ -282,7 +279,7 @@ def run_outcome(run: Mapping[str, Any] | None, run_event: Event | None) -> dict[
 
 def cleanups(
     events: Sequence[Event],
-    totals: Totals,
+    totals: Sums,
     win: Window,
     *,
     truncated: bool,
@@ -293,15 +290,14 @@ def cleanups(
 ) -> dict[str, Any]:
     """The hourly chart's data, the window's totals, and how many hours reached each threshold.
 
-    `totals.cleanups` counts every event (Firestore's aggregation); the rate is over `checks`,
-    the runs in the window, or over the cleanups when Airflow holds none (see `rate_fields`).
+    `totals` are the window's cleanups (Firestore's aggregation: every event); the rate is over
+    `checks`, the runs in the window, or over the cleanups when Airflow holds none (`rate_fields`).
     """
     counts = hourly_cleanups(events, win)
     runs = Sums()
     for check in checks:
-        if _day_in(check.timestamp, win) is not None:
+        if check.timestamp in win:
             runs.add(check.stalled, check.checked)
-    recorded = Sums(totals.cleanups, totals.stalled, totals.checked)
     return {
         "hours": hour_labels(win),
         "cleanups": counts,
@@ -309,8 +305,8 @@ def cleanups(
         "hours_at_warning": sum(1 for count in counts if warning <= count < critical),
         "hours_at_critical": sum(1 for count in counts if count >= critical),
         "totals": {
-            "cleanups": totals.cleanups,
-            **rate_fields(runs, recorded),
+            "cleanups": totals.count,
+            **rate_fields(runs, totals),
             "runs_truncated": checks_truncated,
         },
         "events_read": len(events),

@@ -17,7 +17,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.events import COLLECTION as EVENT_COLLECTION
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
-from batch_cleanup.ui.history import Event, Incident, Totals
+from batch_cleanup.ui.history import Event, Incident, Sums
 
 EVENT_FIELDS = ["timestamp", "stalled_count", "batches_checked", "batch_ids"]
 STATE_FIELDS = [
@@ -69,7 +69,7 @@ class HistoryStore:
             .where(filter=FieldFilter(field, "<", end))
         )
 
-    def totals(self, start: datetime, end: datetime) -> Totals:
+    def totals(self, start: datetime, end: datetime) -> Sums:
         """Cleanups, batches auto-completed and batches checked in `[start, end)`: one aggregation query."""
         query = (
             self._between(EVENT_COLLECTION, "timestamp", start, end)
@@ -79,8 +79,8 @@ class HistoryStore:
         )
         [results] = query.get()
         values = {result.alias: result.value for result in results}
-        return Totals(
-            cleanups=int(values.get("cleanups") or 0),
+        return Sums(
+            count=int(values.get("cleanups") or 0),
             stalled=int(values.get("stalled") or 0),
             checked=int(values.get("checked") or 0),
         )
