@@ -126,11 +126,11 @@ def evaluate_reads(store, now: datetime) -> None:
     from batch_cleanup.policy import PolicyConfig, State
 
     config = PolicyConfig()
-    start, until = window_start(now, config.window_minutes), now + timedelta(minutes=14)
-    count = store.count_since(start, until)
+    start = window_start(now, config.window_minutes)
+    count = store.count_in(start, now)
     stored, _ = store.read_state("stalled_batch_cleanup")
     if count >= config.warning_threshold or State.from_dict(stored).open:
-        store.events_since(now - timedelta(hours=24), until)
+        store.events_in(now - timedelta(hours=24), now)
 
 
 def firestore_operations() -> dict:

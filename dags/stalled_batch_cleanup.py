@@ -51,25 +51,35 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, conf, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from batch_cleanup.notify import deadline_missed, slack_on_failure
+from batch_cleanup.budget import check_fits
+from batch_cleanup.config import (
+    CHECK_BUDGET,
+    CHECK_TRY_SECONDS,
+    COORDINATOR_TIMEOUT_SECONDS,
+    DEADLINE_MINUTES,
+    MAX_RETRY_DELAY,
+    RETRIES,
+    RETRY_BACKOFF,
+    RETRY_DELAY,
+    RUN_TIMEOUT,
+    TASK_TIMEOUT,
+    api_base_url,
+)
+from batch_cleanup.notify import deadline_missed, slack_on_failure, slack_on_run_failure
 
 COORDINATOR_CONN_ID = "prediction_coordinator"
 GCP_CONN_ID = "google_cloud_default"
 SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
 
-# A run still unfinished this long after it was queued is hung: Slack hears (a Deadline Alert).
-RUN_TIMEOUT = timedelta(minutes=14)
-DEADLINE_MINUTES = conf.getint("batch_cleanup", "deadline_minutes", fallback=10)
 RETENTION_DAYS = 30
 OFFENDER_HOURS = 24
-# Tests shorten the delay through Airflow's configuration: AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS.
-COORDINATOR_TIMEOUT_SECONDS = conf.getint("batch_cleanup", "coordinator_timeout_seconds", fallback=300)
-RETRY_DELAY = timedelta(seconds=conf.getint("batch_cleanup", "retry_delay_seconds", fallback=30))
+# A hung coordinator must fail check_stalled, with its cause posted, before the run times out.
+check_fits(CHECK_BUDGET, RUN_TIMEOUT)
 
 # A fixed name: in a DAG file `__name__` is a generated module name, unreadable in task logs.
 log = logging.getLogger("batch_cleanup.dag")
@@ -93,13 +103,14 @@ log = logging.getLogger("batch_cleanup.dag")
     tags=["prediction-platform", "batch-cleanup", "alerting"],
     default_args={
         "owner": "prediction-platform",
-        "retries": 3,
+        "retries": RETRIES,
         "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=4),
-        "execution_timeout": timedelta(minutes=6),
+        "retry_exponential_backoff": RETRY_BACKOFF,
+        "max_retry_delay": MAX_RETRY_DELAY,
+        "execution_timeout": TASK_TIMEOUT,
         "on_failure_callback": slack_on_failure(SLACK_CONN_ID),
     },
+    on_failure_callback=slack_on_run_failure(SLACK_CONN_ID),
     params={
         "stall_threshold_minutes": Param(
             10,
@@ -153,7 +164,7 @@ log = logging.getLogger("batch_cleanup.dag")
     },
 )
 def stalled_batch_cleanup():
-    @task
+    @task(execution_timeout=CHECK_BUDGET.try_timeout)
     def check_stalled(params: dict[str, Any] | None = None, dag_run=None) -> Any:
         """Ask the coordinator to auto-complete stalled batches; return a compact summary."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -169,7 +180,9 @@ def stalled_batch_cleanup():
             raise AirflowFailException(f"Invalid params: {err}") from None
 
         response = CoordinatorHook(
-            http_conn_id=COORDINATOR_CONN_ID, timeout=COORDINATOR_TIMEOUT_SECONDS
+            http_conn_id=COORDINATOR_CONN_ID,
+            timeout=COORDINATOR_TIMEOUT_SECONDS,
+            try_seconds=CHECK_TRY_SECONDS,
         ).check_stalled(
             stall_threshold_minutes=params["stall_threshold_minutes"],
             min_completion_pct=params["min_completion_pct"],
@@ -195,8 +208,6 @@ def stalled_batch_cleanup():
         if summary["stalled_count"] == 0:
             raise AirflowSkipException("No batch was stalled: nothing to record.")
 
-        from google.cloud import firestore
-
         from batch_cleanup.events import build_event, event_id
         from batch_cleanup.hooks.firestore import FirestoreHook
 
@@ -206,7 +217,7 @@ def stalled_batch_cleanup():
             run_id=dag_run.run_id,
             params=params,
             expire_at=dag_run.run_after + timedelta(days=RETENTION_DAYS),
-            timestamp=firestore.SERVER_TIMESTAMP,
+            timestamp=dag_run.run_after,
         )
         document_id = event_id(dag_run.dag_id, dag_run.run_id, summary["fingerprint"])
         created = FirestoreHook(gcp_conn_id=GCP_CONN_ID).create_event(document_id, document)
@@ -240,17 +251,16 @@ def stalled_batch_cleanup():
         now = dag_run.run_after
         start = window_start(now, config.window_minutes)
         store = FirestoreHook(gcp_conn_id=GCP_CONN_ID)
-        # Bounded by the run's own lifetime too, so a re-run of an old run counts the same events.
-        until = now + RUN_TIMEOUT
-        count = store.count_since(start, until)
+        # Events carry their run's time, so a re-run of an old run counts the same events.
+        count = store.count_in(start, now)
         metrics.gauge("events_in_window", count)
         stored, version = store.read_state(dag_run.dag_id)
         state = State.from_dict(stored)
         window_events: dict[str, list[str]] = {}
         offenders: tuple[tuple[str, int], ...] = ()
         if count >= config.warning_threshold or state.open:  # Healthy runs read no documents.
-            recent = store.events_since(now - timedelta(hours=OFFENDER_HOURS), until)
-            window_events = {event: ids for event, at, ids in recent if at >= start}
+            recent = store.events_in(now - timedelta(hours=OFFENDER_HOURS), now)
+            window_events = {event: ids for event, at, ids in recent if at > start}
             offenders = repeat_offenders(ids for _, _, ids in recent)
         try:
             silence = mute_until(Variable.get(MUTE_VARIABLE, default=None), variable=MUTE_VARIABLE)
@@ -306,7 +316,7 @@ def stalled_batch_cleanup():
             if decision["kind"] == "resolved"
             else config.threshold(decision["severity"]),
             completed_this_run=summary["stalled_count"],
-            run_url=dag_run_url(conf.get("api", "base_url", fallback=""), dag_run.dag_id, dag_run.run_id),
+            run_url=dag_run_url(api_base_url(), dag_run.dag_id, dag_run.run_id),
         )
         return deliver(
             message,

@@ -50,8 +50,9 @@ def build_event(
 ) -> dict[str, Any]:
     """The event document; lists are cut to fit `max_bytes`, and `truncated` says so.
 
-    `stalled_count` always keeps the true count. `timestamp` is the server-timestamp sentinel
-    in production; it is an argument so that this stays free of client libraries.
+    `stalled_count` always keeps the true count. `timestamp` is the run's time (`run_after`):
+    the window counts runs, not write times, so the event of the run exactly one window ago,
+    written seconds after that run started, falls outside it.
     """
     document = {
         "timestamp": timestamp,
@@ -94,7 +95,10 @@ def _fit(items: list[Any], budget: int) -> tuple[list[Any], int]:
 
 
 def window_start(run_after: datetime, window_minutes: int) -> datetime:
-    """Start of the counting window: events at or after it count. Taken from the run's time, never now()."""
+    """Start of the counting window, exclusive: events after it, up to the run's time, count.
+
+    Taken from the run's time, never now().
+    """
     if run_after.tzinfo is None or run_after.utcoffset() is None:
         raise ValueError(f"run_after must be timezone-aware, got naive {run_after.isoformat()}")
     # In UTC: arithmetic within a zone is wall-clock time, which a DST change shifts.

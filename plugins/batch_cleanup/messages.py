@@ -67,6 +67,14 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def link(url: str, label: str) -> str:
+    """A mrkdwn link whose URL and label cannot break out of `<url|label>`."""
+    safe_url = url.replace("&", "&amp;")
+    for char, encoded in (("<", "%3C"), (">", "%3E"), ("|", "%7C"), (" ", "%20")):
+        safe_url = safe_url.replace(char, encoded)
+    return f"<{safe_url}|{escape(label)}>"
+
+
 def _shown(batch_id: str) -> str:
     return batch_id if len(batch_id) <= MAX_SHOWN_ID_CHARS else batch_id[:MAX_SHOWN_ID_CHARS] + "…"
 
@@ -91,7 +99,7 @@ def alert(
     text_lines += [f"{title} " + ", ".join(escape(i) for i in items) for title, items, _ in sections]
     if kind != "resolved":
         text_lines.append(WHAT_TO_CHECK)
-    text_lines.append(f"Airflow run: {run_url}")
+    text_lines.append(f"Airflow run: {escape(run_url)}")
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
@@ -103,8 +111,7 @@ def alert(
         )
     if kind != "resolved":
         blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
-    button = {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
-    blocks.append({"type": "actions", "elements": [button]})
+    blocks.append(_run_button(run_url))
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
 
 
@@ -154,26 +161,32 @@ def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:
 
 
 def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str) -> Message:
-    """A task failed for good: the cleanup itself is broken, which must never look like a quiet hour."""
+    """A task failed for good: the cleanup itself is broken, which must never look like a quiet hour.
+
+    Every field is data (the error text may come from the coordinator): escaped in the fallback
+    text and in the blocks alike.
+    """
     error = error if len(error) <= 1500 else error[:1500] + "…"
+    dag_id, task_id, run_id, shown_error = escape(dag_id), escape(task_id), escape(run_id), escape(error)
     text = (
         f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\n"
-        f"Error: {error}\nLog: {log_url}"
+        f"Error: {shown_error}\nLog: {escape(log_url)}"
     )
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup failed"}},
         _section(f"*DAG:* `{dag_id}`\n*Task:* `{task_id}`\n*Run:* `{run_id}`"),
-        _section(f"*Error:*\n```{escape(error)}```"),
-        _section(f"<{log_url}|Task log>"),
+        _section(f"*Error:*\n```{shown_error}```"),
+        _section(link(log_url, "Task log")),
     ]
     return Message(text=text, blocks=blocks)
 
 
 def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_url: str) -> Message:
     """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either."""
+    dag_id, run_id, queued_at = escape(dag_id), escape(run_id), escape(queued_at)
     text = (
         f"Stalled-batch cleanup is overdue: run {run_id} of DAG {dag_id} has not finished "
-        f"{minutes} minutes after it was queued (queued at {queued_at}).\nAirflow run: {run_url}"
+        f"{minutes} minutes after it was queued (queued at {queued_at}).\nAirflow run: {escape(run_url)}"
     )
     blocks = [
         {
@@ -181,14 +194,29 @@ def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_u
             "text": {"type": "plain_text", "text": ":alarm_clock: Stalled-batch cleanup is overdue"},
         },
         _section(
-            f"*DAG:* `{dag_id}`\n*Run:* `{escape(run_id)}`\nNot finished {minutes} minutes after it was "
-            f"queued ({escape(queued_at)}). Check the scheduler, the workers and the coordinator."
+            f"*DAG:* `{dag_id}`\n*Run:* `{run_id}`\nNot finished {minutes} minutes after it was "
+            f"queued ({queued_at}). Check the scheduler, the workers and the coordinator."
         ),
-        {
-            "type": "actions",
-            "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
-            ],
-        },
+        _run_button(run_url),
     ]
     return Message(text=text, blocks=blocks)
+
+
+def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str) -> Message:
+    """A run failed as a whole without a task saying why (timed out, for one)."""
+    dag_id, run_id, reason = escape(dag_id), escape(run_id), escape(reason)
+    text = (
+        f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}.\n"
+        f"Airflow run: {escape(run_url)}"
+    )
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup run failed"}},
+        _section(f"*DAG:* `{dag_id}`\n*Run:* `{run_id}`\n*Why:* {reason}"),
+        _run_button(run_url),
+    ]
+    return Message(text=text, blocks=blocks)
+
+
+def _run_button(run_url: str) -> dict[str, Any]:
+    button = {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
+    return {"type": "actions", "elements": [button]}

@@ -1,33 +1,76 @@
-"""Failure callbacks. Slack's client is imported when a callback runs, never when the DAG is parsed."""
+"""Failure and deadline callbacks; Slack's client is imported when one runs, never at parse time."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from batch_cleanup.messages import dag_run_url, run_overdue, task_failure
+from batch_cleanup.messages import dag_run_url, run_failed, run_overdue, task_failure
+
+log = logging.getLogger(__name__)
+
+# Reasons Airflow gives a DAG-level failure callback (`context["reason"]`) that a task callback
+# has already explained: posting again would page twice for one failure.
+EXPLAINED_BY_A_TASK = frozenset({"task_failure"})
 
 
 def slack_on_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
     """A task `on_failure_callback` that posts the DAG, task, run, error and log link to Slack."""
 
     def notify(context: dict[str, Any]) -> None:
-        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+        from batch_cleanup.hooks import slack
+        from batch_cleanup.masking import redact
 
         ti = context["ti"]
         message = task_failure(
             dag_id=ti.dag_id,
             task_id=ti.task_id,
             run_id=ti.run_id,
-            error=_describe(context.get("exception")),
+            # Masked before the message cuts it: a cut must not leave half a key unmasked.
+            error=redact(_describe(context.get("exception"))),
             log_url=ti.log_url,
         )
-        # notify() rather than __call__: the error text is not a template and must not be rendered as one.
-        SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=message.text, blocks=message.blocks).notify(
-            context
-        )
+        slack.post(conn_id, message)
 
     return notify
+
+
+def slack_on_run_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
+    """A DAG-level `on_failure_callback`: a run that failed as a whole (timed out, say) posts why, once."""
+
+    def notify(context: dict[str, Any]) -> None:
+        from airflow.configuration import conf
+
+        from batch_cleanup.hooks import slack
+
+        reason = str(context.get("reason") or "unknown")
+        dag_run = context.get("dag_run")
+        dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
+        run_id = getattr(dag_run, "run_id", None) or str(context.get("run_id", "?"))
+        if reason in EXPLAINED_BY_A_TASK:
+            log.info("Run %s failed (%s): the failed task has posted its error.", run_id, reason)
+            return
+        message = run_failed(
+            dag_id=dag_id,
+            run_id=run_id,
+            reason=failure_cause(reason, context.get("ti")),
+            run_url=dag_run_url(conf.get("api", "base_url", fallback=""), dag_id, run_id),
+        )
+        slack.post(conn_id, message)
+
+    return notify
+
+
+def failure_cause(reason: str, ti: Any) -> str:
+    """Airflow's reason in words, with the task that was still unfinished when it is known."""
+    words = {
+        "timed_out": "the run hit its dagrun_timeout and Airflow stopped it",
+        "all_tasks_deadlocked": "no task could run (deadlocked)",
+    }.get(reason, f"Airflow ended the run ({reason})")
+    if ti is None:
+        return words
+    return f"{words}; unfinished: task {ti.task_id}, try {ti.try_number}"
 
 
 def _describe(exception: BaseException | str | None) -> str:
@@ -43,19 +86,17 @@ async def deadline_missed(*, slack_conn_id: str, minutes: int, context: dict[str
 
     A hung cleanup is as bad as a failed one: nothing gets auto-completed and nothing alerts.
     """
-    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-    from airflow.sdk import conf
+    from airflow.configuration import conf
+
+    from batch_cleanup.hooks import slack
 
     run = (context or {}).get("dag_run") or {}
+    dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
     message = run_overdue(
-        dag_id=run.get("dag_id", "?"),
-        run_id=run.get("dag_run_id") or run.get("run_id", "?"),
+        dag_id=dag_id,
+        run_id=run_id,
         queued_at=str(run.get("queued_at")),
         minutes=minutes,
-        run_url=dag_run_url(
-            conf.get("api", "base_url", fallback=""), run.get("dag_id", "?"), run.get("dag_run_id", "?")
-        ),
+        run_url=dag_run_url(conf.get("api", "base_url", fallback=""), dag_id, run_id),
     )
-    await SlackWebhookHook(slack_webhook_conn_id=slack_conn_id).async_send(
-        text=message.text, blocks=message.blocks
-    )
+    await slack.apost(slack_conn_id, message)

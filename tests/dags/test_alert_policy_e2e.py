@@ -89,26 +89,48 @@ def test_slack_500_then_200_posts_exactly_one_message_naming_repeat_offenders(ai
     assert alert_state(db)["notifications"] == 1
 
 
-def test_slack_failing_for_good_keeps_the_alert_for_the_next_run(airflow, fresh, db):
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(404, "channel_not_found"), (404, "no_service"), (403, "invalid_token")],
+    ids=["channel-not-found", "no-service", "invalid-token"],
+)
+def test_a_slack_configuration_error_fails_at_once_and_keeps_the_alert(airflow, fresh, db, status, body):
     _, sink = fresh
     seed_events(db, ["b1"], ["b2"], ["b3"])
-    sink.faults([{"status": 404, "body": "channel_not_found", "count": 50}])
+    sink.faults([{"status": status, "body": body, "count": 50}])
 
-    failed = airflow.dags_test(DAG_ID, name="slack-404")
+    failed = airflow.dags_test(DAG_ID, name=f"slack-{status}")
 
     assert failed.state == "failed", failed.explain()
     assert failed.task_states["send_alert"] == "failed"
-    assert failed.tries["send_alert"] == 4, "each try posts again; none is recorded as sent"
-    assert "Slack did not accept the message on connection 'slack_daily_orchestration'" in failed.output
-    assert "channel_not_found" in failed.output
+    assert failed.tries["send_alert"] == 1, "a retry cannot heal a wrong webhook: no retries"
+    assert (
+        f"Slack refused the message on connection 'slack_daily_orchestration' (HTTP {status}" in failed.output
+    )
+    assert "fix connection 'slack_daily_orchestration'" in failed.output
+    assert body in failed.output
     assert alert_state(db).get("open") in (None, False), "an alert Slack refused is not recorded as sent"
+    assert alert_state(db).get("lease") is None, "the lease is given back for the next run"
 
-    sink.reset()  # Slack is back.
+    sink.reset()  # The connection is fixed.
     again = airflow.dags_test(DAG_ID, name="slack-back")
     assert again.state == "success", again.explain()
     [alert] = texts(sink)
     assert alert.startswith("WARNING") and "3 cleanups" in alert
     assert alert_state(db)["open"] is True
+
+
+def test_slack_5xx_for_good_is_retried_by_airflow(airflow, fresh, db):
+    _, sink = fresh
+    seed_events(db, ["b1"], ["b2"], ["b3"])
+    sink.faults([{"status": 503, "count": 50}])
+
+    failed = airflow.dags_test(DAG_ID, name="slack-503")
+
+    assert failed.state == "failed", failed.explain()
+    assert failed.tries["send_alert"] == 4, "an outage of Slack may heal: every retry is used"
+    assert "Slack did not accept the message on connection 'slack_daily_orchestration'" in failed.output
+    assert alert_state(db).get("open") in (None, False)
 
 
 @pytest.fixture

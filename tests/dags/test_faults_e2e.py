@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pytest
 
@@ -70,3 +71,62 @@ def test_ten_thousand_results_with_unicode_and_long_ids(airflow, fresh, events):
     size = sum(len(value if isinstance(value, bytes) else str(value).encode()) for (value,) in rows)
     assert 0 < size < 100_000, f"check_stalled's XCom is {size} bytes"
     assert json.loads(rows[0][0])["stalled_count"] == 5_000
+
+
+def test_coordinator_429_with_retry_after_is_waited_out_within_the_try(airflow, fresh, events):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-after-429")])
+    coordinator.faults([{"status": 429, "retry_after": 2, "count": 1}])
+
+    run = airflow.dags_test(DAG_ID, name="coordinator-429")
+
+    assert run.state == "success", run.explain()
+    assert run.tries["check_stalled"] == 1, "Retry-After fits in the try: waited out, not a retry"
+    calls = coordinator.calls()
+    assert len(calls) == 2
+    assert calls[0]["idempotency_key"] == calls[1]["idempotency_key"]
+    assert "waiting 2 s (Retry-After)" in run.output
+    assert [event["batch_ids"] for event in events()] == [["b-after-429"]]
+    assert sink.messages() == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"status": 408}, {"status": 429, "retry_after": 3600}],
+    ids=["408-without-retry-after", "429-retry-after-too-long"],
+)
+def test_coordinator_asking_to_come_back_later_is_retried_by_airflow(airflow, fresh, events, fault):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-later")])
+    coordinator.faults([{**fault, "count": 1}])
+
+    run = airflow.dags_test(DAG_ID, name=f"coordinator-{fault['status']}")
+
+    assert run.state == "success", run.explain()
+    assert run.tries["check_stalled"] == 2, "408 and 429 are transient, not a broken contract"
+    assert f"answered HTTP {fault['status']}" in run.output
+    assert [event["batch_ids"] for event in events()] == [["b-later"]]
+    assert sink.messages() == []
+
+
+def test_a_hung_coordinator_fails_every_try_within_the_budget_and_posts_the_cause(airflow, fresh, events):
+    coordinator, sink = fresh
+    coordinator.seed([stalled("b-hung")])
+    coordinator.faults([{"delay_seconds": 4, "count": 10}])
+
+    run = airflow.dags_test(
+        DAG_ID,
+        name="hung",
+        extra_env={"AIRFLOW__BATCH_CLEANUP__COORDINATOR_TIMEOUT_SECONDS": "2"},
+    )
+
+    assert run.state == "failed", run.explain()
+    assert run.tries["check_stalled"] == 4, "every try is used, and each one ends"
+    [failure] = texts(sink)
+    assert "did not answer within 2 s" in failure, "Slack hears the cause, not only that the run hung"
+    assert events() == []
+    # The stand-in records a slow call once it answers: let the last one finish before the next test.
+    deadline = time.monotonic() + 10
+    while len(coordinator.calls()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(coordinator.calls()) == 4

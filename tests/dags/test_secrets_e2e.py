@@ -55,3 +55,47 @@ def test_no_secret_in_logs_database_or_slack_payloads(airflow, fresh, coordinato
         leaks = [name for name, text in scanned.items() if secret in text]
         where = {name: scanned[name][max(0, scanned[name].find(secret) - 120) :][:200] for name in leaks}
         assert leaks == [], f"{secret[:8]}… leaked into {where}"
+
+
+def _echoing_key() -> dict:
+    """A 400 whose body echoes the request's headers, as a proxy or a debug handler might."""
+    return {"status": 400, "body": json.dumps({"echo": {"headers": {"X-API-Key": API_KEY}}})}
+
+
+@pytest.mark.parametrize("key_in", ["password", "extra"])
+def test_a_key_echoed_by_the_coordinator_never_reaches_slack(airflow, fresh, coordinator, key_in):
+    coordinator_admin, sink = fresh
+    coordinator_admin.faults([_echoing_key()])
+    connection = {"conn_type": "http", "host": coordinator.url}
+    connection |= {"password": API_KEY} if key_in == "password" else {"extra": {"X-API-Key": API_KEY}}
+
+    run = airflow.dags_test(
+        DAG_ID,
+        name=f"echo-{key_in}",
+        extra_env={"AIRFLOW_CONN_PREDICTION_COORDINATOR": json.dumps(connection)},
+    )
+
+    assert run.state == "failed", run.explain()
+    assert run.tries["check_stalled"] == 1
+    [failure] = sink.messages()
+    posted = json.dumps(failure["payload"], ensure_ascii=False)
+    assert "answered HTTP 400" in posted and "echo" in posted, "the body is still shown, masked"
+    assert API_KEY not in posted, f"the key reached Slack: {posted[:600]}"
+    assert "***" in posted
+
+
+def test_markup_in_a_coordinator_error_is_escaped_in_the_failure_message(airflow, fresh):
+    coordinator_admin, sink = fresh
+    hostile = "<!channel> bad field <https://evil.example|docs> & more"
+    coordinator_admin.faults([{"status": 422, "body": hostile, "content_type": "text/plain"}])
+
+    run = airflow.dags_test(DAG_ID, name="hostile-error")
+
+    assert run.state == "failed", run.explain()
+    [failure] = sink.messages()
+    payload = failure["payload"]
+    everything = [payload["text"]] + [json.dumps(block, ensure_ascii=False) for block in payload["blocks"]]
+    for text in everything:
+        assert "<!channel>" not in text and "<https://evil.example" not in text, text
+    assert "&lt;!channel&gt; bad field &lt;https://evil.example|docs&gt; &amp; more" in payload["text"]
+    assert any("&lt;!channel&gt;" in text for text in everything[1:]), "the blocks show the error, escaped"

@@ -56,6 +56,27 @@ def test_tasks_retry_with_exponential_backoff(dag):
         assert task.on_failure_callback, f"{task.task_id} would fail silently"
 
 
+def test_check_stalled_tries_and_back_off_end_before_the_run_times_out(dag):
+    """Built from the DAG as loaded: changing the timeout, the retries or the delays alone fails here."""
+    from batch_cleanup.budget import MARGIN_FRACTION, RetryBudget
+
+    task = dag.get_task("check_stalled")
+    budget = RetryBudget(
+        try_timeout=task.execution_timeout,
+        retries=task.retries,
+        retry_delay=task.retry_delay,
+        backoff=float(task.retry_exponential_backoff),
+        max_retry_delay=task.max_retry_delay,
+    )
+    assert budget.worst_case() <= dag.dagrun_timeout * (1 - MARGIN_FRACTION), (
+        f"check_stalled may take {budget.worst_case()} of the run's {dag.dagrun_timeout}"
+    )
+
+
+def test_a_run_that_fails_as_a_whole_tells_slack(dag):
+    assert dag.on_failure_callback, "a timed-out run skips its tasks and their callbacks: the DAG must post"
+
+
 def test_task_graph(dag):
     edges = {(up, down.task_id) for up in dag.task_ids for down in dag.get_task(up).downstream_list}
     assert edges == {

@@ -72,3 +72,24 @@ def test_critical_not_above_warning_fails_before_the_coordinator_is_called(airfl
     assert events() == []
     [failure] = [message["payload"]["text"] for message in sink.messages()]
     assert "critical_threshold" in failure
+
+
+def test_the_window_excludes_its_start_and_ends_at_the_run(airflow, fresh, db, events):
+    """A 60-minute window of a 15-minute schedule holds four runs: the run of exactly an hour ago,
+    whose event is stamped with its run time, is out; so is anything after this run's time."""
+    from datetime import UTC, datetime, timedelta
+
+    coordinator, _ = fresh
+    coordinator.seed([stalled("b-this-run")])
+    at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    for minutes in (60, 45, 30, 15, -1):
+        db.collection("batch_cleanup_events").document(f"run-{minutes}").set(
+            {"timestamp": at - timedelta(minutes=minutes), "batch_ids": [f"b-{minutes}"], "stalled_count": 1}
+        )
+
+    run = airflow.dags_test(DAG_ID, conf={"notify": False}, run_after=at, name="window-edges")
+
+    assert run.state == "success", run.explain()
+    assert "4 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output
+    [own] = [event for event in events() if event.get("run_id") == run.run_id]
+    assert own["timestamp"] == at, "the run's event carries the run's time"

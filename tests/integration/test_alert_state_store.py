@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,3 +98,85 @@ def test_saving_writes_the_incident_timeline_entry(store):
     store.save_state(DAG, {"open": False}, run_id="run-b", version=1, incident=closing)
     [entry] = [doc.to_dict() for doc in store.client.collection(INCIDENT_COLLECTION).stream()]
     assert entry["opened_at"] == opened and entry["closed_at"] == opened + timedelta(hours=1)
+
+
+class _PausedState(Mapping):
+    """A state whose first read inside the transaction body waits for the test: the point where the
+    body has read the document (and holds its lock) and is building what it writes."""
+
+    def __init__(self, state: dict, reached: threading.Event, resume: threading.Event) -> None:
+        self.state, self.reached, self.resume, self.reads = state, reached, resume, 0
+
+    def __getitem__(self, key):
+        return self.state[key]
+
+    def __iter__(self):
+        return iter(self.state)
+
+    def __len__(self):
+        return len(self.state)
+
+    def keys(self):
+        self.reads += 1
+        if self.reads == 1:
+            self.reached.set()
+            self.resume.wait(20)
+        return self.state.keys()
+
+
+def test_a_save_that_collides_with_another_writer_is_rerun_by_firestore_and_completes(store):
+    """Two writers really collide on the emulator: the save's transaction is aborted and run again,
+    and the second run of its body must do exactly what the first would have."""
+    from google.cloud import firestore
+
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+    ref = store.client.collection("batch_cleanup_alert_state").document(DAG)
+    other_read, other_write = threading.Event(), threading.Event()
+    save_read, save_resume = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def other_writer():  # e.g. an operator's edit: reads the state, then writes a field of its own
+        client = FirestoreHook().client
+
+        @firestore.transactional
+        def touch(transaction):
+            ref.get(transaction=transaction)
+            other_read.set()
+            other_write.wait(20)
+            transaction.set(ref, {"note": "edited"}, merge=True)
+
+        touch(client.transaction())
+        outcome["other"] = "committed"
+
+    state = _PausedState(OPEN, save_read, save_resume)
+    incident = {"id": "stalled_batch_cleanup-20261128T150000Z", "severity": "WARNING"}
+
+    def saver():
+        try:
+            outcome["save"] = FirestoreHook().save_state(
+                DAG, state, run_id="run-a", version=0, incident=incident
+            )
+        except Exception as err:  # the assertion below names it
+            outcome["save"] = err
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    assert other_read.wait(20)
+    saving = threading.Thread(target=saver)
+    saving.start()
+    assert save_read.wait(20)
+    # The save asks to commit first and waits on the other writer's lock; when the other commits
+    # too, the emulator aborts the save's transaction and the client runs its body again.
+    save_resume.set()
+    saving.join(1)
+    other_write.set()
+    saving.join(30)
+    writer.join(30)
+
+    assert state.reads == 2, "the two writers did not collide: the save's body ran once"
+    assert outcome == {"other": "committed", "save": None}
+    stored, version = store.read_state(DAG)
+    assert version == 1 and stored["severity"] == "WARNING" and stored["lease"] is None
+    [entry] = [doc.to_dict() for doc in store.client.collection(INCIDENT_COLLECTION).stream()]
+    assert entry == {"severity": "WARNING"}
+    assert incident["id"] == "stalled_batch_cleanup-20261128T150000Z", "the caller's incident is untouched"

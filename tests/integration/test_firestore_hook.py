@@ -93,35 +93,54 @@ def test_event_fields(hook):
     ("offset", "counted"),
     [
         (timedelta(minutes=-61), False),
-        (timedelta(minutes=-60, microseconds=-1000), False),
-        (timedelta(minutes=-60), True),
+        (timedelta(minutes=-60), False),
+        (timedelta(minutes=-60, milliseconds=1), True),
         (timedelta(minutes=-59), True),
         (timedelta(0), True),
-        (timedelta(minutes=5), True),
+        (timedelta(milliseconds=1), False),
+        (timedelta(minutes=5), False),
     ],
-    ids=["61-min-before", "just-before-edge", "at-edge", "59-min-before", "at-run-time", "after-run-time"],
+    ids=[
+        "61-min-before",
+        "at-start-excluded",
+        "just-after-start",
+        "59-min-before",
+        "at-run-time-included",
+        "just-after-run-time",
+        "after-run-time",
+    ],
 )
-def test_count_since_at_the_window_edges(hook, offset, counted):
+def test_count_in_at_the_window_edges(hook, offset, counted):
     start = RUN_AFTER - timedelta(minutes=60)
     hook.create_event("edge", event(["b1"], timestamp=RUN_AFTER + offset))
     hook.create_event("inside", event(["b2"], timestamp=RUN_AFTER - timedelta(minutes=30)))
-    assert hook.count_since(start) == (2 if counted else 1)
+    assert hook.count_in(start, RUN_AFTER) == (2 if counted else 1)
+    assert len(hook.events_in(start, RUN_AFTER)) == (2 if counted else 1)
+
+
+def test_a_60_minute_window_of_a_15_minute_schedule_holds_four_runs(hook):
+    """The run from exactly an hour ago is the fifth: its event carries its run time, the start."""
+    for minutes in (60, 45, 30, 15, 0):
+        hook.create_event(
+            f"run-{minutes}", event([f"b{minutes}"], timestamp=RUN_AFTER - timedelta(minutes=minutes))
+        )
+    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 4
 
 
 def test_count_uses_no_document_reads_beyond_the_aggregation(hook):
     for index in range(25):
         hook.create_event(f"e{index}", event([f"b{index}"], timestamp=RUN_AFTER - timedelta(minutes=index)))
-    assert hook.count_since(RUN_AFTER - timedelta(minutes=60)) == 25
-    assert hook.count_since(RUN_AFTER - timedelta(minutes=10)) == 11
+    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 25
+    assert hook.count_in(RUN_AFTER - timedelta(minutes=10), RUN_AFTER) == 10
 
 
-def test_events_since_lists_newest_first_with_their_batch_ids(hook):
+def test_events_in_lists_newest_first_with_their_batch_ids(hook):
     hook.create_event("old", event(["old"], timestamp=RUN_AFTER - timedelta(minutes=90)))
     hook.create_event("a", event(["a1", "a2"], timestamp=RUN_AFTER - timedelta(minutes=40)))
     hook.create_event("b", event(["b1"], timestamp=RUN_AFTER - timedelta(minutes=10)))
-    listed = hook.events_since(RUN_AFTER - timedelta(minutes=60))
+    listed = hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
     assert [(event, ids) for event, _, ids in listed] == [("b", ["b1"]), ("a", ["a1", "a2"])]
-    assert hook.events_since(RUN_AFTER - timedelta(minutes=60), limit=1)[0][0] == "b"
+    assert hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER, limit=1)[0][0] == "b"
 
 
 def test_huge_response_is_capped_under_one_mebibyte_and_accepted(hook):
@@ -146,10 +165,8 @@ def test_uncapped_document_is_refused_by_firestore(hook):
         hook.events.document("too-big").create(too_big)
 
 
-def test_count_and_list_stop_before_until(hook):
-    hook.create_event("inside", event(["in"], timestamp=RUN_AFTER + timedelta(minutes=13)))
-    hook.create_event("later", event(["later"], timestamp=RUN_AFTER + timedelta(minutes=14)))
-    start, until = RUN_AFTER - timedelta(minutes=60), RUN_AFTER + timedelta(minutes=14)
-    assert hook.count_since(start) == 2
-    assert hook.count_since(start, until) == 1
-    assert [event for event, _, _ in hook.events_since(start, until)] == ["inside"]
+def test_the_write_time_is_kept_apart_from_the_run_time(hook):
+    hook.create_event("e1", event(["b1"], timestamp=RUN_AFTER))
+    [doc] = stored(hook)
+    assert doc["timestamp"] == RUN_AFTER
+    assert isinstance(doc["recorded_at"], datetime) and doc["recorded_at"] > RUN_AFTER

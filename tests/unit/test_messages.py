@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from batch_cleanup.messages import Message, alert, dag_run_url, task_failure
+from batch_cleanup.messages import Message, alert, dag_run_url, link, run_failed, run_overdue, task_failure
 from batch_cleanup.policy import PolicyConfig, State, decide
 from batch_cleanup.policy import forced_test_decision as make_test_decision
 
@@ -401,6 +401,50 @@ def test_a_long_error_is_cut_but_the_log_link_survives():
 
     assert len(message.text) < 5_000
     assert FAILURE["log_url"] in block_text(message)
+
+
+HOSTILE = "<!channel> bad field <https://evil.example|docs> & more"
+ESCAPED = "&lt;!channel&gt; bad field &lt;https://evil.example|docs&gt; &amp; more"
+
+
+def _builders():
+    return {
+        "task_failure": lambda value: task_failure(
+            dag_id=value, task_id=value, run_id=value, error=value, log_url="https://a.example/log"
+        ),
+        "run_overdue": lambda value: run_overdue(
+            dag_id=value, run_id=value, queued_at=value, minutes=10, run_url="https://a.example/run"
+        ),
+        "run_failed": lambda value: run_failed(
+            dag_id=value, run_id=value, reason=value, run_url="https://a.example/run"
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_builders()))
+def test_every_data_field_is_escaped_in_the_fallback_and_the_blocks(kind):
+    message = _builders()[kind](HOSTILE)
+
+    for text in (message.text, block_text(message)):
+        assert ESCAPED in text
+        assert "<!channel>" not in text and "<https://evil.example" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://a.example/x?a=1&b=2", "<https://a.example/x?a=1&amp;b=2|Task log>"),
+        ("https://a.example/x|<!channel>", "<https://a.example/x%7C%3C!channel%3E|Task log>"),
+        ("https://a.example/a b", "<https://a.example/a%20b|Task log>"),
+    ],
+    ids=["ampersand", "pipe-and-mention", "space"],
+)
+def test_a_link_cannot_break_out_of_its_brackets(url, shown):
+    assert link(url, "Task log") == shown
+
+
+def test_a_link_label_is_escaped():
+    assert link("https://a.example", "<b>") == "<https://a.example|&lt;b&gt;>"
 
 
 # --- dag_run_url ------------------------------------------------------------------------------

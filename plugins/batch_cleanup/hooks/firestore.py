@@ -56,31 +56,35 @@ class FirestoreHook(GoogleBaseHook):
         return self.client.collection(self.collection)
 
     def create_event(self, document_id: str, document: dict[str, Any]) -> bool:
-        """Create the event unless it exists; False means an earlier try already wrote it (kept as is)."""
+        """Create the event unless it exists; False means an earlier try already wrote it (kept as is).
+
+        `recorded_at` is Firestore's own clock, for the record; the window counts `timestamp`.
+        """
         try:
-            self.events.document(document_id).create(document)
+            self.events.document(document_id).create({**document, "recorded_at": firestore.SERVER_TIMESTAMP})
         except AlreadyExists:
             return False
         return True
 
-    def _in_window(self, start: datetime, until: datetime | None) -> firestore.Query:
-        query = self.events.where(filter=FieldFilter("timestamp", ">=", start))
-        return query if until is None else query.where(filter=FieldFilter("timestamp", "<", until))
+    def _in_window(self, start: datetime, end: datetime) -> firestore.Query:
+        return self.events.where(filter=FieldFilter("timestamp", ">", start)).where(
+            filter=FieldFilter("timestamp", "<=", end)
+        )
 
-    def count_since(self, start: datetime, until: datetime | None = None) -> int:
-        """Events with `start` ≤ `timestamp` (< `until`): one aggregation, no documents read."""
-        [[result]] = self._in_window(start, until).count(alias="n").get()
+    def count_in(self, start: datetime, end: datetime) -> int:
+        """Events with `start` < `timestamp` ≤ `end`: one aggregation, no documents read."""
+        [[result]] = self._in_window(start, end).count(alias="n").get()
         return int(result.value)
 
-    def events_since(
-        self, start: datetime, until: datetime | None = None, limit: int = 500
+    def events_in(
+        self, start: datetime, end: datetime, limit: int = 500
     ) -> list[tuple[str, datetime, list[str]]]:
-        """(id, timestamp, batch ids) of the newest `limit` events since `start`, newest first.
+        """(id, timestamp, batch ids) of the newest `limit` events with `start` < `timestamp` ≤ `end`.
 
         Bounded by time and count, and only two fields are read, whatever the collection holds.
         """
         query = (
-            self._in_window(start, until)
+            self._in_window(start, end)
             .order_by("timestamp", direction=firestore.Query.DESCENDING)
             .select(["timestamp", "batch_ids"])
             .limit(limit)
@@ -147,6 +151,11 @@ class FirestoreHook(GoogleBaseHook):
         changed the state or holds the lease since it decided.
         """
         ref = self._state_ref(dag_id)
+        # Firestore runs the body again when writers collide: it must not change anything it reads.
+        timeline = None
+        if incident is not None:
+            entry = dict(incident)
+            timeline = (self.client.collection(INCIDENT_COLLECTION).document(entry.pop("id")), entry)
 
         @firestore.transactional
         def save(transaction: firestore.Transaction) -> str | None:
@@ -164,12 +173,8 @@ class FirestoreHook(GoogleBaseHook):
                 "updated_by": run_id,
             }
             transaction.set(ref, stored)
-            if incident is not None:
-                transaction.set(
-                    self.client.collection(INCIDENT_COLLECTION).document(incident.pop("id")),
-                    incident,
-                    merge=True,
-                )
+            if timeline is not None:
+                transaction.set(*timeline, merge=True)
             return None
 
         return save(self.client.transaction())

@@ -1,0 +1,79 @@
+"""On a real scheduler: a run that times out as a whole (its tasks never got a worker slot, so no
+task callback runs) still tells Slack why, once, through the DAG-level failure callback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from dev import services
+from dev.airflow_env import LOCAL_PROJECT
+from dev.coordinator import CoordinatorAdmin
+from dev.slack_sink import SlackSinkAdmin
+from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
+from tests.system.deployment import Deployment, new_deployment
+from tests.system.test_scheduler import FORM_PARAMS
+
+pytestmark = pytest.mark.system
+
+CALLBACK_WAIT = 90.0
+
+
+@pytest.fixture(scope="module")
+def deployment(coordinator, slack_sink, firestore_emulator) -> Iterator[Deployment]:
+    work = OUTPUT / "system" / f"run-timeout-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    work.mkdir(parents=True)
+    airflow = new_deployment(
+        "run-timeout",
+        work,
+        coordinator_url=coordinator.url,
+        api_key=API_KEY,
+        slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
+        firestore_host=firestore_emulator.host,
+    )
+    # A one-minute run: check_stalled's tries (2 s requests, 1 s back-off) still fit in it.
+    airflow.env["AIRFLOW__BATCH_CLEANUP__RUN_TIMEOUT_MINUTES"] = "1"
+    airflow.env["AIRFLOW__BATCH_CLEANUP__COORDINATOR_TIMEOUT_SECONDS"] = "2"
+    airflow.env["AIRFLOW__BATCH_CLEANUP__DEADLINE_MINUTES"] = "30"
+    try:
+        airflow.start()
+        airflow.wait_for_dag()
+        yield airflow
+    finally:
+        airflow.stop()
+
+
+def test_a_timed_out_run_posts_its_cause_once(
+    deployment: Deployment, coordinator, slack_sink, firestore_emulator
+):
+    CoordinatorAdmin(coordinator.url).reset()
+    sink = SlackSinkAdmin(slack_sink.url)
+    sink.reset()
+    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+    # No slot for any task: the run can only time out, and no task callback can speak for it.
+    closed = deployment.client.patch(
+        "/api/v2/pools/default_pool", params={"update_mask": "slots"}, json={"slots": 0}
+    )
+    assert closed.status_code == 200, closed.text
+    try:
+        assert deployment.trigger(FORM_PARAMS, run_id="timed-out-run").status_code == 200
+        run = deployment.wait_for_run("timed-out-run")
+        waited = time.monotonic() + CALLBACK_WAIT
+        while not sink.messages() and time.monotonic() < waited:
+            time.sleep(1)
+        time.sleep(3)  # a second message would come right after the first
+    finally:
+        deployment.client.patch(
+            "/api/v2/pools/default_pool", params={"update_mask": "slots"}, json={"slots": 128}
+        )
+
+    assert run["state"] == "failed", deployment.explain_run("timed-out-run")
+    texts = [message["payload"]["text"] for message in sink.messages()]
+    assert len(texts) == 1, (
+        f"expected one message, got {texts}\n{deployment.component_log('dag-processor')[-3000:]}"
+    )
+    assert "run timed-out-run of DAG stalled_batch_cleanup" in texts[0]
+    assert "dagrun_timeout" in texts[0] and "unfinished: task check_stalled" in texts[0]
