@@ -153,6 +153,10 @@ def start_slack_sink(log_dir: Path) -> Service:
     return _start_stand_in("slack-sink", "dev.slack_sink", log_dir)
 
 
+def start_monitoring_api(log_dir: Path) -> Service:
+    return _start_stand_in("monitoring-api", "dev.monitoring_api", log_dir)
+
+
 def firestore_emulator_jar() -> Path:
     """The emulator jar: `FIRESTORE_EMULATOR_JAR`, else the Debian package's usual place, else `dpkg -L`."""
     if configured := os.environ.get("FIRESTORE_EMULATOR_JAR"):
