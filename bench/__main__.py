@@ -121,16 +121,13 @@ class Counter:
 
 
 def evaluate_reads(store, now: datetime) -> None:
-    """What the DAG's `evaluate` task reads (see dags/stalled_batch_cleanup.py)."""
-    from batch_cleanup.events import window_start
-    from batch_cleanup.policy import PolicyConfig, State
+    """What the DAG's `evaluate` task reads: its own step, with the default params."""
+    from batch_cleanup import steps
+    from batch_cleanup.names import DAG_ID
+    from batch_cleanup.params import dag_params
 
-    config = PolicyConfig()
-    start = window_start(now, config.window_minutes)
-    count = store.count_in(start, now)
-    stored, _ = store.read_state("stalled_batch_cleanup")
-    if count >= config.warning_threshold or State.from_dict(stored).open:
-        store.events_in(now - timedelta(hours=24), now)
+    params = {name: param.value for name, param in dag_params().items()}
+    steps.evaluate(store, params, dag_id=DAG_ID, run_after=now, mute_value=None)
 
 
 def firestore_operations() -> dict:
@@ -141,7 +138,10 @@ def firestore_operations() -> dict:
         os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
         os.environ["GOOGLE_CLOUD_PROJECT"] = "demo-batch-cleanup"
         os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = json.dumps(
-            {"conn_type": "google_cloud_platform", "extra": {"project": "demo-batch-cleanup"}}
+            {
+                "conn_type": "google_cloud_platform",
+                "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
+            }
         )
         from batch_cleanup.hooks.firestore import FirestoreHook
 

@@ -26,7 +26,8 @@ def connection_env(
             {"conn_type": "slackwebhook", "password": slack_webhook_url}
         ),
         "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
-            {"conn_type": "google_cloud_platform", "extra": {"project": project}}
+            # Anonymous: the emulator takes none (Google's client finds it by FIRESTORE_EMULATOR_HOST).
+            {"conn_type": "google_cloud_platform", "extra": {"project": project, "is_anonymous": True}}
         ),
     }
 

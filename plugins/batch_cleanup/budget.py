@@ -37,6 +37,14 @@ class RetryBudget:
         return self.try_timeout * (self.retries + 1) + waits
 
 
+def backoff_multiplier(retry_exponential_backoff: bool | float) -> float:
+    """What Airflow's scheduler makes of an operator's `retry_exponential_backoff`: True doubles each
+    wait (3.1 knows only the bool; 3.2 and later also take a multiplier), False or 0 keeps it flat."""
+    if isinstance(retry_exponential_backoff, bool):
+        return 2.0 if retry_exponential_backoff else 1.0
+    return float(retry_exponential_backoff) or 1.0
+
+
 def check_fits(budget: RetryBudget, run_timeout: timedelta, what: str = "check_stalled") -> None:
     """ValueError, naming the numbers, unless the tries end before `run_timeout` less the margin."""
     limit = run_timeout * (1 - MARGIN_FRACTION)

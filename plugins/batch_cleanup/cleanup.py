@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 # The summary travels through XCom; stalled entries are capped so that a 10,000-batch
@@ -88,16 +89,23 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value))
 
 
-def take_within(items: list[Any], budget_bytes: int) -> list[Any]:
-    """The longest prefix of `items` whose JSON sizes add up to at most `budget_bytes`."""
+def in_json_list(item: Any) -> int:
+    """Bytes `item` adds to a JSON list: its own size and the ", " separator."""
+    return json_size(item) + 2
+
+
+def take_within(
+    items: list[Any], budget_bytes: int, size: Callable[[Any], int] = in_json_list
+) -> tuple[list[Any], int]:
+    """The longest prefix of `items` whose sizes add up to at most `budget_bytes`, and that sum."""
     kept: list[Any] = []
     used = 0
     for item in items:
-        used += json_size(item) + 2  # the ", " separator
-        if used > budget_bytes:
+        if used + size(item) > budget_bytes:
             break
         kept.append(item)
-    return kept
+        used += size(item)
+    return kept, used
 
 
 def stalled_fingerprint(batch_ids: list[str]) -> str:
@@ -110,8 +118,8 @@ def summarize(response: dict[str, Any]) -> dict[str, Any]:
     """A compact, JSON-able summary of a validated response, for XCom and the event document."""
     stalled = [result for result in response["results"] if result["was_stalled"]]
     stalled_ids = [result["batch_id"] for result in stalled]
-    kept_ids = take_within(stalled_ids, XCOM_IDS_BUDGET_BYTES)
-    kept_results = take_within(stalled, XCOM_RESULTS_BUDGET_BYTES)
+    kept_ids, _ = take_within(stalled_ids, XCOM_IDS_BUDGET_BYTES)
+    kept_results, _ = take_within(stalled, XCOM_RESULTS_BUDGET_BYTES)
     return {
         "batches_checked": response["batches_checked"],
         "batches_completed": response["batches_completed"],

@@ -1,20 +1,11 @@
-"""The DAG's settings from Airflow's configuration (section `[batch_cleanup]`), each with its default.
-
-Airflow 3.2 and later export `conf` from `airflow.sdk`; 3.1 has it in `airflow.configuration` only.
-"""
+"""The DAG's settings from Airflow's configuration (section `[batch_cleanup]`), each with its default."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from batch_cleanup.budget import RetryBudget
-
-try:  # Airflow 3.2 and later
-    from airflow.sdk import conf
-except ImportError:  # Airflow 3.1
-    from airflow.configuration import conf
-
-__all__ = ["conf"]
+from batch_cleanup.budget import RetryBudget, backoff_multiplier
+from batch_cleanup.compat import conf
 
 SECTION = "batch_cleanup"
 
@@ -25,7 +16,8 @@ COORDINATOR_TIMEOUT_SECONDS = conf.getint(SECTION, "coordinator_timeout_seconds"
 RETRY_DELAY = timedelta(seconds=conf.getint(SECTION, "retry_delay_seconds", fallback=30))
 
 RETRIES = 3
-RETRY_BACKOFF = 2.0
+# Airflow 3.1 takes a bool here; 3.2 and later read True as a multiplier of 2. Both double each wait.
+RETRY_EXPONENTIAL_BACKOFF = True
 MAX_RETRY_DELAY = timedelta(seconds=60)
 # Each try of any task is stopped after this long; check_stalled's tries are shorter (CHECK_BUDGET).
 TASK_TIMEOUT = timedelta(minutes=6)
@@ -37,7 +29,7 @@ CHECK_BUDGET = RetryBudget(
     try_timeout=timedelta(seconds=CHECK_TRY_SECONDS + 5),
     retries=RETRIES,
     retry_delay=RETRY_DELAY,
-    backoff=RETRY_BACKOFF,
+    backoff=backoff_multiplier(RETRY_EXPONENTIAL_BACKOFF),
     max_retry_delay=MAX_RETRY_DELAY,
 )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from batch_cleanup import metrics
-from batch_cleanup.hooks import slack
-from batch_cleanup.hooks.firestore import FirestoreHook
 from batch_cleanup.messages import Message
+
+if TYPE_CHECKING:
+    from batch_cleanup.steps import Store
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,8 @@ def deliver(
     notify: bool,
     dag_id: str,
     run_id: str,
-    store: FirestoreHook,
-    slack_conn_id: str,
+    store: Store,
+    post: Callable[[Message], None],
 ) -> str:
     """Post `message` for `decision`: SENT, SKIPPED (another run has it) or RENDERED (notify=false)."""
     if not notify:
@@ -39,15 +41,13 @@ def deliver(
             log.info("Not sending the %s: %s.", decision["kind"], conflict)
             return SKIPPED
     try:
-        slack.post(slack_conn_id, message)
+        post(message)
     except Exception:
         if not test:
             # The next try, or the next run, decides again and posts; nothing is lost.
             store.release_lease(dag_id, run_id=run_id)
         raise
-    log.info(
-        "Slack accepted the %s (%s) on connection %r.", decision["kind"], decision["severity"], slack_conn_id
-    )
+    log.info("Slack accepted the %s (%s).", decision["kind"], decision["severity"])
     metrics.count(
         "alerts_sent", severity=decision["severity"] or decision["kind"].upper(), kind=decision["kind"]
     )

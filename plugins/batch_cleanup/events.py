@@ -6,6 +6,8 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from batch_cleanup.cleanup import take_within
+
 COLLECTION = "batch_cleanup_events"
 # Firestore refuses documents over 1 MiB; keep a margin for the fields the server adds.
 MAX_DOCUMENT_BYTES = 1_048_576 - 16_384
@@ -74,24 +76,12 @@ def build_event(
         ("batch_ids", summary["stalled_batch_ids"]),
         ("results", summary["stalled_results"]),
     ):
-        kept, used = _fit(items, budget)
+        kept, used = take_within(items, budget, firestore_size)
         document[field] = kept
         budget -= used
         if len(kept) < len(items):
             document["truncated"] = True
     return document
-
-
-def _fit(items: list[Any], budget: int) -> tuple[list[Any], int]:
-    kept: list[Any] = []
-    used = 0
-    for item in items:
-        size = firestore_size(item)
-        if used + size > budget:
-            break
-        kept.append(item)
-        used += size
-    return kept, used
 
 
 def window_start(run_after: datetime, window_minutes: int) -> datetime:

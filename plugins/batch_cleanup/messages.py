@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from batch_cleanup.text import duration_text, unique
+
 MAX_LISTED_BATCHES = 20
 # Slack cuts a section's text at 3,000 characters and refuses more than 50 blocks.
 MAX_SECTION_CHARS = 3000
@@ -28,10 +30,6 @@ class Message:
 
 def dag_run_url(base_url: str, dag_id: str, run_id: str) -> str:
     return f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
-
-
-def unique_in_order(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
 
 
 def listed(values: list[str], limit: int = MAX_LISTED_BATCHES) -> list[str]:
@@ -79,11 +77,6 @@ def _shown(batch_id: str) -> str:
     return batch_id if len(batch_id) <= MAX_SHOWN_ID_CHARS else batch_id[:MAX_SHOWN_ID_CHARS] + "…"
 
 
-def duration_words(seconds: float | None) -> str:
-    minutes = int((seconds or 0) // 60)
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
-
-
 def alert(
     decision: dict[str, Any], *, window_minutes: int, threshold: int, completed_this_run: int, run_url: str
 ) -> Message:
@@ -119,13 +112,13 @@ def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, comple
     kind, count = decision["kind"], decision["count"]
     if kind == "resolved":
         return [
-            f"Lasted *{duration_words(decision.get('duration_seconds'))}*, *{decision['total_cleanups']} "
+            f"Lasted *{duration_text(decision.get('duration_seconds'))}*, *{decision['total_cleanups']} "
             f"cleanups* in total, peak severity {decision.get('peak_severity')}",
             f"Now {count} cleanups in the last {window_minutes} minutes (below {threshold})",
         ]
     facts = [f"*{count} cleanups* in the last {window_minutes} minutes (threshold: {threshold})"]
     if kind == "reminder":
-        facts.append(f"Open for {duration_words(decision.get('duration_seconds'))}")
+        facts.append(f"Open for {duration_text(decision.get('duration_seconds'))}")
         if decision.get("deescalated_from"):
             facts.append(f"De-escalated from {decision['deescalated_from']} to {decision['severity']}")
     if kind == "test":
@@ -148,7 +141,7 @@ def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:
         title, ids = "New batches since the last message:", decision.get("new_batch_ids")
     else:
         title, ids = "Recently stalled batches:", decision.get("batch_ids")
-    sections.append((title, listed([_shown(b) for b in unique_in_order(ids or [])]) or ["none"], True))
+    sections.append((title, listed([_shown(b) for b in unique(ids or [])]) or ["none"], True))
     offenders = [
         f"{_shown(batch)} stalled {times} times in 24 h"
         for batch, times in decision.get("repeat_offenders") or []

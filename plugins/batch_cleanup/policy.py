@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from batch_cleanup.text import duration_text, unique
+
 WARNING = "WARNING"
 CRITICAL = "CRITICAL"
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
@@ -162,10 +164,6 @@ def repeat_offenders(events_24h: Iterable[Sequence[str]], minimum: int = 2) -> t
     return tuple(ranked)
 
 
-def _unique(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(values))
-
-
 def decide(
     state: State,
     *,
@@ -184,8 +182,8 @@ def decide(
     message to name.
     """
     severity = config.severity(count)
-    batch_ids = _unique(b for ids in window_events.values() for b in ids)
-    seen_events = _unique((*state.event_ids, *window_events))
+    batch_ids = unique(b for ids in window_events.values() for b in ids)
+    seen_events = unique((*state.event_ids, *window_events))
     words = f"{count} cleanups in the last {config.window_minutes} minutes"
     common = {
         "count": count,
@@ -218,7 +216,7 @@ def decide(
         return _delivered(decision, opened, now, batch_ids, seen_events, muted)
 
     unreported = tuple(
-        b for b in _unique((*state.unreported_batch_ids, *batch_ids)) if b not in state.reported_batch_ids
+        b for b in unique((*state.unreported_batch_ids, *batch_ids)) if b not in state.reported_batch_ids
     )
     tracked = dataclasses.replace(
         state,
@@ -235,7 +233,7 @@ def decide(
         decision = Decision(
             Kind.RESOLVED,
             state.peak_severity,
-            reason=f"{words} < {config.warning_threshold} → RESOLVED after {_minutes(opened_for)}",
+            reason=f"{words} < {config.warning_threshold} → RESOLVED after {duration_text(opened_for)}",
             total_cleanups=len(seen_events),
             **{**common, "batch_ids": involved},
             **incident,
@@ -269,7 +267,9 @@ def decide(
     )
     mute_just_ended = bool(state.muted) and not muted
     if not cooled and not mute_just_ended:
-        quiet = f"{words}: {severity} continues, last message {_minutes(now - state.last_notified_at)} ago"
+        quiet = (
+            f"{words}: {severity} continues, last message {duration_text(now - state.last_notified_at)} ago"
+        )
         quiet += f" < cooldown {config.cooldown_minutes} min → no message"
         if deescalated_from:
             quiet += f" (de-escalated from {deescalated_from}, noted in the next reminder)"
@@ -277,7 +277,7 @@ def decide(
     decision = Decision(
         Kind.REMINDER,
         severity,
-        reason=f"{words}: {severity} still ongoing after {_minutes(opened_for)} → reminder",
+        reason=f"{words}: {severity} still ongoing after {duration_text(opened_for)} → reminder",
         new_batch_ids=new_ids,
         deescalated_from=deescalated_from,
         **common,
@@ -306,7 +306,7 @@ def _delivered(
             last_notified_at=now,
             last_notified_kind=decision.kind.value,
             last_notified_severity=decision.severity,
-            reported_batch_ids=_unique((*state.reported_batch_ids, *batch_ids)),
+            reported_batch_ids=unique((*state.reported_batch_ids, *batch_ids)),
             unreported_batch_ids=(),
             event_ids=seen_events,
             notifications=state.notifications + (0 if muted else 1),
@@ -322,11 +322,6 @@ def _delivered(
 
 def _higher(a: str | None, b: str | None) -> str | None:
     return a if _RANK[a] >= _RANK[b] else b
-
-
-def _minutes(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def incident_record(
@@ -361,7 +356,7 @@ def forced_test_decision(
         None,
         count,
         reason="force_alert → TEST message",
-        batch_ids=_unique(b for ids in window_events.values() for b in ids),
+        batch_ids=unique(b for ids in window_events.values() for b in ids),
         repeat_offenders=offenders,
     )
 

@@ -66,7 +66,7 @@ def test_incident_lifecycle_warning_cooldown_critical_reminder_resolved(airflow,
     assert quiet.task_states["send_resolved"] == "success"
     resolved = texts(sink)[3]
     assert resolved.startswith("RESOLVED")
-    assert re.search(r"Lasted 2 h 0 min, 5 cleanups in total, peak severity CRITICAL", resolved), resolved
+    assert re.search(r"Lasted 2 h 00 min, 5 cleanups in total, peak severity CRITICAL", resolved), resolved
     assert all(f"lifecycle-{index}" in resolved for index in range(1, 6))
     assert len(texts(sink)) == 4
     assert alert_state(db)["open"] is False

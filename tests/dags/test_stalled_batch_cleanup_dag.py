@@ -13,6 +13,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.exceptions import ParamValidationError
 
+from batch_cleanup.budget import MARGIN_FRACTION, RetryBudget, backoff_multiplier
 from tests.conftest import REPO
 
 DAG_ID = "stalled_batch_cleanup"
@@ -51,26 +52,32 @@ def test_conventions_owner_tags_docs(dag):
 def test_tasks_retry_with_exponential_backoff(dag):
     for task in dag.tasks:
         assert task.retries >= 1, f"{task.task_id} has no retries"
-        assert task.retry_exponential_backoff > 1, f"{task.task_id} has no exponential backoff"
+        assert backoff_multiplier(task.retry_exponential_backoff) > 1, (
+            f"{task.task_id} has no exponential backoff"
+        )
         assert task.max_retry_delay is not None
         assert task.on_failure_callback, f"{task.task_id} would fail silently"
 
 
 def test_check_stalled_tries_and_back_off_end_before_the_run_times_out(dag):
     """Built from the DAG as loaded: changing the timeout, the retries or the delays alone fails here."""
-    from batch_cleanup.budget import MARGIN_FRACTION, RetryBudget
 
     task = dag.get_task("check_stalled")
     budget = RetryBudget(
         try_timeout=task.execution_timeout,
         retries=task.retries,
         retry_delay=task.retry_delay,
-        backoff=float(task.retry_exponential_backoff),
+        backoff=backoff_multiplier(task.retry_exponential_backoff),
         max_retry_delay=task.max_retry_delay,
     )
     assert budget.worst_case() <= dag.dagrun_timeout * (1 - MARGIN_FRACTION), (
         f"check_stalled may take {budget.worst_case()} of the run's {dag.dagrun_timeout}"
     )
+
+
+def test_each_task_pushes_one_xcom(dag):
+    """A dict return annotation would make TaskFlow push every key again, doubling check_stalled's XCom."""
+    assert [task.task_id for task in dag.tasks if getattr(task, "multiple_outputs", False)] == []
 
 
 def test_a_run_that_fails_as_a_whole_tells_slack(dag):

@@ -18,7 +18,10 @@ OPEN = {"open": True, "severity": "WARNING", "notifications": 1}
 
 @pytest.fixture
 def store(firestore, monkeypatch):
-    connection = {"conn_type": "google_cloud_platform", "extra": {"project": "demo-batch-cleanup"}}
+    connection = {
+        "conn_type": "google_cloud_platform",
+        "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
     return FirestoreHook()
 

@@ -18,7 +18,10 @@ RUN_AFTER = datetime(2026, 3, 8, 6, 45, tzinfo=UTC)
 
 @pytest.fixture
 def hook(firestore, monkeypatch):
-    connection = {"conn_type": "google_cloud_platform", "extra": {"project": "demo-batch-cleanup"}}
+    connection = {
+        "conn_type": "google_cloud_platform",
+        "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
     return FirestoreHook(gcp_conn_id="google_cloud_default")
 

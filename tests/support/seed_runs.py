@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from batch_cleanup.cleanup import summarize
-from batch_cleanup.ui.runs import CHECK_TASK_ID
+from batch_cleanup.names import CHECK_STALLED as CHECK_TASK_ID
 
 PREFIX = "seeded__"
 

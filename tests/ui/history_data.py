@@ -193,4 +193,6 @@ def seed_runs(history: History) -> int:
 
 
 def connection_json(project: str = PROJECT) -> str:
-    return json.dumps({"conn_type": "google_cloud_platform", "extra": {"project": project}})
+    return json.dumps(
+        {"conn_type": "google_cloud_platform", "extra": {"project": project, "is_anonymous": True}}
+    )

@@ -244,11 +244,11 @@ def test_repeat_offenders_rank_by_cleanups_then_recency_and_count_a_batch_once_p
         ev(H - timedelta(hours=1), 1, 100, "b-three"),
         ev(H, 1, 100, "b-three", "b-once"),
     ]
-    offenders = history.repeat_offenders(events)
+    offenders = history.offender_rows(events)
     assert [(o["batch_id"], o["cleanups"]) for o in offenders] == [("b-three", 3), ("b-new", 2), ("b-old", 2)]
     assert offenders[0]["last_seen"] == "2026-03-10T12:00:00Z"
-    assert history.repeat_offenders(events, limit=1) == offenders[:1]
-    assert history.repeat_offenders(events, minimum=4) == []
+    assert history.offender_rows(events, limit=1) == offenders[:1]
+    assert history.offender_rows(events, minimum=4) == []
 
 
 def test_incidents_overlapping_the_window_newest_first_with_durations():

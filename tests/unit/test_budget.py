@@ -87,3 +87,10 @@ def test_the_delay_bound_is_twice_airflows_exponential_base(retry, bound):
 )
 def test_retry_after_is_read_as_seconds_or_an_http_date(header, seconds):
     assert retry_after_seconds(header, NOW) == seconds
+
+
+@pytest.mark.parametrize(("value", "multiplier"), [(True, 2.0), (False, 1.0), (0, 1.0), (2.0, 2.0), (3, 3.0)])
+def test_the_backoff_multiplier_is_what_the_scheduler_reads(value, multiplier):
+    from batch_cleanup.budget import backoff_multiplier
+
+    assert backoff_multiplier(value) == multiplier

@@ -1,4 +1,45 @@
-"""Small hooks for the coordinator, Firestore and Slack.
+"""Small hooks for the coordinator, Firestore and Slack, and the DAG's way of building them.
+
+The builders are named `*_hook` so that no submodule (`hooks.firestore`) shadows them.
 
 They load client libraries: import them inside tasks, never at DAG parse time.
 """
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from batch_cleanup.names import COORDINATOR_CONN_ID, GCP_CONN_ID, SLACK_CONN_ID
+
+if TYPE_CHECKING:
+    from batch_cleanup.hooks.coordinator import CoordinatorHook
+    from batch_cleanup.hooks.firestore import FirestoreHook
+
+
+def coordinator_hook() -> CoordinatorHook:
+    from batch_cleanup.config import CHECK_TRY_SECONDS, COORDINATOR_TIMEOUT_SECONDS
+    from batch_cleanup.hooks.coordinator import CoordinatorHook
+
+    return CoordinatorHook(
+        http_conn_id=COORDINATOR_CONN_ID, timeout=COORDINATOR_TIMEOUT_SECONDS, try_seconds=CHECK_TRY_SECONDS
+    )
+
+
+def firestore_hook() -> FirestoreHook:
+    from batch_cleanup.hooks.firestore import FirestoreHook
+
+    return FirestoreHook(gcp_conn_id=GCP_CONN_ID)
+
+
+def delivery_args(dag_run: Any) -> dict[str, Any]:
+    """The run's ids, the UI's base URL for links, and the Slack post on the DAG's connection."""
+    from batch_cleanup.config import api_base_url
+    from batch_cleanup.hooks import slack
+
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "base_url": api_base_url(),
+        "post": partial(slack.post, SLACK_CONN_ID),
+    }

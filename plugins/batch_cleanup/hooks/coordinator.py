@@ -8,10 +8,10 @@ from typing import Any
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batch_cleanup.budget import retry_after_seconds
 from batch_cleanup.cleanup import CoordinatorResponseError, parse_response
+from batch_cleanup.compat import AirflowException, AirflowFailException
 from batch_cleanup.masking import mask_secret, redact
 
 ENDPOINT = "/check-stalled"

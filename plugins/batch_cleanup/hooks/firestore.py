@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 from google.api_core.exceptions import AlreadyExists
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -20,11 +18,14 @@ INCIDENT_COLLECTION = "batch_cleanup_incidents"
 # A run holds the right to post for this long; a run that died holding it blocks no one for longer.
 LEASE_SECONDS = 600
 
-EMULATOR_PROJECT = "demo-batch-cleanup"
-
 
 class FirestoreHook(GoogleBaseHook):
-    """Writes and counts `batch_cleanup_events`; uses the emulator when `FIRESTORE_EMULATOR_HOST` is set."""
+    """Writes and counts `batch_cleanup_events`, and keeps the alert state.
+
+    Credentials and project come from the connection, as for every Google hook; against the
+    emulator, the connection's `is_anonymous` extra gives anonymous credentials and Google's client
+    follows `FIRESTORE_EMULATOR_HOST` by itself.
+    """
 
     def __init__(
         self,
@@ -39,12 +40,6 @@ class FirestoreHook(GoogleBaseHook):
 
     @cached_property
     def client(self) -> firestore.Client:
-        if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-            # Google's client needs no credentials for the emulator; GoogleBaseHook would look for some.
-            project = self._get_field("project") or os.environ.get("GOOGLE_CLOUD_PROJECT") or EMULATOR_PROJECT
-            return firestore.Client(
-                project=project, credentials=AnonymousCredentials(), database=self.database
-            )
         credentials, project = self.get_credentials_and_project_id()
         return firestore.Client(project=project, credentials=credentials, database=self.database)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from batch_cleanup.compat import AirflowException, AirflowFailException
 from batch_cleanup.masking import redact
 from batch_cleanup.messages import Message
 

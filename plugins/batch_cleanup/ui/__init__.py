@@ -7,5 +7,8 @@ which the api-server builds when it mounts the plugin.
 
 from __future__ import annotations
 
-DAG_ID = "stalled_batch_cleanup"
+from batch_cleanup.names import DAG_ID
+
+__all__ = ["DAG_ID", "URL_PREFIX"]
+
 URL_PREFIX = "/batch-cleanup"

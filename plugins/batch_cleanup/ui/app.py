@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batch_cleanup.messages import dag_run_url
+from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.policy import PolicyConfig
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
 from batch_cleanup.ui.auth import login_redirect, require_dag_reader
@@ -36,7 +37,6 @@ from batch_cleanup.ui.queries import HistoryStore
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-GCP_CONN_ID = "google_cloud_default"
 # The DAG's default thresholds: the lines drawn on the hourly chart.
 POLICY = PolicyConfig()
 
@@ -172,7 +172,7 @@ def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, An
         **_header(win, now),
         "cleanups": cleanups_json(got, win),
         "daily": daily_json(got, win),
-        "offenders": history.repeat_offenders(got["events"][0]),
+        "offenders": history.offender_rows(got["events"][0]),
         "incidents": history.incident_rows(got["incidents"], win, now),
         **status_json(got, now),
     }
@@ -256,7 +256,7 @@ def create_app() -> FastAPI:
         return JSONResponse(app.openapi())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request, sources: AllSources, range_: RangeParam = "24h"):
+    def page(request: Request, sources: AllSources, range_: RangeParam = history.DEFAULT_RANGE):
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, sources.now)
         data = with_run_link(summary(sources, win, reads), request)
@@ -267,14 +267,16 @@ def create_app() -> FastAPI:
         return response
 
     @app.get("/api/summary", summary="Everything the page shows")
-    def api_summary(request: Request, sources: AllSources, range_: RangeParam = "24h"):
+    def api_summary(request: Request, sources: AllSources, range_: RangeParam = history.DEFAULT_RANGE):
         """Window, thresholds, cleanups per hour, daily rates, offenders, incidents, state, last run."""
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, sources.now)
         return respond(with_run_link(summary(sources, win, reads), request), reads, started)
 
     @app.get("/api/cleanups", summary="Cleanups per hour, with the window's totals")
-    def api_cleanups(store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = "24h"):
+    def api_cleanups(
+        store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = history.DEFAULT_RANGE
+    ):
         """Cleanups per UTC hour and the totals: cleanups, batches auto-completed and checked, rate."""
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, now)
@@ -282,7 +284,7 @@ def create_app() -> FastAPI:
         return respond({**_header(win, now), "cleanups": cleanups_json(got, win)}, reads, started)
 
     @app.get("/api/daily", summary="Batches auto-completed per day, and the auto-completion rate")
-    def api_daily(store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = "24h"):
+    def api_daily(store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Per UTC day: cleanups, batches auto-completed (`stalled`) and checked, `rate`, its source."""
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, now)
@@ -294,19 +296,19 @@ def create_app() -> FastAPI:
     def api_offenders(
         store: Store,
         now: Now,
-        range_: RangeParam = "24h",
+        range_: RangeParam = history.DEFAULT_RANGE,
         limit: Annotated[int, Query(ge=1, le=100, description="At most this many batches.")] = 10,
     ):
         """Batches auto-completed in two cleanups or more in the window, most often first."""
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, now)
         events, truncated = reads.run(events=event_reads(store, win)["events"])["events"]
-        offenders = history.repeat_offenders(events, limit=limit)
+        offenders = history.offender_rows(events, limit=limit)
         data = {**_header(win, now), "offenders": offenders, "events_truncated": truncated}
         return respond(data, reads, started)
 
     @app.get("/api/incidents", summary="The alert timeline")
-    def api_incidents(store: Store, now: Now, range_: RangeParam = "24h"):
+    def api_incidents(store: Store, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Incidents overlapping the window, newest first, with severity, start, end and duration."""
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, now)

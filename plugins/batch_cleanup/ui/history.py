@@ -11,11 +11,13 @@ runs all stalled something: an upper bound, and said so by `rate_source`.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from batch_cleanup.policy import repeat_offenders
+from batch_cleanup.text import duration_text
 
 # Range name → number of hourly buckets; the last bucket is the current (partial) hour.
 RANGES: dict[str, int] = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
@@ -178,22 +180,19 @@ def _day_in(ts: datetime, win: Window) -> date | None:
     return ts.astimezone(UTC).date() if ts in win else None
 
 
-def repeat_offenders(events: Iterable[Event], *, minimum: int = 2, limit: int = 10) -> list[dict[str, Any]]:
-    """Batches auto-completed in at least `minimum` cleanups, most often first, then most recent."""
-    counts: Counter[str] = Counter()
+def offender_rows(events: Iterable[Event], *, minimum: int = 2, limit: int = 10) -> list[dict[str, Any]]:
+    """The policy's repeat offenders (auto-completed in at least `minimum` cleanups), most often first,
+    then most recently seen, with when each was last seen."""
+    events = list(events)
     last_seen: dict[str, datetime] = {}
     for event in events:
-        for batch_id in set(event.batch_ids):
-            counts[batch_id] += 1
-            if batch_id not in last_seen or event.timestamp > last_seen[batch_id]:
-                last_seen[batch_id] = event.timestamp
-    ranked = sorted(
-        (batch for batch, n in counts.items() if n >= minimum),
-        key=lambda batch: (-counts[batch], -last_seen[batch].timestamp(), batch),
-    )
+        for batch_id in event.batch_ids:
+            last_seen[batch_id] = max(event.timestamp, last_seen.get(batch_id, event.timestamp))
+    counted = repeat_offenders((event.batch_ids for event in events), minimum=minimum)
+    ranked = sorted(counted, key=lambda item: (-item[1], -last_seen[item[0]].timestamp(), item[0]))
     return [
-        {"batch_id": batch, "cleanups": counts[batch], "last_seen": _iso(last_seen[batch])}
-        for batch in ranked[:limit]
+        {"batch_id": batch, "cleanups": times, "last_seen": _iso(last_seen[batch])}
+        for batch, times in ranked[:limit]
     ]
 
 
@@ -223,18 +222,6 @@ def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> 
             }
         )
     return rows
-
-
-def duration_text(seconds: float) -> str:
-    """`45 min`, `2 h 05 min`, `3 d 4 h`: what an on-call engineer reads at a glance."""
-    minutes = max(int(seconds // 60), 0)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min"
 
 
 def current_state(state: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -6,11 +6,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from batch_cleanup.names import CHECK_STALLED
 from batch_cleanup.ui.history import RunCheck
 
 log = logging.getLogger(__name__)
 
-CHECK_TASK_ID = "check_stalled"
 # 30 days at one run per 15 minutes is 2,880 runs; manual runs add a few.
 MAX_RUNS = 10_000
 
@@ -61,7 +61,7 @@ def run_checks(
         )
         .where(
             XComModel.dag_id == dag_id,
-            XComModel.task_id == CHECK_TASK_ID,
+            XComModel.task_id == CHECK_STALLED,
             XComModel.map_index == -1,
             XComModel.key == "return_value",
             XComModel.timestamp >= start,
@@ -79,6 +79,6 @@ def run_checks(
             "in the xcom table (a custom XCom backend?); the rate leaves them out",
             len(rows) - len(checks),
             len(rows),
-            CHECK_TASK_ID,
+            CHECK_STALLED,
         )
     return checks, len(rows) >= limit

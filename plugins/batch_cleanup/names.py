@@ -1,0 +1,35 @@
+"""The names the DAG, its tasks, the UI and the tests share: defined here once, imported everywhere."""
+
+from __future__ import annotations
+
+DAG_ID = "stalled_batch_cleanup"
+
+COORDINATOR_CONN_ID = "prediction_coordinator"
+GCP_CONN_ID = "google_cloud_default"
+SLACK_CONN_ID = "slack_daily_orchestration"
+MUTE_VARIABLE = "batch_cleanup_mute_until"
+
+# Task ids: each is also the name of its @task function in the DAG file.
+CHECK_STALLED = "check_stalled"
+RECORD_EVENT = "record_event"
+EVALUATE = "evaluate"
+CHOOSE_ALERT = "choose_alert"
+SEND_ALERT = "send_alert"
+SEND_RESOLVED = "send_resolved"
+NO_ALERT = "no_alert"
+RECORD_STATE = "record_state"
+TASK_IDS = (
+    CHECK_STALLED,
+    RECORD_EVENT,
+    EVALUATE,
+    CHOOSE_ALERT,
+    SEND_ALERT,
+    SEND_RESOLVED,
+    NO_ALERT,
+    RECORD_STATE,
+)
+
+# Events expire (Firestore TTL on `expire_at`) this long after their run.
+RETENTION_DAYS = 30
+# Batches stalled twice or more within this many hours are named as repeat offenders.
+OFFENDER_HOURS = 24

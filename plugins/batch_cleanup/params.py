@@ -1,0 +1,68 @@
+"""The DAG's run parameters, as the trigger form shows and checks them. The alert thresholds' defaults
+are `PolicyConfig`'s, so the DAG, the history page and the policy cannot disagree."""
+
+from __future__ import annotations
+
+from airflow.sdk import Param
+
+from batch_cleanup.policy import PolicyConfig
+
+STALL_THRESHOLD_MINUTES = 10
+MIN_COMPLETION_PCT = 90
+DEFAULTS = PolicyConfig()
+
+
+def dag_params() -> dict[str, Param]:
+    return {
+        "stall_threshold_minutes": Param(
+            STALL_THRESHOLD_MINUTES,
+            type="integer",
+            minimum=1,
+            maximum=1440,
+            title="Stall threshold (minutes)",
+            description="A batch counts as stalled after this many minutes without progress.",
+        ),
+        "min_completion_pct": Param(
+            MIN_COMPLETION_PCT,
+            type="number",
+            minimum=0,
+            maximum=100,
+            title="Minimum completion (%)",
+            description="Only batches at least this complete are auto-completed.",
+        ),
+        "warning_threshold": Param(
+            DEFAULTS.warning_threshold,
+            type="integer",
+            minimum=1,
+            title="WARNING at (cleanups in the window)",
+        ),
+        "critical_threshold": Param(
+            DEFAULTS.critical_threshold,
+            type="integer",
+            minimum=1,
+            title="CRITICAL at (cleanups in the window)",
+            description="Must be greater than the WARNING threshold.",
+        ),
+        "window_minutes": Param(
+            DEFAULTS.window_minutes, type="integer", minimum=1, maximum=1440, title="Window (minutes)"
+        ),
+        "cooldown_minutes": Param(
+            DEFAULTS.cooldown_minutes,
+            type="integer",
+            minimum=1,
+            title="Cooldown (minutes)",
+            description="At most one reminder per cooldown while an incident is unchanged.",
+        ),
+        "notify": Param(
+            True,
+            type="boolean",
+            title="Post to Slack",
+            description="Off: the message is written to the task log only; nothing is sent or changed.",
+        ),
+        "force_alert": Param(
+            False,
+            type="boolean",
+            title="Send a TEST message",
+            description="Posts a marked TEST message to check the Slack wiring; no incident state changes.",
+        ),
+    }

@@ -1,0 +1,294 @@
+"""The DAG's task steps: each task unpacks what Airflow hands it and calls one of these.
+
+They take their inputs (hooks, params, the run's id and time) and return small JSON-able values,
+so they can be tested without Airflow running. The hooks are passed in; the Slack post is the
+`post` callable (the real one is `batch_cleanup.hooks.slack.post`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from batch_cleanup import metrics
+from batch_cleanup.cleanup import summarize
+from batch_cleanup.compat import AirflowFailException, AirflowSkipException
+from batch_cleanup.delivery import SENT, deliver
+from batch_cleanup.events import build_event, event_id, window_start
+from batch_cleanup.messages import Message, alert, dag_run_url
+from batch_cleanup.monitoring import RunFigures
+from batch_cleanup.names import (
+    MUTE_VARIABLE,
+    NO_ALERT,
+    OFFENDER_HOURS,
+    RETENTION_DAYS,
+    SEND_ALERT,
+    SEND_RESOLVED,
+)
+from batch_cleanup.policy import (
+    Decision,
+    PolicyConfig,
+    State,
+    decide,
+    forced_test_decision,
+    incident_record,
+    mute_until,
+    repeat_offenders,
+)
+
+log = logging.getLogger(__name__)
+
+LOGGED_IDS = 20
+
+
+class Coordinator(Protocol):
+    def check_stalled(
+        self, *, stall_threshold_minutes: float, min_completion_pct: float, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+
+class Store(Protocol):
+    """What the steps need of `FirestoreHook`."""
+
+    def create_event(self, document_id: str, document: dict[str, Any]) -> bool: ...
+    def count_in(self, start: datetime, end: datetime) -> int: ...
+    def events_in(self, start: datetime, end: datetime) -> list[tuple[str, datetime, list[str]]]: ...
+    def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
+    def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None: ...
+    def release_lease(self, dag_id: str, *, run_id: str) -> None: ...
+    def save_state(
+        self,
+        dag_id: str,
+        state: dict[str, Any],
+        *,
+        run_id: str,
+        version: int,
+        incident: dict[str, Any] | None = None,
+    ) -> str | None: ...
+
+
+def check_stalled(coordinator: Coordinator, params: Mapping[str, Any], *, dag_id: str, run_id: str) -> dict:
+    """Ask the coordinator to auto-complete stalled batches; return the compact summary for XCom.
+
+    Params that cannot work (critical not above warning) fail here, before the coordinator acts.
+    """
+    try:
+        PolicyConfig.from_params(params)
+    except ValueError as err:
+        raise AirflowFailException(f"Invalid params: {err}") from None
+    response = coordinator.check_stalled(
+        stall_threshold_minutes=params["stall_threshold_minutes"],
+        min_completion_pct=params["min_completion_pct"],
+        idempotency_key=f"{dag_id}/{run_id}",
+    )
+    summary = summarize(response)
+    metrics.gauge("batches_checked", summary["batches_checked"])
+    metrics.gauge("stalled_batches", summary["stalled_count"])
+    log.info(
+        "Checked %d batches; %d stalled and auto-completed: %s%s",
+        summary["batches_checked"],
+        summary["stalled_count"],
+        ", ".join(summary["stalled_batch_ids"][:LOGGED_IDS]) or "none",
+        " …" if summary["stalled_count"] > LOGGED_IDS else "",
+    )
+    return summary
+
+
+def record_event(
+    store: Store,
+    summary: dict[str, Any],
+    params: Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    run_after: datetime,
+) -> str:
+    """Write the cleanup once per run and stalled set; skipped (AirflowSkipException) when nothing stalled."""
+    if summary["stalled_count"] == 0:
+        raise AirflowSkipException("No batch was stalled: nothing to record.")
+    document = build_event(
+        summary,
+        dag_id=dag_id,
+        run_id=run_id,
+        params=params,
+        expire_at=run_after + timedelta(days=RETENTION_DAYS),
+        timestamp=run_after,
+    )
+    document_id = event_id(dag_id, run_id, summary["fingerprint"])
+    created = store.create_event(document_id, document)
+    log.info(
+        "%s event %s: %d stalled batches%s",
+        "Recorded" if created else "Already recorded (kept as first written)",
+        document_id,
+        summary["stalled_count"],
+        " (stored lists truncated)" if document["truncated"] else "",
+    )
+    return document_id
+
+
+def evaluate(
+    store: Store, params: Mapping[str, Any], *, dag_id: str, run_after: datetime, mute_value: str | None
+) -> dict[str, Any]:
+    """Count the cleanups in the window ending at the run's time and decide what Slack hears.
+
+    Returns the decision, the state before and after it, and the state's version (for delivery).
+    """
+    config = PolicyConfig.from_params(params)
+    start = window_start(run_after, config.window_minutes)
+    count = store.count_in(start, run_after)
+    metrics.gauge("events_in_window", count)
+    stored, version = store.read_state(dag_id)
+    state = State.from_dict(stored)
+    window_events: dict[str, list[str]] = {}
+    offenders: tuple[tuple[str, int], ...] = ()
+    if count >= config.warning_threshold or state.open:  # Healthy runs read no documents.
+        recent = store.events_in(run_after - timedelta(hours=OFFENDER_HOURS), run_after)
+        window_events = {event: ids for event, at, ids in recent if at > start}
+        offenders = repeat_offenders(ids for _, _, ids in recent)
+    decision, new_state = decide(
+        state,
+        count=count,
+        window_events=window_events,
+        offenders=offenders,
+        now=run_after,
+        config=config,
+        muted=_muted(mute_value, run_after),
+    )
+    log.info("%s", decision.reason)
+    if params["force_alert"]:
+        decision = forced_test_decision(count, window_events, offenders)
+        log.info("force_alert: a TEST message goes out instead; the incident state is not touched.")
+    return {
+        "decision": decision.to_dict(),
+        "before": state.to_dict(iso=True),
+        "state": new_state.to_dict(iso=True),
+        "version": version,
+    }
+
+
+def _muted(value: str | None, now: datetime) -> bool:
+    try:
+        silence = mute_until(value, variable=MUTE_VARIABLE)
+    except ValueError as err:  # A mistyped silence must not swallow alerts: warn and stay loud.
+        log.error("Ignoring the silence: %s", err)
+        return False
+    if silence is None or silence <= now:
+        return False
+    log.info("Muted until %s by Variable %r: decisions are logged, not posted.", silence, MUTE_VARIABLE)
+    return True
+
+
+def choose_alert(evaluation: dict[str, Any]) -> str:
+    """The task that follows the decision: `send_alert`, `send_resolved` or `no_alert`."""
+    decision = evaluation["decision"]
+    if decision["suppressed"] or decision["kind"] == "none":
+        return NO_ALERT
+    return SEND_RESOLVED if decision["kind"] == "resolved" else SEND_ALERT
+
+
+def message_for(
+    summary: dict[str, Any], evaluation: dict[str, Any], params: Mapping[str, Any], *, run_url: str
+) -> Message:
+    """The Slack message for this run's decision."""
+    config = PolicyConfig.from_params(params)
+    decision = evaluation["decision"]
+    # A RESOLVED message carries the peak severity; it resolved below the warning threshold.
+    resolved = decision["kind"] == "resolved"
+    return alert(
+        decision,
+        window_minutes=config.window_minutes,
+        threshold=config.warning_threshold if resolved else config.threshold(decision["severity"]),
+        completed_this_run=summary["stalled_count"],
+        run_url=run_url,
+    )
+
+
+def send(
+    store: Store,
+    summary: dict[str, Any],
+    evaluation: dict[str, Any],
+    params: Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    base_url: str,
+    post: Callable[[Message], None],
+) -> str:
+    """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`."""
+    message = message_for(summary, evaluation, params, run_url=dag_run_url(base_url, dag_id, run_id))
+    return deliver(
+        message,
+        decision=evaluation["decision"],
+        evaluation=evaluation,
+        notify=params["notify"],
+        dag_id=dag_id,
+        run_id=run_id,
+        store=store,
+        post=post,
+    )
+
+
+def record_state(
+    store: Store,
+    evaluation: dict[str, Any],
+    outcome: str | None,
+    params: Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    run_after: datetime,
+) -> str:
+    """Remember the incident for the next run, once Slack accepted what this run posted; says what it did."""
+    decision = Decision.from_dict(evaluation["decision"])
+    if params["force_alert"] or not params["notify"]:
+        return _said("State untouched (force_alert or notify=false).")
+    if decision.notify and outcome != "sent":
+        return _said(f"State unchanged: the {decision.kind} was not posted by this run ({outcome}).")
+    if evaluation["state"] == evaluation["before"]:
+        return _said("State unchanged.")
+    before, after = State.from_dict(evaluation["before"]), State.from_dict(evaluation["state"])
+    conflict = store.save_state(
+        dag_id,
+        after.to_dict(),
+        run_id=run_id,
+        version=evaluation["version"],
+        incident=incident_record(dag_id, decision, before, after, run_after),
+    )
+    if conflict:
+        return _said(f"State left as another run wrote it: {conflict}.")
+    return _said(f"State saved: {'open, ' + str(after.severity) if after.open else 'no open incident'}.")
+
+
+def _said(text: str) -> str:
+    log.info("%s", text)
+    return text
+
+
+def run_figures(
+    summary: dict[str, Any] | None,
+    evaluation: dict[str, Any] | None,
+    outcome: str | None,
+    params: Mapping[str, Any],
+    *,
+    dag_id: str,
+    end_time: datetime,
+) -> RunFigures:
+    """What the run did, for Cloud Monitoring; None where a failed task never learnt it.
+
+    A message counts as failed when the run had one to post and no send task said what became of it.
+    """
+    decision = (evaluation or {}).get("decision") or {}
+    due = bool(decision) and decision["kind"] != "none" and not decision["suppressed"] and params["notify"]
+    return RunFigures(
+        dag_id=dag_id,
+        end_time=end_time,
+        batches_checked=summary["batches_checked"] if summary else None,
+        batches_auto_completed=summary["stalled_count"] if summary else None,
+        cleanups_in_window=decision.get("count"),
+        messages_sent=int(outcome == SENT),
+        messages_failed=int(due and outcome is None),
+        kind=decision.get("kind", "none"),
+        severity=decision.get("severity"),
+    )

@@ -1,0 +1,317 @@
+"""The DAG's task steps without Airflow running: an in-memory store and coordinator stand in for the
+hooks (the real hooks are tested against the emulator and the stand-ins in tests/integration)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from batch_cleanup import steps
+from batch_cleanup.compat import AirflowFailException, AirflowSkipException
+from batch_cleanup.events import event_id
+from batch_cleanup.names import NO_ALERT, SEND_ALERT, SEND_RESOLVED
+from batch_cleanup.params import dag_params
+
+DAG, RUN = "stalled_batch_cleanup", "scheduled__2026-03-01T12:00:00+00:00"
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+PARAMS = {name: param.value for name, param in dag_params().items()}
+
+
+class MemoryStore:
+    """The hook's contract in memory: events by id, one state document with a version and a lease."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, dict[str, Any]] = {}
+        self.state: dict[str, Any] = {}
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.reads: list[str] = []
+        self.lease: str | None = None
+
+    def create_event(self, document_id, document):
+        if document_id in self.events:
+            return False
+        self.events[document_id] = document
+        return True
+
+    def count_in(self, start, end):
+        return sum(start < event["timestamp"] <= end for event in self.events.values())
+
+    def events_in(self, start, end):
+        self.reads.append("events_in")
+        found = [
+            (i, e["timestamp"], e["batch_ids"])
+            for i, e in self.events.items()
+            if start < e["timestamp"] <= end
+        ]
+        return sorted(found, key=lambda item: item[1], reverse=True)
+
+    def read_state(self, dag_id):
+        return dict(self.state), int(self.state.get("version", 0))
+
+    def claim_lease(self, dag_id, *, run_id, version, kind):
+        if self.lease not in (None, run_id):
+            return f"run {self.lease} is delivering"
+        self.lease = run_id
+        return None
+
+    def release_lease(self, dag_id, *, run_id):
+        if self.lease == run_id:
+            self.lease = None
+
+    def save_state(self, dag_id, state, *, run_id, version, incident=None):
+        if int(self.state.get("version", 0)) != version:
+            return "the state changed"
+        self.state = {**state, "version": version + 1}
+        self.lease = None
+        if incident is not None:
+            entry = dict(incident)
+            self.incidents[entry.pop("id")] = entry
+        return None
+
+
+class Coordinator:
+    def __init__(self, results: list[dict[str, Any]]) -> None:
+        self.results, self.calls = results, []
+
+    def check_stalled(self, **call):
+        self.calls.append(call)
+        return {"results": self.results, "batches_checked": len(self.results), "batches_completed": 0}
+
+
+def seed(store: MemoryStore, *minutes_ago: float) -> None:
+    for index, minutes in enumerate(minutes_ago):
+        store.events[f"seeded-{index}"] = {
+            "timestamp": NOW - timedelta(minutes=minutes),
+            "batch_ids": [f"b{index}"],
+        }
+
+
+# --- check_stalled and record_event -------------------------------------------------------------
+
+
+def test_check_stalled_sends_the_params_and_the_runs_idempotency_key():
+    coordinator = Coordinator(
+        [{"batch_id": "b1", "was_stalled": True}, {"batch_id": "b2", "was_stalled": False}]
+    )
+
+    summary = steps.check_stalled(coordinator, PARAMS, dag_id=DAG, run_id=RUN)
+
+    assert coordinator.calls == [
+        {"stall_threshold_minutes": 10, "min_completion_pct": 90, "idempotency_key": f"{DAG}/{RUN}"}
+    ]
+    assert summary["stalled_batch_ids"] == ["b1"] and summary["batches_checked"] == 2
+
+
+def test_params_that_cannot_work_fail_before_the_coordinator_is_called():
+    coordinator = Coordinator([])
+
+    with pytest.raises(AirflowFailException, match=r"critical_threshold \(3\) must be greater"):
+        steps.check_stalled(coordinator, {**PARAMS, "critical_threshold": 3}, dag_id=DAG, run_id=RUN)
+
+    assert coordinator.calls == []
+
+
+def test_record_event_is_skipped_when_nothing_stalled():
+    summary = steps.check_stalled(
+        Coordinator([{"batch_id": "b", "was_stalled": False}]), PARAMS, dag_id=DAG, run_id=RUN
+    )
+
+    with pytest.raises(AirflowSkipException):
+        steps.record_event(MemoryStore(), summary, PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+
+
+def test_record_event_stamps_the_run_time_and_writes_once_per_run_and_stalled_set():
+    store = MemoryStore()
+    summary = steps.check_stalled(
+        Coordinator([{"batch_id": "b1", "was_stalled": True}]), PARAMS, dag_id=DAG, run_id=RUN
+    )
+
+    first = steps.record_event(store, summary, PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+    again = steps.record_event(store, summary, PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+
+    assert first == again == event_id(DAG, RUN, summary["fingerprint"])
+    [event] = store.events.values()
+    assert event["timestamp"] == NOW and event["expire_at"] == NOW + timedelta(days=30)
+
+
+# --- evaluate and choose_alert ------------------------------------------------------------------
+
+
+def evaluate(store: MemoryStore, mute: str | None = None, **params) -> dict[str, Any]:
+    return steps.evaluate(store, {**PARAMS, **params}, dag_id=DAG, run_after=NOW, mute_value=mute)
+
+
+def test_a_healthy_run_reads_no_event_documents():
+    store = MemoryStore()
+    seed(store, 5)
+
+    evaluation = evaluate(store)
+
+    assert evaluation["decision"]["kind"] == "none"
+    assert store.reads == [], "below the threshold with no open incident, only the count is asked"
+    assert steps.choose_alert(evaluation) == NO_ALERT
+
+
+def test_three_cleanups_in_the_window_open_a_warning_and_the_run_of_an_hour_ago_is_out():
+    store = MemoryStore()
+    seed(store, 60, 40, 20, 0)
+
+    evaluation = evaluate(store)
+
+    decision = evaluation["decision"]
+    assert (decision["kind"], decision["severity"], decision["count"]) == ("alert", "WARNING", 3)
+    assert sorted(decision["batch_ids"]) == ["b1", "b2", "b3"]
+    assert evaluation["state"]["open"] is True and evaluation["version"] == 0
+    assert steps.choose_alert(evaluation) == SEND_ALERT
+
+
+def test_a_silence_in_the_future_suppresses_the_message_but_tracks_the_incident():
+    store = MemoryStore()
+    seed(store, 30, 20, 10)
+
+    evaluation = evaluate(store, mute=(NOW + timedelta(hours=1)).isoformat())
+
+    assert evaluation["decision"]["suppressed"] is True
+    assert evaluation["state"]["open"] is True
+    assert steps.choose_alert(evaluation) == NO_ALERT
+
+
+@pytest.mark.parametrize("mute", ["tomorrow", (NOW - timedelta(minutes=1)).isoformat()], ids=["typo", "past"])
+def test_a_mistyped_or_past_silence_stays_loud(mute):
+    store = MemoryStore()
+    seed(store, 30, 20, 10)
+
+    assert evaluate(store, mute=mute)["decision"]["suppressed"] is False
+
+
+def test_force_alert_decides_a_test_message_and_keeps_the_state():
+    evaluation = evaluate(MemoryStore(), force_alert=True)
+
+    assert evaluation["decision"]["kind"] == "test"
+    assert evaluation["state"] == evaluation["before"]
+    assert steps.choose_alert(evaluation) == SEND_ALERT
+
+
+def test_recovery_is_sent_by_send_resolved():
+    store = MemoryStore()
+    seed(store, 30, 20, 10)
+    opened = evaluate(store)
+    steps.record_state(store, opened, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+    store.events.clear()
+
+    assert steps.choose_alert(evaluate(store)) == SEND_RESOLVED
+
+
+# --- send and record_state ----------------------------------------------------------------------
+
+
+def opened(store: MemoryStore) -> dict[str, Any]:
+    seed(store, 30, 20, 10)
+    return evaluate(store)
+
+
+def send(store, evaluation, posted, **params):
+    return steps.send(
+        store,
+        {"stalled_count": 1},
+        evaluation,
+        {**PARAMS, **params},
+        dag_id=DAG,
+        run_id=RUN,
+        base_url="https://airflow.example.com",
+        post=posted.append,
+    )
+
+
+def test_send_posts_once_and_links_the_run():
+    store, posted = MemoryStore(), []
+
+    assert send(store, opened(store), posted) == "sent"
+
+    [message] = posted
+    assert message.text.startswith("WARNING: systemic batch stalls")
+    assert "https://airflow.example.com/dags/stalled_batch_cleanup/runs/" in message.text
+    assert store.lease == RUN
+
+
+def test_send_posts_nothing_when_another_run_holds_the_lease():
+    store, posted = MemoryStore(), []
+    store.lease = "another-run"
+
+    assert send(store, opened(store), posted) == "skipped"
+    assert posted == []
+
+
+def test_notify_false_renders_and_posts_nothing():
+    store, posted = MemoryStore(), []
+
+    assert send(store, opened(store), posted, notify=False) == "rendered"
+    assert posted == [] and store.lease is None
+
+
+def test_a_failed_post_gives_the_lease_back_and_fails():
+    store = MemoryStore()
+
+    def refuse(message):
+        raise RuntimeError("Slack is down")
+
+    with pytest.raises(RuntimeError, match="Slack is down"):
+        steps.send(
+            store,
+            {"stalled_count": 1},
+            opened(store),
+            PARAMS,
+            dag_id=DAG,
+            run_id=RUN,
+            base_url="",
+            post=refuse,
+        )
+    assert store.lease is None, "the next try or run may post at once"
+
+
+def test_record_state_saves_what_was_sent_with_its_incident():
+    store = MemoryStore()
+    evaluation = opened(store)
+
+    said = steps.record_state(store, evaluation, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+
+    assert said == "State saved: open, WARNING."
+    assert store.state["open"] is True and store.state["version"] == 1
+    [incident] = store.incidents.values()
+    assert incident["severity"] == "WARNING" and incident["notifications"] == 1
+
+
+@pytest.mark.parametrize(
+    ("outcome", "params", "said"),
+    [
+        ("skipped", {}, "State unchanged: the alert was not posted by this run (skipped)."),
+        (None, {}, "State unchanged: the alert was not posted by this run (None)."),
+        ("rendered", {"notify": False}, "State untouched (force_alert or notify=false)."),
+        ("sent", {"force_alert": True}, "State untouched (force_alert or notify=false)."),
+    ],
+    ids=["another-run-posted", "send-did-not-run", "notify-false", "force-alert"],
+)
+def test_record_state_leaves_the_state_unless_this_run_delivered(outcome, params, said):
+    store = MemoryStore()
+    evaluation = opened(store)
+
+    assert (
+        steps.record_state(
+            store, evaluation, outcome, {**PARAMS, **params}, dag_id=DAG, run_id=RUN, run_after=NOW
+        )
+        == said
+    )
+    assert store.state == {} and store.incidents == {}
+
+
+def test_record_state_keeps_what_another_run_wrote_since():
+    store = MemoryStore()
+    evaluation = opened(store)
+    store.state = {"open": True, "version": 4}
+
+    said = steps.record_state(store, evaluation, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+
+    assert said == "State left as another run wrote it: the state changed."
+    assert store.state == {"open": True, "version": 4}
