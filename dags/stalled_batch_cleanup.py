@@ -46,11 +46,11 @@ good posts its error to the same channel, so an outage of the cleanup never look
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag, task, teardown
 from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
 
 from batch_cleanup.budget import check_fits
@@ -189,6 +189,17 @@ def stalled_batch_cleanup():
             run_after=dag_run.run_after,
         )
 
+    # A teardown: it runs however the run went (a heartbeat from every finished run) and its own
+    # outcome never decides the run's state.
+    @teardown
+    def report_metrics(params=None, dag_run=None, ti=None) -> bool:
+        """Write the run's figures and heartbeat to Cloud Monitoring; never fails the run."""
+        from batch_cleanup import hooks, steps
+
+        return steps.report_metrics(
+            hooks.monitoring_hook(), ti.xcom_pull, params, dag_id=dag_run.dag_id, end_time=datetime.now(UTC)
+        )
+
     summary = check_stalled()
     evaluation = evaluate()
     record_event(summary) >> evaluation
@@ -196,7 +207,7 @@ def stalled_batch_cleanup():
     resolved = send_resolved(summary, evaluation)
     quiet = no_alert(evaluation)
     choose_alert(evaluation) >> [alerted, resolved, quiet]
-    record_state(evaluation, alerted, resolved) << quiet
+    quiet >> record_state(evaluation, alerted, resolved) >> report_metrics()
 
 
 stalled_batch_cleanup()

@@ -41,6 +41,7 @@ def airflow_env(
     firestore_host: str,
     project: str = LOCAL_PROJECT,
     retry_delay_seconds: int | None = None,
+    monitoring_url: str | None = None,
 ) -> dict[str, str]:
     """Airflow settings for a local home folder, on SQLite, with the DAG and plugin folders of this repo."""
     env = {
@@ -55,6 +56,8 @@ def airflow_env(
         "GOOGLE_CLOUD_PROJECT": project,
         "PYTHONPATH": str(REPO / "plugins"),
     }
+    if monitoring_url is not None:  # the run's metrics go to the Monitoring stand-in
+        env["AIRFLOW__BATCH_CLEANUP__MONITORING_API_ENDPOINT"] = monitoring_url
     if retry_delay_seconds is not None:
         env["AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS"] = str(retry_delay_seconds)
     env.update(

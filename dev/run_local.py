@@ -73,6 +73,7 @@ def local_env(
     api_key: str,
     sink: services.Service,
     emulator: services.Service,
+    monitoring: services.Service | None = None,
 ) -> dict[str, str]:
     """The whole environment of `airflow standalone` and of the CLI calls made next to it."""
     env = {
@@ -83,6 +84,7 @@ def local_env(
             api_key=api_key,
             slack_webhook_url=sink.url + WEBHOOK_PATH,
             firestore_host=emulator.host,
+            monitoring_url=monitoring.url if monitoring else None,
         ),
     }
     env.update(
@@ -240,7 +242,14 @@ def new_api_key() -> str:
 
 
 def banner(
-    base_url: str, password: str, home: Path, log_dir: Path, coordinator: str, sink: str, emulator: str
+    base_url: str,
+    password: str,
+    home: Path,
+    log_dir: Path,
+    coordinator: str,
+    sink: str,
+    emulator: str,
+    monitoring: str,
 ) -> str:
     seed = json.dumps({"batches": [{"batch_id": "manual-1", "completion_pct": 95, "stalled_minutes": 30}]})
     return f"""
@@ -252,6 +261,7 @@ Airflow is up; {DAG_ID} is unpaused and runs every 15 minutes.
                   seed a stalled batch, then trigger the DAG in the UI:
                   curl -X POST {coordinator}/admin/batches -H 'Content-Type: application/json' -d '{seed}'
   Firestore       emulator at {emulator} (FIRESTORE_EMULATOR_HOST), project demo-batch-cleanup
+  Metrics         each run's Cloud Monitoring write shows up at {monitoring}/admin/requests
   Task logs       in the UI (Grid, a task, Logs) and under {_shown(home / "logs")}/
   Service logs    {_shown(log_dir)}/ (airflow.log, coordinator.log, slack-sink.log, firestore-emulator.log)
 
@@ -299,9 +309,17 @@ def main(argv: list[str] | None = None) -> int:
         started.append(coordinator)
         sink = services.start_slack_sink(log_dir)
         started.append(sink)
+        monitoring = services.start_monitoring_api(log_dir)
+        started.append(monitoring)
 
         env = local_env(
-            home, args.port, coordinator=coordinator, api_key=api_key, sink=sink, emulator=emulator
+            home,
+            args.port,
+            coordinator=coordinator,
+            api_key=api_key,
+            sink=sink,
+            emulator=emulator,
+            monitoring=monitoring,
         )
         airflow = Airflow(env, log_dir, base_url)
         started.append(airflow)
@@ -311,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         password = airflow.password()
         token = airflow.token(password)
         dag = airflow.unpause_dag(token, DAG_PARSE_TIMEOUT)
-        print(banner(base_url, password, home, log_dir, coordinator.url, sink.url, emulator.host), flush=True)
+        print(
+            banner(
+                base_url, password, home, log_dir, coordinator.url, sink.url, emulator.host, monitoring.url
+            ),
+            flush=True,
+        )
 
         if args.check:
             if dag.get("dag_id") != DAG_ID or dag.get("is_paused") is not False:

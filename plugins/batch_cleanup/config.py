@@ -34,5 +34,9 @@ CHECK_BUDGET = RetryBudget(
 )
 
 
+# Cloud Monitoring's API; set only to point the run's metrics at a stand-in (local runs, tests).
+MONITORING_API_ENDPOINT = conf.get(SECTION, "monitoring_api_endpoint", fallback="") or None
+
+
 def api_base_url() -> str:
     return conf.get("api", "base_url", fallback="")

@@ -18,6 +18,7 @@ SEND_ALERT = "send_alert"
 SEND_RESOLVED = "send_resolved"
 NO_ALERT = "no_alert"
 RECORD_STATE = "record_state"
+REPORT_METRICS = "report_metrics"
 TASK_IDS = (
     CHECK_STALLED,
     RECORD_EVENT,
@@ -27,6 +28,7 @@ TASK_IDS = (
     SEND_RESOLVED,
     NO_ALERT,
     RECORD_STATE,
+    REPORT_METRICS,
 )
 
 # Events expire (Firestore TTL on `expire_at`) this long after their run.

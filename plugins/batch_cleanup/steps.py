@@ -20,6 +20,8 @@ from batch_cleanup.events import build_event, event_id, window_start
 from batch_cleanup.messages import Message, alert, dag_run_url
 from batch_cleanup.monitoring import RunFigures
 from batch_cleanup.names import (
+    CHECK_STALLED,
+    EVALUATE,
     MUTE_VARIABLE,
     NO_ALERT,
     OFFENDER_HOURS,
@@ -264,6 +266,25 @@ def record_state(
 def _said(text: str) -> str:
     log.info("%s", text)
     return text
+
+
+def report_metrics(
+    monitoring: Any, pull: Callable[..., Any], params: Mapping[str, Any], *, dag_id: str, end_time: datetime
+) -> bool:
+    """Write the run's figures and heartbeat to Cloud Monitoring in one call; False (logged once) when
+    that fails, which never fails the run. `pull` is the task instance's `xcom_pull`."""
+    from batch_cleanup.hooks.monitoring import write_run_metrics
+
+    outcome = pull(task_ids=SEND_ALERT) or pull(task_ids=SEND_RESOLVED)
+    figures = run_figures(
+        pull(task_ids=CHECK_STALLED),
+        pull(task_ids=EVALUATE),
+        outcome,
+        params,
+        dag_id=dag_id,
+        end_time=end_time,
+    )
+    return write_run_metrics(monitoring, figures)
 
 
 def run_figures(

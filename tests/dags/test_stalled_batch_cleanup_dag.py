@@ -102,7 +102,20 @@ def test_task_graph(dag):
         ("send_alert", "record_state"),
         ("send_resolved", "record_state"),
         ("no_alert", "record_state"),
+        ("record_state", "report_metrics"),
     }
+
+
+def test_task_ids_are_the_shared_names(dag):
+    from batch_cleanup.names import TASK_IDS
+
+    assert sorted(dag.task_ids) == sorted(TASK_IDS)
+
+
+def test_the_metrics_task_runs_however_the_run_went_and_never_decides_its_state(dag):
+    task = dag.get_task("report_metrics")
+    assert task.is_teardown and not task.on_failure_fail_dagrun
+    assert task.upstream_task_ids == {"record_state"}
 
 
 def test_task_docstrings_show_in_the_ui(dag):

@@ -15,6 +15,7 @@ from batch_cleanup.names import COORDINATOR_CONN_ID, GCP_CONN_ID, SLACK_CONN_ID
 if TYPE_CHECKING:
     from batch_cleanup.hooks.coordinator import CoordinatorHook
     from batch_cleanup.hooks.firestore import FirestoreHook
+    from batch_cleanup.hooks.monitoring import MonitoringHook
 
 
 def coordinator_hook() -> CoordinatorHook:
@@ -30,6 +31,13 @@ def firestore_hook() -> FirestoreHook:
     from batch_cleanup.hooks.firestore import FirestoreHook
 
     return FirestoreHook(gcp_conn_id=GCP_CONN_ID)
+
+
+def monitoring_hook() -> MonitoringHook:
+    from batch_cleanup.config import MONITORING_API_ENDPOINT
+    from batch_cleanup.hooks.monitoring import MonitoringHook
+
+    return MonitoringHook(gcp_conn_id=GCP_CONN_ID, api_endpoint=MONITORING_API_ENDPOINT)
 
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
