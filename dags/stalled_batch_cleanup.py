@@ -128,20 +128,20 @@ def stalled_batch_cleanup():
         )
 
     @task(trigger_rule="none_failed")
-    def evaluate(params: dict[str, Any] | None = None, dag_run=None) -> Any:
+    def evaluate(summary: dict[str, Any], params: dict[str, Any] | None = None, dag_run=None) -> Any:
         """Count the cleanups in the window ending at the run's time and decide what Slack hears."""
         from airflow.sdk import Variable
 
         from batch_cleanup import hooks, steps
         from batch_cleanup.names import MUTE_VARIABLE
 
-        mute = Variable.get(MUTE_VARIABLE, default=None)
         return steps.evaluate(
             hooks.firestore_hook(),
             params,
             dag_id=dag_run.dag_id,
             run_after=dag_run.run_after,
-            mute_value=mute,
+            mute_value=Variable.get(MUTE_VARIABLE, default=None),
+            recorded=summary["stalled_count"] > 0,
         )
 
     @task.branch
@@ -201,7 +201,7 @@ def stalled_batch_cleanup():
         )
 
     summary = check_stalled()
-    evaluation = evaluate()
+    evaluation = evaluate(summary)
     record_event(summary) >> evaluation
     alerted = send_alert(summary, evaluation)
     resolved = send_resolved(summary, evaluation)

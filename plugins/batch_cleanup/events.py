@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from batch_cleanup.cleanup import take_within
 
@@ -82,6 +83,34 @@ def build_event(
         if len(kept) < len(items):
             document["truncated"] = True
     return document
+
+
+class StoredEvent(NamedTuple):
+    """What the window reads of an event. `dag_id` is None for one the coordinator wrote itself."""
+
+    id: str
+    timestamp: datetime
+    batch_ids: list[str]
+    dag_id: str | None = None
+
+
+def double_recorded(events: Iterable[StoredEvent], within: timedelta) -> set[str]:
+    """Ids of events the coordinator wrote for a cleanup the DAG recorded too.
+
+    The coordinator's own tracking (before the cutover, see docs/cutover.md) writes the same
+    batches when the DAG's call auto-completes them, stamped with its write time: after the DAG's
+    event (stamped with the run's time) and before that run's timeout.
+    """
+    events = list(events)
+    recorded = [(e.timestamp, frozenset(e.batch_ids)) for e in events if e.dag_id]
+    return {
+        e.id
+        for e in events
+        if not e.dag_id
+        and any(
+            at <= e.timestamp < at + within and batches == frozenset(e.batch_ids) for at, batches in recorded
+        )
+    }
 
 
 def window_start(run_after: datetime, window_minutes: int) -> datetime:

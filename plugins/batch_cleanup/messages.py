@@ -108,13 +108,21 @@ def alert(
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
 
 
+DOUBLE_RECORDED = (
+    "*{n} cleanups* were also recorded by the coordinator's own tracking (counted once here): "
+    "turn it off, see docs/cutover.md"
+)
+
+
 def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, completed: int) -> list[str]:
+    twice = [DOUBLE_RECORDED.format(n=decision["double_recorded"])] if decision.get("double_recorded") else []
     kind, count = decision["kind"], decision["count"]
     if kind == "resolved":
         return [
             f"Lasted *{duration_text(decision.get('duration_seconds'))}*, *{decision['total_cleanups']} "
             f"cleanups* in total, peak severity {decision.get('peak_severity')}",
             f"Now {count} cleanups in the last {window_minutes} minutes (below {threshold})",
+            *twice,
         ]
     facts = [f"*{count} cleanups* in the last {window_minutes} minutes (threshold: {threshold})"]
     if kind == "reminder":
@@ -124,7 +132,7 @@ def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, comple
     if kind == "test":
         facts.append("This only checks the Slack wiring: the incident state was not changed.")
     facts.append(f"*{completed} batches* auto-completed in this run")
-    return facts
+    return facts + twice
 
 
 def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:

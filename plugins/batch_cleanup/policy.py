@@ -130,6 +130,8 @@ class Decision:
     deescalated_from: str | None = None
     muted_before: tuple[str, ...] = ()
     suppressed: bool = False
+    # Cleanups that the coordinator's own tracking recorded a second time (counted once).
+    double_recorded: int = 0
 
     @property
     def notify(self) -> bool:
@@ -173,6 +175,7 @@ def decide(
     now: datetime,
     config: PolicyConfig,
     muted: bool = False,
+    double_recorded: int = 0,
 ) -> tuple[Decision, State]:
     """What to tell Slack about this run, and the state to remember once that message is accepted.
 
@@ -190,6 +193,7 @@ def decide(
         "batch_ids": batch_ids,
         "repeat_offenders": offenders,
         "muted_before": state.muted,
+        "double_recorded": double_recorded,
     }
 
     if not state.open:

@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from batch_cleanup import metrics
 from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
+from batch_cleanup.config import RUN_TIMEOUT
 from batch_cleanup.delivery import SENT, deliver
-from batch_cleanup.events import build_event, event_id, window_start
+from batch_cleanup.events import StoredEvent, build_event, double_recorded, event_id, window_start
 from batch_cleanup.messages import Message, alert, dag_run_url
 from batch_cleanup.monitoring import RunFigures
 from batch_cleanup.names import (
@@ -56,7 +57,7 @@ class Store(Protocol):
 
     def create_event(self, document_id: str, document: dict[str, Any]) -> bool: ...
     def count_in(self, start: datetime, end: datetime) -> int: ...
-    def events_in(self, start: datetime, end: datetime) -> list[tuple[str, datetime, list[str]]]: ...
+    def events_in(self, start: datetime, end: datetime) -> list[StoredEvent]: ...
     def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
     def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None: ...
     def release_lease(self, dag_id: str, *, run_id: str) -> None: ...
@@ -131,24 +132,43 @@ def record_event(
 
 
 def evaluate(
-    store: Store, params: Mapping[str, Any], *, dag_id: str, run_after: datetime, mute_value: str | None
+    store: Store,
+    params: Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_after: datetime,
+    mute_value: str | None,
+    recorded: bool = False,
 ) -> dict[str, Any]:
     """Count the cleanups in the window ending at the run's time and decide what Slack hears.
 
+    `recorded`: this run wrote a cleanup, so it looks for the coordinator writing the same one.
     Returns the decision, the state before and after it, and the state's version (for delivery).
     """
     config = PolicyConfig.from_params(params)
     start = window_start(run_after, config.window_minutes)
     count = store.count_in(start, run_after)
-    metrics.gauge("events_in_window", count)
     stored, version = store.read_state(dag_id)
     state = State.from_dict(stored)
     window_events: dict[str, list[str]] = {}
     offenders: tuple[tuple[str, int], ...] = ()
-    if count >= config.warning_threshold or state.open:  # Healthy runs read no documents.
-        recent = store.events_in(run_after - timedelta(hours=OFFENDER_HOURS), run_after)
-        window_events = {event: ids for event, at, ids in recent if at > start}
-        offenders = repeat_offenders(ids for _, _, ids in recent)
+    twice: set[str] = set()
+    if count >= config.warning_threshold or state.open or recorded:  # Healthy runs read no documents.
+        # Up to the run's timeout: the coordinator stamps its copy of this run's cleanup after it.
+        recent = store.events_in(run_after - timedelta(hours=OFFENDER_HOURS), run_after + RUN_TIMEOUT)
+        twice = double_recorded(recent, RUN_TIMEOUT)
+        counted = [event for event in recent if event.timestamp <= run_after and event.id not in twice]
+        count -= sum(start < event.timestamp <= run_after for event in recent if event.id in twice)
+        window_events = {event.id: event.batch_ids for event in counted if event.timestamp > start}
+        offenders = repeat_offenders(event.batch_ids for event in counted)
+    if twice:
+        log.warning(
+            "%d cleanup(s) in Firestore were recorded by the coordinator too: its own tracking is still "
+            "on (docs/cutover.md). Counted once: %s.",
+            len(twice),
+            ", ".join(sorted(twice)),
+        )
+    metrics.gauge("events_in_window", count)
     decision, new_state = decide(
         state,
         count=count,
@@ -157,6 +177,7 @@ def evaluate(
         now=run_after,
         config=config,
         muted=_muted(mute_value, run_after),
+        double_recorded=len(twice),
     )
     log.info("%s", decision.reason)
     if params["force_alert"]:

@@ -88,6 +88,7 @@ def test_task_graph(dag):
     edges = {(up, down.task_id) for up in dag.task_ids for down in dag.get_task(up).downstream_list}
     assert edges == {
         ("check_stalled", "record_event"),
+        ("check_stalled", "evaluate"),
         ("check_stalled", "send_alert"),
         ("check_stalled", "send_resolved"),
         ("record_event", "evaluate"),

@@ -294,3 +294,39 @@ class _NoOffset(tzinfo):
 def test_a_naive_run_time_is_refused(run_after):
     with pytest.raises(ValueError, match="timezone-aware"):
         window_start(run_after, 5)
+
+
+# --- double_recorded --------------------------------------------------------------------------
+
+from batch_cleanup.events import StoredEvent, double_recorded  # noqa: E402
+
+RUN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TIMEOUT = timedelta(minutes=14)
+
+
+def dag_event(batch_ids, at=RUN):
+    return StoredEvent("dag", at, list(batch_ids), "stalled_batch_cleanup")
+
+
+@pytest.mark.parametrize(
+    ("legacy", "twice"),
+    [
+        (StoredEvent("copy", RUN + timedelta(seconds=5), ["b2", "b1"]), True),
+        (StoredEvent("copy", RUN + timedelta(minutes=13, seconds=59), ["b1", "b2"]), True),
+        (StoredEvent("copy", RUN, ["b1", "b2"]), True),
+        (StoredEvent("copy", RUN + TIMEOUT, ["b1", "b2"]), False),
+        (StoredEvent("copy", RUN - timedelta(seconds=1), ["b1", "b2"]), False),
+        (StoredEvent("copy", RUN + timedelta(seconds=5), ["b1"]), False),
+        (StoredEvent("copy", RUN + timedelta(seconds=5), ["b1", "b2", "b3"]), False),
+    ],
+    ids=["seconds-after", "just-inside-timeout", "same-instant", "at-timeout", "before", "fewer", "more"],
+)
+def test_a_coordinator_copy_is_the_same_batches_written_within_the_runs_lifetime(legacy, twice):
+    assert double_recorded([dag_event(["b1", "b2"]), legacy], TIMEOUT) == ({"copy"} if twice else set())
+
+
+def test_only_coordinator_events_are_copies_and_the_dags_own_never_are():
+    again = StoredEvent("dag-2", RUN + timedelta(seconds=5), ["b1"], "stalled_batch_cleanup")
+    alone = StoredEvent("legacy", RUN + timedelta(seconds=5), ["b9"])
+
+    assert double_recorded([dag_event(["b1"]), again, alone], TIMEOUT) == set()

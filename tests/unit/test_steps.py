@@ -10,7 +10,7 @@ import pytest
 
 from batch_cleanup import steps
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
-from batch_cleanup.events import event_id
+from batch_cleanup.events import StoredEvent, event_id
 from batch_cleanup.names import NO_ALERT, SEND_ALERT, SEND_RESOLVED
 from batch_cleanup.params import dag_params
 
@@ -41,11 +41,11 @@ class MemoryStore:
     def events_in(self, start, end):
         self.reads.append("events_in")
         found = [
-            (i, e["timestamp"], e["batch_ids"])
+            StoredEvent(i, e["timestamp"], e["batch_ids"], e.get("dag_id"))
             for i, e in self.events.items()
             if start < e["timestamp"] <= end
         ]
-        return sorted(found, key=lambda item: item[1], reverse=True)
+        return sorted(found, key=lambda event: event.timestamp, reverse=True)
 
     def read_state(self, dag_id):
         return dict(self.state), int(self.state.get("version", 0))
@@ -315,3 +315,108 @@ def test_record_state_keeps_what_another_run_wrote_since():
 
     assert said == "State left as another run wrote it: the state changed."
     assert store.state == {"open": True, "version": 4}
+
+
+# --- run_figures --------------------------------------------------------------------------------
+
+
+def test_run_figures_of_an_alert_that_was_sent():
+    store = MemoryStore()
+    evaluation = opened(store)
+
+    figures = steps.run_figures(
+        {"batches_checked": 7, "stalled_count": 1}, evaluation, "sent", PARAMS, dag_id=DAG, end_time=NOW
+    )
+
+    assert (figures.batches_checked, figures.batches_auto_completed, figures.cleanups_in_window) == (7, 1, 3)
+    assert (figures.messages_sent, figures.messages_failed) == (1, 0)
+    assert (figures.kind, figures.severity) == ("alert", "WARNING")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "params", "failed"),
+    [(None, {}, 1), ("skipped", {}, 0), ("rendered", {"notify": False}, 0)],
+    ids=["send-failed", "another-run-sent-it", "notify-false"],
+)
+def test_a_message_counts_as_failed_only_when_it_was_due_and_no_send_said_what_became_of_it(
+    outcome, params, failed
+):
+    evaluation = opened(MemoryStore())
+
+    figures = steps.run_figures(
+        {"batches_checked": 7, "stalled_count": 1},
+        evaluation,
+        outcome,
+        {**PARAMS, **params},
+        dag_id=DAG,
+        end_time=NOW,
+    )
+
+    assert (figures.messages_sent, figures.messages_failed) == (0, failed)
+
+
+def test_what_a_failed_check_never_learnt_is_left_unknown():
+    figures = steps.run_figures(None, None, None, PARAMS, dag_id=DAG, end_time=NOW)
+
+    assert (figures.batches_checked, figures.batches_auto_completed, figures.cleanups_in_window) == (
+        None,
+        None,
+        None,
+    )
+    assert (figures.messages_sent, figures.messages_failed, figures.kind) == (0, 0, "none")
+
+
+# --- the coordinator's own tracking, before the cutover -------------------------------------------
+
+
+def legacy(store: MemoryStore, name: str, at: datetime, batch_ids: list[str]) -> None:
+    """An event as the coordinator's `_track_batch_cleanup_event()` writes it: no dag_id."""
+    store.events[name] = {
+        "timestamp": at,
+        "batch_ids": batch_ids,
+        "stalled_count": len(batch_ids),
+        "results": [],
+    }
+
+
+def test_events_the_coordinator_wrote_before_the_cutover_are_counted():
+    store = MemoryStore()
+    legacy(store, "old-1", NOW - timedelta(minutes=40), ["x1"])
+    legacy(store, "old-2", NOW - timedelta(minutes=25), ["x2"])
+    legacy(store, "old-3", NOW - timedelta(minutes=10), ["x3"])
+
+    decision = evaluate(store)["decision"]
+
+    assert (decision["kind"], decision["count"], decision["double_recorded"]) == ("alert", 3, 0)
+
+
+def test_a_cleanup_recorded_by_both_counts_once_and_the_message_says_why(caplog):
+    store = MemoryStore()
+    store.events["dag-1"] = {"timestamp": NOW - timedelta(minutes=15), "batch_ids": ["d1"], "dag_id": DAG}
+    legacy(store, "copy-1", NOW - timedelta(minutes=15) + timedelta(seconds=4), ["d1"])
+    legacy(store, "old-2", NOW - timedelta(minutes=30), ["x2"])
+    legacy(store, "old-3", NOW - timedelta(minutes=45), ["x3"])
+
+    with caplog.at_level("WARNING"):
+        evaluation = evaluate(store)
+
+    decision = evaluation["decision"]
+    assert (decision["kind"], decision["count"], decision["double_recorded"]) == ("alert", 3, 1)
+    assert "recorded by the coordinator too: its own tracking is still on" in caplog.text
+    message = steps.message_for({"stalled_count": 0}, evaluation, PARAMS, run_url="https://a.example/run")
+    assert "1 cleanups were also recorded by the coordinator's own tracking" in message.text
+
+
+def test_a_run_that_recorded_a_cleanup_looks_for_the_coordinators_copy_of_it(caplog):
+    store = MemoryStore()
+    store.events["dag-now"] = {"timestamp": NOW, "batch_ids": ["n1"], "dag_id": DAG}
+    legacy(store, "copy-now", NOW + timedelta(seconds=3), ["n1"])
+
+    with caplog.at_level("WARNING"):
+        decision = steps.evaluate(store, PARAMS, dag_id=DAG, run_after=NOW, mute_value=None, recorded=True)[
+            "decision"
+        ]
+
+    assert store.reads == ["events_in"]
+    assert (decision["count"], decision["double_recorded"]) == (1, 1)
+    assert "copy-now" in caplog.text

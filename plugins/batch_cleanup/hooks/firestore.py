@@ -11,7 +11,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from batch_cleanup.events import COLLECTION
+from batch_cleanup.events import COLLECTION, StoredEvent
 
 STATE_COLLECTION = "batch_cleanup_alert_state"
 INCIDENT_COLLECTION = "batch_cleanup_incidents"
@@ -71,20 +71,21 @@ class FirestoreHook(GoogleBaseHook):
         [[result]] = self._in_window(start, end).count(alias="n").get()
         return int(result.value)
 
-    def events_in(
-        self, start: datetime, end: datetime, limit: int = 500
-    ) -> list[tuple[str, datetime, list[str]]]:
-        """(id, timestamp, batch ids) of the newest `limit` events with `start` < `timestamp` ≤ `end`.
+    def events_in(self, start: datetime, end: datetime, limit: int = 500) -> list[StoredEvent]:
+        """The newest `limit` events with `start` < `timestamp` ≤ `end`, newest first.
 
-        Bounded by time and count, and only two fields are read, whatever the collection holds.
+        Bounded by time and count, and only three fields are read, whatever the collection holds.
         """
         query = (
             self._in_window(start, end)
             .order_by("timestamp", direction=firestore.Query.DESCENDING)
-            .select(["timestamp", "batch_ids"])
+            .select(["timestamp", "batch_ids", "dag_id"])
             .limit(limit)
         )
-        return [(s.id, s.get("timestamp"), list(s.get("batch_ids") or [])) for s in query.stream()]
+        return [
+            StoredEvent(s.id, s.get("timestamp"), list(s.get("batch_ids") or []), _field(s, "dag_id"))
+            for s in query.stream()
+        ]
 
     # --- alert state: one document per DAG; see docs/firestore-schema.md --------------------------
 
@@ -173,6 +174,14 @@ class FirestoreHook(GoogleBaseHook):
             return None
 
         return save(self.client.transaction())
+
+
+def _field(snapshot: firestore.DocumentSnapshot, name: str) -> Any:
+    """A field that events written before the DAG (by the coordinator) do not have."""
+    try:
+        return snapshot.get(name)
+    except KeyError:
+        return None
 
 
 def _conflict(stored: dict[str, Any], *, run_id: str, version: int) -> str | None:
