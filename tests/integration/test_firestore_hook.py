@@ -142,8 +142,22 @@ def test_events_in_lists_newest_first_with_their_batch_ids(hook):
     hook.create_event("a", event(["a1", "a2"], timestamp=RUN_AFTER - timedelta(minutes=40)))
     hook.create_event("b", event(["b1"], timestamp=RUN_AFTER - timedelta(minutes=10)))
     listed = hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
-    assert [(event, ids) for event, _, ids in listed] == [("b", ["b1"]), ("a", ["a1", "a2"])]
-    assert hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER, limit=1)[0][0] == "b"
+    assert [(event.id, event.batch_ids, event.dag_id) for event in listed] == [
+        ("b", ["b1"], "stalled_batch_cleanup"),
+        ("a", ["a1", "a2"], "stalled_batch_cleanup"),
+    ]
+    assert hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER, limit=1)[0].id == "b"
+
+
+def test_an_event_the_coordinator_wrote_itself_reads_without_a_dag_id(hook):
+    """The seed's schema: timestamp, stalled_count, batch_ids, results, and no dag_id."""
+    at = RUN_AFTER - timedelta(minutes=10)
+    hook.events.document("legacy").set(
+        {"timestamp": at, "stalled_count": 1, "batch_ids": ["l1"], "results": []}
+    )
+    [event] = hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
+    assert (event.id, event.timestamp, event.batch_ids, event.dag_id) == ("legacy", at, ["l1"], None)
+    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 1
 
 
 def test_huge_response_is_capped_under_one_mebibyte_and_accepted(hook):
