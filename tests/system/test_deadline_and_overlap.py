@@ -67,7 +67,8 @@ def test_manual_trigger_waits_for_the_running_run(
     assert deployment.trigger(FORM_PARAMS, run_id="overlap-a").status_code == 200
     assert deployment.trigger(FORM_PARAMS, run_id="overlap-b").status_code == 200
     seen_waiting = False
-    for _ in range(60):
+    # Up to 2 minutes: the scheduled run the unpaused DAG starts with may still hold the one slot.
+    for _ in range(240):
         states = {run["dag_run_id"]: run["state"] for run in deployment.runs()}
         if states.get("overlap-a") == "running" and states.get("overlap-b") == "queued":
             seen_waiting = True
