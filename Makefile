@@ -5,14 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
-.PHONY: help venv run test test-unit lint bench lock clean
+.PHONY: help venv run test test-unit lint bench lock clean test-compat
 
 help:
 	@echo "make run    - start the stand-ins and Airflow (standalone) with the DAG unpaused"
 	@echo "make test   - create the virtual environment if missing and run the whole suite"
 	@echo "make lint   - ruff (with Airflow's AIR rules)"
 	@echo "make bench  - benchmarks; prints a table and writes bench/results.json"
-	@echo "make lock   - re-resolve requirements.lock from requirements-dev.txt"
+	@echo "make lock   - re-resolve requirements.lock (Airflow 3.3) and requirements/airflow-3.{1,2}.lock"
+	@echo "make test-compat - the DAG's end-to-end suite on Airflow 3.1, 3.2 and 3.3 (COMPAT=3.1 for one)"
 
 # The venv is rebuilt only when the lock changes; uv installs the pinned set in seconds.
 $(BIN)/.installed: requirements.lock
@@ -24,8 +25,24 @@ $(BIN)/.installed: requirements.lock
 
 venv: $(BIN)/.installed
 
+# Each Airflow version Cloud Composer 3 runs has its lock; each is resolved with the pins Airflow's
+# own constraints would impose (requirements/constraints-3.x.txt, each pin with its reason).
+COMPAT_LOCKED := 3.1 3.2
+
 lock:
-	$(UV) pip compile --quiet --python-version 3.11 requirements-dev.txt -o requirements.lock
+	$(UV) pip compile --quiet --python-version 3.11 requirements-dev.txt \
+		-c requirements/constraints-3.3.txt -o requirements.lock
+	for v in $(COMPAT_LOCKED); do \
+		$(UV) pip compile --quiet --python-version 3.11 requirements/dev-$$v.txt \
+			-c requirements/constraints-$$v.txt -o requirements/airflow-$$v.lock || exit 1; \
+	done
+
+# One venv per version (.venv-3.1, .venv-3.2, .venv-3.3), made or synced from its lock when it
+# changed, then tests/dags with its python; prints a table, fails if any version fails.
+COMPAT ?=
+test-compat: venv
+	$(PYTHON) dev/compat.py --uv $(UV) --python $(PYTHON) $(COMPAT)
+
 
 run: venv
 	$(BIN)/python -m dev.run_local
