@@ -137,7 +137,8 @@ class Airflow:
     def _get_json(self, path: str, token: str | None = None) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         request = urllib.request.Request(self.base_url + path, headers=headers)
-        with urllib.request.urlopen(request, timeout=10) as response:
+        # 30 s: a just-started api-server on a busy machine can take that long to answer.
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
 
     def wait_healthy(self, timeout: float) -> None:
@@ -173,7 +174,8 @@ class Airflow:
             method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        # 30 s: a just-started api-server on a busy machine can take that long to answer.
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)["access_token"]
 
     def dag(self, token: str) -> dict[str, Any] | None:

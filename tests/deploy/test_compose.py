@@ -24,7 +24,7 @@ from tests.conftest import REPO
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
-DAG_FILE = REPO / "dags" / "stalled_batch_cleanup.py"
+NAMES_FILE = REPO / "plugins" / "batch_cleanup" / "names.py"
 
 AIRFLOW_SERVICES = (
     "airflow-init",
@@ -110,8 +110,9 @@ def _connection(conn_id: str) -> dict[str, Any]:
 
 
 def _dag_conn_ids() -> list[str]:
-    """Values of the DAG file's module-level `*_CONN_ID` constants, read without importing Airflow."""
-    tree = ast.parse(DAG_FILE.read_text())
+    """Values of the module-level `*_CONN_ID` constants of `batch_cleanup/names.py` (the one home of
+    the DAG's connection ids), read without importing Airflow."""
+    tree = ast.parse(NAMES_FILE.read_text())
     return sorted(
         node.value.value
         for node in tree.body
