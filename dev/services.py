@@ -220,7 +220,8 @@ def wipe_firestore(emulator_url: str, project: str) -> None:
     url = f"{emulator_url.rstrip('/')}/emulator/v1/projects/{project}/databases/(default)/documents"
     request = urllib.request.Request(url, method="DELETE")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        # 60 s: a just-started emulator's JVM, on a machine running the suite's workers, is slow.
+        with urllib.request.urlopen(request, timeout=60) as response:
             response.read()
     except urllib.error.HTTPError as err:
         detail = err.read()[:200]
