@@ -6,7 +6,9 @@ that log, so a broken start-up is diagnosed from the test output alone.
 
 from __future__ import annotations
 
+import http.client
 import os
+import random
 import re
 import shutil
 import signal
@@ -174,20 +176,66 @@ def firestore_emulator_jar() -> Path:
     raise PrerequisiteMissing(f"the Firestore emulator jar was not found; {INSTALL_HINT}")
 
 
+# free_port() picks below the kernel's ephemeral range, which every `bind(("", 0))` (a stand-in's,
+# the emulator's own WebSocket server's) and every outgoing connection draw from: a port picked
+# there can be taken by any of them in the moment before the caller binds it, and with the suite
+# on several workers that happens. Here only another free_port() caller can pick it: 1 in ~20,000.
+FREE_PORT_LOW = 10000
+_random = random.SystemRandom()
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    # The port could be taken again before the emulator binds it; on one test machine that race is theory.
-    with socket.socket() as probe:
+    """A port nothing on 127.0.0.1 listens on now, for a process about to bind it."""
+    high = _ephemeral_ports_start()
+    for _ in range(100) if high - FREE_PORT_LOW > 1000 else ():
+        port = _random.randrange(FREE_PORT_LOW, high)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # taken
+                continue
+            return port
+    with socket.socket() as probe:  # no room below the ephemeral range: the kernel's choice
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
+EMULATOR_READY_LINE = "Dev App Server is now running."
+EMULATOR_PORT_ATTEMPTS = 3
+
+
 def start_firestore_emulator(log_dir: Path, *, port: int | None = None) -> Service:
-    """Google's Firestore emulator on 127.0.0.1; ready once `GET /` answers `Ok`."""
+    """Google's Firestore emulator on 127.0.0.1; ready once it says it runs and `GET /` answers `Ok`.
+
+    On a port of free_port()'s choosing, a start whose port was taken meanwhile is tried again on
+    another port (the error says why the last try failed); a port asked for is tried once.
+    """
     java = shutil.which("java")
     if java is None:
         raise PrerequisiteMissing(f"`java` is not on PATH; the Firestore emulator needs it: {INSTALL_HINT}")
     jar = firestore_emulator_jar()
-    port = port or free_port()
+    for attempt in range(1, EMULATOR_PORT_ATTEMPTS + 1):
+        try:
+            return _start_firestore_emulator(java, jar, log_dir, port or free_port())
+        except _PortTaken as taken:
+            if port is not None or attempt == EMULATOR_PORT_ATTEMPTS:
+                raise taken.error from None
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(Exception):
+    def __init__(self, error: RuntimeError) -> None:
+        self.error = error
+
+
+def _start_firestore_emulator(java: str, jar: Path, log_dir: Path, port: int) -> Service:
     url = f"http://127.0.0.1:{port}"
     command = [
         java,
@@ -202,14 +250,19 @@ def start_firestore_emulator(log_dir: Path, *, port: int | None = None) -> Servi
     process, log_path = spawn(name, command, log_dir)
     deadline = time.monotonic() + EMULATOR_START_TIMEOUT
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise _start_failed(name, process, log_path, f"exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/", timeout=2) as response:
-                if response.read().strip() == b"Ok":
-                    return Service(name, url, process, log_path)
-        except OSError:  # not listening yet
-            pass
+        if process.poll() is not None:  # most often: the port was taken
+            raise _PortTaken(_start_failed(name, process, log_path, f"exited with code {process.returncode}"))
+        # Until this emulator says it runs, whoever answers on the port is another process.
+        if EMULATOR_READY_LINE in log_path.read_text(errors="replace"):
+            try:
+                with urllib.request.urlopen(url + "/", timeout=2) as response:
+                    if response.read().strip() == b"Ok" and process.poll() is None:
+                        return Service(name, url, process, log_path)
+            except OSError:  # not answering yet
+                pass
+            except http.client.HTTPException as error:  # another server on the port
+                why = f"{url}/ is answered by another server: {error!r}"
+                raise _PortTaken(_start_failed(name, process, log_path, why)) from None
         time.sleep(0.1)
     why = f"{url}/ did not answer Ok within {EMULATOR_START_TIMEOUT:.0f} s"
     raise _start_failed(name, process, log_path, why)

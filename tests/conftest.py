@@ -8,6 +8,7 @@ from tests.session_home import HOME as _HOME, OUTPUT, REPO  # first: Airflow's e
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,24 @@ SERVICE_LOGS = OUTPUT / "services"
 @pytest.fixture(scope="session")
 def firestore_emulator():
     service = services.start_firestore_emulator(SERVICE_LOGS)
+    _first_request(service)
     yield service
     service.stop()
+
+
+def _first_request(emulator: services.Service, patience: float = services.EMULATOR_START_TIMEOUT) -> None:
+    """A wipe, as a test's first request would be, until the emulator answers it: a fresh JVM
+    answers its first requests slowly, and while several xdist workers start at once that can
+    take longer than the 10 s a test's wipe waits."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            services.wipe_firestore(emulator.url, LOCAL_PROJECT)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
