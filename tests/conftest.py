@@ -6,7 +6,6 @@ from __future__ import annotations
 from tests.session_home import HOME as _HOME, OUTPUT, REPO  # first: Airflow's environment
 # isort: on
 
-import contextlib
 import json
 import os
 import time
@@ -25,10 +24,6 @@ __all__ = ["OUTPUT", "REPO"]
 API_KEY = "test-api-key-4f1c9e27-DO-NOT-LOG"
 SLACK_WEBHOOK_PATH = "/services/T0TEST/B0TEST/webhook-secret-7d3a91"
 SERVICE_LOGS = OUTPUT / "services"
-# The emulators' JVMs (one per xdist worker, and tests' own): the quick JIT tier only and one GC
-# thread. Measured on 2 CPUs: ready in half the time, a third less CPU, and no slower for the few
-# hundred requests a session sends. A developer's own JAVA_TOOL_OPTIONS is kept.
-os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:CICompilerCount=1")
 
 
 @pytest.fixture(scope="session")
@@ -179,29 +174,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return next((i for i, prefix in enumerate(SLOW_FIRST) if group.startswith(prefix)), len(SLOW_FIRST))
 
     items.sort(key=rank)  # stable
-    _worker_groups.update(groups)
     # Every worker collects the same tests: each writes the same file, whole (rename is atomic).
     target = _groups_file(os.getppid())  # xdist starts its workers as the controller's children
     partial = target.with_name(f"{target.name}.{os.getpid()}")
     partial.write_text(json.dumps(groups))
     partial.replace(target)
-
-
-# The session's Airflow's group is the suite's longest chain (one DAG run after another, ~5 min on
-# 2 idle CPUs), and the rest of the suite's processes would take CPU from it at every step. Where
-# the OS allows (as root), its worker and what that starts run at this priority; others at 0.
-CRITICAL_GROUP_NICE = -5
-_worker_groups: dict[str, str] = {}
-
-
-@pytest.hookimpl(tryfirst=True)  # before the test's fixtures start anything
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if not _worker_groups:
-        return
-    nice = CRITICAL_GROUP_NICE if _worker_groups.get(item.nodeid) == AIRFLOW_SESSION_GROUP else 0
-    if os.getpriority(os.PRIO_PROCESS, 0) != nice:
-        with contextlib.suppress(PermissionError):  # not root: everything at the same priority
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 @pytest.hookimpl(optionalhook=True)
