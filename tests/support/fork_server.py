@@ -33,6 +33,7 @@ client sends one JSON line {argv, env, cwd, stdout, stderr, airflow_main}; the s
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -135,6 +136,11 @@ def _preload() -> None:
 
     # Whatever connection importing made is closed: children make their own engine.
     settings.dispose_orm(do_log=False)
+    # Everything made so far is kept for the server's lifetime: out of the garbage collector's
+    # sight, so that a child's first full collection does not walk (and copy, page by page) the
+    # whole inherited heap: measured 0.6 s of each run's CPU. (gc.freeze() is meant for this.)
+    gc.collect()
+    gc.freeze()
     # A fork copies only the calling thread: a thread started by an import would be missing (and
     # could hold a lock) in every child. There is none; if an upgrade starts one, fail here.
     threads = os.listdir("/proc/self/task")
