@@ -61,7 +61,13 @@ TEST_ENV := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(abspath $(VENV)
 # When make started: the wall time printed at the end includes making the venv.
 MAKE_STARTED := $(shell date +%s)
 
-test: venv
+# Once per venv: what the suite's Airflow processes import, compiled into that cache by one process
+# before the workers start, rather than by all of them at once (tests/support/warm_bytecode.py).
+$(VENV)/pycache/.warm: $(BIN)/.installed tests/support/warm_bytecode.py
+	$(TEST_ENV) $(BIN)/python tests/support/warm_bytecode.py
+	mkdir -p $(@D) && touch $@
+
+test: venv $(VENV)/pycache/.warm
 	@suite=$$(date +%s); status=0; \
 	$(BIN)/ruff check . && $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_PARALLEL) || status=$$?; \
 	now=$$(date +%s); \
