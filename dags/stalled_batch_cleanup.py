@@ -46,12 +46,11 @@ good posts its error to the same channel, so an outage of the cleanup never look
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pendulum
 from airflow.sdk import dag, task, teardown
-from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
 
 from batch_cleanup.budget import check_fits
 from batch_cleanup.config import (
@@ -65,7 +64,7 @@ from batch_cleanup.config import (
     TASK_TIMEOUT,
 )
 from batch_cleanup.names import DAG_ID, SLACK_CONN_ID
-from batch_cleanup.notify import deadline_missed, slack_on_failure, slack_on_run_failure
+from batch_cleanup.notify import hung_run_deadline, slack_on_failure, slack_on_run_failure
 from batch_cleanup.params import dag_params
 
 # A hung coordinator must fail check_stalled, with its cause posted, before the run times out.
@@ -79,14 +78,9 @@ check_fits(CHECK_BUDGET, RUN_TIMEOUT)
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=RUN_TIMEOUT,
-    # A run still unfinished this long after it was queued is hung: Slack hears (a Deadline Alert).
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timedelta(minutes=DEADLINE_MINUTES),
-        callback=AsyncCallback(
-            deadline_missed, kwargs={"slack_conn_id": SLACK_CONN_ID, "minutes": DEADLINE_MINUTES}
-        ),
-    ),
+    # A run still unfinished this long after it was queued is hung: Slack hears (a Deadline Alert;
+    # none on Airflow 3.1, where dagrun_timeout's failure callback tells Slack instead).
+    deadline=hung_run_deadline(SLACK_CONN_ID, DEADLINE_MINUTES),
     doc_md=__doc__,
     tags=["prediction-platform", "batch-cleanup", "alerting"],
     default_args={

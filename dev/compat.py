@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +33,10 @@ REQUIREMENTS = REPO / "requirements"
 OUTPUT = REPO / "test-output" / "compat"
 SUITE = "tests/dags"
 STAMP = ".compat-lock-sha256"
+
+# The running pytest, and whether a signal asked this run to stop (see `stop`).
+_running: subprocess.Popen | None = None
+_stopped_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,18 @@ def read_junit(path: Path, result: Result) -> None:
     result.not_passed = tuple(not_passed)
 
 
+def stop(signum: int, _frame) -> None:
+    """SIGTERM or Ctrl-C: pytest is interrupted as by Ctrl-C, so that its fixtures stop the emulator
+    and the stand-ins; the versions not run yet are not started, and the table is still printed."""
+    global _stopped_by
+    _stopped_by = signal.Signals(signum).name
+    # Ctrl-C reaches pytest from the terminal itself; a SIGTERM is passed on as SIGINT.
+    if signum == signal.SIGTERM and _running is not None and _running.poll() is None:
+        _running.send_signal(signal.SIGINT)
+
+
 def run_suite(version: Version, pytest_args: list[str]) -> Result:
+    global _running
     expected = pins(version.lock).get("apache-airflow", "?")
     result = Result(version.name, installed_airflow(version))
     if result.airflow != expected:
@@ -204,7 +220,8 @@ def run_suite(version: Version, pytest_args: list[str]) -> Result:
     env["PATH"] = f"{version.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     # A module that fails to import on one version must not hide what the others' tests say: it is
     # still an error in the table and fails the version.
-    command = [str(version.python), "-m", "pytest", SUITE, "--continue-on-collection-errors"]
+    # (-u: pytest's progress reaches the terminal as it happens, not in blocks of a pipe's buffer.)
+    command = [str(version.python), "-u", "-m", "pytest", SUITE, "--continue-on-collection-errors"]
     command += [f"--junitxml={junit}", *pytest_args]
     print(f"\n=== Airflow {version.name} ({result.airflow}): {' '.join(command[1:])}", flush=True)
     print(f"    log: {log.relative_to(REPO)}", flush=True)
@@ -215,6 +232,7 @@ def run_suite(version: Version, pytest_args: list[str]) -> Result:
             command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         ) as process,
     ):
+        _running = process
         assert process.stdout is not None
         # As it comes (pytest's progress dots end no line), to the terminal and to the log.
         while chunk := process.stdout.read1(65536):
@@ -222,7 +240,10 @@ def run_suite(version: Version, pytest_args: list[str]) -> Result:
             sys.stdout.buffer.flush()
             out.write(chunk)
         result.returncode = process.wait()
+        _running = None
     result.seconds = time.monotonic() - started
+    if _stopped_by:
+        result.problem = f"stopped by {_stopped_by}"
     read_junit(junit, result)
     return result
 
@@ -275,9 +296,14 @@ def main(argv: list[str]) -> int:
         print("error: the requirement files disagree:", *problems, sep="\n  ", file=sys.stderr)
         return 2
 
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
     started = time.monotonic()
     results = []
     for version in versions:
+        if _stopped_by:
+            results.append(Result(version.name, "-", problem=f"not run ({_stopped_by})"))
+            continue
         setup = time.monotonic()
         try:
             done = ensure_venv(version, uv, args.python)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from batch_cleanup.compat import AIRFLOW_VERSION, airflow_minor
 from batch_cleanup.messages import dag_run_url, run_failed, run_overdue, task_failure
 
 log = logging.getLogger(__name__)
@@ -13,6 +15,32 @@ log = logging.getLogger(__name__)
 # Reasons Airflow gives a DAG-level failure callback (`context["reason"]`) that a task callback
 # has already explained: posting again would page twice for one failure.
 EXPLAINED_BY_A_TASK = frozenset({"task_failure"})
+
+
+def hung_run_deadline(conn_id: str, minutes: int, airflow_version: str = AIRFLOW_VERSION) -> Any:
+    """The Deadline Alert for a run still unfinished `minutes` after it was queued; None on Airflow 3.1.
+
+    On 3.1 a DAGRUN_QUEUED_AT deadline is evaluated while the run is created, and a run created
+    running (`airflow dags test`, `dag.test()`) has no queued_at yet: the run cannot even start. So
+    3.1 goes without it, and says so; a hung run is still posted to Slack, by `dagrun_timeout` and
+    the DAG's failure callback (`slack_on_run_failure`), only later.
+    """
+    if airflow_minor(airflow_version) < (3, 2):
+        log.warning(
+            "Airflow %s: the Deadline Alert (%d min after queued) is off, because on 3.1 it breaks "
+            "runs created running, such as `airflow dags test`. A hung run is posted to Slack when "
+            "it hits dagrun_timeout instead.",
+            airflow_version,
+            minutes,
+        )
+        return None
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=AsyncCallback(deadline_missed, kwargs={"slack_conn_id": conn_id, "minutes": minutes}),
+    )
 
 
 def slack_on_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:

@@ -10,8 +10,13 @@ import sys
 from datetime import timedelta
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk.exceptions import ParamValidationError
+
+try:  # Airflow 3.2 and later
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import ParamValidationError
+except ImportError:  # 3.1
+    from airflow.exceptions import ParamValidationError
+    from airflow.models.dagbag import DagBag
 
 from batch_cleanup.budget import MARGIN_FRACTION, RetryBudget, backoff_multiplier
 from tests.conftest import REPO
@@ -82,6 +87,20 @@ def test_each_task_pushes_one_xcom(dag):
 
 def test_a_run_that_fails_as_a_whole_tells_slack(dag):
     assert dag.on_failure_callback, "a timed-out run skips its tasks and their callbacks: the DAG must post"
+
+
+def test_a_hung_run_is_a_deadline_alert_from_3_2_and_the_run_timeout_on_3_1(dag):
+    from batch_cleanup.compat import airflow_minor
+    from batch_cleanup.config import DEADLINE_MINUTES, RUN_TIMEOUT
+
+    deadline = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline
+    if airflow_minor() < (3, 2):
+        assert deadline is None
+    else:
+        assert deadline.interval == timedelta(minutes=DEADLINE_MINUTES)
+        assert type(deadline.reference).__name__ == "DagRunQueuedAtDeadline"
+    # Either way a hung run ends, and its end is posted (test_a_run_that_fails_as_a_whole_tells_slack).
+    assert dag.dagrun_timeout == RUN_TIMEOUT
 
 
 def test_task_graph(dag):

@@ -1,0 +1,39 @@
+"""What the DAG's hung-run alarm is on each Airflow line Composer 3 runs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from batch_cleanup.compat import airflow_minor
+from batch_cleanup.notify import deadline_missed, hung_run_deadline
+
+
+@pytest.mark.parametrize(
+    ("version", "minor"), [("3.1.8", (3, 1)), ("3.2.2", (3, 2)), ("3.3.1", (3, 3)), ("3.3.0rc1", (3, 3))]
+)
+def test_airflow_minor(version, minor):
+    assert airflow_minor(version) == minor
+
+
+@pytest.mark.parametrize("version", ["3.2.2", "3.3.1"])
+def test_from_3_2_a_run_unfinished_after_the_deadline_posts_a_deadline_alert(version, caplog):
+    with caplog.at_level(logging.WARNING):
+        alert = hung_run_deadline("slack_x", 10, airflow_version=version)
+    assert alert.interval == timedelta(minutes=10)
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.callback.path.endswith(deadline_missed.__name__)
+    assert alert.callback.kwargs == {"slack_conn_id": "slack_x", "minutes": 10}
+    assert not caplog.records
+
+
+def test_on_3_1_the_deadline_alert_is_off_and_the_log_says_why_and_what_stands_in(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert hung_run_deadline("slack_x", 10, airflow_version="3.1.8") is None
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "Airflow 3.1.8" in record.message
+    assert "Deadline Alert" in record.message and "off" in record.message
+    assert "dagrun_timeout" in record.message
