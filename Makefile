@@ -9,6 +9,7 @@ UV := $(BIN)/uv
 
 help:
 	@echo "make run    - start the stand-ins and Airflow (standalone) with the DAG unpaused"
+	@echo "              (SLACK_MODE=bot: a bot-token Slack connection, one thread per incident)"
 	@echo "make test   - create the virtual environment if missing and run the whole suite"
 	@echo "make test-fast - the tests that start no Airflow process and no emulator (unit, deploy)"
 	@echo "make lint   - ruff (with Airflow's AIR rules)"
@@ -44,8 +45,10 @@ COMPAT ?=
 test-compat: venv
 	$(PYTHON) dev/compat.py --uv $(UV) --python $(PYTHON) $(COMPAT)
 
+# SLACK_MODE=bot: Slack through the stand-in's Web API with a bot token (incidents as threads).
+SLACK_MODE ?= webhook
 run: venv
-	$(BIN)/python -m dev.run_local
+	$(BIN)/python -m dev.run_local --slack $(SLACK_MODE)
 
 # The whole suite on TEST_WORKERS pytest-xdist workers, each a session of its own (own Airflow home,
 # emulator, stand-ins and test-output/gwN). tests/conftest.py schedules them: every test that uses

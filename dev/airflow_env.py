@@ -11,6 +11,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_PROJECT = "demo-batch-cleanup"
+# The Slack stand-in's channel (#daily-orchestration) for bot-token mode.
+LOCAL_SLACK_CHANNEL = "C000LOCAL"
+
+
+def slack_bot_connection(api_url: str, token: str, channel: str = LOCAL_SLACK_CHANNEL) -> str:
+    """`AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION` in bot-token mode: the Slack provider's `slack`
+    connection (token as password), pointed at `api_url` (the stand-in's `/api/`) and `channel`."""
+    return json.dumps(
+        {"conn_type": "slack", "password": token, "extra": {"base_url": api_url, "channel": channel}}
+    )
 
 
 def connection_env(
@@ -42,8 +52,12 @@ def airflow_env(
     project: str = LOCAL_PROJECT,
     retry_delay_seconds: int | None = None,
     monitoring_url: str | None = None,
+    slack_connection: str | None = None,
 ) -> dict[str, str]:
-    """Airflow settings for a local home folder, on SQLite, with the DAG and plugin folders of this repo."""
+    """Airflow settings for a local home folder, on SQLite, with the DAG and plugin folders of this repo.
+
+    `slack_connection` (see `slack_bot_connection`) replaces the webhook connection.
+    """
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -68,4 +82,6 @@ def airflow_env(
             project=project,
         )
     )
+    if slack_connection is not None:  # bot-token mode instead of the webhook
+        env["AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION"] = slack_connection
     return env

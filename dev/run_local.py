@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dev import services
-from dev.airflow_env import REPO, airflow_env
+from dev.airflow_env import REPO, airflow_env, slack_bot_connection
 from dev.slack_sink import WEBHOOK_PATH
 
 DAG_ID = "stalled_batch_cleanup"
@@ -74,8 +74,17 @@ def local_env(
     sink: services.Service,
     emulator: services.Service,
     monitoring: services.Service | None = None,
+    slack_mode: str = "webhook",
 ) -> dict[str, str]:
-    """The whole environment of `airflow standalone` and of the CLI calls made next to it."""
+    """The whole environment of `airflow standalone` and of the CLI calls made next to it.
+
+    `slack_mode` "bot" posts through the stand-in's Web API (threads, edits) instead of its webhook.
+    """
+    bot = (
+        slack_bot_connection(sink.url + "/api/", "xoxb-" + secrets.token_hex(12))
+        if slack_mode == "bot"
+        else None
+    )
     env = {
         **os.environ,
         **airflow_env(
@@ -85,6 +94,7 @@ def local_env(
             slack_webhook_url=sink.url + WEBHOOK_PATH,
             firestore_host=emulator.host,
             monitoring_url=monitoring.url if monitoring else None,
+            slack_connection=bot,
         ),
     }
     env.update(
@@ -288,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO / ".run" / "services",
         help="service logs (default .run/services)",
     )
+    parser.add_argument(
+        "--slack",
+        choices=("webhook", "bot"),
+        default=os.environ.get("SLACK_MODE") or "webhook",
+        help="Slack connection: an incoming webhook (default), or a bot token whose incidents are "
+        "threads (default: $SLACK_MODE or webhook)",
+    )
     parser.add_argument("--check", action="store_true", help="start, check the DAG over REST, print OK, stop")
     args = parser.parse_args(argv)
     home, log_dir = args.home.resolve(), args.log_dir.resolve()
@@ -322,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             sink=sink,
             emulator=emulator,
             monitoring=monitoring,
+            slack_mode=args.slack,
         )
         airflow = Airflow(env, log_dir, base_url)
         started.append(airflow)

@@ -1,13 +1,18 @@
-"""Posting a policy decision: at most one run posts it, and the state moves only once Slack accepted it."""
+"""Posting a policy decision: at most one run posts it, and the state moves only once Slack accepted it.
+
+In bot-token mode an incident is one thread: its first message opens it, every later message of
+the incident is a reply (an escalation to CRITICAL also broadcast to the channel), and after each
+reply the first message is edited to show where the incident stands.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from batch_cleanup import metrics
-from batch_cleanup.messages import Message
+from batch_cleanup.messages import Message, with_note
+from batch_cleanup.policy import CRITICAL, State
 
 if TYPE_CHECKING:
     from batch_cleanup.steps import Store
@@ -15,6 +20,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SENT, SKIPPED, RENDERED = "sent", "skipped", "rendered"
+
+
+class ThreadGone(Exception):
+    """The message a reply or an edit points at can no longer be found: `error` is Slack's code."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class Channel(Protocol):
+    """What delivery needs of `hooks.slack.OnCallChannel`."""
+
+    @property
+    def threads(self) -> bool: ...
+    def post(
+        self, message: Message, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> dict[str, str]: ...
+    def update(self, where: dict[str, str], message: Message) -> None: ...
 
 
 def deliver(
@@ -26,27 +50,80 @@ def deliver(
     dag_id: str,
     run_id: str,
     store: Store,
-    post: Callable[[Message], None],
+    slack: Channel,
+    card: Message | None = None,
 ) -> str:
-    """Post `message` for `decision`: SENT, SKIPPED (another run has it) or RENDERED (notify=false)."""
+    """Post `message` for `decision`: SENT, SKIPPED (another run has it) or RENDERED (notify=false).
+
+    `card` is what the incident's first message shows after this one, in bot-token mode.
+    """
+    kind = decision["kind"]
     if not notify:
         log.info("notify=false: nothing sent, state untouched. The message would read:\n%s", message.text)
         return RENDERED
-    test = decision["kind"] == "test"
-    if not test:
-        conflict = store.claim_lease(
-            dag_id, run_id=run_id, version=evaluation["version"], kind=decision["kind"]
-        )
-        if conflict:
-            log.info("Not sending the %s: %s.", decision["kind"], conflict)
-            return SKIPPED
-    try:
-        post(message)
-    except Exception:
-        if not test:
+    if kind == "test":  # No incident: a stand-alone message, no lease, nothing remembered.
+        slack.post(message)
+        return _accepted(decision)
+    conflict = store.claim_lease(dag_id, run_id=run_id, version=evaluation["version"], kind=kind)
+    if conflict:
+        log.info("Not sending the %s: %s.", kind, conflict)
+        return SKIPPED
+    thread = State.from_dict(evaluation["before"]).thread if kind != "alert" and slack.threads else None
+    where = _posted_earlier(store, dag_id, run_id, kind)
+    if where is None:
+        try:
+            where = _post(slack, message, thread, decision)
+        except Exception:
             # The next try, or the next run, decides again and posts; nothing is lost.
             store.release_lease(dag_id, run_id=run_id)
-        raise
+            raise
+        store.record_post(dag_id, run_id=run_id, kind=kind, where=where)
+    if thread is not None and where == thread and card is not None:
+        _edit(slack, thread, card)
+    return _accepted(decision)
+
+
+def _posted_earlier(store: Store, dag_id: str, run_id: str, kind: str) -> dict[str, str] | None:
+    """Where an earlier try of this run posted this decision's message; None when none did."""
+    stored, _ = store.read_state(dag_id)
+    posted = stored.get("posted") or {}
+    if posted.get("run_id") != run_id or posted.get("kind") != kind:
+        return None
+    log.info("An earlier try of this run posted the %s already: not posting it again.", kind)
+    return {key: posted[key] for key in ("channel", "ts") if key in posted}
+
+
+def _post(
+    slack: Channel, message: Message, thread: dict[str, str] | None, decision: dict[str, Any]
+) -> dict[str, str]:
+    """Post into the incident's thread if it has one; the first message of the thread it is now in."""
+    if thread is None:
+        return slack.post(message)
+    broadcast = decision["kind"] == "escalation" and decision["severity"] == CRITICAL
+    try:
+        slack.post(message, thread_ts=thread["ts"], broadcast=broadcast)
+        return thread
+    except ThreadGone as gone:
+        why = (
+            f"The incident's earlier Slack thread could not be found (Slack answered `{gone.error}`), "
+            "so this message starts a new one."
+        )
+        log.warning("%s Its first message was %s in %s.", why, thread["ts"], thread["channel"])
+        return slack.post(with_note(message, why))
+
+
+def _edit(slack: Channel, thread: dict[str, str], card: Message) -> None:
+    """Show the incident's state in its first message; a failed edit is logged and never fails the
+    run: the message itself is out, and the next one edits the first message again."""
+    try:
+        slack.update(thread, card)
+    except Exception as err:  # best effort: said in the log
+        log.error(
+            "Could not edit the incident's first message (%s in %s): %s", thread["ts"], thread["channel"], err
+        )
+
+
+def _accepted(decision: dict[str, Any]) -> str:
     log.info("Slack accepted the %s (%s).", decision["kind"], decision["severity"])
     metrics.count(
         "alerts_sent", severity=decision["severity"] or decision["kind"].upper(), kind=decision["kind"]

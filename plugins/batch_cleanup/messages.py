@@ -161,6 +161,55 @@ def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:
     return sections
 
 
+def with_note(message: Message, note: str) -> Message:
+    """`message` with a context line in front (in italics): why it is not where it would be."""
+    note_block = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"_{escape(note)}_"}]}
+    head, rest = message.blocks[:1], message.blocks[1:]
+    return Message(text=f"{escape(note)}\n{message.text}", blocks=[*head, note_block, *rest][:MAX_BLOCKS])
+
+
+_CARD_HEADERS = {
+    True: ":rotating_light: {severity}, ongoing: systemic batch stalls",
+    False: ":white_check_mark: RESOLVED: systemic batch stalls are over",
+}
+
+
+def incident_card(
+    decision: dict[str, Any], *, window_minutes: int, threshold: int, updated_at: str, run_url: str
+) -> Message:
+    """What the incident's first message shows once edited (bot-token mode): where the incident stands
+    after `decision`, at a glance; each step's own message is in the thread below it."""
+    ongoing = decision["kind"] != "resolved"
+    header = _CARD_HEADERS[ongoing].format(severity=decision.get("severity") or "")
+    since = escape(str(decision.get("opened_at") or "?"))
+    lasted = duration_text(decision.get("duration_seconds"))
+    now = f"*Now:* {decision['count']} cleanups in the last {window_minutes} minutes"
+    peak = decision.get("peak_severity") or decision.get("severity")
+    if ongoing:
+        facts = [
+            f"{now} (threshold: {threshold})",
+            f"*Since:* {since} (open for {lasted})",
+            f"*Peak:* {peak}",
+        ]
+    else:
+        facts = [
+            f"*Lasted:* {lasted}, from {since}",
+            f"*{decision['total_cleanups']} cleanups* in total, peak severity {peak}",
+            f"{now} (below {threshold})",
+        ]
+    batches = listed([_shown(b) for b in unique(decision.get("batch_ids") or [])]) or ["none"]
+    context = f"Updated {escape(updated_at)}. Every step of the incident is in the thread."
+    text = "\n".join([header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts), context])
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+        _section("\n".join(facts)),
+        _section("*Batches involved:*\n" + _bullets(f"`{escape(b)}`" for b in batches)),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+        _run_button(run_url),
+    ]
+    return Message(text=text, blocks=blocks)
+
+
 def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str) -> Message:
     """A task failed for good: the cleanup itself is broken, which must never look like a quiet hour.
 

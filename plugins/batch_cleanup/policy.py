@@ -84,6 +84,16 @@ class State:
     event_ids: tuple[str, ...] = ()
     muted: tuple[str, ...] = ()
     notifications: int = 0
+    # Bot-token mode: the incident's first Slack message, whose thread holds the later ones.
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+
+    @property
+    def thread(self) -> dict[str, str] | None:
+        """Where the incident's first message is (`{"channel", "ts"}`), if it was posted by a bot."""
+        if self.open and self.slack_channel and self.slack_ts:
+            return {"channel": self.slack_channel, "ts": self.slack_ts}
+        return None
 
     def to_dict(self, *, iso: bool = False) -> dict[str, Any]:
         """Plain values for Firestore; with `iso`, datetimes as ISO strings for XCom."""

@@ -1,24 +1,24 @@
 """The DAG's task steps: each task unpacks what Airflow hands it and calls one of these.
 
 They take their inputs (hooks, params, the run's id and time) and return small JSON-able values,
-so they can be tested without Airflow running. The hooks are passed in; the Slack post is the
-`post` callable (the real one is `batch_cleanup.hooks.slack.post`).
+so they can be tested without Airflow running. The hooks are passed in; Slack is the `slack`
+channel (the real one is `batch_cleanup.hooks.slack.OnCallChannel`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from batch_cleanup import metrics
 from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.config import RUN_TIMEOUT
-from batch_cleanup.delivery import SENT, deliver
+from batch_cleanup.delivery import SENT, Channel, deliver
 from batch_cleanup.events import StoredEvent, build_event, double_recorded, event_id, window_start
-from batch_cleanup.messages import Message, alert, dag_run_url
+from batch_cleanup.messages import Message, alert, dag_run_url, incident_card
 from batch_cleanup.monitoring import RunFigures
 from batch_cleanup.names import (
     CHECK_STALLED,
@@ -61,6 +61,7 @@ class Store(Protocol):
     def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
     def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None: ...
     def release_lease(self, dag_id: str, *, run_id: str) -> None: ...
+    def record_post(self, dag_id: str, *, run_id: str, kind: str, where: dict[str, str]) -> None: ...
     def save_state(
         self,
         dag_id: str,
@@ -211,18 +212,24 @@ def choose_alert(evaluation: dict[str, Any]) -> str:
     return SEND_RESOLVED if decision["kind"] == "resolved" else SEND_ALERT
 
 
+def compared_with(decision: dict[str, Any], config: PolicyConfig) -> int:
+    """The threshold a message compares the count with: a RESOLVED one carries the peak severity,
+    but it resolved below the warning threshold."""
+    return (
+        config.warning_threshold if decision["kind"] == "resolved" else config.threshold(decision["severity"])
+    )
+
+
 def message_for(
     summary: dict[str, Any], evaluation: dict[str, Any], params: Mapping[str, Any], *, run_url: str
 ) -> Message:
     """The Slack message for this run's decision."""
     config = PolicyConfig.from_params(params)
     decision = evaluation["decision"]
-    # A RESOLVED message carries the peak severity; it resolved below the warning threshold.
-    resolved = decision["kind"] == "resolved"
     return alert(
         decision,
         window_minutes=config.window_minutes,
-        threshold=config.warning_threshold if resolved else config.threshold(decision["severity"]),
+        threshold=compared_with(decision, config),
         completed_this_run=summary["stalled_count"],
         run_url=run_url,
     )
@@ -237,19 +244,34 @@ def send(
     dag_id: str,
     run_id: str,
     base_url: str,
-    post: Callable[[Message], None],
+    slack: Channel,
+    now: datetime,
 ) -> str:
-    """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`."""
-    message = message_for(summary, evaluation, params, run_url=dag_run_url(base_url, dag_id, run_id))
+    """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`.
+
+    In bot-token mode the incident's first message is then edited to show where it stands (`now`).
+    """
+    run_url = dag_run_url(base_url, dag_id, run_id)
+    message = message_for(summary, evaluation, params, run_url=run_url)
+    config = PolicyConfig.from_params(params)
+    decision = evaluation["decision"]
+    card = incident_card(
+        decision,
+        window_minutes=config.window_minutes,
+        threshold=compared_with(decision, config),
+        updated_at=f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        run_url=run_url,
+    )
     return deliver(
         message,
-        decision=evaluation["decision"],
+        decision=decision,
         evaluation=evaluation,
         notify=params["notify"],
         dag_id=dag_id,
         run_id=run_id,
         store=store,
-        post=post,
+        slack=slack,
+        card=card,
     )
 
 

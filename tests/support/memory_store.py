@@ -49,12 +49,57 @@ class MemoryStore:
         if self.lease == run_id:
             self.lease = None
 
+    def record_post(self, dag_id, *, run_id, kind, where):
+        self.state["posted"] = {"run_id": run_id, "kind": kind, **where}
+
     def save_state(self, dag_id, state, *, run_id, version, incident=None):
         if int(self.state.get("version", 0)) != version:
             return "the state changed"
-        self.state = {**state, "version": version + 1}
+        posted = self.state.get("posted") or {}
+        thread = {}
+        if self.lease == run_id and state.get("open") and posted.get("run_id") == run_id and posted.get("ts"):
+            thread = {"slack_channel": posted["channel"], "slack_ts": posted["ts"]}
+        self.state = {**state, **thread, "version": version + 1}
         self.lease = None
         if incident is not None:
             entry = dict(incident)
             self.incidents[entry.pop("id")] = entry
         return None
+
+
+class MemorySlack:
+    """`OnCallChannel`'s contract in memory: what was posted (and where) and edited.
+
+    `threads`: bot-token mode (posts get a `ts`, replies and edits work); else a webhook.
+    `gone`: ts of messages deleted in Slack (a reply to or an edit of them raises ThreadGone).
+    `refuse`: an exception the next post raises.
+    """
+
+    def __init__(self, *, threads: bool = False, channel: str = "C0TEST") -> None:
+        self.threads, self.channel = threads, channel
+        self.posts: list[dict[str, Any]] = []
+        self.edits: list[dict[str, Any]] = []
+        self.gone: set[str] = set()
+        self.refuse: Exception | None = None
+
+    @property
+    def messages(self) -> list[Any]:
+        return [post["message"] for post in self.posts]
+
+    def post(self, message, *, thread_ts=None, broadcast=False):
+        from batch_cleanup.delivery import ThreadGone
+
+        if self.refuse is not None:
+            raise self.refuse
+        if thread_ts in self.gone:
+            raise ThreadGone("thread_not_found")
+        ts = f"{1764650000 + len(self.posts)}.000100" if self.threads else None
+        self.posts.append({"message": message, "ts": ts, "thread_ts": thread_ts, "broadcast": broadcast})
+        return {"channel": self.channel, "ts": ts} if self.threads else {}
+
+    def update(self, where, message):
+        from batch_cleanup.delivery import ThreadGone
+
+        if where["ts"] in self.gone:
+            raise ThreadGone("message_not_found")
+        self.edits.append({"where": where, "message": message})

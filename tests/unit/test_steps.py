@@ -13,7 +13,7 @@ from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.events import event_id
 from batch_cleanup.names import NO_ALERT, SEND_ALERT, SEND_RESOLVED
 from batch_cleanup.params import dag_params
-from tests.support.memory_store import MemoryStore
+from tests.support.memory_store import MemorySlack, MemoryStore
 
 DAG, RUN = "stalled_batch_cleanup", "scheduled__2026-03-01T12:00:00+00:00"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -161,7 +161,7 @@ def opened(store: MemoryStore) -> dict[str, Any]:
     return evaluate(store)
 
 
-def send(store, evaluation, posted, **params):
+def send(store, evaluation, slack, **params):
     return steps.send(
         store,
         {"stalled_count": 1},
@@ -170,53 +170,43 @@ def send(store, evaluation, posted, **params):
         dag_id=DAG,
         run_id=RUN,
         base_url="https://airflow.example.com",
-        post=posted.append,
+        slack=slack,
+        now=NOW,
     )
 
 
 def test_send_posts_once_and_links_the_run():
-    store, posted = MemoryStore(), []
+    store, slack = MemoryStore(), MemorySlack()
 
-    assert send(store, opened(store), posted) == "sent"
+    assert send(store, opened(store), slack) == "sent"
 
-    [message] = posted
+    [message] = slack.messages
     assert message.text.startswith("WARNING: systemic batch stalls")
     assert "https://airflow.example.com/dags/stalled_batch_cleanup/runs/" in message.text
     assert store.lease == RUN
 
 
 def test_send_posts_nothing_when_another_run_holds_the_lease():
-    store, posted = MemoryStore(), []
+    store, slack = MemoryStore(), MemorySlack()
     store.lease = "another-run"
 
-    assert send(store, opened(store), posted) == "skipped"
-    assert posted == []
+    assert send(store, opened(store), slack) == "skipped"
+    assert slack.posts == []
 
 
 def test_notify_false_renders_and_posts_nothing():
-    store, posted = MemoryStore(), []
+    store, slack = MemoryStore(), MemorySlack()
 
-    assert send(store, opened(store), posted, notify=False) == "rendered"
-    assert posted == [] and store.lease is None
+    assert send(store, opened(store), slack, notify=False) == "rendered"
+    assert slack.posts == [] and store.lease is None
 
 
 def test_a_failed_post_gives_the_lease_back_and_fails():
-    store = MemoryStore()
-
-    def refuse(message):
-        raise RuntimeError("Slack is down")
+    store, slack = MemoryStore(), MemorySlack()
+    slack.refuse = RuntimeError("Slack is down")
 
     with pytest.raises(RuntimeError, match="Slack is down"):
-        steps.send(
-            store,
-            {"stalled_count": 1},
-            opened(store),
-            PARAMS,
-            dag_id=DAG,
-            run_id=RUN,
-            base_url="",
-            post=refuse,
-        )
+        send(store, opened(store), slack)
     assert store.lease is None, "the next try or run may post at once"
 
 

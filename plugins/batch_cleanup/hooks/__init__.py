@@ -7,7 +7,7 @@ They load client libraries: import them inside tasks, never at DAG parse time.
 
 from __future__ import annotations
 
-from functools import partial
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from batch_cleanup.names import COORDINATOR_CONN_ID, GCP_CONN_ID, SLACK_CONN_ID
@@ -41,13 +41,15 @@ def monitoring_hook() -> MonitoringHook:
 
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
-    """The run's ids, the UI's base URL for links, and the Slack post on the DAG's connection."""
+    """The run's ids, the UI's base URL for links, the on-call channel of the DAG's Slack connection
+    and the time (of the incident card's "updated")."""
     from batch_cleanup.config import api_base_url
-    from batch_cleanup.hooks import slack
+    from batch_cleanup.hooks.slack import OnCallChannel
 
     return {
         "dag_id": dag_run.dag_id,
         "run_id": dag_run.run_id,
         "base_url": api_base_url(),
-        "post": partial(slack.post, SLACK_CONN_ID),
+        "slack": OnCallChannel(SLACK_CONN_ID),
+        "now": datetime.now(UTC),
     }

@@ -132,6 +132,11 @@ class FirestoreHook(GoogleBaseHook):
 
         release(self.client.transaction())
 
+    def record_post(self, dag_id: str, *, run_id: str, kind: str, where: dict[str, str]) -> None:
+        """Note that this run's message was accepted (and, in bot-token mode, the thread it belongs to),
+        so that a retry of the run posts it no second time."""
+        self._state_ref(dag_id).set({"posted": {"run_id": run_id, "kind": kind, **where}}, merge=True)
+
     def save_state(
         self,
         dag_id: str,
@@ -163,6 +168,7 @@ class FirestoreHook(GoogleBaseHook):
                 return conflict
             stored = {
                 **state,
+                **(_thread_posted(data, run_id) if holder and state.get("open") else {}),
                 "version": int(data.get("version", 0)) + 1,
                 "lease": None,
                 "updated_at": firestore.SERVER_TIMESTAMP,
@@ -182,6 +188,14 @@ def _field(snapshot: firestore.DocumentSnapshot, name: str) -> Any:
         return snapshot.get(name)
     except KeyError:
         return None
+
+
+def _thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The thread this run's accepted message belongs to, as state fields; none when it has no thread."""
+    posted = stored.get("posted") or {}
+    if posted.get("run_id") != run_id or not posted.get("ts"):
+        return {}
+    return {"slack_channel": posted["channel"], "slack_ts": posted["ts"]}
 
 
 def _conflict(stored: dict[str, Any], *, run_id: str, version: int) -> str | None:

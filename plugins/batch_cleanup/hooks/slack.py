@@ -1,15 +1,24 @@
-"""Posting to the on-call channel through the Slack provider's webhook hook.
+"""Posting to the on-call channel through the Slack provider's hooks, in one of two modes.
+
+- **Webhook** (`slackwebhook` connection, the default): `SlackWebhookHook`; messages stand alone.
+- **Bot token** (`slack` connection: a token with `chat:write`, the channel id in the extra's
+  `channel`): `SlackHook`'s Web API client. `chat.postMessage` answers with the message's `channel`
+  and `ts`, so an incident's later messages go into its thread and its first message can be
+  edited with `chat.update`.
 
 Everything posted goes through Airflow's secrets masker first: an error text may echo a key.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
+from airflow.providers.slack.hooks.slack import SlackHook
 from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
 from batch_cleanup.compat import AirflowException, AirflowFailException
+from batch_cleanup.delivery import ThreadGone
 from batch_cleanup.masking import redact
 from batch_cleanup.messages import Message
 
@@ -18,47 +27,77 @@ MAX_RETRIES = 2
 # 4xx answers that a retry cannot heal: a revoked or mistyped webhook, an archived channel, a bad body.
 # 408 and 429 are Slack asking to come back later, and stay retried like 5xx.
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
+BOT_CONN_TYPE = "slack"
+# Web API errors (https://api.slack.com/methods/chat.postMessage#errors) that only fixing the
+# connection, the app's scopes or the channel can heal: failing at once, not retried.
+FIXABLE_API_ERRORS = frozenset(
+    {
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "not_allowed_token_type",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "no_text",
+        "msg_too_long",
+        "invalid_arguments",
+        "cant_update_message",
+        "edit_window_closed",
+    }
+)
+# What Slack says when the message a reply or an edit points at is gone (deleted, or its channel).
+THREAD_GONE_ERRORS = frozenset({"message_not_found", "thread_not_found", "channel_not_found"})
 
 
-def webhook_hook(conn_id: str) -> SlackWebhookHook:
-    """The provider's hook, with the Slack client's retry handlers (it retries nothing without them).
-
-    429 waits out `Retry-After`; 5xx and dropped connections are tried again a few times.
-    """
+def _retry_handlers() -> list[Any]:
+    """The Slack client's retry handlers (it retries nothing without them): 429 waits out
+    `Retry-After`; 5xx and dropped connections are tried again a few times."""
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
         ServerErrorRetryHandler,
     )
 
-    return SlackWebhookHook(
-        slack_webhook_conn_id=conn_id,
-        timeout=TIMEOUT_SECONDS,
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=MAX_RETRIES),
-            ServerErrorRetryHandler(max_retry_count=MAX_RETRIES),
-            ConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES),
-        ],
-    )
+    return [
+        RateLimitErrorRetryHandler(max_retry_count=MAX_RETRIES),
+        ServerErrorRetryHandler(max_retry_count=MAX_RETRIES),
+        ConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES),
+    ]
 
 
-def async_webhook_hook(conn_id: str) -> SlackWebhookHook:
-    """The same hook for the triggerer's event loop, with the async versions of the handlers."""
+def _async_retry_handlers() -> list[Any]:
+    """The same handlers for the triggerer's event loop."""
     from slack_sdk.http_retry.builtin_async_handlers import (
         AsyncConnectionErrorRetryHandler,
         AsyncRateLimitErrorRetryHandler,
         AsyncServerErrorRetryHandler,
     )
 
-    return SlackWebhookHook(
-        slack_webhook_conn_id=conn_id,
-        timeout=TIMEOUT_SECONDS,
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=MAX_RETRIES),
-            AsyncServerErrorRetryHandler(max_retry_count=MAX_RETRIES),
-            AsyncConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES),
-        ],
-    )
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=MAX_RETRIES),
+        AsyncServerErrorRetryHandler(max_retry_count=MAX_RETRIES),
+        AsyncConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES),
+    ]
+
+
+def webhook_hook(conn_id: str, *, asynchronous: bool = False) -> SlackWebhookHook:
+    """The provider's webhook hook with the Slack client's retry handlers."""
+    handlers = _async_retry_handlers() if asynchronous else _retry_handlers()
+    return SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=TIMEOUT_SECONDS, retry_handlers=handlers)
+
+
+def bot_hook(conn_id: str, *, asynchronous: bool = False) -> SlackHook:
+    """The provider's Web API hook with the same retry handlers (its extra may set `base_url`)."""
+    handlers = _async_retry_handlers() if asynchronous else _retry_handlers()
+    return SlackHook(slack_conn_id=conn_id, timeout=TIMEOUT_SECONDS, retry_handlers=handlers)
 
 
 def payload(message: Message) -> dict[str, Any]:
@@ -66,17 +105,105 @@ def payload(message: Message) -> dict[str, Any]:
     return redact({"text": message.text, "blocks": message.blocks})
 
 
+def channel_of(conn_id: str, connection: Any) -> str:
+    """The channel id a bot-token connection posts to (its extra's `channel`)."""
+    channel = str((connection.extra_dejson or {}).get("channel") or "").strip()
+    if not channel:
+        raise AirflowFailException(
+            f"Slack connection {conn_id!r} is a bot-token connection (conn_type {BOT_CONN_TYPE!r}) but its "
+            'extra has no `channel`: set it to the channel id, such as {"channel": "C0123456789"}.'
+        )
+    return channel
+
+
+class OnCallChannel:
+    """The channel behind a Slack connection, in webhook or bot-token mode (see the module docstring).
+
+    `post` returns where the message landed (`{"channel", "ts"}`) in bot-token mode, `{}` for a webhook.
+    """
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+
+    @cached_property
+    def connection(self) -> Any:
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(self.conn_id)
+
+    @property
+    def threads(self) -> bool:
+        """Bot-token mode: messages can go into a thread and be edited."""
+        return self.connection.conn_type == BOT_CONN_TYPE
+
+    def post(
+        self, message: Message, *, thread_ts: str | None = None, broadcast: bool = False
+    ) -> dict[str, str]:
+        """Post one message (into the thread of `thread_ts` when given); raises unless Slack accepted it.
+
+        ThreadGone when `thread_ts`'s message is gone; AirflowFailException when only fixing the
+        connection helps; AirflowException (retried) otherwise.
+        """
+        if not self.threads:
+            response = webhook_hook(self.conn_id).client.send_dict(payload(message))
+            check_answer(self.conn_id, response.status_code, response.body)
+            return {}
+        channel = channel_of(self.conn_id, self.connection)
+        extra: dict[str, Any] = {"thread_ts": thread_ts, "reply_broadcast": broadcast} if thread_ts else {}
+        answer = self._call(
+            "chat_postMessage", thread=thread_ts is not None, channel=channel, **payload(message), **extra
+        )
+        return {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
+
+    def update(self, where: dict[str, str], message: Message) -> None:
+        """Replace the message at `where` (`{"channel", "ts"}`); ThreadGone when it is gone."""
+        self._call("chat_update", thread=True, channel=where["channel"], ts=where["ts"], **payload(message))
+
+    def _call(self, method: str, *, thread: bool, **arguments: Any) -> Any:
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            return getattr(bot_hook(self.conn_id).client, method)(**arguments)
+        except SlackApiError as err:
+            raise api_error(self.conn_id, method, err.response, thread=thread) from None
+
+
+def api_error(conn_id: str, method: str, response: Any, *, thread: bool) -> Exception:
+    """The exception for a Web API answer that is not `ok`; `thread`: it pointed at an existing message."""
+    data = response.data if isinstance(getattr(response, "data", None), dict) else {}
+    error = str(data.get("error") or f"HTTP {getattr(response, 'status_code', '?')}")
+    if thread and error in THREAD_GONE_ERRORS:
+        return ThreadGone(error)
+    if error in FIXABLE_API_ERRORS:
+        return AirflowFailException(
+            f"Slack refused {method} on connection {conn_id!r} ({error}): the token, its scopes (chat:write) "
+            f"or the channel id in the extra is wrong; fix connection {conn_id!r}. Not retried."
+        )
+    return AirflowException(f"Slack did not accept {method} on connection {conn_id!r}: {error}")
+
+
 def post(conn_id: str, message: Message) -> None:
-    """Post one message; raises (naming the connection and Slack's answer) unless Slack accepted it."""
-    response = webhook_hook(conn_id).client.send_dict(payload(message))
-    check_answer(conn_id, response.status_code, response.body)
+    """Post one stand-alone message (failures, run failures): to the webhook, or the bot's channel."""
+    OnCallChannel(conn_id).post(message)
 
 
 async def apost(conn_id: str, message: Message) -> None:
     """`post` for async callbacks (the triggerer)."""
-    client = await async_webhook_hook(conn_id).get_async_client()
-    response = await client.send_dict(payload(message))
-    check_answer(conn_id, response.status_code, response.body)
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    connection = await get_async_connection(conn_id)
+    if connection.conn_type != BOT_CONN_TYPE:
+        client = await webhook_hook(conn_id, asynchronous=True).get_async_client()
+        response = await client.send_dict(payload(message))
+        check_answer(conn_id, response.status_code, response.body)
+        return
+    from slack_sdk.errors import SlackApiError
+
+    client = await bot_hook(conn_id, asynchronous=True).get_async_client()
+    try:
+        await client.chat_postMessage(channel=channel_of(conn_id, connection), **payload(message))
+    except SlackApiError as err:
+        raise api_error(conn_id, "chat.postMessage", err.response, thread=False) from None
 
 
 def check_answer(conn_id: str, status: int, body: Any) -> None:
