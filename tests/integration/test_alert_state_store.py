@@ -59,6 +59,30 @@ def test_the_lease_holder_saves_and_bumps_the_version(store):
     assert stored["open"] is True and stored["lease"] is None and stored["updated_by"] == "run-a"
 
 
+def test_the_thread_of_the_holders_accepted_message_is_saved_with_the_open_incident(store):
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+    where = {"channel": "C0TEST", "ts": "1764650000.000100"}
+    store.record_post(DAG, run_id="run-a", kind="alert", where=where)
+
+    assert store.read_state(DAG)[0]["posted"] == {"run_id": "run-a", "kind": "alert", **where}
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+
+    stored, _ = store.read_state(DAG)
+    assert (stored["slack_channel"], stored["slack_ts"]) == ("C0TEST", "1764650000.000100")
+    assert "posted" not in stored, "the marker goes once the state holds what it said"
+
+
+def test_a_resolved_incident_keeps_no_thread_and_another_runs_post_is_not_taken(store):
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="resolved")
+    store.record_post(DAG, run_id="run-a", kind="resolved", where={"channel": "C0TEST", "ts": "1.1"})
+    store.save_state(DAG, {"open": False}, run_id="run-a", version=0)
+    assert "slack_ts" not in store.read_state(DAG)[0]
+
+    store.record_post(DAG, run_id="run-other", kind="alert", where={"channel": "C0TEST", "ts": "2.2"})
+    store.save_state(DAG, OPEN, run_id="run-b", version=1)
+    assert "slack_ts" not in store.read_state(DAG)[0], "only the lease holder's own post names the thread"
+
+
 def test_a_run_that_decided_on_an_old_version_neither_claims_nor_saves(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
     store.save_state(DAG, OPEN, run_id="run-a", version=0)
