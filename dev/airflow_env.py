@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dev.slack_sink import DEFAULT_CHANNEL
+
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_PROJECT = "demo-batch-cleanup"
-# The Slack stand-in's channel (#daily-orchestration) for bot-token mode.
-LOCAL_SLACK_CHANNEL = "C000LOCAL"
 
 
-def slack_bot_connection(api_url: str, token: str, channel: str = LOCAL_SLACK_CHANNEL) -> str:
+def slack_bot_connection(api_url: str, token: str, channel: str = DEFAULT_CHANNEL) -> str:
     """`AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION` in bot-token mode: the Slack provider's `slack`
     connection (token as password), pointed at `api_url` (the stand-in's `/api/`) and `channel`."""
     return json.dumps(

@@ -165,7 +165,7 @@ class OnCallChannel:
         try:
             return getattr(bot_hook(self.conn_id).client, method)(**arguments)
         except SlackApiError as err:
-            raise api_error(self.conn_id, method, err.response, thread=thread) from None
+            raise api_error(self.conn_id, method.replace("_", "."), err.response, thread=thread) from None
 
 
 def api_error(conn_id: str, method: str, response: Any, *, thread: bool) -> Exception:

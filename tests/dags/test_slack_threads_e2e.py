@@ -1,0 +1,197 @@
+"""Bot-token mode through whole DAG runs against the Slack stand-in's Web API: one incident is one
+thread (WARNING → reminder → CRITICAL, broadcast → RESOLVED), its first message edited at each
+step; a lost first message gets a new one; retries and concurrent runs post nothing twice."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dev.airflow_env import slack_bot_connection
+from dev.slack_sink import DEFAULT_CHANNEL
+from tests.conftest import OUTPUT, migrated_airflow
+from tests.scenario import DAG_ID
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "xoxb-test-5b8e1f0a93c2-DO-NOT-LOG"
+# A quarter hour of the past, so that each run's window holds only the events seeded for it.
+T0 = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture
+def bot(fresh):
+    """The Slack connection as a bot token on the stand-in's Web API, for `dags_test(extra_env=…)`."""
+    _, sink = fresh
+    return {"AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION": slack_bot_connection(sink.api_url, TOKEN)}
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def seed(db, minutes: float, n: int, prefix: str = "t") -> None:
+    """`n` cleanups recorded by the run at `at(minutes)`."""
+    for index in range(n):
+        db.collection("batch_cleanup_events").document(f"{prefix}-{minutes}-{index}").set(
+            {"timestamp": at(minutes), "batch_ids": [f"{prefix}-{minutes}-{index}"], "stalled_count": 1}
+        )
+
+
+def run(airflow, bot, minutes: float, name: str):
+    done = airflow.dags_test(DAG_ID, run_after=at(minutes), extra_env=bot, name=name)
+    assert done.state == "success", done.explain()
+    assert TOKEN not in done.output
+    return done
+
+
+def state(db) -> dict:
+    return db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict() or {}
+
+
+def header(message: dict) -> str:
+    return message["payload"]["blocks"][0]["text"]["text"]
+
+
+def test_an_incident_is_one_thread_and_its_first_message_shows_where_it_stands(airflow, fresh, db, bot):
+    _, sink = fresh
+    seed(db, 0, 3)
+    run(airflow, bot, 0, "thread-warning")
+    [parent] = sink.channel_messages()
+    assert parent["via"] == "api" and parent["thread_ts"] is None
+    assert parent["payload"]["text"].startswith("WARNING: systemic batch stalls")
+    assert (state(db)["slack_channel"], state(db)["slack_ts"]) == (DEFAULT_CHANNEL, parent["ts"])
+
+    seed(db, 45, 1)
+    seed(db, 60, 2)
+    run(airflow, bot, 60, "thread-reminder")
+    seed(db, 75, 2)
+    run(airflow, bot, 75, "thread-critical")
+    run(airflow, bot, 200, "thread-resolved")
+
+    first, *replies = sink.thread(DEFAULT_CHANNEL, parent["ts"])
+    assert [reply["payload"]["text"].split(":")[0] for reply in replies] == [
+        "Still ongoing (WARNING)",
+        "Escalated to CRITICAL",
+        "RESOLVED",
+    ]
+    assert [reply["reply_broadcast"] for reply in replies] == [False, True, False]
+    assert len(sink.channel_messages()) == 2, "the channel shows the first message and the CRITICAL page"
+    assert first["edited"] and len(first["updates"]) == 3, "edited after each of the three steps"
+    assert header(first) == ":white_check_mark: RESOLVED: systemic batch stalls are over"
+    assert "Lasted:* 3 h 20 min" in first["payload"]["blocks"][1]["text"]["text"]
+    earlier = [version["payload"]["blocks"][0]["text"]["text"] for version in first["updates"]]
+    assert earlier[1:] == [
+        ":rotating_light: WARNING, ongoing: systemic batch stalls",
+        ":rotating_light: CRITICAL, ongoing: systemic batch stalls",
+    ]
+    assert state(db)["open"] is False and not state(db).get("slack_ts")
+
+
+def test_a_deleted_first_message_gets_a_new_one_saying_why_which_holds_the_rest(airflow, fresh, db, bot):
+    _, sink = fresh
+    seed(db, 0, 3, "gone")
+    run(airflow, bot, 0, "gone-warning")
+    [lost] = sink.channel_messages()
+    sink.delete_message(DEFAULT_CHANNEL, lost["ts"])
+
+    seed(db, 60, 3, "gone")
+    reminder = run(airflow, bot, 60, "gone-reminder")
+
+    [replacement] = sink.channel_messages()
+    assert replacement["ts"] != lost["ts"] and replacement["thread_ts"] is None
+    assert "could not be found (Slack answered `thread_not_found`)" in replacement["payload"]["text"]
+    assert "starts a new one" in reminder.output
+    assert state(db)["slack_ts"] == replacement["ts"]
+
+    seed(db, 75, 3, "gone")
+    run(airflow, bot, 75, "gone-critical")
+    [_, escalation] = sink.thread(DEFAULT_CHANNEL, replacement["ts"])
+    assert escalation["payload"]["text"].startswith("Escalated to CRITICAL")
+
+
+def test_a_refused_reply_is_retried_by_airflow_and_posted_once(airflow, fresh, db, bot):
+    _, sink = fresh
+    seed(db, 0, 3, "retry")
+    run(airflow, bot, 0, "retry-warning")
+    sink.faults([{"method": "chat.postMessage", "error": "internal_error"}])
+
+    seed(db, 15, 3, "retry")
+    escalated = run(airflow, bot, 15, "retry-critical")
+
+    assert escalated.tries["send_alert"] == 2, "the first try met internal_error"
+    [parent] = sink.channel_messages()[:1]
+    assert [m["payload"]["text"].split(":")[0] for m in sink.thread(DEFAULT_CHANNEL, parent["ts"])[1:]] == [
+        "Escalated to CRITICAL"
+    ]
+    assert len(sink.api_calls("chat.update")) == 1
+
+
+def test_a_failed_edit_leaves_the_message_sent_and_says_so_in_the_log(airflow, fresh, db, bot):
+    _, sink = fresh
+    seed(db, 0, 3, "edit")
+    run(airflow, bot, 0, "edit-warning")
+    sink.faults([{"method": "chat.update", "error": "internal_error"}])
+
+    seed(db, 15, 3, "edit")
+    escalated = run(airflow, bot, 15, "edit-critical")
+
+    assert escalated.tries["send_alert"] == 1
+    assert "Could not edit the incident's first message" in escalated.output
+    [parent, reply] = sink.thread(DEFAULT_CHANNEL, sink.channel_messages()[0]["ts"])
+    assert not parent["edited"] and reply["payload"]["text"].startswith("Escalated to CRITICAL")
+
+
+def test_a_bad_token_fails_at_once_naming_the_connection(airflow, fresh, db, bot):
+    _, sink = fresh
+    sink.pin_bot_token("xoxb-the-right-one")
+    seed(db, 0, 3, "auth")
+
+    failed = airflow.dags_test(DAG_ID, run_after=at(0), extra_env=bot, name="bad-token")
+
+    assert failed.state == "failed", failed.explain()
+    assert failed.tries["send_alert"] == 1, "a wrong token cannot heal by retrying"
+    assert "Slack refused chat.postMessage on connection 'slack_daily_orchestration' (invalid_auth)" in (
+        failed.output
+    )
+    assert TOKEN not in failed.output
+    assert state(db).get("open") in (None, False)
+
+
+@pytest.fixture
+def second_deployment(coordinator, slack_sink, firestore_emulator):
+    """Another Airflow (own metadata database) pointed at the same services."""
+    return migrated_airflow(
+        OUTPUT / "second-airflow-bot",
+        OUTPUT / "dag-runs-second-bot",
+        coordinator,
+        slack_sink,
+        firestore_emulator,
+    )
+
+
+def test_two_deployments_at_once_make_one_thread(airflow, second_deployment, fresh, db, bot):
+    _, sink = fresh
+    recent = datetime.now(UTC) - timedelta(minutes=5)
+    for index in range(3):
+        db.collection("batch_cleanup_events").document(f"both-{index}").set(
+            {"timestamp": recent, "batch_ids": [f"both-{index}"], "stalled_count": 1}
+        )
+    runs = {}
+
+    def run_on(name, cli):  # each its own manual run id, both now
+        runs[name] = cli.dags_test(DAG_ID, extra_env=bot, name=f"bot-concurrent-{name}")
+
+    threads = [
+        threading.Thread(target=run_on, args=pair) for pair in (("a", airflow), ("b", second_deployment))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert all(r.state == "success" for r in runs.values()), [r.explain() for r in runs.values()]
+    [parent] = sink.messages()
+    assert state(db)["slack_ts"] == parent["ts"] and state(db)["notifications"] == 1
