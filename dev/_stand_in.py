@@ -25,14 +25,15 @@ class FaultQueue:
     def extend(self, faults: list[dict[str, Any]]) -> None:
         self._queue.extend([fault, int(fault.get("count", 1))] for fault in faults)
 
-    def take(self) -> dict[str, Any] | None:
-        if not self._queue:
-            return None
-        head = self._queue[0]
-        head[1] -= 1
-        if head[1] <= 0:
-            self._queue.popleft()
-        return head[0]
+    def take(self, applies: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
+        """The first queued fault (the first that `applies` to this request, when given), used once."""
+        for index, entry in enumerate(self._queue):
+            if applies is None or applies(entry[0]):
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._queue[index]
+                return entry[0]
+        return None
 
     def clear(self) -> None:
         self._queue.clear()

@@ -1,28 +1,49 @@
-"""A stand-in for a Slack incoming webhook, for local runs and tests.
+"""A stand-in for Slack, for local runs and tests: an incoming webhook and a few Web API methods.
 
-`POST /services/...` with a JSON body answers like Slack does (`200 ok`, or Slack's error
-strings), `GET /` shows what arrived, and an unauthenticated `/admin/` API lets tests queue
-faults and read the messages.
+- `POST /services/...` with a JSON body answers like an incoming webhook of #daily-orchestration
+  (`200 ok`, or Slack's plain-text error strings).
+- `POST /api/chat.postMessage`, `/api/chat.update` and `/api/auth.test` answer like Slack's Web
+  API: HTTP 200 with `{"ok": true, ...}` or `{"ok": false, "error": "<code>"}`, a bot token in
+  `Authorization: Bearer xoxb-...`, JSON or form-encoded arguments. Threads, broadcasts and edits
+  are kept as Slack keeps them.
+- `GET /` shows a channel as Slack would (blocks, mrkdwn, threads; dev/slack_render.py draws it).
+- An unauthenticated `/admin/` API lets tests queue faults, read the messages and the Web API
+  calls, create or delete channels, delete messages and pin the bot token.
 
-    python -m dev.slack_sink --port 0
+    [SLACK_SINK_BOT_TOKEN=xoxb-...] python -m dev.slack_sink --port 0
 
-Standard library only, so it starts in well under a second.
+Any `xoxb-` token is accepted unless one is pinned: by that variable (not an option, since `ps`
+shows a command line) or by `POST /admin/bot-token`. Standard library only, so it starts in well
+under a second.
 """
 
 from __future__ import annotations
 
-import html
 import json
+import os
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from dev import slack_render
 from dev._stand_in import AdminClient, FaultQueue, StandInHandler, StandInServer, argument_parser, serve
 
 # Any path under /services/ is accepted; this one reads as a fake in logs and connection URLs.
 WEBHOOK_PATH = "/services/T000LOCAL/B000LOCAL/local-sink"
+API_PREFIX = "/api/"
+BOT_TOKEN_VARIABLE = "SLACK_SINK_BOT_TOKEN"
+BOT_TOKEN_PREFIX = "xoxb-"
+
+# The workspace, as auth.test and the messages name it. Webhooks post to the default channel.
+DEFAULT_CHANNEL = "C000LOCAL"
+DEFAULT_CHANNEL_NAME = "daily-orchestration"
+TEAM_ID, TEAM_NAME = "T000LOCAL", "Local"
+BOT_USER_ID, BOT_USER_NAME, BOT_ID, APP_ID = "U000LOCAL", "batch-cleanup", "B000LOCAL", "A000LOCAL"
 
 # Slack answers errors with a short plain-text reason; a fault without `body` gets the usual one.
 SLACK_ERROR_BODIES = {
@@ -32,46 +53,423 @@ SLACK_ERROR_BODIES = {
     410: "channel_is_archived",
     429: "rate_limited",
 }
+# The Web API's codes for a fault that sets an HTTP status but no `error`.
+API_STATUS_ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
+
+# Block Kit, as far as chat.postMessage checks it here: the block types Slack knows and its limits.
+BLOCK_TYPES = {
+    "actions", "context", "divider", "file", "header", "image", "input", "markdown", "rich_text",
+    "section", "table", "video",
+}  # fmt: skip
+MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS = 50, 150, 3000
+MAX_FIELDS, MAX_CONTEXT_ELEMENTS, MAX_ACTIONS_ELEMENTS = 10, 10, 25
+
+
+class ApiError(Exception):
+    """A Web API error: answered as HTTP 200 `{"ok": false, "error": code}`."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    is_archived: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "is_archived": self.is_archived}
+
+
+@dataclass
+class Posted:
+    """A message in a channel: posted through the webhook or the Web API; `payload` is its current version."""
+
+    via: str
+    path: str
+    channel: str
+    ts: str
+    payload: dict[str, Any]
+    received_at: str
+    thread_ts: str | None = None
+    reply_broadcast: bool = False
+    edited: dict[str, str] | None = None
+    updates: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def top_level(self) -> bool:
+        return self.thread_ts in (None, self.ts)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "payload": self.payload,
+            "received_at": self.received_at,
+            "via": self.via,
+            "channel": self.channel,
+            "ts": self.ts,
+            "thread_ts": self.thread_ts,
+            "reply_broadcast": self.reply_broadcast,
+            "edited": self.edited is not None,
+            "updates": list(self.updates),
+            "metadata": self.payload.get("metadata"),
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 class SinkState:
-    """Accepted messages, queued faults and the attempt count, behind one lock."""
+    """Channels, messages, queued faults and the calls seen, behind one lock.
 
-    def __init__(self) -> None:
+    `bot_token`: the one token the Web API accepts; None accepts any `xoxb-` token.
+    """
+
+    def __init__(self, bot_token: str | None = None) -> None:
         self._lock = threading.Lock()
-        self._messages: list[dict[str, Any]] = []
+        self._start_token = bot_token
+        self._last_micros = 0  # not reset: a ts stays unique and increasing for the process's life
         self._faults = FaultQueue()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._messages: list[Posted] = []
+        self._faults.clear()
         self._attempts = 0
+        self._calls: list[dict[str, Any]] = []
+        self._channels = {DEFAULT_CHANNEL: Channel(DEFAULT_CHANNEL, DEFAULT_CHANNEL_NAME)}
+        self._bot_token = self._start_token
+
+    def _next_ts(self) -> str:
+        """Slack's `seconds.micros` message id: unique and increasing."""
+        self._last_micros = max(time.time_ns() // 1000, self._last_micros + 1)
+        return f"{self._last_micros // 1_000_000}.{self._last_micros % 1_000_000:06d}"
+
+    # --- the webhook ---
 
     def attempt(self) -> dict[str, Any] | None:
-        """Count one webhook POST; return the fault it meets, if any."""
+        """Count one webhook POST; return the fault it meets, if any (faults without `method`)."""
         with self._lock:
             self._attempts += 1
-            return self._faults.take()
+            return self._faults.take(lambda fault: "method" not in fault)
 
-    def store(self, path: str, payload: dict[str, Any]) -> None:
+    def store(self, path: str, payload: dict[str, Any]) -> tuple[int, str]:
+        """A webhook message into the default channel; Slack's answer when that channel is gone."""
         with self._lock:
-            self._messages.append(
-                {"path": path, "payload": payload, "received_at": datetime.now(UTC).isoformat()}
+            channel = self._channels.get(DEFAULT_CHANNEL)
+            if channel is None:
+                return 404, "channel_not_found"
+            if channel.is_archived:
+                return 410, "channel_is_archived"
+            self._messages.append(Posted("webhook", path, DEFAULT_CHANNEL, self._next_ts(), payload, _now()))
+            return 200, "ok"
+
+    # --- the Web API ---
+
+    def api_fault(self, method: str) -> dict[str, Any] | None:
+        """The first queued fault whose `method` is this one (or `*`)."""
+        with self._lock:
+            return self._faults.take(lambda fault: fault.get("method") in (method, "*"))
+
+    def record_call(self, call: dict[str, Any]) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def check_token(self, token: str | None) -> None:
+        with self._lock:
+            pinned = self._bot_token
+        if not token:
+            raise ApiError("not_authed")
+        if not token.startswith(BOT_TOKEN_PREFIX) or (pinned is not None and token != pinned):
+            raise ApiError("invalid_auth")
+
+    def post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            channel = self._channel(args.get("channel"), by_name=True)
+            if channel.is_archived:
+                raise ApiError("is_archived")
+            payload = _message_payload(args)
+            thread_ts = args.get("thread_ts") or None
+            if thread_ts is not None:
+                parent = self._find(channel.id, str(thread_ts))
+                if parent is None or not parent.top_level:
+                    raise ApiError("thread_not_found")
+                thread_ts = parent.ts
+            message = Posted(
+                "api",
+                f"{API_PREFIX}chat.postMessage",
+                channel.id,
+                self._next_ts(),
+                payload,
+                _now(),
+                thread_ts=thread_ts,
+                reply_broadcast=thread_ts is not None and _flag(args.get("reply_broadcast")),
             )
+            self._messages.append(message)
+            return {
+                "ok": True,
+                "channel": channel.id,
+                "ts": message.ts,
+                "message": self._slack_message(message),
+            }
 
-    def messages(self) -> list[dict[str, Any]]:
+    def update_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Replace text, blocks, attachments or metadata (what is given; blocks not given are kept)."""
         with self._lock:
-            return list(self._messages)
+            channel = self._channel(args.get("channel"), by_name=False)
+            message = self._find(channel.id, str(args.get("ts") or ""))
+            if message is None:
+                raise ApiError("message_not_found")
+            changes = _message_payload(args)
+            changes.pop("thread_ts", None)  # an edit never moves a message between threads
+            message.updates.append({"payload": message.payload, "replaced_at": _now()})
+            message.payload = {**message.payload, **changes}
+            message.edited = {"user": BOT_USER_ID, "ts": self._next_ts()}
+            return {
+                "ok": True,
+                "channel": channel.id,
+                "ts": message.ts,
+                "text": message.payload.get("text", ""),
+                "message": self._slack_message(message),
+            }
+
+    def auth_test(self, url: str) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": url,
+            "team": TEAM_NAME,
+            "user": BOT_USER_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _channel(self, ref: object, *, by_name: bool) -> Channel:
+        """The channel `ref` names: its id, or (where Slack allows) its name, with or without `#`."""
+        ref = str(ref or "")
+        if ref in self._channels:
+            return self._channels[ref]
+        if by_name:
+            for channel in self._channels.values():
+                if channel.name == ref.removeprefix("#"):
+                    return channel
+        raise ApiError("channel_not_found")
+
+    def _find(self, channel: str, ts: str) -> Posted | None:
+        return next((m for m in self._messages if m.channel == channel and m.ts == ts), None)
+
+    def _slack_message(self, message: Posted) -> dict[str, Any]:
+        """The message object Slack answers with."""
+        shown = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "ts": message.ts,
+            "text": message.payload.get("text", ""),
+            **{
+                key: message.payload[key]
+                for key in ("blocks", "attachments", "metadata", "username")
+                if key in message.payload
+            },
+            "bot_profile": {"id": BOT_ID, "app_id": APP_ID, "name": BOT_USER_NAME, "team_id": TEAM_ID},
+        }
+        if message.thread_ts is not None:
+            shown |= {"thread_ts": message.thread_ts, "parent_user_id": BOT_USER_ID}
+        if message.reply_broadcast:
+            shown["subtype"] = "thread_broadcast"
+        replies = [m.ts for m in self._messages if m.thread_ts == message.ts and m is not message]
+        if replies:
+            shown |= {"thread_ts": message.ts, "reply_count": len(replies), "latest_reply": replies[-1]}
+            shown |= {"reply_users": [BOT_USER_ID], "reply_users_count": 1}
+        if message.edited is not None:
+            shown["edited"] = dict(message.edited)
+        return shown
+
+    # --- admin ---
+
+    def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m.as_json() for m in self._messages if channel is None or m.channel == channel]
 
     def attempts(self) -> int:
         with self._lock:
             return self._attempts
 
+    def calls(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._calls)
+
+    def channels(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [channel.as_json() for channel in self._channels.values()]
+
     def add_faults(self, faults: list[dict[str, Any]]) -> None:
         with self._lock:
             self._faults.extend(faults)
 
-    def reset(self) -> None:
+    def create_channel(self, body: dict[str, Any]) -> None:
+        """Create a channel, or rename or (un)archive one: `{channel, name?, is_archived?}`."""
+        channel_id = str(body["channel"])
         with self._lock:
-            self._messages.clear()
-            self._faults.clear()
-            self._attempts = 0
+            known = self._channels.get(channel_id)
+            name = body.get("name") or (known.name if known else channel_id.lower())
+            self._channels[channel_id] = Channel(channel_id, str(name), bool(body.get("is_archived", False)))
+
+    def delete_channel(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            if self._channels.pop(str(body["channel"]), None) is None:
+                raise KeyError(f"no channel {body['channel']!r}")
+            self._messages = [m for m in self._messages if m.channel != body["channel"]]
+
+    def delete_message(self, body: dict[str, Any]) -> None:
+        """Delete one message; the replies of a deleted parent stay, under "This message was deleted."."""
+        with self._lock:
+            message = self._find(str(body["channel"]), str(body["ts"]))
+            if message is None:
+                raise KeyError(f"no message {body['ts']!r} in {body['channel']!r}")
+            self._messages.remove(message)
+
+    def pin_bot_token(self, body: dict[str, Any]) -> None:
+        token = body["token"]
+        if token is not None and not str(token).startswith(BOT_TOKEN_PREFIX):
+            raise ValueError(f"a bot token starts with {BOT_TOKEN_PREFIX!r}")
+        with self._lock:
+            self._bot_token = token
+
+    def reset(self) -> None:
+        """Back to the start: no messages, faults or calls, the default channel only, the start's token."""
+        with self._lock:
+            self._clear()
+
+
+def _flag(value: object) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def _json_arg(value: object, error: str) -> object:
+    """A JSON argument: as sent in a JSON body, or a JSON string (how forms carry it)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ApiError(error) from None
+
+
+def _message_payload(args: dict[str, Any]) -> dict[str, Any]:
+    """The message's content and options from the call's arguments; Slack's errors where it refuses them."""
+    payload = {key: value for key, value in args.items() if key not in ("channel", "ts", "token")}
+    if "blocks" in payload:
+        payload["blocks"] = _json_arg(payload["blocks"], "invalid_blocks_format")
+        if (error := block_error(payload["blocks"])) is not None:
+            raise ApiError(error)
+    if "attachments" in payload:
+        payload["attachments"] = _json_arg(payload["attachments"], "invalid_attachments")
+        if not isinstance(payload["attachments"], list):
+            raise ApiError("invalid_attachments")
+    if "metadata" in payload:
+        metadata = _json_arg(payload["metadata"], "invalid_metadata_format")
+        if not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("event_type"), str)
+            and isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise ApiError("invalid_metadata_format")
+        payload["metadata"] = metadata
+    if "reply_broadcast" in payload:
+        payload["reply_broadcast"] = _flag(payload["reply_broadcast"])
+    has_content = any(payload.get(key) for key in ("text", "blocks", "attachments", "markdown_text"))
+    if not has_content:
+        raise ApiError("no_text")
+    return payload
+
+
+def _text_object_error(obj: object, *, max_chars: int, plain_only: bool = False) -> bool:
+    if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
+        return True
+    if plain_only and obj["type"] != "plain_text":
+        return True
+    text = obj.get("text")
+    return not isinstance(text, str) or not 0 < len(text) <= max_chars
+
+
+def block_error(blocks: object) -> str | None:
+    """`invalid_blocks` (or `invalid_blocks_format`) when Slack would refuse `blocks`, else None.
+
+    It checks what the DAG's messages use (header, section, context, actions with buttons,
+    divider) against Slack's limits; other known block types pass unchecked.
+    """
+    if not isinstance(blocks, list):
+        return "invalid_blocks_format"
+    if len(blocks) > MAX_BLOCKS:
+        return "invalid_blocks"
+    for block in blocks:
+        if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
+            return "invalid_blocks"
+        kind = block["type"]
+        if kind == "header":
+            bad = _text_object_error(block.get("text"), max_chars=MAX_HEADER_CHARS, plain_only=True)
+        elif kind == "section":
+            fields = block.get("fields")
+            bad = ("text" not in block and not fields) or (
+                "text" in block and _text_object_error(block["text"], max_chars=MAX_SECTION_CHARS)
+            )
+            if fields is not None:
+                bad = bad or not isinstance(fields, list) or len(fields) > MAX_FIELDS
+                bad = bad or any(_text_object_error(f, max_chars=2000) for f in fields)
+        elif kind in ("context", "actions"):
+            limit = MAX_CONTEXT_ELEMENTS if kind == "context" else MAX_ACTIONS_ELEMENTS
+            elements = block.get("elements")
+            bad = not isinstance(elements, list) or not 0 < len(elements) <= limit
+            bad = bad or any(not isinstance(e, dict) or "type" not in e for e in elements)
+            if not bad and kind == "actions":
+                bad = any(
+                    e["type"] == "button" and _text_object_error(e.get("text"), max_chars=75, plain_only=True)
+                    for e in elements
+                )
+        else:
+            bad = False
+        if bad:
+            return "invalid_blocks"
+    return None
+
+
+def parse_arguments(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
+    """A Web API call's arguments: the query string's, then the body's (JSON, urlencoded or multipart)."""
+    args: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == "application/json":
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError("invalid_json") from None
+        if not isinstance(body, dict):
+            raise ApiError("invalid_json")
+        # Slack takes a JSON body's token from the header only; drop it here so it is never stored.
+        body.pop("token", None)
+        args.update(body)
+    elif media_type == "multipart/form-data":
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+        )
+        if not message.is_multipart():
+            raise ApiError("invalid_form_data")
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name:
+                args[str(name)] = part.get_content()
+    elif raw:
+        try:
+            args.update(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError("invalid_form_data") from None
+    return args
 
 
 class SinkHandler(StandInHandler):
@@ -81,27 +479,54 @@ class SinkHandler(StandInHandler):
     name = "slack-sink"
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        state = self.server.state
-        if path == "/":
-            self._send(200, render_page(state.messages()), "text/html; charset=utf-8")
-        elif path == "/admin/messages":
+        url = urlsplit(self.path)
+        state: SinkState = self.server.state
+        if url.path == "/":
+            self._page(dict(parse_qsl(url.query)).get("channel", DEFAULT_CHANNEL))
+        elif url.path.startswith(API_PREFIX):
+            self._web_api(url.path.removeprefix(API_PREFIX), b"", url.query)
+        elif url.path == "/admin/messages":
             self._send_json({"messages": state.messages()})
-        elif path == "/admin/attempts":
+        elif url.path == "/admin/attempts":
             self._send_json({"attempts": state.attempts()})
+        elif url.path == "/admin/api-calls":
+            self._send_json({"calls": state.calls()})
+        elif url.path == "/admin/channels":
+            self._send_json({"channels": state.channels()})
         else:
             self._send(404, "not_found")
 
     def do_POST(self) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
         raw = self.read_body()
         admin = self.admin_routes()
-        if path.startswith("/services/"):
-            self._webhook(path, raw)
-        elif path in admin:
-            self.post_admin(raw, admin[path])
+        if url.path.startswith("/services/"):
+            self._webhook(url.path, raw)
+        elif url.path.startswith(API_PREFIX):
+            self._web_api(url.path.removeprefix(API_PREFIX), raw, url.query)
+        elif url.path in admin:
+            self.post_admin(raw, admin[url.path])
         else:
             self._send(404, "no_service")  # what Slack says for a URL that is not a webhook
+
+    def admin_routes(self) -> dict[str, Any]:
+        state: SinkState = self.server.state
+        return {
+            **super().admin_routes(),
+            "/admin/create-channel": state.create_channel,
+            "/admin/delete-channel": state.delete_channel,
+            "/admin/delete-message": state.delete_message,
+            "/admin/bot-token": state.pin_bot_token,
+        }
+
+    def _page(self, channel: str) -> None:
+        state: SinkState = self.server.state
+        page = slack_render.render_page(
+            state.channels(), channel, state.messages(channel), bot_name=BOT_USER_NAME
+        )
+        # Defence in depth: the page has no script of its own, so none may run at all.
+        csp = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+        self._send(200, page, "text/html; charset=utf-8", headers={"Content-Security-Policy": csp})
 
     def _webhook(self, path: str, raw: bytes) -> None:
         fault = self.server.state.attempt() or {}
@@ -125,8 +550,54 @@ class SinkHandler(StandInHandler):
         elif not any(payload.get(key) for key in ("text", "blocks", "attachments")):
             self._send(400, "no_text")
         else:
-            self.server.state.store(path, payload)
-            self._send(200, "ok")
+            self._send(*self.server.state.store(path, payload))
+
+    def _web_api(self, method: str, raw: bytes, query: str) -> None:
+        """One Web API call: a queued fault for this method, else the method; every call recorded."""
+        state: SinkState = self.server.state
+        fault = state.api_fault(method) or {}
+        time.sleep(float(fault.get("delay_seconds", 0)))
+        status, headers, args = 200, {}, {}
+        if {"status", "error", "body"} & fault.keys():
+            status = int(fault.get("status", 200))
+            if status == 429:
+                headers["Retry-After"] = str(fault.get("retry_after", 1))
+            error = fault.get("error") or API_STATUS_ERRORS.get(status, "internal_error")
+            answer: Any = fault.get("body", {"ok": False, "error": error})
+        else:
+            try:
+                args = parse_arguments(raw, self.headers.get("Content-Type", ""), query)
+                answer = self._call(method, args)
+            except ApiError as err:
+                answer = {"ok": False, "error": err.code}
+        args.pop("token", None)
+        ok = isinstance(answer, dict) and answer.get("ok") is True
+        error = answer.get("error") if isinstance(answer, dict) else None
+        call = {
+            "method": method,
+            "status": status,
+            "ok": ok,
+            "error": error,
+            "args": args,
+            "received_at": _now(),
+        }
+        state.record_call(call)
+        body = answer if isinstance(answer, str) else json.dumps(answer)
+        self._send(status, body, "application/json; charset=utf-8", headers=headers)
+
+    def _call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        state: SinkState = self.server.state
+        methods = {
+            "chat.postMessage": state.post_message,
+            "chat.update": state.update_message,
+            "auth.test": lambda _: state.auth_test(f"http://{self.headers.get('Host', 'localhost')}/"),
+        }
+        if method not in methods:
+            raise ApiError("unknown_method")
+        header = self.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else args.get("token")
+        state.check_token(token)
+        return methods[method](args)
 
     def _send_json(self, payload: Any) -> None:
         self._send(200, json.dumps(payload), "application/json")
@@ -141,40 +612,69 @@ class SinkHandler(StandInHandler):
         self.write_reply(status, body.encode(), content_type, headers)
 
 
-def render_page(messages: list[dict[str, Any]]) -> str:
-    """Received messages, newest first; the `text` of each, or its JSON when it has none."""
-    items = "\n".join(
-        "<li><small>{}</small><pre>{}</pre></li>".format(
-            html.escape(message["received_at"]),
-            html.escape(message["payload"].get("text") or json.dumps(message["payload"], indent=1)),
-        )
-        for message in reversed(messages)
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='5'>"
-        "<title>Slack sink</title></head><body><h1>Slack sink</h1>"
-        f"<p>{len(messages)} message(s), newest first. Refreshes every 5 s.</p>"
-        f"<ul>{items or '<li>No messages yet.</li>'}</ul></body></html>"
-    )
-
-
 class SlackSinkAdmin(AdminClient):
-    """Client for the sink's `/admin/` API."""
+    """Client for the sink's `/admin/` API, and the addresses a Slack connection needs."""
 
     @property
     def webhook_url(self) -> str:
         return self.base_url + WEBHOOK_PATH
 
+    @property
+    def api_url(self) -> str:
+        """The Web API's base, for a Slack connection's `base_url` extra (slack_sdk appends the method)."""
+        return self.base_url + API_PREFIX
+
     def messages(self) -> list[dict[str, Any]]:
+        """Every message, oldest first: webhook ones (`via: webhook`) and Web API ones (`via: api`)."""
         return self.request("GET", "/admin/messages")["messages"]
 
+    def channel_messages(self, channel: str = DEFAULT_CHANNEL) -> list[dict[str, Any]]:
+        """What the channel itself shows, oldest first: top-level messages and broadcast replies."""
+        return [
+            m
+            for m in self.messages()
+            if m["channel"] == channel and (m["thread_ts"] in (None, m["ts"]) or m["reply_broadcast"])
+        ]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The parent (unless deleted), then its replies, oldest first, like conversations.replies."""
+        return [m for m in self.messages() if m["channel"] == channel and ts in (m["ts"], m["thread_ts"])]
+
     def attempts(self) -> int:
+        """Webhook POSTs, faulted ones included."""
         return self.request("GET", "/admin/attempts")["attempts"]
+
+    def api_calls(self, method: str | None = None) -> list[dict[str, Any]]:
+        """Web API calls, oldest first: method, status, ok, error, args (never the token), received_at."""
+        calls = self.request("GET", "/admin/api-calls")["calls"]
+        return [call for call in calls if method is None or call["method"] == method]
+
+    def channels(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/admin/channels")["channels"]
+
+    def create_channel(self, channel: str, name: str | None = None, *, archived: bool = False) -> None:
+        self.request(
+            "POST", "/admin/create-channel", {"channel": channel, "name": name, "is_archived": archived}
+        )
+
+    def delete_channel(self, channel: str) -> None:
+        self.request("POST", "/admin/delete-channel", {"channel": channel})
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        self.request("POST", "/admin/delete-message", {"channel": channel, "ts": ts})
+
+    def pin_bot_token(self, token: str | None) -> None:
+        """Accept only `token` from now on (None: any `xoxb-` token again), until reset."""
+        self.request("POST", "/admin/bot-token", {"token": token})
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = argument_parser(__doc__).parse_args(argv)
-    serve(StandInServer((args.host, args.port), SinkHandler, SinkState()), "slack sink")
+    parser = argument_parser(__doc__)
+    args = parser.parse_args(argv)
+    token = os.environ.get(BOT_TOKEN_VARIABLE) or None
+    if token is not None and not token.startswith(BOT_TOKEN_PREFIX):
+        parser.error(f"{BOT_TOKEN_VARIABLE} must start with {BOT_TOKEN_PREFIX!r}")
+    serve(StandInServer((args.host, args.port), SinkHandler, SinkState(token)), "slack sink")
 
 
 if __name__ == "__main__":
