@@ -1,8 +1,9 @@
 """A stand-in for the prediction coordinator, for local runs and tests.
 
 It speaks the real service's contract (`POST /check-stalled` with `X-API-Key`, replay by
-`X-Idempotency-Key`, `GET /health/deep`) over real HTTP, and adds an unauthenticated `/admin/`
-API so tests can seed batches, queue faults and read what the DAG sent.
+`X-Idempotency-Key`, `GET /health/deep` with the same key) over real HTTP, and adds an
+unauthenticated `/admin/` API so tests can seed batches, queue faults, set the health answer and
+read what the DAG sent.
 
     COORDINATOR_API_KEY=KEY python -m dev.coordinator --port 0 [--forbidden-key K2] [--seed-demo]
 
@@ -34,6 +35,19 @@ DEMO_BATCHES = [
     {"batch_id": "demo-recent", "completion_pct": 97.0, "stalled_minutes": 2},
     {"batch_id": "demo-half-done", "completion_pct": 48.0, "stalled_minutes": 120},
 ]
+
+# What `GET /health/deep` answers until `POST /admin/health` says otherwise (docs/coordinator-api.md).
+HEALTHY_ANSWER = {
+    "status": "healthy",
+    "components": {
+        "firestore": {"status": "healthy", "latency_ms": 12},
+        "workers": {"status": "healthy", "reporting": 10, "expected": 10},
+        "model_registry": {"status": "healthy", "latency_ms": 35},
+    },
+}
+# What `POST /admin/health` may set: the answer (JSON, status 200 unless given), or a raw status and
+# body, and a delay before any of them.
+HEALTH_SETTINGS = frozenset({"answer", "status", "body", "content_type", "delay_seconds"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,19 @@ def fault_reply(fault: dict[str, Any]) -> Reply | None:
     return Reply(status, body, fault.get("content_type", "application/json"), headers)
 
 
+def health_reply(setting: dict[str, Any]) -> tuple[Reply, float]:
+    """The `/health/deep` reply for an admin setting (`{}`: the healthy default), and its delay."""
+    unknown = set(setting) - HEALTH_SETTINGS
+    if unknown:
+        raise ValueError(f"unknown health settings {sorted(unknown)}; allowed: {sorted(HEALTH_SETTINGS)}")
+    status = int(setting.get("status", 200))
+    if "body" in setting:
+        reply = Reply(status, str(setting["body"]).encode(), setting.get("content_type", "text/plain"))
+    else:
+        reply = json_reply(status, setting.get("answer", HEALTHY_ANSWER))
+    return reply, float(setting.get("delay_seconds", 0))
+
+
 def thresholds(body: Any) -> tuple[float, float]:
     """(stall_threshold_minutes, min_completion_pct) from the request body, or ValueError saying why not."""
     if not isinstance(body, dict):
@@ -112,6 +139,7 @@ class CoordinatorState:
         self._faults = FaultQueue()
         self._calls: list[dict[str, Any]] = []
         self._replies: dict[str, Reply] = {}
+        self._health = health_reply({})
 
     def seed(self, specs: list[dict[str, Any]]) -> None:
         now = datetime.now(UTC)
@@ -135,9 +163,19 @@ class CoordinatorState:
         with self._lock:
             self._calls.append(call)
 
-    def calls(self) -> list[dict[str, Any]]:
+    def calls(self, path: str = "/check-stalled") -> list[dict[str, Any]]:
+        """The recorded requests to `path`, oldest first."""
         with self._lock:
-            return [dict(call) for call in self._calls]
+            return [dict(call) for call in self._calls if call["path"] == path]
+
+    def set_health(self, setting: dict[str, Any]) -> None:
+        reply = health_reply(setting)  # checked before anything changes
+        with self._lock:
+            self._health = reply
+
+    def health(self) -> tuple[Reply, float]:
+        with self._lock:
+            return self._health
 
     def reset(self) -> None:
         with self._lock:
@@ -145,6 +183,7 @@ class CoordinatorState:
             self._faults.clear()
             self._calls.clear()
             self._replies.clear()
+            self._health = health_reply({})
 
     def check_stalled(
         self, idempotency_key: str | None, threshold_minutes: float, min_pct: float
@@ -192,7 +231,9 @@ class CoordinatorHandler(StandInHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/health/deep":
-            self._send(json_reply(200, {"status": "ok"}))
+            self._deep_health(path)
+        elif path == "/admin/health":
+            self._send(json_reply(200, {"calls": self.server.state.calls("/health/deep")}))
         elif path == "/admin/calls":
             self._send(json_reply(200, {"calls": self.server.state.calls()}))
         elif path == "/admin/batches":
@@ -205,6 +246,7 @@ class CoordinatorHandler(StandInHandler):
         raw = self.read_body()
         admin = self.admin_routes()
         admin["/admin/batches"] = lambda body: self.server.state.seed(body["batches"])
+        admin["/admin/health"] = self.server.state.set_health
         if path == "/check-stalled":
             self._check_stalled(path, raw)
         elif path in admin:
@@ -236,15 +278,33 @@ class CoordinatorHandler(StandInHandler):
         time.sleep(delay)
         self._send(reply)
 
+    def _deep_health(self, path: str) -> None:
+        state = self.server.state
+        api_key = self.headers.get("X-API-Key")
+        rejected = self._rejected(api_key)
+        reply, delay = (rejected, 0.0) if rejected is not None else state.health()
+        # Like /check-stalled's calls: never the key's value, and recorded before the delay.
+        state.record_call({"path": path, "api_key_ok": api_key == state.api_key, "status": reply.status})
+        time.sleep(delay)
+        self._send(reply)
+
+    def _rejected(self, api_key: str | None) -> Reply | None:
+        """The 403 or 401 for a forbidden, wrong or missing key; None for the right one."""
+        state = self.server.state
+        if state.forbidden_key is not None and api_key == state.forbidden_key:
+            return json_reply(403, {"error": "API key not allowed"})
+        if api_key != state.api_key:
+            return json_reply(401, {"error": "invalid or missing API key"})
+        return None
+
     def _answer(
         self, call: dict[str, Any], api_key: str | None, idempotency_key: str | None, body: Any
     ) -> tuple[Reply, float]:
         """The reply and how long to wait before sending it."""
         state = self.server.state
-        if state.forbidden_key is not None and api_key == state.forbidden_key:
-            return json_reply(403, {"error": "API key not allowed"}), 0.0
-        if api_key != state.api_key:
-            return json_reply(401, {"error": "invalid or missing API key"}), 0.0
+        rejected = self._rejected(api_key)
+        if rejected is not None:
+            return rejected, 0.0
         try:
             threshold, min_pct = thresholds(body)
         except ValueError as err:
@@ -281,6 +341,33 @@ class CoordinatorAdmin(AdminClient):
 
     def calls(self) -> list[dict[str, Any]]:
         return self.request("GET", "/admin/calls")["calls"]
+
+    def set_health(
+        self,
+        answer: Any = None,
+        *,
+        status: int | None = None,
+        body: str | None = None,
+        content_type: str | None = None,
+        delay_seconds: float | None = None,
+    ) -> None:
+        """What `/health/deep` answers from now on: `answer` as JSON, or a raw `body` (text/plain
+        unless `content_type`), with `status` (200 by default), after `delay_seconds`. No argument: the
+        healthy default again (so does `reset`)."""
+        setting = {
+            "answer": answer,
+            "status": status,
+            "body": body,
+            "content_type": content_type,
+            "delay_seconds": delay_seconds,
+        }
+        self.request(
+            "POST", "/admin/health", {key: value for key, value in setting.items() if value is not None}
+        )
+
+    def health_calls(self) -> list[dict[str, Any]]:
+        """`{"path", "api_key_ok", "status"}` for each `/health/deep` request, oldest first."""
+        return self.request("GET", "/admin/health")["calls"]
 
 
 def main(argv: list[str] | None = None) -> None:

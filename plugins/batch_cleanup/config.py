@@ -37,6 +37,13 @@ CHECK_BUDGET = RetryBudget(
 # Cloud Monitoring's API; set only to point the run's metrics at a stand-in (local runs, tests).
 MONITORING_API_ENDPOINT = conf.get(SECTION, "monitoring_api_endpoint", fallback="") or None
 
+# The alert's diagnosis: one short try of the coordinator's `GET /health/deep` (requests' timeout, for
+# connecting and for each read), so that a hung coordinator holds the alert up by about this much.
+HEALTH_TIMEOUT_SECONDS = conf.getint(SECTION, "health_timeout_seconds", fallback=5)
+# The Logs Explorer query behind the alert's worker-logs link; empty means this default.
+DEFAULT_WORKER_LOGS_QUERY = 'resource.type="cloud_run_revision" severity>=WARNING'
+WORKER_LOGS_QUERY = conf.get(SECTION, "worker_logs_query", fallback="") or DEFAULT_WORKER_LOGS_QUERY
+
 
 def api_base_url() -> str:
     return conf.get("api", "base_url", fallback="")

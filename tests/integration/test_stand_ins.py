@@ -14,13 +14,21 @@ import requests
 
 from dev import services
 from dev.airflow_env import REPO
-from dev.coordinator import API_KEY_VARIABLE, CoordinatorAdmin
+from dev.coordinator import API_KEY_VARIABLE, HEALTHY_ANSWER, CoordinatorAdmin
 from dev.slack_sink import WEBHOOK_PATH, SlackSinkAdmin
 
 LOG_DIR = REPO / "test-output" / "stand-ins"
 API_KEY = "test-key"
 FORBIDDEN_KEY = "revoked-key"
 PROJECT = "demo-test"
+# A missing, a wrong and a forbidden key, and what the coordinator answers each, on every endpoint.
+BAD_KEYS = pytest.mark.parametrize(
+    ("api_key", "status"),
+    [(None, 401), ("wrong-key", 401), (FORBIDDEN_KEY, 403)],
+    ids=["missing key", "wrong key", "forbidden key"],
+)
+# What the stand-in records of a `/health/deep` request with the right key.
+HEALTH_OK = {"path": "/health/deep", "api_key_ok": True, "status": 200}
 
 
 # Named apart from tests/conftest.py's session fixtures: these processes have their own settings.
@@ -112,17 +120,90 @@ def test_coordinator_will_not_start_without_a_key(monkeypatch: pytest.MonkeyPatc
 # --- coordinator: contract -------------------------------------------------------------------------
 
 
-def test_deep_health_check_answers_ok(coordinator_admin: CoordinatorAdmin) -> None:
-    response = requests.get(f"{coordinator_admin.base_url}/health/deep", timeout=5)
+def deep_health(
+    admin: CoordinatorAdmin, api_key: str | None = API_KEY, timeout: float = 10
+) -> requests.Response:
+    headers = {} if api_key is None else {"X-API-Key": api_key}
+    return requests.get(f"{admin.base_url}/health/deep", headers=headers, timeout=timeout)
 
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+def test_deep_health_answers_the_healthy_default_to_the_key(coordinator_admin: CoordinatorAdmin) -> None:
+    response = deep_health(coordinator_admin)
+
+    assert (response.status_code, response.json()) == (200, HEALTHY_ANSWER)
+    assert response.headers["Content-Type"] == "application/json"
+    assert coordinator_admin.health_calls() == [HEALTH_OK]
+
+
+@BAD_KEYS
+def test_deep_health_checks_the_key_like_check_stalled(
+    coordinator_admin: CoordinatorAdmin, api_key: str | None, status: int
+) -> None:
+    response = deep_health(coordinator_admin, api_key)
+
+    assert response.status_code == status
+    assert response.json() == check_stalled(coordinator_admin, api_key=api_key).json()
+    assert coordinator_admin.health_calls() == [{**HEALTH_OK, "api_key_ok": False, "status": status}]
+    assert "wrong-key" not in response.text and FORBIDDEN_KEY not in json.dumps(
+        coordinator_admin.health_calls()
+    )
 
 
 @pytest.mark.parametrize(
-    ("api_key", "status"),
-    [(None, 401), ("wrong-key", 401), (FORBIDDEN_KEY, 403)],
-    ids=["missing key", "wrong key", "forbidden key"],
+    ("setting", "status", "content_type", "body"),
+    [
+        ({"answer": {"status": "degraded"}}, 200, "application/json", b'{"status": "degraded"}'),
+        ({"answer": [1], "status": 503}, 503, "application/json", b"[1]"),
+        ({"status": 502, "body": "Bad Gateway"}, 502, "text/plain", b"Bad Gateway"),
+        ({"body": "<p>", "content_type": "text/html"}, 200, "text/html", b"<p>"),
+    ],
+    ids=["answer", "answer with a status", "raw body with a status", "raw body with a type"],
 )
+def test_the_health_answer_can_be_set(
+    coordinator_admin: CoordinatorAdmin, setting: dict, status: int, content_type: str, body: bytes
+) -> None:
+    coordinator_admin.set_health(**setting)
+
+    answers = [deep_health(coordinator_admin) for _ in range(2)]
+
+    assert [(a.status_code, a.headers["Content-Type"], a.content) for a in answers] == [
+        (status, content_type, body)
+    ] * 2, "a setting stays until changed, unlike a fault"
+
+
+def test_a_health_delay_outlasts_a_client_timeout_and_is_recorded_first(
+    coordinator_admin: CoordinatorAdmin,
+) -> None:
+    coordinator_admin.set_health(delay_seconds=1.5)
+
+    with pytest.raises(requests.exceptions.Timeout):
+        deep_health(coordinator_admin, timeout=0.3)
+    assert coordinator_admin.health_calls() == [HEALTH_OK]
+
+
+def test_set_health_without_arguments_and_reset_restore_the_default(
+    coordinator_admin: CoordinatorAdmin,
+) -> None:
+    coordinator_admin.set_health(status=500, body="down")
+    coordinator_admin.set_health()
+    assert deep_health(coordinator_admin).json() == HEALTHY_ANSWER
+
+    coordinator_admin.set_health(status=500, body="down")
+    coordinator_admin.reset()
+
+    assert deep_health(coordinator_admin).json() == HEALTHY_ANSWER
+    assert coordinator_admin.health_calls() == [HEALTH_OK]
+
+
+def test_an_unknown_health_setting_is_a_400_and_changes_nothing(coordinator_admin: CoordinatorAdmin) -> None:
+    response = requests.post(f"{coordinator_admin.base_url}/admin/health", json={"satus": 503}, timeout=5)
+
+    assert response.status_code == 400
+    assert "satus" in response.json()["error"]
+    assert deep_health(coordinator_admin).json() == HEALTHY_ANSWER
+
+
+@BAD_KEYS
 def test_coordinator_rejects_bad_keys_without_acting(
     coordinator_admin: CoordinatorAdmin, api_key: str | None, status: int
 ) -> None:

@@ -1,7 +1,8 @@
-"""The prediction coordinator's `/check-stalled` endpoint, through the HTTP provider."""
+"""The prediction coordinator's `/check-stalled` and `/health/deep` endpoints, through the HTTP provider."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -15,17 +16,30 @@ from batch_cleanup.compat import AirflowException, AirflowFailException
 from batch_cleanup.masking import mask_secret, redact
 
 ENDPOINT = "/check-stalled"
+HEALTH_ENDPOINT = "/health/deep"
 API_KEY_HEADER = "X-API-Key"
 # Asking to come back later: retried, after Retry-After when the try has time for it.
 LATER = frozenset({408, 429})
+# How much of an answer's body an error quotes, and how long a health check's error may be.
+EXCERPT_CHARS = 300
+MAX_HEALTH_ERROR_CHARS = 500
+# A deep-health answer longer than this is not the small document of the contract; it is not kept.
+MAX_HEALTH_ANSWER_CHARS = 100_000
 
 
 class CoordinatorUnavailable(AirflowException):
     """What a later try may not meet (refused connection, timeout, 5xx, 408, 429): the task retries."""
 
 
+def excerpt(text: str) -> str:
+    """The start of a body, quoted, for an error message. Masked before it is cut: the body may echo
+    the key, and half a key would slip past the masker."""
+    return repr(redact(text)[:EXCERPT_CHARS])
+
+
 class CoordinatorHook(HttpHook):
-    """Calls `/check-stalled`; the API key is the connection's password, sent as `X-API-Key`.
+    """Calls `/check-stalled` and `/health/deep`; the API key is the connection's password, sent as
+    `X-API-Key`.
 
     `timeout` bounds one request; `try_seconds` bounds the whole call, a Retry-After wait included.
     """
@@ -94,8 +108,7 @@ class CoordinatorHook(HttpHook):
     def _validated(self, response: requests.Response) -> dict[str, Any]:
         status = response.status_code
         where = f"{ENDPOINT} on connection {self.http_conn_id!r}"
-        # Masked before it is cut: the body may echo the key, and half a key would slip past the masker.
-        excerpt = repr(redact(response.text)[:300])
+        quoted = excerpt(response.text)
         if status in (401, 403):
             raise AirflowFailException(
                 f"{where} rejected the API key (HTTP {status}); fix the password of connection "
@@ -104,12 +117,77 @@ class CoordinatorHook(HttpHook):
         if status >= 500 or status in LATER:
             after = response.headers.get("Retry-After")
             hint = f" (Retry-After: {after!r}, more than this try can wait)" if after else ""
-            raise CoordinatorUnavailable(f"{where} answered HTTP {status}{hint}: {excerpt}")
+            raise CoordinatorUnavailable(f"{where} answered HTTP {status}{hint}: {quoted}")
         if not 200 <= status < 300:
-            raise AirflowFailException(f"{where} answered HTTP {status}: {excerpt}. Not retried.")
+            raise AirflowFailException(f"{where} answered HTTP {status}: {quoted}. Not retried.")
         try:
             return parse_response(response.text)
         except CoordinatorResponseError as err:
             raise AirflowFailException(
                 f"{where} answered HTTP {status} outside the contract: {err}"
             ) from None
+
+    def deep_health(self, timeout_seconds: float) -> dict[str, Any]:
+        """One `GET /health/deep` with the API key: a single try, no retries, and it never raises.
+
+        Returns a small JSON-able result (docs/coordinator-api.md):
+        `{"ok": True, "http_status": 200, "answer": <the parsed JSON, masked>}`, also for a 503 whose
+        body is a health document (deep health checks say "unhealthy" that way), or
+        `{"ok": False, "error": "<why, one masked line>"}`, with `http_status` when it answered.
+        `timeout_seconds` bounds the connect and each read (requests' timeout), not the whole body.
+        """
+        where = f"{HEALTH_ENDPOINT} on connection {self.http_conn_id!r}"
+        # HttpHook's method is fixed per instance (`run` sends `self.method`): a GET hook on the same
+        # connection, so its host, extras, proxies and TLS settings apply as they do to /check-stalled.
+        getter = HttpHook(method="GET", http_conn_id=self.http_conn_id)
+        try:
+            response = getter.run(
+                HEALTH_ENDPOINT,
+                headers=self._api_key_header(),
+                extra_options={"timeout": timeout_seconds, "check_response": False},
+            )
+        except requests.exceptions.Timeout:
+            result: dict[str, Any] = {"ok": False, "error": f"timed out after {timeout_seconds:g} s"}
+        except requests.exceptions.ConnectionError as err:
+            result = {"ok": False, "error": f"cannot connect to {getter.base_url}: {_root_cause(err)}"}
+        except Exception as err:  # the diagnosis of an alert must never hold the alert up
+            result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+        else:
+            result = _health_result(response)
+        if result["ok"]:
+            self.log.info("%s answered HTTP %d.", where, result["http_status"])
+        else:
+            result["error"] = " ".join(redact(result["error"]).split())[:MAX_HEALTH_ERROR_CHARS]
+            self.log.warning("%s failed: %s", where, result["error"])
+        return result
+
+
+def _health_result(response: requests.Response) -> dict[str, Any]:
+    status, text = response.status_code, response.text
+    if len(text) > MAX_HEALTH_ANSWER_CHARS:
+        error = f"HTTP {status}: an answer of {len(text)} characters, more than {MAX_HEALTH_ANSWER_CHARS}"
+        return {"ok": False, "http_status": status, "error": error}
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        if 200 <= status < 300:
+            return {"ok": False, "http_status": status, "error": f"not JSON: {excerpt(text)}"}
+        answer = None
+    health_document = isinstance(answer, dict) and ("status" in answer or "components" in answer)
+    if 200 <= status < 300 or (status == 503 and health_document):
+        return {"ok": True, "http_status": status, "answer": redact(answer)}
+    hint = " (the API key was rejected)" if status in (401, 403) else ""
+    return {"ok": False, "http_status": status, "error": f"HTTP {status} {excerpt(text)}{hint}"}
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost cause of a connection error (`[Errno 111] Connection refused`), without the
+    layers requests and urllib3 wrap around it."""
+    for _ in range(10):
+        inner = getattr(err, "reason", None) or err.__cause__
+        if inner is None and err.args and isinstance(err.args[0], BaseException):
+            inner = err.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        err = inner
+    return str(err) or type(err).__name__

@@ -1,0 +1,360 @@
+"""The alert's diagnosis: the deep-health lines (tolerant of the answer's shape, safe for Slack's
+mrkdwn, short) and the Logs Explorer link (encoded so that no query can break it)."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from batch_cleanup.diagnosis import (
+    MAX_COMPONENTS,
+    MAX_DETAIL_CHARS,
+    MAX_NAME_CHARS,
+    MAX_REASON_CHARS,
+    MAX_STATUS_CHARS,
+    answer_summary,
+    health_check_failed,
+    health_summary,
+    logs_explorer_url,
+)
+from batch_cleanup.messages import link
+
+WORKERS_DOWN = {"status": "unhealthy", "error": "3 of 10 workers not reporting"}
+
+
+def ok(answer: Any) -> dict[str, Any]:
+    return {"ok": True, "http_status": 200, "answer": answer}
+
+
+# --- health lines: what the answer says ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "lines"),
+    [
+        (
+            {"status": "healthy", "components": {"firestore": {"status": "healthy", "latency_ms": 12}}},
+            ["All 1 components healthy"],
+        ),
+        (
+            {"components": {"a": {"status": "OK"}, "b": {"status": " Up "}, "c": {"status": "PASS"}}},
+            ["All 3 components healthy"],
+        ),
+        (
+            {
+                "status": "degraded",
+                "components": {"firestore": {"status": "healthy"}, "workers": WORKERS_DOWN},
+            },
+            ["workers: unhealthy — 3 of 10 workers not reporting"],
+        ),
+        (
+            {"components": [{"name": "firestore", "status": "healthy"}, {"name": "workers", **WORKERS_DOWN}]},
+            ["workers: unhealthy — 3 of 10 workers not reporting"],
+        ),
+        (
+            {"components": {"firestore": {"status": "Degraded", "latency_ms": 1200}}},
+            ["firestore: Degraded, 1200 ms"],
+        ),
+        (
+            {"components": {"db": {"status": "down", "latency_ms": 2.5, "message": "pool exhausted"}}},
+            ["db: down, 2.5 ms — pool exhausted"],
+        ),
+        (
+            {"components": {"workers": {"status": "warn", "details": {"reporting": 7, "expected": 10}}}},
+            ['workers: warn — {"reporting": 7, "expected": 10}'],
+        ),
+        ({"components": {"firestore": "ok", "workers": "down"}}, ["workers: down"]),
+        ({"components": {"a": True, "b": False}}, ["b: false"]),
+        ({"components": {"cache": {"latency_ms": 3}}}, ["cache: no status, 3 ms"]),
+        ({"components": {"cache": {"status": None, "latency_ms": True}}}, ["cache: no status"]),
+        (
+            {"components": [{"status": "ok"}, {"status": "down"}, "loose"]},
+            ["component 2: down", "component 3: loose"],
+        ),
+        ({"components": [{"name": "", "status": "down"}]}, ["component 1: down"]),
+        ({"components": {"x": {"status": "down", "error": ""}}}, ["x: down"]),
+        (
+            {
+                "status": "healthy",
+                "uptime_s": 9,
+                "components": {"a": {"status": "ok", "region": "eu", "extra": [1]}},
+            },
+            ["All 1 components healthy"],
+        ),
+        ({"status": "healthy"}, ["Healthy (no components listed)"]),
+        ({"status": "healthy", "components": []}, ["Healthy (no components listed)"]),
+        ({"status": "unhealthy"}, ["Overall status unhealthy; no component reported unhealthy"]),
+        (
+            {"status": "degraded", "components": {"a": {"status": "ok"}}},
+            ["Overall status degraded; no component reported unhealthy"],
+        ),
+        ({"status": None}, ["Overall status no status; no component reported unhealthy"]),
+    ],
+    ids=[
+        "all healthy",
+        "healthy in any case",
+        "one unhealthy with its error",
+        "components as a list with names",
+        "latency",
+        "latency and message",
+        "details not a string",
+        "bare statuses",
+        "boolean statuses",
+        "no status",
+        "null status, boolean latency ignored",
+        "list without names",
+        "empty name",
+        "empty error",
+        "unknown fields",
+        "only a status",
+        "empty component list",
+        "overall unhealthy, no components",
+        "overall degraded, all components healthy",
+        "null overall status",
+    ],
+)
+def test_the_lines_name_what_is_not_healthy(answer, lines):
+    assert health_summary(ok(answer)) == lines
+
+
+@pytest.mark.parametrize(
+    ("answer", "line"),
+    [
+        ([{"name": "a"}], "expected a JSON object, got a list"),
+        ("healthy", "expected a JSON object, got a string"),
+        (None, "expected a JSON object, got null"),
+        (3, "expected a JSON object, got a number"),
+        (True, "expected a JSON object, got a boolean"),
+        ({}, "an object with neither status nor components"),
+        ({"health": "ok"}, "an object with neither status nor components"),
+        ({"components": "all good"}, "components is a string, expected an object or a list"),
+        ({"status": "ok", "components": 7}, "components is a number, expected an object or a list"),
+    ],
+    ids=[
+        "list",
+        "string",
+        "null",
+        "number",
+        "boolean",
+        "empty object",
+        "other fields",
+        "components text",
+        "components number",
+    ],
+)
+def test_an_answer_of_another_shape_is_one_line_saying_so(answer, line):
+    assert health_summary(ok(answer)) == [f"Health answer not understood: {line}"]
+
+
+def test_at_most_max_components_are_listed_then_how_many_more():
+    answer = {"components": {f"w{n}": {"status": "down"} for n in range(MAX_COMPONENTS + 4)}}
+
+    lines = answer_summary(answer)
+
+    assert lines == [f"w{n}: down" for n in range(MAX_COMPONENTS)] + ["+4 more"]
+
+
+def test_healthy_components_do_not_use_up_the_cap():
+    components = {f"ok{n}": {"status": "ok"} for n in range(20)} | {"bad": {"status": "down"}}
+
+    assert answer_summary({"components": components}) == ["bad: down"]
+
+
+# --- health lines: a failed check --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "line"),
+    [
+        ({"ok": False, "error": "timed out after 5 s"}, "Health check failed: timed out after 5 s"),
+        (
+            {"ok": False, "http_status": 503, "error": "HTTP 503 'down'"},
+            "Health check failed: HTTP 503 'down'",
+        ),
+        ({"ok": False}, "Health check failed: no reason given"),
+        ({}, "Health check failed: no reason given"),
+    ],
+    ids=["timeout", "503", "no error", "empty result"],
+)
+def test_a_failed_check_is_one_line_with_its_reason(result, line):
+    assert health_summary(result) == [line]
+
+
+def test_the_failure_line_is_the_one_health_summary_gives():
+    assert health_summary({"ok": False, "error": "x"}) == [health_check_failed("x")]
+
+
+# --- health lines: hostile input ---------------------------------------------------------------------
+
+# Each shorter than any field's cut, so that all of it must come through.
+HOSTILE = ["<!channel>", "<https://evil.io|click>", "a & b", "<@U123> <#C1>", "&lt;already&gt;"]
+
+
+def texts_of(lines: list[str]) -> str:
+    return "\n".join(lines)
+
+
+def assert_mrkdwn_safe(lines: list[str]) -> None:
+    """No markup survives: <, > only as entities, & only starting one, and nothing escaped twice."""
+    for line in lines:
+        assert "<" not in line and ">" not in line, line
+        assert not re.search(r"&(?!amp;|lt;|gt;)", line), line
+        assert "\n" not in line, line
+
+
+@pytest.mark.parametrize(
+    "text", HOSTILE, ids=["channel mention", "link", "ampersand", "user mention", "entities"]
+)
+@pytest.mark.parametrize("where", ["name", "status", "error", "overall status", "check error"])
+def test_hostile_text_is_escaped_once_wherever_it_comes(text, where):
+    answers = {
+        "name": ok({"components": {text: {"status": "down"}}}),
+        "status": ok({"components": {"w": {"status": text}}}),
+        "error": ok({"components": {"w": {"status": "down", "error": text}}}),
+        "overall status": ok({"status": text}),
+        "check error": {"ok": False, "error": text},
+    }
+
+    lines = health_summary(answers[where])
+
+    assert_mrkdwn_safe(lines)
+    # What Slack shows after reading the entities is exactly the text that came.
+    assert text in html.unescape(texts_of(lines))
+
+
+@pytest.mark.parametrize(
+    ("answer", "limit"),
+    [
+        (ok({"components": {"n" * 10_000: {"status": "down"}}}), MAX_NAME_CHARS + len(": down")),
+        (ok({"components": {"w": {"status": "s" * 10_000}}}), len("w: ") + MAX_STATUS_CHARS),
+        (
+            ok({"components": {"w": {"status": "down", "error": "e\n" * 10_000}}}),
+            len("w: down — ") + MAX_DETAIL_CHARS,
+        ),
+        ({"ok": False, "error": "r" * 10_000}, len("Health check failed: ") + MAX_REASON_CHARS),
+    ],
+    ids=["name", "status", "error with newlines", "check error"],
+)
+def test_long_texts_are_cut_to_one_short_line_with_an_ellipsis(answer, limit):
+    [line] = health_summary(answer)
+
+    assert len(line) <= limit
+    assert "…" in line
+    assert "\n" not in line
+
+
+def test_a_text_is_cut_before_it_is_escaped_so_no_entity_is_cut_in_half():
+    [line] = health_summary({"ok": False, "error": "&" * 10_000})
+
+    assert_mrkdwn_safe([line])
+    assert line.endswith("&amp;…")
+    assert len(html.unescape(line)) == len("Health check failed: ") + MAX_REASON_CHARS
+
+
+# --- the Logs Explorer link --------------------------------------------------------------------------
+
+START = datetime(2026, 3, 8, 5, 47, 12, 250000, tzinfo=UTC)
+END = START + timedelta(hours=1)
+DEFAULT_QUERY = 'resource.type="cloud_run_revision" severity>=WARNING'
+
+
+def parts(url: str) -> dict[str, str]:
+    """The link's matrix parameters and its project, decoded."""
+    split = urlsplit(url)
+    path, *params = split.path.split(";")
+    assert (split.scheme, split.netloc, path) == ("https", "console.cloud.google.com", "/logs/query")
+    decoded = {key: unquote(value) for key, value in (param.split("=", 1) for param in params)}
+    [(key, project)] = [query.split("=", 1) for query in split.query.split("&")]
+    assert key == "project"
+    assert not split.fragment
+    return {**decoded, "project": unquote(project)}
+
+
+def test_the_link_has_the_query_the_range_in_utc_and_the_project():
+    url = logs_explorer_url("my-project", DEFAULT_QUERY, START, END)
+
+    assert url == (
+        "https://console.cloud.google.com/logs/query"
+        ";query=resource.type%3D%22cloud_run_revision%22%20severity%3E%3DWARNING"
+        ";startTime=2026-03-08T05:47:12.250Z;endTime=2026-03-08T06:47:12.250Z"
+        "?project=my-project"
+    )
+
+
+def test_times_in_another_zone_are_given_in_utc():
+    new_york = timezone(timedelta(hours=-5))
+
+    url = logs_explorer_url("p", "q", START.astimezone(new_york), END.astimezone(new_york))
+
+    assert parts(url)["startTime"] == "2026-03-08T05:47:12.250Z"
+    assert parts(url)["endTime"] == "2026-03-08T06:47:12.250Z"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        DEFAULT_QUERY,
+        "a;b=c?d#e&f/g h",
+        'textPayload:"100%" OR textPayload:"%3B"',
+        '(severity>=ERROR OR textPayload=~"panic|fatal")\nresource.labels.service_name="worker"',
+        "<https://evil.example|click> <!channel>",
+        "jsonPayload.message:\"café ☕\" + 'quoted'",
+        "",
+    ],
+    ids=[
+        "default",
+        "reserved characters",
+        "percent signs",
+        "parentheses, pipe, newline",
+        "mrkdwn",
+        "unicode",
+        "empty",
+    ],
+)
+def test_no_query_can_break_the_link_and_it_comes_back_exactly(query):
+    url = logs_explorer_url("my-project", query, START, END)
+
+    assert re.fullmatch(r"[A-Za-z0-9%._~:/;=?\-]+", url), url
+    assert parts(url) == {
+        "query": query,
+        "startTime": "2026-03-08T05:47:12.250Z",
+        "endTime": "2026-03-08T06:47:12.250Z",
+        "project": "my-project",
+    }
+    # Nothing in it for Slack's link markup to change: `<url|label>` carries it as it is.
+    assert link(url, "Worker logs") == f"<{url}|Worker logs>"
+
+
+def test_a_hostile_project_cannot_break_the_link_either():
+    url = logs_explorer_url("p?x=1&y#z;w", "q", START, END)
+
+    assert parts(url)["project"] == "p?x=1&y#z;w"
+    assert parts(url)["query"] == "q"
+
+
+@pytest.mark.parametrize("project", [None, ""], ids=["none", "empty"])
+def test_no_project_no_link(project):
+    assert logs_explorer_url(project, DEFAULT_QUERY, START, END) is None
+
+
+def test_a_range_of_one_instant_is_a_link():
+    assert parts(logs_explorer_url("p", "q", START, START))["endTime"] == "2026-03-08T05:47:12.250Z"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "match"),
+    [
+        (START.replace(tzinfo=None), END, "timezone-aware"),
+        (START, END.replace(tzinfo=None), "timezone-aware"),
+        (END, START, "ends before it starts"),
+    ],
+    ids=["naive start", "naive end", "reversed"],
+)
+def test_a_range_that_is_not_one_is_refused(start, end, match):
+    with pytest.raises(ValueError, match=match):
+        logs_explorer_url("p", "q", start, end)
