@@ -23,6 +23,15 @@ WHAT_TO_CHECK = "Check the worker logs and the coordinator's `/health/deep` endp
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """What an alert carries besides the counts (steps.diagnose): `health`, lines already escaped
+    for mrkdwn (diagnosis.health_summary); `logs_url`, None without a project."""
+
+    health: tuple[str, ...]
+    logs_url: str | None
+
+
+@dataclass(frozen=True)
 class Message:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
@@ -78,10 +87,17 @@ def _shown(batch_id: str) -> str:
 
 
 def alert(
-    decision: dict[str, Any], *, window_minutes: int, threshold: int, completed_this_run: int, run_url: str
+    decision: dict[str, Any],
+    *,
+    window_minutes: int,
+    threshold: int,
+    completed_this_run: int,
+    run_url: str,
+    diagnosis: Diagnosis | None = None,
 ) -> Message:
     """The message for a policy decision (`Decision.to_dict()`): alert, escalation, reminder,
-    resolved or test. `threshold` is the one the count is compared with."""
+    resolved or test. `threshold` is the one the count is compared with; `diagnosis` adds the
+    coordinator's health and the worker-logs link."""
     kind = decision["kind"]
     header = _HEADERS[kind].format(severity=decision.get("severity") or "")
     facts = _facts(decision, window_minutes, threshold, completed_this_run)
@@ -89,23 +105,43 @@ def alert(
 
     text_lines = [header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts)]
     # Slack reads the fallback as mrkdwn too: a batch id must not become a link or a mention.
+    if diagnosis is not None:
+        text_lines.append(f"{HEALTH_TITLE} " + "; ".join(diagnosis.health))
     text_lines += [f"{title} " + ", ".join(escape(i) for i in items) for title, items, _ in sections]
     if kind != "resolved":
         text_lines.append(WHAT_TO_CHECK)
+    if diagnosis is not None:
+        text_lines.append(_logs_line(diagnosis, plain=True))
     text_lines.append(f"Airflow run: {escape(run_url)}")
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         _section("\n".join(facts)),
     ]
+    if diagnosis is not None:  # first after the counts: what on-call would look up next
+        blocks.append(_section(f"*{HEALTH_TITLE}*\n" + _bullets(diagnosis.health)))
     for title, items, code in sections:
         blocks.append(
             _section(f"*{title}*\n" + _bullets(f"`{escape(i)}`" if code else escape(i) for i in items))
         )
     if kind != "resolved":
         blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
+    if diagnosis is not None:
+        blocks.append(_section(_logs_line(diagnosis, plain=False)))
     blocks.append(_run_button(run_url))
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
+
+
+HEALTH_TITLE = "Coordinator health (/health/deep):"
+NO_LOGS_LINK = "Worker logs: no link, the Google Cloud connection names no project"
+
+
+def _logs_line(diagnosis: Diagnosis, *, plain: bool) -> str:
+    if diagnosis.logs_url is None:
+        return NO_LOGS_LINK
+    if plain:
+        return f"Worker logs of the window: {escape(diagnosis.logs_url)}"
+    return link(diagnosis.logs_url, "Worker logs of the window (Logs Explorer)")
 
 
 DOUBLE_RECORDED = (

@@ -17,8 +17,9 @@ from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.config import RUN_TIMEOUT
 from batch_cleanup.delivery import SENT, Channel, deliver
+from batch_cleanup.diagnosis import health_summary, logs_explorer_url
 from batch_cleanup.events import StoredEvent, build_event, double_recorded, event_id, window_start
-from batch_cleanup.messages import Message, alert, dag_run_url, incident_card
+from batch_cleanup.messages import Diagnosis, Message, alert, dag_run_url, incident_card
 from batch_cleanup.monitoring import RunFigures
 from batch_cleanup.names import (
     CHECK_STALLED,
@@ -44,6 +45,9 @@ from batch_cleanup.policy import (
 log = logging.getLogger(__name__)
 
 LOGGED_IDS = 20
+# The messages that tell of a systemic problem now (and the TEST of their wiring): they carry the
+# coordinator's health and the worker-logs link. A RESOLVED one does not.
+DIAGNOSED = frozenset({"alert", "escalation", "reminder", "test"})
 
 
 class Coordinator(Protocol):
@@ -221,7 +225,12 @@ def compared_with(decision: dict[str, Any], config: PolicyConfig) -> int:
 
 
 def message_for(
-    summary: dict[str, Any], evaluation: dict[str, Any], params: Mapping[str, Any], *, run_url: str
+    summary: dict[str, Any],
+    evaluation: dict[str, Any],
+    params: Mapping[str, Any],
+    *,
+    run_url: str,
+    diagnosis: Diagnosis | None = None,
 ) -> Message:
     """The Slack message for this run's decision."""
     config = PolicyConfig.from_params(params)
@@ -232,6 +241,25 @@ def message_for(
         threshold=compared_with(decision, config),
         completed_this_run=summary["stalled_count"],
         run_url=run_url,
+        diagnosis=diagnosis,
+    )
+
+
+def diagnose(
+    coordinator: Any,
+    project: str | None,
+    start: datetime,
+    end: datetime,
+    *,
+    timeout_seconds: float,
+    query: str,
+) -> Diagnosis:
+    """What an alert carries besides the counts: the coordinator's deep health, best effort (one
+    short try; a failed check is one line and the alert still goes out), and the worker logs of
+    the window in Logs Explorer."""
+    return Diagnosis(
+        health=tuple(health_summary(coordinator.deep_health(timeout_seconds))),
+        logs_url=logs_explorer_url(project, query, start, end),
     )
 
 
@@ -246,15 +274,23 @@ def send(
     base_url: str,
     slack: Channel,
     now: datetime,
+    run_after: datetime | None = None,
+    diagnose: Callable[[datetime, datetime], Diagnosis] | None = None,
 ) -> str:
     """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`.
 
-    In bot-token mode the incident's first message is then edited to show where it stands (`now`).
+    A WARNING or CRITICAL message (and a TEST) first gets `diagnose(start, end)` of the window ending
+    at `run_after`: the coordinator's health and a worker-logs link. In bot-token mode the incident's
+    first message is then edited to show where it stands (`now`).
     """
     run_url = dag_run_url(base_url, dag_id, run_id)
-    message = message_for(summary, evaluation, params, run_url=run_url)
     config = PolicyConfig.from_params(params)
     decision = evaluation["decision"]
+    diagnosis = None
+    if diagnose is not None and decision["kind"] in DIAGNOSED:
+        end = run_after or now
+        diagnosis = diagnose(window_start(end, config.window_minutes), end)
+    message = message_for(summary, evaluation, params, run_url=run_url, diagnosis=diagnosis)
     card = incident_card(
         decision,
         window_minutes=config.window_minutes,

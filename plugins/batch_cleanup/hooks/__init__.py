@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from batch_cleanup.hooks.coordinator import CoordinatorHook
     from batch_cleanup.hooks.firestore import FirestoreHook
     from batch_cleanup.hooks.monitoring import MonitoringHook
+    from batch_cleanup.messages import Diagnosis
 
 
 def coordinator_hook() -> CoordinatorHook:
@@ -41,15 +42,34 @@ def monitoring_hook() -> MonitoringHook:
 
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
-    """The run's ids, the UI's base URL for links, the on-call channel of the DAG's Slack connection
-    and the time (of the incident card's "updated")."""
+    """The run's ids and time, the UI's base URL for links, the on-call channel of the DAG's Slack
+    connection, the time (of the incident card's "updated") and the alert's diagnosis."""
     from batch_cleanup.config import api_base_url
     from batch_cleanup.hooks.slack import OnCallChannel
 
     return {
         "dag_id": dag_run.dag_id,
         "run_id": dag_run.run_id,
+        "run_after": dag_run.run_after,
         "base_url": api_base_url(),
         "slack": OnCallChannel(SLACK_CONN_ID),
         "now": datetime.now(UTC),
+        "diagnose": diagnose,
     }
+
+
+def diagnose(start: datetime, end: datetime) -> Diagnosis:
+    """The coordinator's deep health on its connection, and the worker-logs link in the project of
+    the Google Cloud connection."""
+    from batch_cleanup import steps
+    from batch_cleanup.config import HEALTH_TIMEOUT_SECONDS, WORKER_LOGS_QUERY
+
+    project = firestore_hook().project_id
+    return steps.diagnose(
+        coordinator_hook(),
+        project,
+        start,
+        end,
+        timeout_seconds=HEALTH_TIMEOUT_SECONDS,
+        query=WORKER_LOGS_QUERY,
+    )
