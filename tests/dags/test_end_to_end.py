@@ -29,11 +29,11 @@ def test_healthy_run_writes_nothing_and_posts_nothing(airflow, fresh, events):
     assert events() == []
     assert sink.messages() == []
     assert "Checked 3 batches; 0 stalled" in run.output
-    if airflow_minor() >= (3, 3):
+    if airflow_minor() >= (3, 2):
         assert KNOWN_DEADLINE_CRASH in run.output, (
             "apache/airflow#73428 looks fixed in this Airflow: remove the workaround in tests/airflow_cli.py"
         )
-    else:  # 3.1 has no Deadline Alert (notify.hung_run_deadline); 3.2's deadline code has no such crash
+    else:  # 3.1 runs without the Deadline Alert (notify.hung_run_deadline), so without that crash
         assert KNOWN_DEADLINE_CRASH not in run.output
 
 
