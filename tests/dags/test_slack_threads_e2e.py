@@ -112,14 +112,20 @@ def test_a_deleted_first_message_gets_a_new_one_saying_why_which_holds_the_rest(
     assert escalation["payload"]["text"].startswith("Escalated to CRITICAL")
 
 
+def escalate_meeting(airflow, bot, db, sink, fault: dict, name: str):
+    """A WARNING, then the run that escalates it to CRITICAL meets `fault` in Slack."""
+    seed(db, 0, 3, name)
+    run(airflow, bot, 0, f"{name}-warning")
+    sink.faults([fault])
+    seed(db, 15, 3, name)
+    return run(airflow, bot, 15, f"{name}-critical")
+
+
 def test_a_refused_reply_is_retried_by_airflow_and_posted_once(airflow, fresh, db, bot):
     _, sink = fresh
-    seed(db, 0, 3, "retry")
-    run(airflow, bot, 0, "retry-warning")
-    sink.faults([{"method": "chat.postMessage", "error": "internal_error"}])
-
-    seed(db, 15, 3, "retry")
-    escalated = run(airflow, bot, 15, "retry-critical")
+    escalated = escalate_meeting(
+        airflow, bot, db, sink, {"method": "chat.postMessage", "error": "internal_error"}, "retry"
+    )
 
     assert escalated.tries["send_alert"] == 2, "the first try met internal_error"
     [parent] = sink.channel_messages()[:1]
@@ -131,12 +137,9 @@ def test_a_refused_reply_is_retried_by_airflow_and_posted_once(airflow, fresh, d
 
 def test_a_failed_edit_leaves_the_message_sent_and_says_so_in_the_log(airflow, fresh, db, bot):
     _, sink = fresh
-    seed(db, 0, 3, "edit")
-    run(airflow, bot, 0, "edit-warning")
-    sink.faults([{"method": "chat.update", "error": "internal_error"}])
-
-    seed(db, 15, 3, "edit")
-    escalated = run(airflow, bot, 15, "edit-critical")
+    escalated = escalate_meeting(
+        airflow, bot, db, sink, {"method": "chat.update", "error": "internal_error"}, "edit"
+    )
 
     assert escalated.tries["send_alert"] == 1
     assert "Could not edit the incident's first message" in escalated.output
