@@ -7,8 +7,8 @@ import asyncio
 import json
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from batch_cleanup.compat import AirflowException, AirflowFailException
 from batch_cleanup.hooks import slack
 from batch_cleanup.masking import mask_secret
 from batch_cleanup.messages import Message

@@ -8,8 +8,12 @@ import json
 import sys
 from datetime import datetime
 
-from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk import conf
+from batch_cleanup.compat import conf
+
+try:  # Airflow 3.2 and later
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # 3.1
+    from airflow.models.dagbag import DagBag
 
 
 def main() -> None:
