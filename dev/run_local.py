@@ -262,13 +262,19 @@ def banner(
     sink: str,
     emulator: str,
     monitoring: str,
+    slack_mode: str = "webhook",
 ) -> str:
+    slack = (
+        "bot-token mode: one thread per incident, through its Web API"
+        if slack_mode == "bot"
+        else "webhook mode; `make run SLACK_MODE=bot` for one thread per incident"
+    )
     seed = json.dumps({"batches": [{"batch_id": "manual-1", "completion_pct": 95, "stalled_minutes": 30}]})
     return f"""
 Airflow is up; {DAG_ID} is unpaused and runs every 15 minutes.
 
   Airflow UI      {base_url}   login: {USERNAME} / {password}
-  Slack messages  show up at {sink}/
+  Slack messages  show up at {sink}/ ({slack})
   Coordinator     {coordinator}/admin/batches (its batches), /admin/calls (what the DAG sent)
                   seed a stalled batch, then trigger the DAG in the UI:
                   curl -X POST {coordinator}/admin/batches -H 'Content-Type: application/json' -d '{seed}'
@@ -351,7 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         dag = airflow.unpause_dag(token, DAG_PARSE_TIMEOUT)
         print(
             banner(
-                base_url, password, home, log_dir, coordinator.url, sink.url, emulator.host, monitoring.url
+                base_url,
+                password,
+                home,
+                log_dir,
+                coordinator.url,
+                sink.url,
+                emulator.host,
+                monitoring.url,
+                args.slack,
             ),
             flush=True,
         )
