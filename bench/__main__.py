@@ -3,6 +3,7 @@
 1. DAG parse time vs a trivial DAG of the same shape (ratio).
 2. Firestore operations of `evaluate`, counted at the client against the emulator.
 3. A 10,000-batch coordinator answer: CPU time, XCom size, event document size.
+4. The threshold backtest: 30 days of a synthetic history (2,880 runs) replayed twice.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -170,6 +172,73 @@ def firestore_operations() -> dict:
         emulator.stop()
 
 
+def backtest_history(runs: list[datetime]) -> list:
+    """30 days as the DAG might record them: a cleanup in 1 run of 15 from a pool of 400 batches
+    (a few of them stalling again and again), five WARNING blips, two incidents of hours, a CRITICAL
+    burst (cleared and manual runs adding cleanups), and the coordinator's own copies in the first
+    five days (before the cutover)."""
+    from batch_cleanup.events import StoredEvent
+
+    rng = random.Random(13)
+    events: list[StoredEvent] = []
+
+    def cleanup(at: datetime, *batch_ids: str) -> None:
+        events.append(StoredEvent(f"e{len(events):05d}", at, list(batch_ids), "stalled_batch_cleanup"))
+
+    for run_after in runs:
+        if rng.random() < 1 / 15:
+            cleanup(run_after, *rng.sample([f"batch-{i:03d}" for i in range(400)], rng.randint(1, 3)))
+    for start, length in [(300, 3), (700, 3), (1100, 4), (1600, 3), (2500, 3), (900, 12), (2000, 16)]:
+        for run_after in runs[start : start + length]:
+            cleanup(run_after, rng.choice(["batch-hot-1", "batch-hot-2"]), f"batch-{rng.randrange(400):03d}")
+    for run_after in runs[1800:1806]:  # the burst: two cleanups a run
+        cleanup(run_after, "batch-burst-a")
+        cleanup(run_after + timedelta(minutes=6), "batch-burst-b")
+    five_days = runs[0] + timedelta(days=5)
+    for original in [e for e in events if e.timestamp < five_days]:
+        copy_at = original.timestamp + timedelta(seconds=rng.randint(20, 300))
+        events.append(StoredEvent(f"c{len(events):05d}", copy_at, list(reversed(original.batch_ids)), None))
+    return events
+
+
+def busiest_history(runs: list[datetime]) -> list:
+    """Every run cleans up: an incident open all month, so every run reads its 24 hours of events."""
+    from batch_cleanup.events import StoredEvent
+
+    return [
+        StoredEvent(
+            f"e{i:05d}", run_after, [f"batch-{i % 211:03d}", f"batch-{i % 37:03d}"], "stalled_batch_cleanup"
+        )
+        for i, run_after in enumerate(runs)
+    ]
+
+
+def backtest_seconds(history, repetitions: int = 7) -> dict:
+    """Median wall time of what `api/backtest` does after its read: sort the events, replay the 2,880
+    runs of 30 days with the DAG's thresholds and with a candidate (WARNING at 4)."""
+    from batch_cleanup.backtest import RUN_EVERY, Recorded, replay, scheduled_runs
+    from batch_cleanup.config import RUN_TIMEOUT
+    from batch_cleanup.policy import PolicyConfig
+
+    end = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    runs = scheduled_runs(end - timedelta(days=30) + RUN_EVERY, end)
+    events = history(runs)
+    configs = (PolicyConfig(), PolicyConfig(warning_threshold=4))
+    times = []
+    for _ in range(repetitions):
+        began = time.perf_counter()
+        recorded = Recorded(events, within=RUN_TIMEOUT)
+        replays = [replay(recorded, runs, config) for config in configs]
+        times.append(time.perf_counter() - began)
+    return {
+        "seconds": statistics.median(times),
+        "runs": len(runs),
+        "events": len(events),
+        "incidents": [len(r.incidents) for r in replays],
+        "messages": [r.messages_sent for r in replays],
+    }
+
+
 def dags_test_seconds(repetitions: int = 3) -> dict:
     """Median wall time of `airflow dags test` for a healthy run of the DAG and of the same graph
     with empty tasks, against the stand-ins and the emulator."""
@@ -266,6 +335,16 @@ def main() -> None:
             figures["document_bytes"] < 1_048_576,
         )
 
+    replayed = {"realistic": backtest_seconds(backtest_history), "busiest": backtest_seconds(busiest_history)}
+    for name, label in [("realistic", ""), ("busiest", ", every run cleaning up")]:
+        figures = replayed[name]
+        row(
+            f"backtest replay, 30 days / {figures['runs']:,} runs{label} (s)",
+            f"{figures['seconds']:.3f}",
+            "< 1 s",
+            figures["seconds"] < 1,
+        )
+
     operations = firestore_operations()
     healthy = operations["healthy"]
     writes = sum(
@@ -316,6 +395,7 @@ def main() -> None:
         },
         "rows": rows,
         "firestore_operations": operations,
+        "backtest": replayed,
     }
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     width = max(len(r["metric"]) for r in rows)

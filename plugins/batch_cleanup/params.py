@@ -3,8 +3,13 @@ are `PolicyConfig`'s, so the DAG, the history page and the policy cannot disagre
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 from airflow.sdk import Param
 
+from batch_cleanup.compat import AirflowException
 from batch_cleanup.policy import PolicyConfig
 
 STALL_THRESHOLD_MINUTES = 10
@@ -66,3 +71,40 @@ def dag_params() -> dict[str, Param]:
             description="Posts a marked TEST message to check the Slack wiring; no incident state changes.",
         ),
     }
+
+
+class InvalidParam(ValueError):
+    """A value a triggered run would refuse; `field` names the param (None when no one param is at fault)."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(PolicyConfig))
+
+
+def policy_config(values: Mapping[str, Any]) -> PolicyConfig:
+    """The alert thresholds in `values`, checked as a triggered run checks them; the DAG's default for
+    one that is missing.
+
+    Each value goes through its Param's schema (what the trigger form and Airflow's API check), then
+    `PolicyConfig`'s rules (critical above warning, which `check_stalled` checks). A refused value
+    raises `InvalidParam` with Airflow's own words, first line only (the schema dump after it is noise).
+    """
+    params = dag_params()
+    resolved = {}
+    for name in POLICY_FIELDS:
+        if name not in values:
+            resolved[name] = params[name].value
+            continue
+        try:
+            resolved[name] = params[name].resolve(values[name])
+        except AirflowException as err:  # ParamValidationError, which moved to the Task SDK after 3.1
+            reason = str(err).split("\n", 1)[0]
+            raise InvalidParam(name, f"Invalid input for param {name}: {reason}") from None
+    try:
+        return PolicyConfig(**resolved)
+    except ValueError as err:  # its messages begin with the field at fault
+        named = str(err).split(" ", 1)[0]
+        raise InvalidParam(named if named in POLICY_FIELDS else None, str(err)) from None

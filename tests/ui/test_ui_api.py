@@ -426,6 +426,7 @@ def test_the_openapi_schema_documents_every_endpoint(db, make_client):
         "/api/offenders",
         "/api/incidents",
         "/api/status",
+        "/api/backtest",
     }
 
 

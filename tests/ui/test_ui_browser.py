@@ -385,3 +385,63 @@ def test_the_page_inside_airflows_ui(api_server, db, browser):
     frame.locator("body[data-charts-ready=true]").wait_for()
     assert frame.locator("#total-cleanups").inner_text() == "5"
     page.screenshot(path=SHOTS / "batch-cleanup-in-airflow.png")
+
+
+# --- the threshold backtest ----------------------------------------------------------------------
+
+
+def compare(page, **values: int) -> None:
+    """Type the candidate into the backtest form and send it, as a reader would."""
+    for name, value in values.items():
+        page.locator(f"#backtest-form input[name={name}]").fill(str(value))
+    page.locator("#backtest-form button[type=submit]").click()
+    page.wait_for_url("**warning_threshold=*")
+    page.locator("#backtest-totals").wait_for()
+
+
+def totals(page) -> dict[str, list[str]]:
+    rows = page.locator("#backtest-totals tbody tr").all()
+    return {row.locator("th").inner_text(): row.locator("td").all_inner_texts() for row in rows}
+
+
+# With the story (see tests/ui/test_ui_backtest.py): three incidents with the DAG's thresholds,
+# two with WARNING at 4, which spares today's and still pages for the burst.
+BACKTEST_TOTALS = {
+    "Incidents": ["3", "2"],
+    "Messages sent": ["7", "4"],
+    "CRITICAL pages": ["1", "1"],
+    "Hours at WARNING": ["2.5", "1.0"],
+    "Hours at CRITICAL": ["0.5", "0.5"],
+    "Missed (the other had an incident, this none)": ["0", "1"],
+}
+
+
+def test_the_backtest_form_compares_a_candidate_with_the_current_thresholds(api_server, db, browser):
+    history_data.write(db, history_data.story(datetime.now(UTC)))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, f"{api_server.url}/batch-cleanup/?range=30d")
+    assert page.locator("#backtest-form input[name=warning_threshold]").input_value() == "3"
+
+    compare(page, warning_threshold=4)
+
+    assert totals(page) == BACKTEST_TOTALS
+    assert page.locator("#backtest-current-incidents tbody tr").count() == 3
+    candidate = page.locator("#backtest-candidate-incidents tbody tr")
+    assert candidate.count() == 2
+    assert "CRITICAL" in candidate.nth(0).inner_text()
+    assert page.locator("#backtest-form input[name=warning_threshold]").input_value() == "4"
+    page.locator("#backtest").screenshot(path=SHOTS / "batch-cleanup-backtest.png")
+
+
+def test_the_backtest_form_works_without_javascript(api_server, db, browser):
+    history_data.write(db, history_data.story(datetime.now(UTC)))
+    context = browser.new_context(
+        java_script_enabled=False, extra_http_headers={"Authorization": f"Bearer {api_server.token()}"}
+    )
+    page = context.new_page()
+    page.goto(f"{api_server.url}/batch-cleanup/?range=30d")
+
+    compare(page, warning_threshold=4)
+
+    assert totals(page) == BACKTEST_TOTALS
+    context.close()

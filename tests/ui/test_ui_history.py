@@ -8,6 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from batch_cleanup.backtest import Recorded, replay, scheduled_runs
+from batch_cleanup.events import StoredEvent
+from batch_cleanup.policy import PolicyConfig
 from batch_cleanup.ui import history
 from batch_cleanup.ui.history import Event, Incident, RunCheck, Sums
 from tests.ui.history_data import NOTHING_CHECKED
@@ -385,3 +388,48 @@ def test_run_outcome(run, event, stalled):
 
 def test_no_run_no_outcome():
     assert history.run_outcome(None, None) is None
+
+
+# --- the backtest's comparison --------------------------------------------------------------------
+
+
+def test_the_backtest_comparison_puts_both_replays_side_by_side():
+    # Three cleanups in a row at 09:00-09:30 (WARNING at 3 only), and from 11:00 one a run (still open).
+    times = [H - timedelta(hours=3) + timedelta(minutes=15 * i) for i in range(3)]
+    times += [H - timedelta(hours=1) + timedelta(minutes=15 * i) for i in range(5)]
+    recorded = Recorded(
+        [StoredEvent(f"e{i}", t, ["b"], "dag") for i, t in enumerate(times)], within=timedelta(minutes=14)
+    )
+    runs = scheduled_runs(H - timedelta(hours=4), H)
+    current, candidate = (
+        replay(recorded, runs, config, until=NOW) for config in (PolicyConfig(), PolicyConfig(4, 6))
+    )
+
+    body = history.backtest_comparison(current, candidate, events_read=8, events_truncated=False)
+
+    assert (body["runs"], body["first_run"], body["last_run"]) == (
+        17,
+        "2026-03-10T08:00:00Z",
+        "2026-03-10T12:00:00Z",
+    )
+    assert body["until"] == "2026-03-10T12:30:00Z"
+    assert body["current"]["totals"] == {
+        "incidents": 2,
+        "messages_sent": 3,  # ALERT and RESOLVED at 09:30 and 10:00, ALERT at 11:30
+        "critical_pages": 0,
+        "hours_at_warning": 1.5,  # 09:30-10:00, then 11:30 to now
+        "hours_at_critical": 0.0,
+        "missed": 0,
+    }
+    assert body["current"]["messages"] == {"alert": 2, "escalation": 0, "reminder": 0, "resolved": 1}
+    [open_now, blip] = body["current"]["incidents"]  # newest first
+    assert (open_now["open"], open_now["closed_at"], open_now["duration"]) == (True, None, "1 h 00 min")
+    assert open_now["matched"] is True
+    assert (blip["opened_at"], blip["duration_seconds"], blip["matched"]) == (
+        "2026-03-10T09:30:00Z",
+        1800,
+        False,
+    )
+    assert body["candidate"]["settings"]["warning_threshold"] == 4
+    assert [i["opened_at"] for i in body["candidate"]["incidents"]] == ["2026-03-10T11:45:00Z"]
+    assert body["candidate"]["totals"]["missed"] == 1  # the 09:30 blip

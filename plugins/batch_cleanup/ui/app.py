@@ -8,6 +8,7 @@ the OpenAPI schema at `/batch-cleanup/api/openapi.json`.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -19,16 +20,21 @@ from datetime import UTC, datetime
 from functools import cache, partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from batch_cleanup import backtest
+from batch_cleanup.config import RUN_TIMEOUT
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
+from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
 from batch_cleanup.ui.auth import login_redirect, require_dag_reader
@@ -45,6 +51,57 @@ RangeParam = Annotated[
     RangeName,
     Query(alias="range", description="Window ending with the current hour: 24h, 7d or 30d (UTC hours)."),
 ]
+
+
+# The trigger form's params for the thresholds: the backtest form's labels, limits and defaults.
+THRESHOLD_PARAMS = {name: param for name, param in dag_params().items() if name in POLICY_FIELDS}
+
+
+def _threshold_query(name: str) -> Any:
+    param = THRESHOLD_PARAMS[name]
+    about = f"{param.schema['title']}: the candidate's value (default {param.value}, the DAG's)."
+    return Annotated[str | None, Query(description=f"{about} Checked as the trigger form checks it.")]
+
+
+WarningThreshold = _threshold_query("warning_threshold")
+CriticalThreshold = _threshold_query("critical_threshold")
+WindowMinutes = _threshold_query("window_minutes")
+CooldownMinutes = _threshold_query("cooldown_minutes")
+
+
+def get_asked(
+    warning_threshold: WarningThreshold = None,
+    critical_threshold: CriticalThreshold = None,
+    window_minutes: WindowMinutes = None,
+    cooldown_minutes: CooldownMinutes = None,
+) -> dict[str, str]:
+    """The candidate thresholds as typed; an empty form field counts as missing."""
+    asked = {
+        "warning_threshold": warning_threshold,
+        "critical_threshold": critical_threshold,
+        "window_minutes": window_minutes,
+        "cooldown_minutes": cooldown_minutes,
+    }
+    return {name: text for name, text in asked.items() if text not in (None, "")}
+
+
+Asked = Annotated[dict[str, str], Depends(get_asked)]
+
+
+def candidate_config(asked: dict[str, str]) -> PolicyConfig:
+    """The candidate thresholds, checked as a triggered run checks them (`InvalidParam` if refused).
+
+    A query-string value is read as the trigger form's JSON would carry it: `4` is a number, `4.5`
+    too (refused: not an integer), and text that is no JSON stays text (refused: not a number).
+    """
+    return policy_config({name: _json_value(text) for name, text in asked.items()})
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 @cache
@@ -99,10 +156,10 @@ class Reads:
 
     def run(self, **reads: Callable[[], Any]) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="batch-cleanup-ui") as pool:
-            futures = {name: pool.submit(self._timed, name, read) for name, read in reads.items()}
+            futures = {name: pool.submit(self.timed, name, read) for name, read in reads.items()}
             return {name: future.result() for name, future in futures.items()}
 
-    def _timed(self, name: str, read: Callable[[], Any]) -> Any:
+    def timed(self, name: str, read: Callable[[], Any]) -> Any:
         started = time.perf_counter()
         try:
             return read()
@@ -176,6 +233,50 @@ def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, An
         "incidents": history.incident_rows(got["incidents"], win, now),
         **status_json(got, now),
     }
+
+
+def backtest_json(
+    store: HistoryStore, win: history.Window, now: datetime, candidate: PolicyConfig, reads: Reads
+) -> dict[str, Any]:
+    """The range's scheduled runs up to now, replayed with the DAG's thresholds and with `candidate`.
+
+    The events read reach back one offender span before the first run (its window and offenders)
+    and one run timeout past now (the coordinator's copies of the last runs' cleanups).
+    """
+    runs = backtest.scheduled_runs(win.start, now)
+    since = runs[0] - backtest.OFFENDER_SPAN
+    events, truncated = reads.run(events=lambda: store.window_events(since, now + RUN_TIMEOUT))["events"]
+
+    def both() -> tuple[backtest.Replay, backtest.Replay]:
+        recorded = backtest.Recorded(events, within=RUN_TIMEOUT)
+        return tuple(backtest.replay(recorded, runs, config, until=now) for config in (POLICY, candidate))
+
+    current, replayed = reads.timed("replay", both)
+    return history.backtest_comparison(current, replayed, events_read=len(events), events_truncated=truncated)
+
+
+def backtest_form(asked: dict[str, str]) -> dict[str, Any]:
+    """The page's backtest form: each threshold's label, limits and value (as typed, else the DAG's),
+    and the query that keeps the candidate when the range changes."""
+    fields = [
+        {
+            "name": name,
+            "title": param.schema.get("title", name),
+            "value": asked.get(name, param.value),
+            "min": param.schema.get("minimum"),
+            "max": param.schema.get("maximum"),
+        }
+        for name, param in THRESHOLD_PARAMS.items()
+    ]
+    return {"fields": fields, "query": urlencode(asked)}
+
+
+def invalid_candidate(err: InvalidParam, asked: dict[str, str]) -> RequestValidationError:
+    """FastAPI's own 422 shape, naming the query parameter at fault."""
+    loc = ("query", err.field) if err.field else ("query",)
+    return RequestValidationError(
+        [{"type": "value_error", "loc": loc, "msg": str(err), "input": asked.get(err.field or "")}]
+    )
 
 
 def _header(win: history.Window, now: datetime) -> dict[str, Any]:
@@ -256,12 +357,28 @@ def create_app() -> FastAPI:
         return JSONResponse(app.openapi())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request, sources: AllSources, range_: RangeParam = history.DEFAULT_RANGE):
+    def page(request: Request, sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
         started, reads = time.perf_counter(), Reads()
         win = history.window(range_, sources.now)
         data = with_run_link(summary(sources, win, reads), request)
-        context = {"data": data, "ranges": list(history.RANGES)}
-        response = templates.TemplateResponse(request, "history.html", context)
+        form, compared, error = backtest_form(asked), None, None
+        if any(name in request.query_params for name in POLICY_FIELDS):  # the backtest form was sent
+            try:
+                candidate = candidate_config(asked)
+            except InvalidParam as err:
+                error = str(err)
+            else:
+                compared = backtest_json(sources.store, win, sources.now, candidate, reads)
+        context = {
+            "data": data,
+            "ranges": list(history.RANGES),
+            "form": form,
+            "backtest": compared,
+            "backtest_error": error,
+        }
+        response = templates.TemplateResponse(
+            request, "history.html", context, status_code=422 if error else 200
+        )
         reads.timings["total"] = time.perf_counter() - started
         response.headers["Server-Timing"] = reads.header()
         return response
@@ -314,6 +431,22 @@ def create_app() -> FastAPI:
         win = history.window(range_, now)
         found = reads.run(incidents=lambda: store.incidents(win.start, win.end))["incidents"]
         data = {**_header(win, now), "incidents": history.incident_rows(found, win, now)}
+        return respond(data, reads, started)
+
+    @app.get("/api/backtest", summary="The range's cleanups replayed with other thresholds")
+    def api_backtest(store: Store, now: Now, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
+        """The range's scheduled runs (every 15 minutes, up to now) replayed through the DAG's alert
+        policy, from no open incident: with the DAG's thresholds (`current`) and with those asked for
+        (`candidate`; one not asked for is the DAG's). Per side: `settings`, `totals` {`incidents`,
+        `messages_sent`, `critical_pages`, `hours_at_warning`, `hours_at_critical`, `missed`},
+        `messages` per kind, and `incidents` (newest first). A value the trigger form refuses is a 422."""
+        started, reads = time.perf_counter(), Reads()
+        try:
+            candidate = candidate_config(asked)
+        except InvalidParam as err:
+            raise invalid_candidate(err, asked) from None
+        win = history.window(range_, now)
+        data = {**_header(win, now), "backtest": backtest_json(store, win, now, candidate, reads)}
         return respond(data, reads, started)
 
     @app.get("/api/status", summary="The current incident state and the last run")

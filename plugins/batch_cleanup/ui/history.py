@@ -11,12 +11,14 @@ runs all stalled something: an upper bound, and said so by `rate_source`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from batch_cleanup.policy import repeat_offenders
+from batch_cleanup.backtest import Replay
+from batch_cleanup.policy import CRITICAL, WARNING, Kind, repeat_offenders
 from batch_cleanup.text import duration_text
 
 # Range name → number of hourly buckets; the last bucket is the current (partial) hour.
@@ -298,6 +300,61 @@ def cleanups(
         },
         "events_read": len(events),
         "events_truncated": truncated,
+    }
+
+
+def backtest_comparison(
+    current: Replay, candidate: Replay, *, events_read: int, events_truncated: bool
+) -> dict[str, Any]:
+    """The two replays of the same runs side by side: settings, totals and incidents (newest first).
+
+    `missed` counts the other side's incidents during which this side had none open; an incident's
+    `matched` says whether the other side had one open at some time during it.
+    """
+    runs = current.runs
+    return {
+        "runs": len(runs),
+        "first_run": _iso(runs[0]) if runs else None,
+        "last_run": _iso(runs[-1]) if runs else None,
+        "until": _iso(current.until),
+        "events_read": events_read,
+        "events_truncated": events_truncated,
+        "current": _replay_json(current, candidate),
+        "candidate": _replay_json(candidate, current),
+    }
+
+
+MESSAGE_KINDS = (Kind.ALERT, Kind.ESCALATION, Kind.REMINDER, Kind.RESOLVED)
+
+
+def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
+    until = replay.until
+    incidents = sorted(replay.incidents, key=lambda i: i.opened_at, reverse=True)
+    return {
+        "settings": dataclasses.asdict(replay.config),
+        "totals": {
+            "incidents": len(incidents),
+            "messages_sent": replay.messages_sent,
+            "critical_pages": replay.critical_pages,
+            "hours_at_warning": round(replay.time_at[WARNING] / HOUR, 2),
+            "hours_at_critical": round(replay.time_at[CRITICAL] / HOUR, 2),
+            "missed": len(replay.missed(other)),
+        },
+        "messages": {kind.value: replay.messages.get(kind.value, 0) for kind in MESSAGE_KINDS},
+        "incidents": [
+            {
+                "opened_at": _iso(incident.opened_at),
+                "closed_at": _iso(incident.closed_at) if incident.closed_at else None,
+                "open": incident.closed_at is None,
+                "peak_severity": incident.peak_severity,
+                "peak_count": incident.peak_count,
+                "duration_seconds": int((incident.end(until) - incident.opened_at).total_seconds()),
+                "duration": duration_text(incident.end(until) - incident.opened_at),
+                "messages": incident.messages,
+                "matched": any(incident.overlaps(theirs, until) for theirs in other.incidents),
+            }
+            for incident in incidents
+        ],
     }
 
 

@@ -16,10 +16,13 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.events import COLLECTION as EVENT_COLLECTION
+from batch_cleanup.events import StoredEvent
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
 from batch_cleanup.ui.history import Event, Incident, Sums
 
 EVENT_FIELDS = ["timestamp", "stalled_count", "batches_checked", "batch_ids"]
+# What the DAG's window reads of an event (`FirestoreHook.events_in`), for the backtest.
+WINDOW_FIELDS = ["timestamp", "batch_ids", "dag_id"]
 STATE_FIELDS = [
     "open",
     "severity",
@@ -88,14 +91,30 @@ class HistoryStore:
     def events(self, start: datetime, end: datetime, limit: int | None = None) -> tuple[list[Event], bool]:
         """The newest `limit` events in `[start, end)` (four fields each), and whether more were left out."""
         limit = limit or self.max_events
-        query = (
-            self._between(EVENT_COLLECTION, "timestamp", start, end)
-            .order_by("timestamp", direction=firestore.Query.DESCENDING)
-            .select(EVENT_FIELDS)
-            .limit(limit)
-        )
+        query = self._newest(start, end, EVENT_FIELDS, limit)
         events = [_event(fields) for fields in documents(query)]
         return events, len(events) >= limit
+
+    def window_events(
+        self, start: datetime, end: datetime, limit: int | None = None
+    ) -> tuple[list[StoredEvent], bool]:
+        """The newest `limit` events in `[start, end)` as the DAG's window reads them (id, time,
+        batches, who wrote it), for the backtest; and whether more were left out."""
+        limit = limit or self.max_events
+        events = [
+            StoredEvent(doc_id, data["timestamp"], list(data.get("batch_ids") or []), data.get("dag_id"))
+            for doc_id, data in named_documents(self._newest(start, end, WINDOW_FIELDS, limit))
+        ]
+        return events, len(events) >= limit
+
+    def _newest(self, start: datetime, end: datetime, fields: list[str], limit: int) -> firestore.Query:
+        """Events in `[start, end)`, newest first, `fields` only, at most `limit`."""
+        return (
+            self._between(EVENT_COLLECTION, "timestamp", start, end)
+            .order_by("timestamp", direction=firestore.Query.DESCENDING)
+            .select(fields)
+            .limit(limit)
+        )
 
     def run_event(self, run_id: str) -> Event | None:
         """What one DAG run cleaned up (a cleared run may have written more than one event)."""
@@ -151,15 +170,22 @@ def documents(query: firestore.Query) -> Iterator[dict[str, Any]]:
     itself uses) and reads the plain protobufs; if a release of google-cloud-firestore drops that
     helper, it falls back to `stream()`, slower but the same (tests/ui checks both).
     """
+    for _, fields in named_documents(query):
+        yield fields
+
+
+def named_documents(query: firestore.Query) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each document's id and fields, read as `documents` reads them."""
     start = getattr(query, "_get_stream_iterator", None)
     if start is None:
-        yield from (snapshot.to_dict() for snapshot in query.stream())
+        yield from ((snapshot.id, snapshot.to_dict()) for snapshot in query.stream())
         return
     responses, _ = start(None, gapic_v1.method.DEFAULT, None)
     for response in responses:
         raw = response._pb
         if raw.HasField("document"):
-            yield {name: _value(value) for name, value in raw.document.fields.items()}
+            doc_id = raw.document.name.rsplit("/", 1)[-1]
+            yield doc_id, {name: _value(value) for name, value in raw.document.fields.items()}
 
 
 def _value(value: Any) -> Any:

@@ -1,0 +1,203 @@
+"""The threshold backtest: recorded cleanups replayed through the alert policy, one scheduled run at a time.
+
+At each run time it does what `steps.evaluate` does: it counts the events of the window ending at
+the run's time (start exclusive, `events.window_start`), reads the window's events and the repeat
+offenders of the last `OFFENDER_HOURS` when the count reaches the warning threshold or an incident
+is open, counts a cleanup the coordinator recorded a second time once, and asks the same
+`policy.decide`. The state then moves on as `record_state` saves it after Slack accepted the
+message: no mute, no `force_alert`, every message delivered.
+
+Pure: the events, the run times and the end of the span are arguments. The events are sorted
+once, and each run finds its slices by bisection, so a run costs two bisections unless it reads.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from batch_cleanup.events import StoredEvent, window_start
+from batch_cleanup.names import OFFENDER_HOURS
+from batch_cleanup.policy import CRITICAL, WARNING, Kind, PolicyConfig, State, decide, repeat_offenders
+
+# The DAG's schedule, `*/15 * * * *` in New York time: New York is a whole number of hours off
+# UTC, so its runs are every :00, :15, :30 and :45 in UTC too (tests/unit/test_backtest.py checks
+# the DAG file still says so).
+RUN_EVERY = timedelta(minutes=15)
+OFFENDER_SPAN = timedelta(hours=OFFENDER_HOURS)
+
+
+def scheduled_runs(start: datetime, end: datetime) -> list[datetime]:
+    """The DAG's scheduled run times `t` with `start` ≤ `t` ≤ `end`, in UTC, oldest first."""
+    start, end = _utc(start, "start"), _utc(end, "end")
+    late = (start - start.replace(hour=0, minute=0, second=0, microsecond=0)) % RUN_EVERY
+    first = start + (RUN_EVERY - late) % RUN_EVERY
+    if first > end:
+        return []
+    return [first + i * RUN_EVERY for i in range((end - first) // RUN_EVERY + 1)]
+
+
+class Read(NamedTuple):
+    """A run's read of the events: the copies its count leaves out, the window's events (newest
+    first), the repeat offenders, and the copies among all it read (the decision says how many)."""
+
+    left_out: int
+    window_events: dict[str, list[str]]
+    offenders: tuple[tuple[str, int], ...]
+    copies: int
+
+
+class Recorded:
+    """The events of a span, sorted by time, and what each run's `evaluate` would read of them.
+
+    `within` is the run's timeout (`config.RUN_TIMEOUT`): how long after a DAG event the
+    coordinator's copy of the same cleanup may be stamped (`events.double_recorded`).
+    """
+
+    def __init__(self, events: Iterable[StoredEvent], *, within: timedelta) -> None:
+        self.events = sorted(events, key=lambda event: event.timestamp)
+        self.times = [event.timestamp for event in self.events]
+        self.within = within
+        # Each coordinator-written copy → the newest DAG event it copies: the run counts it once
+        # while that DAG event is among the events it reads (`double_recorded` of the same read).
+        recorded: dict[frozenset[str], list[datetime]] = {}
+        for event in self.events:
+            if event.dag_id:
+                recorded.setdefault(frozenset(event.batch_ids), []).append(event.timestamp)
+        self.copies: list[tuple[datetime, str, datetime]] = []  # (its time, its id, the original's)
+        for event in self.events:
+            if event.dag_id:
+                continue
+            times = recorded.get(frozenset(event.batch_ids), [])
+            newest = bisect_right(times, event.timestamp) - 1  # the newest DAG event at or before it
+            if newest >= 0 and event.timestamp < times[newest] + within:
+                self.copies.append((event.timestamp, event.id, times[newest]))
+        self.copy_times = [at for at, _, _ in self.copies]
+
+    def count(self, start: datetime, end: datetime) -> int:
+        """Events with `start` < `timestamp` ≤ `end`, as `count_in` counts them (copies included)."""
+        return bisect_right(self.times, end) - bisect_right(self.times, start)
+
+    def read(self, run_after: datetime, start: datetime) -> Read:
+        """What `evaluate` reads at `run_after` for the window opening after `start`."""
+        since = run_after - OFFENDER_SPAN
+        first, last = bisect_right(self.times, since), bisect_right(self.times, run_after)
+        in_window = bisect_right(self.times, start, lo=first)
+        # Up to the run's timeout: a copy of this run's own cleanup is stamped after the run's time.
+        read = self.copies[
+            bisect_right(self.copy_times, since) : bisect_right(self.copy_times, run_after + self.within)
+        ]
+        copied = {copy_id for at, copy_id, original in read if original > since and at <= run_after}
+        left_out = sum(1 for at, copy_id, _ in read if copy_id in copied and at > start)
+        window = {e.id: e.batch_ids for e in reversed(self.events[in_window:last]) if e.id not in copied}
+        offenders = repeat_offenders(e.batch_ids for e in self.events[first:last] if e.id not in copied)
+        copies = sum(1 for _, _, original in read if original > since)
+        return Read(left_out, window, offenders, copies)
+
+
+NOTHING_READ = Read(0, {}, (), 0)  # a healthy run reads no event
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One incident of a replay: from its ALERT to its RESOLVED (`closed_at` None while still open)."""
+
+    opened_at: datetime
+    closed_at: datetime | None
+    peak_severity: str | None
+    peak_count: int
+    messages: int
+
+    def end(self, until: datetime) -> datetime:
+        return self.closed_at or until
+
+    def overlaps(self, other: Incident, until: datetime) -> bool:
+        return self.opened_at < other.end(until) and other.opened_at < self.end(until)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What one set of thresholds would have done: incidents, messages, and time at each severity."""
+
+    config: PolicyConfig
+    runs: Sequence[datetime]
+    until: datetime
+    incidents: tuple[Incident, ...]
+    messages: Mapping[str, int]
+    critical_pages: int
+    time_at: Mapping[str, timedelta]
+
+    @property
+    def messages_sent(self) -> int:
+        return sum(self.messages.values())
+
+    def missed(self, other: Replay) -> tuple[Incident, ...]:
+        """The incidents of `other` during which this replay had no incident open."""
+        return tuple(
+            i for i in other.incidents if not any(i.overlaps(mine, self.until) for mine in self.incidents)
+        )
+
+
+def replay(
+    recorded: Recorded, runs: Sequence[datetime], config: PolicyConfig, *, until: datetime | None = None
+) -> Replay:
+    """`config`'s decisions at each of `runs` (oldest first), starting with no incident open.
+
+    Each run's state lasts until the next run, the last one's until `until` (by default one
+    schedule interval after it); an incident still open then is reported open.
+    """
+    if until is None:
+        if not runs:
+            raise ValueError("replay needs `until` when there are no runs")
+        until = runs[-1] + RUN_EVERY
+    state = State()
+    incidents: list[Incident] = []
+    messages: Counter[str] = Counter()
+    pages = incident_messages = 0
+    time_at = {WARNING: timedelta(0), CRITICAL: timedelta(0)}
+    for index, run_after in enumerate(runs):
+        start = window_start(run_after, config.window_minutes)
+        count = recorded.count(start, run_after)
+        read = NOTHING_READ
+        if count >= config.warning_threshold or state.open:  # when evaluate reads the events
+            read = recorded.read(run_after, start)
+        decision, after = decide(
+            state,
+            count=count - read.left_out,
+            window_events=read.window_events,
+            offenders=read.offenders,
+            now=run_after,
+            config=config,
+            double_recorded=read.copies,
+        )
+        if decision.kind is Kind.ALERT:
+            incident_messages = 0
+        if decision.notify:
+            messages[decision.kind.value] += 1
+            incident_messages += 1
+            if decision.severity == CRITICAL and decision.kind in (Kind.ALERT, Kind.ESCALATION):
+                pages += 1
+        if decision.kind is Kind.RESOLVED:
+            incidents.append(_incident(state, closed_at=run_after, messages=incident_messages))
+        state = after
+        if state.open:
+            following = runs[index + 1] if index + 1 < len(runs) else until
+            time_at[state.severity] += max(following - run_after, timedelta(0))
+    if state.open:
+        incidents.append(_incident(state, closed_at=None, messages=incident_messages))
+    return Replay(config, runs, until, tuple(incidents), dict(messages), pages, time_at)
+
+
+def _incident(state: State, *, closed_at: datetime | None, messages: int) -> Incident:
+    """The incident `state` tracks, its peak as `incident_record` writes it (not the RESOLVED run's count)."""
+    return Incident(state.opened_at, closed_at, state.peak_severity, state.peak_count, messages)
+
+
+def _utc(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)

@@ -1,0 +1,313 @@
+"""The threshold backtest, `api/backtest` and the page's section, against the Firestore emulator with
+`history_data.story` seeded. The clock is frozen at NOW = 12:30, H = 12:00 (see history_data.story).
+
+With the DAG's thresholds (WARNING 3, CRITICAL 5, 60-minute window and cooldown) the story's
+cleanups make three incidents in 30 days, replayed at every quarter hour:
+
+| incident | opened | closed | peak |
+|---|---|---|---|
+| today's (3 cleanups from H-2 h :05) | H-75 min (10:45) | H-30 min | WARNING 3 |
+| the burst two days ago (6 from H-50 h :02) | H-50 h :30 | H-49 h :45 | CRITICAL 6 |
+| ten days ago (batch-d's 3 and a quiet day's) | H-240 h :15 | H-239 h :15 | WARNING 4 |
+
+Each sends an ALERT and a RESOLVED; the burst also escalates to CRITICAL (a page).
+WARNING at 4 spares today's incident and still pages for the burst.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from tests.ui import history_data
+from tests.ui.conftest import NOW
+
+H = history_data.hour_of(NOW)
+DEFAULTS = {"warning_threshold": 3, "critical_threshold": 5, "window_minutes": 60, "cooldown_minutes": 60}
+TODAY = {
+    "opened_at": "2026-03-10T10:45:00Z",
+    "closed_at": "2026-03-10T11:30:00Z",
+    "open": False,
+    "peak_severity": "WARNING",
+    "peak_count": 3,
+    "duration_seconds": 45 * 60,
+    "duration": "45 min",
+    "messages": 2,
+}
+BURST = {
+    "opened_at": "2026-03-08T10:30:00Z",
+    "closed_at": "2026-03-08T11:45:00Z",
+    "open": False,
+    "peak_severity": "CRITICAL",
+    "peak_count": 6,
+    "duration_seconds": 75 * 60,
+    "duration": "1 h 15 min",
+    "messages": 3,
+}
+TEN_DAYS_AGO = {
+    "opened_at": "2026-02-28T12:15:00Z",
+    "closed_at": "2026-02-28T13:15:00Z",
+    "open": False,
+    "peak_severity": "WARNING",
+    "peak_count": 4,
+    "duration_seconds": 3600,
+    "duration": "1 h 00 min",
+    "messages": 2,
+}
+
+
+@pytest.fixture
+def story(db):
+    history_data.write(db, history_data.story(NOW))
+
+
+def backtest(client, query: str = "", range_: str = "30d") -> dict:
+    response = client.get(f"/batch-cleanup/api/backtest?range={range_}&{query}")
+    assert response.status_code == 200, response.text
+    return response.json()["backtest"]
+
+
+def test_warning_at_4_spares_todays_incident_and_still_pages_for_the_burst(story, make_client):
+    body = backtest(make_client(), "warning_threshold=4")
+
+    assert (body["runs"], body["first_run"], body["last_run"]) == (
+        30 * 96 - 1,  # from 13:00 thirty days ago to now, 12:30
+        "2026-02-08T13:00:00Z",
+        "2026-03-10T12:30:00Z",
+    )
+    assert (body["until"], body["events_read"], body["events_truncated"]) == (
+        "2026-03-10T12:30:00Z",
+        43,
+        False,
+    )
+    current, candidate = body["current"], body["candidate"]
+    assert current["settings"] == DEFAULTS
+    assert current["totals"] == {
+        "incidents": 3,
+        "messages_sent": 7,
+        "critical_pages": 1,
+        "hours_at_warning": 2.5,
+        "hours_at_critical": 0.5,
+        "missed": 0,
+    }
+    assert current["messages"] == {"alert": 3, "escalation": 1, "reminder": 0, "resolved": 3}
+    assert current["incidents"] == [
+        {**TODAY, "matched": False},
+        {**BURST, "matched": True},
+        {**TEN_DAYS_AGO, "matched": True},
+    ]
+    assert candidate["settings"] == {**DEFAULTS, "warning_threshold": 4}
+    assert candidate["totals"] == {
+        "incidents": 2,
+        "messages_sent": 4,
+        "critical_pages": 1,
+        "hours_at_warning": 1.0,
+        "hours_at_critical": 0.5,
+        "missed": 1,  # today's
+    }
+    # The burst pages at once when it reaches five; the older one opens a run later, at four.
+    assert [
+        (i["opened_at"], i["peak_severity"], i["duration"], i["messages"]) for i in candidate["incidents"]
+    ] == [
+        ("2026-03-08T10:45:00Z", "CRITICAL", "45 min", 2),
+        ("2026-02-28T12:30:00Z", "WARNING", "45 min", 2),
+    ]
+
+
+def test_without_a_candidate_both_sides_are_the_dags_thresholds(story, make_client):
+    body = backtest(make_client(), range_="24h")
+
+    assert body["current"] == body["candidate"]
+    assert body["current"]["settings"] == DEFAULTS
+    assert body["current"]["incidents"] == [{**TODAY, "matched": True}]
+    assert (body["runs"], body["first_run"]) == (24 * 4 - 1, "2026-03-09T13:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("query", "settings"),
+    [
+        ("critical_threshold=6", {**DEFAULTS, "critical_threshold": 6}),
+        ("warning_threshold=&window_minutes=90", {**DEFAULTS, "window_minutes": 90}),
+        ("cooldown_minutes=15&critical_threshold=4&warning_threshold=2", {
+            "warning_threshold": 2, "critical_threshold": 4, "window_minutes": 60, "cooldown_minutes": 15,
+        }),
+    ],
+    ids=["one-field", "an-empty-field-is-missing", "all-but-one"],
+)  # fmt: skip
+def test_a_missing_candidate_field_is_the_dags_default(story, make_client, query, settings):
+    assert backtest(make_client(), query, range_="7d")["candidate"]["settings"] == settings
+
+
+def refused(field: str, reason: str) -> str:
+    """What Airflow says of a value its Param's schema refuses (the first line)."""
+    return f"Invalid input for param {field}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        (
+            "warning_threshold=0",
+            "warning_threshold",
+            refused("warning_threshold", "0 is less than the minimum of 1"),
+        ),
+        (
+            "window_minutes=1441",
+            "window_minutes",
+            refused("window_minutes", "1441 is greater than the maximum of 1440"),
+        ),
+        (
+            "cooldown_minutes=soon",
+            "cooldown_minutes",
+            refused("cooldown_minutes", "'soon' is not of type 'integer'"),
+        ),
+        (
+            "critical_threshold=4.5",
+            "critical_threshold",
+            refused("critical_threshold", "4.5 is not of type 'integer'"),
+        ),
+        (
+            "critical_threshold=true",
+            "critical_threshold",
+            refused("critical_threshold", "True is not of type 'integer'"),
+        ),
+        (
+            "warning_threshold=5",
+            "critical_threshold",
+            "critical_threshold (5) must be greater than warning_threshold (5)",
+        ),
+        (
+            "warning_threshold=6&critical_threshold=4",
+            "critical_threshold",
+            "critical_threshold (4) must be greater than warning_threshold (6)",
+        ),
+    ],
+    ids=[
+        "below-the-minimum",
+        "above-the-maximum",
+        "not-a-number",
+        "not-an-integer",
+        "a-boolean",
+        "critical-not-above-the-default-warning",
+        "critical-below-warning",
+    ],
+)
+def test_a_candidate_the_trigger_form_refuses_is_a_422_naming_the_field(
+    db, make_client, query, field, message
+):
+    response = make_client().get(f"/batch-cleanup/api/backtest?{query}")
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["msg"], error["type"]) == (["query", field], message, "value_error")
+
+
+def test_an_unknown_range_is_refused_as_everywhere(db, make_client):
+    response = make_client().get("/batch-cleanup/api/backtest?range=1y&warning_threshold=4")
+    assert response.status_code == 422
+    assert "24h" in response.text
+
+
+def test_the_replay_is_timed_apart_from_the_read(story, make_client):
+    response = make_client().get("/batch-cleanup/api/backtest?range=30d")
+    timings = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
+    assert set(timings) == {"events", "replay", "total"}
+
+
+def test_the_read_is_what_the_dags_window_reads(db, make_client):
+    """Ids and who wrote each event: a coordinator-written copy of a DAG cleanup counts once."""
+    history = history_data.History()
+    for minutes in (5, 20):
+        history.event(
+            H - timedelta(hours=1) + timedelta(minutes=minutes), stalled=1, checked=9, batch_ids=["b"]
+        )
+    original = history.event(H - timedelta(minutes=25), stalled=1, checked=9, batch_ids=["x", "y"])
+    history.events.append(
+        {"timestamp": original["timestamp"] + timedelta(minutes=2), "batch_ids": ["y", "x"]}
+    )
+    history_data.write(db, history)
+
+    from batch_cleanup.ui.history import window
+    from batch_cleanup.ui.queries import HistoryStore
+
+    win = window("24h", NOW)
+    events, truncated = HistoryStore(dag_id=history_data.DAG_ID).window_events(win.start, win.end)
+    assert truncated is False
+    assert [(e.id, e.batch_ids, e.dag_id) for e in events] == [
+        ("event-00003", ["y", "x"], None),
+        ("event-00002", ["x", "y"], history_data.DAG_ID),
+        ("event-00001", ["b"], history_data.DAG_ID),
+        ("event-00000", ["b"], history_data.DAG_ID),
+    ]
+    # Three DAG cleanups in the window at 11:45 make a WARNING; the copy does not make a fourth.
+    [incident] = backtest(make_client(), range_="24h")["current"]["incidents"]
+    assert (incident["opened_at"], incident["peak_count"]) == ("2026-03-10T11:45:00Z", 3)
+
+
+def test_named_documents_reads_what_stream_reads(story, db):
+    from batch_cleanup.ui.queries import named_documents
+
+    query = db.collection(history_data.EVENTS).order_by("timestamp")
+    expected = [(snapshot.id, snapshot.to_dict()) for snapshot in query.stream()]
+    assert len(expected) == 44
+    assert list(named_documents(query)) == expected
+    assert list(named_documents(SimpleNamespace(stream=query.stream))) == expected  # the fallback
+
+
+# --- the page's section -----------------------------------------------------------------------------
+
+
+def test_the_form_is_prefilled_with_the_dags_thresholds_and_compares_nothing_yet(story, make_client):
+    page = make_client().get("/batch-cleanup/?range=30d").text
+
+    form = page.split('<form id="backtest-form" method="get">')[1].split("</form>")[0]
+    assert '<input type="hidden" name="range" value="30d">' in form
+    assert '<input type="number" name="warning_threshold" value="3" step="1" min="1">' in form
+    assert '<input type="number" name="window_minutes" value="60" step="1" min="1" max="1440">' in form
+    assert "WARNING at (cleanups in the window)" in form  # the trigger form's own label
+    assert 'id="backtest-totals"' not in page
+
+
+def test_the_page_compares_the_candidate_with_the_current_thresholds(story, make_client):
+    response = make_client().get("/batch-cleanup/?range=30d&warning_threshold=4&critical_threshold=5")
+
+    assert response.status_code == 200
+    page = response.text
+    assert '<tr id="backtest-incidents"><th>Incidents</th><td>3</td><td>2</td></tr>' in page
+    assert '<tr id="backtest-messages-sent"><th>Messages sent</th><td>7</td><td>4</td></tr>' in page
+    assert '<tr id="backtest-critical-pages"><th>CRITICAL pages</th><td>1</td><td>1</td></tr>' in page
+    assert '<tr id="backtest-hours-at-warning"><th>Hours at WARNING</th><td>2.5</td><td>1.0</td></tr>' in page
+    candidate = "WARNING 4 · CRITICAL 5 · 60-min window · 60-min cooldown"
+    assert f"<th>Candidate<br><small>{candidate}</small></th>" in page
+    current = page.split('id="backtest-current-incidents"')[1].split("</table>")[0]
+    assert current.count("<tr><td>") == 3
+    assert "<td>2026-03-10 10:45 UTC</td>" in current and "<td>no</td>" in current
+    # The form keeps what was typed; the range links keep the candidate.
+    assert '<input type="number" name="warning_threshold" value="4" step="1" min="1">' in page
+    assert 'href="?range=7d&amp;warning_threshold=4&amp;critical_threshold=5"' in page
+    assert 'href="api/backtest?range=30d&amp;warning_threshold=4&amp;critical_threshold=5"' in page
+
+
+def test_a_refused_candidate_is_said_on_the_page_escaped_and_the_rest_still_shows(story, make_client):
+    response = make_client().get("/batch-cleanup/?range=7d&warning_threshold=<script>alert(1)</script>")
+
+    assert response.status_code == 422
+    page = response.text
+    assert (
+        '<p class="warning" id="backtest-error" role="alert">Invalid input for param warning_threshold: '
+        "&#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39; is not of type &#39;integer&#39;</p>"
+    ) in page
+    assert "<script>alert" not in page
+    assert 'value="&lt;script&gt;alert(1)&lt;/script&gt;"' in page
+    assert '<p class="big" id="total-cleanups">17</p>' in page
+    assert 'id="backtest-totals"' not in page
+
+
+def test_a_form_sent_with_every_field_emptied_compares_the_defaults(story, make_client):
+    emptied = "warning_threshold=&critical_threshold=&window_minutes=&cooldown_minutes="
+    page = make_client().get(f"/batch-cleanup/?range=24h&{emptied}").text
+
+    assert '<tr id="backtest-incidents"><th>Incidents</th><td>1</td><td>1</td></tr>' in page
+    assert '<input type="number" name="warning_threshold" value="3" step="1" min="1">' in page

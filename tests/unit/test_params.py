@@ -1,0 +1,87 @@
+"""The trigger form's params, and the alert thresholds checked as a triggered run checks them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from batch_cleanup.params import DEFAULTS, POLICY_FIELDS, InvalidParam, dag_params, policy_config
+from batch_cleanup.policy import PolicyConfig
+
+
+def test_the_thresholds_defaults_are_the_policys():
+    params = dag_params()
+    assert {name: params[name].value for name in POLICY_FIELDS} == dataclasses.asdict(PolicyConfig())
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, DEFAULTS),
+        ({"warning_threshold": 4}, PolicyConfig(warning_threshold=4)),
+        (
+            {"critical_threshold": 9, "cooldown_minutes": 15},
+            PolicyConfig(critical_threshold=9, cooldown_minutes=15),
+        ),
+        ({"window_minutes": 1440, "stall_threshold_minutes": 99}, PolicyConfig(window_minutes=1440)),
+    ],
+    ids=["nothing-asked", "one", "two", "others-ignored"],
+)
+def test_a_missing_threshold_is_the_dags_default(values, expected):
+    assert policy_config(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        ({"warning_threshold": 0}, "warning_threshold", "warning_threshold: 0 is less than the minimum of 1"),
+        (
+            {"window_minutes": 1441},
+            "window_minutes",
+            "window_minutes: 1441 is greater than the maximum of 1440",
+        ),
+        ({"cooldown_minutes": "1h"}, "cooldown_minutes", "cooldown_minutes: '1h' is not of type 'integer'"),
+        (
+            {"critical_threshold": 5.5},
+            "critical_threshold",
+            "critical_threshold: 5.5 is not of type 'integer'",
+        ),
+        (
+            {"warning_threshold": False},
+            "warning_threshold",
+            "warning_threshold: False is not of type 'integer'",
+        ),
+        (
+            {"warning_threshold": None},
+            "warning_threshold",
+            "warning_threshold: None is not of type 'integer'",
+        ),
+    ],
+    ids=["below-minimum", "above-maximum", "text", "fraction", "boolean", "null"],
+)
+def test_a_value_the_schema_refuses_is_named_in_airflows_words(values, field, message):
+    with pytest.raises(InvalidParam) as refused:
+        policy_config(values)
+
+    assert refused.value.field == field
+    assert str(refused.value) == f"Invalid input for param {message}"  # its first line only
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        ({"warning_threshold": 5}, "critical_threshold", r"critical_threshold \(5\) must be greater than"),
+        (
+            {"warning_threshold": 4.0},
+            "warning_threshold",
+            "warning_threshold must be an integer ≥ 1, got 4.0",
+        ),
+    ],
+    ids=["critical-not-above-warning", "a-whole-float"],
+)
+def test_what_the_schema_lets_through_policy_config_still_checks(values, field, message):
+    with pytest.raises(InvalidParam, match=message) as refused:
+        policy_config(values)
+
+    assert refused.value.field == field
