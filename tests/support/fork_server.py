@@ -162,8 +162,8 @@ def _build_execution_api() -> None:
         print(f"fork server: no in-process Execution API to build ({missing})", file=sys.stderr)
         return
     if not hasattr(supervisor.in_process_api_server, "cache_info"):
-        # Airflow 3.1 builds a new one for every task (3.2 caches it per process, as here): 3 s of
-        # CPU per task of every run. Cached as 3.2 does; what a task sees of it is the same.
+        # Airflow 3.1 and 3.2 build a new one for every task (3.3 caches it per process): 3 s of
+        # CPU per task of every run. Cached as 3.3 does; what a task sees of it is the same.
         supervisor.in_process_api_server = functools.cache(supervisor.in_process_api_server)
     app = supervisor.in_process_api_server().app
     if hasattr(app, "_cadwyn_initialize") and not getattr(app, "_cadwyn_initialized", True):
