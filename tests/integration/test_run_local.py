@@ -114,7 +114,9 @@ def test_block_shows_the_ui_address_and_the_real_login(check_run: dict) -> None:
 def test_block_says_where_slack_messages_and_the_coordinator_are(check_run: dict) -> None:
     output = check_run["output"]
 
-    assert re.search(r"Slack messages  show up at http://127\.0\.0\.1:\d+/ \(webhook mode;", output, re.MULTILINE)
+    assert re.search(
+        r"Slack messages  show up at http://127\.0\.0\.1:\d+/ \(webhook mode;", output, re.MULTILINE
+    )
     assert re.search(r"curl -X POST http://127\.0\.0\.1:\d+/admin/batches ", output)
 
 
