@@ -147,7 +147,7 @@ def test_answer_retrying_cannot_fix_fails_at_once_naming_the_cause(airflow, fres
     assert named in run.output
     assert events() == [], "a broken answer must never be recorded as '0 stalled'"
     [failure] = texts(sink)
-    assert named in failure
+    assert explains(failure, named)
 
 
 def test_api_key_appears_in_no_task_log(airflow, fresh):

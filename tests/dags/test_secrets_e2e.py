@@ -9,8 +9,9 @@ import sqlite3
 
 import pytest
 
+from batch_cleanup.compat import airflow_minor
 from tests.conftest import API_KEY, SLACK_WEBHOOK_PATH
-from tests.scenario import DAG_ID, stalled
+from tests.scenario import DAG_ID, explains, stalled
 
 pytestmark = pytest.mark.e2e
 
@@ -79,9 +80,10 @@ def test_a_key_echoed_by_the_coordinator_never_reaches_slack(airflow, fresh, coo
     assert run.tries["check_stalled"] == 1
     [failure] = sink.messages()
     posted = json.dumps(failure["payload"], ensure_ascii=False)
-    assert "answered HTTP 400" in posted and "echo" in posted, "the body is still shown, masked"
     assert API_KEY not in posted, f"the key reached Slack: {posted[:600]}"
-    assert "***" in posted
+    if airflow_minor() >= (3, 2):  # 3.1's `dags test` hands the callback no error (tests/scenario.explains)
+        assert "answered HTTP 400" in posted and "echo" in posted, "the body is still shown, masked"
+        assert "***" in posted
 
 
 def test_markup_in_a_coordinator_error_is_escaped_in_the_failure_message(airflow, fresh):
@@ -97,5 +99,10 @@ def test_markup_in_a_coordinator_error_is_escaped_in_the_failure_message(airflow
     everything = [payload["text"]] + [json.dumps(block, ensure_ascii=False) for block in payload["blocks"]]
     for text in everything:
         assert "<!channel>" not in text and "<https://evil.example" not in text, text
-    assert "&lt;!channel&gt; bad field &lt;https://evil.example|docs&gt; &amp; more" in payload["text"]
-    assert any("&lt;!channel&gt;" in text for text in everything[1:]), "the blocks show the error, escaped"
+    assert explains(
+        payload["text"], "&lt;!channel&gt; bad field &lt;https://evil.example|docs&gt; &amp; more"
+    )
+    if airflow_minor() >= (3, 2):
+        assert any("&lt;!channel&gt;" in text for text in everything[1:]), (
+            "the blocks show the error, escaped"
+        )

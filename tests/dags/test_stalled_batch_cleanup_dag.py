@@ -217,7 +217,8 @@ def test_plugin_scan_skips_the_package():
     probe = """
 import json, sys
 from airflow import plugins_manager
-plugins_manager._get_plugins()
+# 3.2 and later; 3.1 loads them with ensure_plugins_loaded()
+(getattr(plugins_manager, "_get_plugins", None) or plugins_manager.ensure_plugins_loaded)()
 print(json.dumps([m for m in sys.modules if m in ("policy", "cleanup", "firestore", "slack", "history")]
                  + [m for m in sys.modules if m.startswith("google.cloud.firestore")]))
 """
@@ -232,10 +233,14 @@ print(json.dumps([m for m in sys.modules if m in ("policy", "cleanup", "firestor
 )
 def test_schedule_fires_every_15_minutes_across_dst_days(dag, day, local_hours):
     import pendulum
-    from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import DataInterval, TimeRestriction
 
-    timetable = coerce_to_core_timetable(dag.timetable)
+    try:  # 3.2 and later: the SDK's timetable, made the scheduler's
+        from airflow.serialization.encoders import coerce_to_core_timetable
+    except ImportError:  # 3.1: the DAG holds the scheduler's timetable itself
+        timetable = dag.timetable
+    else:
+        timetable = coerce_to_core_timetable(dag.timetable)
     start = pendulum.parse(day, tz="America/New_York")
     end = start.add(days=1)
     restriction = TimeRestriction(earliest=start, latest=end - timedelta(microseconds=1), catchup=True)
