@@ -21,11 +21,12 @@ def texts(sink: SlackSinkAdmin) -> list[str]:
 
 
 def explains(failure: str, error: str) -> bool:
-    """A task-failure message carries the task's `error`. On Airflow 3.1, `airflow dags test` hands
-    the failure callback no exception (its in-process runner leaves `context["exception"]` unset,
-    fixed in 3.2), so there the message points at the task log instead; a deployed 3.1 has it."""
+    """A task-failure message carries the task's `error`. On Airflow 3.1 and 3.2, `airflow dags test`
+    hands the failure callback no exception (their in-process runner leaves `context["exception"]`
+    unset; 3.3 sets it), so there the message points at the task log instead. Deployed, their task
+    runner sets it."""
     from batch_cleanup.compat import airflow_minor
 
-    if airflow_minor() < (3, 2):
+    if airflow_minor() < (3, 3):
         return "unknown error (see the task log)" in failure
     return error in failure
