@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore as gcf
@@ -9,6 +12,7 @@ from google.cloud import firestore as gcf
 from dev.airflow_env import LOCAL_PROJECT
 from dev.coordinator import CoordinatorAdmin
 from dev.slack_sink import SlackSinkAdmin
+from tests.conftest import OUTPUT, migrated_airflow
 
 
 @pytest.fixture
@@ -28,3 +32,10 @@ def db(firestore):
 @pytest.fixture
 def events(db):
     return lambda: [doc.to_dict() for doc in db.collection("batch_cleanup_events").stream()]
+
+
+@pytest.fixture
+def second_deployment(coordinator, slack_sink, firestore_emulator):
+    """Another Airflow (own metadata database, new each time) pointed at the same services."""
+    work = Path(tempfile.mkdtemp(prefix="second-airflow-", dir=OUTPUT))
+    return migrated_airflow(work / "home", work / "dag-runs", coordinator, slack_sink, firestore_emulator)

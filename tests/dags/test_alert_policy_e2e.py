@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import OUTPUT, migrated_airflow
 from tests.scenario import DAG_ID, stalled, texts
 
 pytestmark = pytest.mark.e2e
@@ -131,14 +130,6 @@ def test_slack_5xx_for_good_is_retried_by_airflow(airflow, fresh, db):
     assert failed.tries["send_alert"] == 4, "an outage of Slack may heal: every retry is used"
     assert "Slack did not accept the message on connection 'slack_daily_orchestration'" in failed.output
     assert alert_state(db).get("open") in (None, False)
-
-
-@pytest.fixture
-def second_deployment(coordinator, slack_sink, firestore_emulator):
-    """Another Airflow (own metadata database) pointed at the same services."""
-    return migrated_airflow(
-        OUTPUT / "second-airflow", OUTPUT / "dag-runs-second", coordinator, slack_sink, firestore_emulator
-    )
 
 
 def test_two_deployments_evaluating_at_once_post_one_message(airflow, second_deployment, fresh, db):

@@ -11,7 +11,6 @@ import pytest
 
 from dev.airflow_env import slack_bot_connection
 from dev.slack_sink import DEFAULT_CHANNEL
-from tests.conftest import OUTPUT, migrated_airflow
 from tests.scenario import DAG_ID
 
 pytestmark = pytest.mark.e2e
@@ -161,18 +160,6 @@ def test_a_bad_token_fails_at_once_naming_the_connection(airflow, fresh, db, bot
     )
     assert TOKEN not in failed.output
     assert state(db).get("open") in (None, False)
-
-
-@pytest.fixture
-def second_deployment(coordinator, slack_sink, firestore_emulator):
-    """Another Airflow (own metadata database) pointed at the same services."""
-    return migrated_airflow(
-        OUTPUT / "second-airflow-bot",
-        OUTPUT / "dag-runs-second-bot",
-        coordinator,
-        slack_sink,
-        firestore_emulator,
-    )
 
 
 def test_two_deployments_at_once_make_one_thread(airflow, second_deployment, fresh, db, bot):
