@@ -239,9 +239,20 @@ def test_the_plugin_is_mounted_behind_airflows_login(api_server):
 # --- 30 days at one cleanup per 15 minutes -----------------------------------------------------------
 
 
+def _in_one_hour(margin: timedelta = timedelta(minutes=3)) -> datetime:
+    """Now, at least `margin` before the next full hour. The history is seeded in the hours up to
+    now's, and the server's 30-day range ends with its own now's hour: both must be the same hour."""
+    now = datetime.now(UTC)
+    left = history_data.hour_of(now) + timedelta(hours=1) - now
+    if left < margin:
+        time.sleep(left.total_seconds() + 1)
+        now = datetime.now(UTC)
+    return now
+
+
 def test_latency_with_2880_events(api_server, ui_airflow, db, browser):
     """A benchmark: printed and written to test-output/ui/latency.json, not a timed assertion."""
-    steady = history_data.steady(datetime.now(UTC))
+    steady = history_data.steady(_in_one_hour())
     history_data.write(db, steady)
     seed_runs_in(ui_airflow, steady)
     signed = {"Authorization": f"Bearer {api_server.token()}"}
