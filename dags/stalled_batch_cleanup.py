@@ -63,7 +63,7 @@ from batch_cleanup.config import (
     RUN_TIMEOUT,
     TASK_TIMEOUT,
 )
-from batch_cleanup.names import DAG_ID, SLACK_CONN_ID
+from batch_cleanup.names import DAG_ID, SCHEDULE, SLACK_CONN_ID
 from batch_cleanup.notify import hung_run_deadline, slack_on_failure, slack_on_run_failure
 from batch_cleanup.params import dag_params
 
@@ -73,7 +73,7 @@ check_fits(CHECK_BUDGET, RUN_TIMEOUT)
 
 @dag(
     dag_id=DAG_ID,
-    schedule="*/15 * * * *",
+    schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="America/New_York"),
     catchup=False,
     max_active_runs=1,

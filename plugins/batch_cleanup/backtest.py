@@ -21,13 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from batch_cleanup.events import StoredEvent, window_start
-from batch_cleanup.names import OFFENDER_HOURS
+from batch_cleanup.names import OFFENDER_HOURS, RUN_EVERY_MINUTES
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, PolicyConfig, State, decide, repeat_offenders
 
-# The DAG's schedule, `*/15 * * * *` in New York time: New York is a whole number of hours off
-# UTC, so its runs are every :00, :15, :30 and :45 in UTC too (tests/unit/test_backtest.py checks
-# the DAG file still says so).
-RUN_EVERY = timedelta(minutes=15)
+# The DAG's schedule (names.SCHEDULE), as the same quarter-hours in UTC.
+RUN_EVERY = timedelta(minutes=RUN_EVERY_MINUTES)
 OFFENDER_SPAN = timedelta(hours=OFFENDER_HOURS)
 
 

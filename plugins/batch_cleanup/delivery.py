@@ -83,6 +83,15 @@ def deliver(
     return _accepted(decision)
 
 
+def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, str]:
+    """The state fields naming the thread of `run_id`'s accepted message (the `posted` marker), for
+    the lease holder's save of an open incident; {} when that message has no thread."""
+    posted = stored.get("posted") or {}
+    if posted.get("run_id") != run_id or not posted.get("ts"):
+        return {}
+    return {"slack_channel": posted["channel"], "slack_ts": posted["ts"]}
+
+
 def _posted_earlier(store: Store, dag_id: str, run_id: str, kind: str) -> dict[str, str] | None:
     """Where an earlier try of this run posted this decision's message; None when none did."""
     stored, _ = store.read_state(dag_id)

@@ -31,6 +31,11 @@ TASK_IDS = (
     REPORT_METRICS,
 )
 
+# The DAG runs every RUN_EVERY_MINUTES in New York time; New York is a whole number of hours off
+# UTC, so its runs fall on the same quarter-hours in UTC (the backtest replays them).
+RUN_EVERY_MINUTES = 15
+SCHEDULE = f"*/{RUN_EVERY_MINUTES} * * * *"
+
 # Events expire (Firestore TTL on `expire_at`) this long after their run.
 RETENTION_DAYS = 30
 # Batches stalled twice or more within this many hours are named as repeat offenders.

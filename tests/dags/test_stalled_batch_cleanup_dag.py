@@ -40,7 +40,11 @@ def test_dag_files_import_without_errors(dagbag):
 
 
 def test_schedule_is_every_quarter_hour_in_new_york(dag):
-    assert dag.schedule == "*/15 * * * *"
+    from batch_cleanup.backtest import RUN_EVERY
+    from batch_cleanup.names import SCHEDULE
+
+    assert dag.schedule == SCHEDULE == "*/15 * * * *"
+    assert timedelta(minutes=15) == RUN_EVERY, "the backtest replays the DAG's own runs"
     assert dag.timezone.name == "America/New_York"
     assert dag.catchup is False
     assert dag.max_active_runs == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import StoredEvent
 
 
@@ -55,10 +56,7 @@ class MemoryStore:
     def save_state(self, dag_id, state, *, run_id, version, incident=None):
         if int(self.state.get("version", 0)) != version:
             return "the state changed"
-        posted = self.state.get("posted") or {}
-        thread = {}
-        if self.lease == run_id and state.get("open") and posted.get("run_id") == run_id and posted.get("ts"):
-            thread = {"slack_channel": posted["channel"], "slack_ts": posted["ts"]}
+        thread = thread_posted(self.state, run_id) if self.lease == run_id and state.get("open") else {}
         self.state = {**state, **thread, "version": version + 1}
         self.lease = None
         if incident is not None:

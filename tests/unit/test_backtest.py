@@ -3,12 +3,10 @@ property that it makes the incidents the live steps (`evaluate`, then `record_st
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,7 +32,6 @@ from tests.support.memory_store import MemoryStore
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DEFAULTS = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window, 60-minute cooldown.
 PARAMS = {name: param.value for name, param in dag_params().items()}
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "stalled_batch_cleanup.py"
 
 
 def at(minutes: float) -> datetime:
@@ -109,14 +106,6 @@ def test_scheduled_runs_are_utc_quarter_hours_whatever_the_zone_of_the_ends():
 
 def test_thirty_days_are_2880_runs():
     assert len(scheduled_runs(T0 + RUN_EVERY, T0 + timedelta(days=30))) == 2880
-
-
-def test_the_run_interval_is_the_dags_schedule():
-    """The DAG file's cron is `*/N * * * *` with N the backtest's interval (read, not imported)."""
-    keywords = [node for node in ast.walk(ast.parse(DAG_FILE.read_text())) if isinstance(node, ast.keyword)]
-    [schedule] = [keyword.value.value for keyword in keywords if keyword.arg == "schedule"]
-
-    assert schedule == f"*/{RUN_EVERY // timedelta(minutes=1)} * * * *"
 
 
 def test_naive_times_are_refused():

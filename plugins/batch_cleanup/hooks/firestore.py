@@ -11,6 +11,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import COLLECTION, StoredEvent
 
 STATE_COLLECTION = "batch_cleanup_alert_state"
@@ -168,7 +169,7 @@ class FirestoreHook(GoogleBaseHook):
                 return conflict
             stored = {
                 **state,
-                **(_thread_posted(data, run_id) if holder and state.get("open") else {}),
+                **(thread_posted(data, run_id) if holder and state.get("open") else {}),
                 "version": int(data.get("version", 0)) + 1,
                 "lease": None,
                 "updated_at": firestore.SERVER_TIMESTAMP,
@@ -188,14 +189,6 @@ def _field(snapshot: firestore.DocumentSnapshot, name: str) -> Any:
         return snapshot.get(name)
     except KeyError:
         return None
-
-
-def _thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """The thread this run's accepted message belongs to, as state fields; none when it has no thread."""
-    posted = stored.get("posted") or {}
-    if posted.get("run_id") != run_id or not posted.get("ts"):
-        return {}
-    return {"slack_channel": posted["channel"], "slack_ts": posted["ts"]}
 
 
 def _conflict(stored: dict[str, Any], *, run_id: str, version: int) -> str | None:
