@@ -2,13 +2,18 @@
 
 - `POST /services/...` with a JSON body answers like an incoming webhook of #daily-orchestration
   (`200 ok`, or Slack's plain-text error strings).
-- `POST /api/chat.postMessage`, `/api/chat.update` and `/api/auth.test` answer like Slack's Web
-  API: HTTP 200 with `{"ok": true, ...}` or `{"ok": false, "error": "<code>"}`, a bot token in
-  `Authorization: Bearer xoxb-...`, JSON or form-encoded arguments. Threads, broadcasts and edits
-  are kept as Slack keeps them.
+- `POST /api/chat.postMessage`, `/api/chat.update`, `/api/conversations.history`,
+  `/api/conversations.replies` and `/api/auth.test` answer like Slack's Web API: HTTP 200 with
+  `{"ok": true, ...}` or `{"ok": false, "error": "<code>"}`, a bot token in
+  `Authorization: Bearer xoxb-...`, JSON, form-encoded or query arguments. Threads, broadcasts,
+  edits and message `metadata` are kept as Slack keeps them; a reply to a deleted parent is
+  accepted but lands on its own at the channel's root, as on Slack.
 - `GET /` shows a channel as Slack would (blocks, mrkdwn, threads; dev/slack_render.py draws it).
 - An unauthenticated `/admin/` API lets tests queue faults, read the messages and the Web API
-  calls, create or delete channels, delete messages and pin the bot token.
+  calls, create or delete channels, delete messages and pin the bot token. A Web API fault (its
+  `method`, or `*`) answers `status`/`error`/`body` instead of doing the call, waits `delay_seconds`
+  before it, or does the call and answers only `answer_after_seconds` later (a client that timed
+  out then never hears that Slack accepted).
 
     [SLACK_SINK_BOT_TOKEN=xoxb-...] python -m dev.slack_sink --port 0
 
@@ -137,6 +142,7 @@ class SinkState:
 
     def _clear(self) -> None:
         self._messages: list[Posted] = []
+        self._deleted: set[tuple[str, str]] = set()  # (channel, ts) of messages deleted
         self._faults.clear()
         self._attempts = 0
         self._calls: list[dict[str, Any]] = []
@@ -195,9 +201,11 @@ class SinkState:
             thread_ts = args.get("thread_ts") or None
             if thread_ts is not None:
                 parent = self._find(channel.id, str(thread_ts))
-                if parent is None or not parent.top_level:
+                deleted = (channel.id, str(thread_ts)) in self._deleted
+                if not deleted and (parent is None or not parent.top_level):
                     raise ApiError("thread_not_found")
-                thread_ts = parent.ts
+                # Slack accepts a reply to a deleted parent, and posts it un-threaded at the root.
+                thread_ts = None if deleted else parent.ts
             message = Posted(
                 "api",
                 f"{API_PREFIX}chat.postMessage",
@@ -235,6 +243,59 @@ class SinkState:
                 "text": message.payload.get("text", ""),
                 "message": self._slack_message(message),
             }
+
+    def history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.history: the channel's top-level messages and broadcasts, newest first."""
+        with self._lock:
+            channel = self._channel(args.get("channel"), by_name=False)
+            shown = [
+                m for m in self._messages if m.channel == channel.id and (m.top_level or m.reply_broadcast)
+            ]
+            return self._page_of(list(reversed(shown)), args)
+
+    def replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.replies: a thread's parent, then its replies, oldest first."""
+        with self._lock:
+            channel = self._channel(args.get("channel"), by_name=False)
+            ts = str(args.get("ts") or "")
+            if not ts:
+                raise ApiError("invalid_arguments")
+            parent = self._find(channel.id, ts)
+            if parent is None:
+                raise ApiError("thread_not_found")
+            head = self._find(channel.id, parent.thread_ts or parent.ts)
+            if head is None:
+                raise ApiError("thread_not_found")
+            replies = [m for m in self._messages if m.thread_ts == head.ts and m is not head]
+            answer = self._page_of(replies, args)
+            # Slack answers with the parent first, whatever `oldest` leaves out.
+            answer["messages"].insert(0, self._shown(head, args))
+            return answer
+
+    def _page_of(self, messages: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
+        """The first `limit` of `messages` within `oldest`..`latest` (exclusive unless `inclusive`)."""
+        try:
+            oldest = float(args.get("oldest") or 0)
+            latest = float(args["latest"]) if args.get("latest") else float("inf")
+            limit = int(args.get("limit") or 100)
+        except ValueError:
+            raise ApiError("invalid_arguments") from None
+        inclusive = _flag(args.get("inclusive"))
+        within = [
+            m
+            for m in messages
+            if (oldest <= float(m.ts) if inclusive else oldest < float(m.ts))
+            and (float(m.ts) <= latest if inclusive else float(m.ts) < latest)
+        ]
+        page = [self._shown(m, args) for m in within[: max(limit, 1)]]
+        return {"ok": True, "messages": page, "has_more": len(within) > len(page)}
+
+    def _shown(self, message: Posted, args: dict[str, Any]) -> dict[str, Any]:
+        """A message as the history answers it: its metadata only with `include_all_metadata`."""
+        shown = self._slack_message(message)
+        if not _flag(args.get("include_all_metadata")):
+            shown.pop("metadata", None)
+        return shown
 
     def auth_test(self, url: str) -> dict[str, Any]:
         return {
@@ -334,6 +395,7 @@ class SinkState:
             if message is None:
                 raise KeyError(f"no message {body['ts']!r} in {body['channel']!r}")
             self._messages.remove(message)
+            self._deleted.add((message.channel, message.ts))
 
     def pin_bot_token(self, body: dict[str, Any]) -> None:
         token = body["token"]
@@ -571,6 +633,8 @@ class SinkHandler(StandInHandler):
             except ApiError as err:
                 answer = {"ok": False, "error": err.code}
         args.pop("token", None)
+        # Slack did the call, then answers late: a client that gave up never hears it was accepted.
+        time.sleep(float(fault.get("answer_after_seconds", 0)))
         ok = isinstance(answer, dict) and answer.get("ok") is True
         error = answer.get("error") if isinstance(answer, dict) else None
         call = {
@@ -590,6 +654,8 @@ class SinkHandler(StandInHandler):
         methods = {
             "chat.postMessage": state.post_message,
             "chat.update": state.update_message,
+            "conversations.history": state.history,
+            "conversations.replies": state.replies,
             "auth.test": lambda _: state.auth_test(f"http://{self.headers.get('Host', 'localhost')}/"),
         }
         if method not in methods:

@@ -297,19 +297,75 @@ def test_update_of_what_is_not_there(sink: SlackSinkAdmin, client: WebClient) ->
     assert sink.messages() == [] and all(answer[0] == 200 for answer in (unknown_ts, deleted, gone))
 
 
-def test_a_deleted_parent_takes_no_more_replies_but_keeps_its_thread(
+def test_a_reply_to_a_deleted_parent_is_accepted_but_lands_on_its_own_at_the_root(
     sink: SlackSinkAdmin, client: WebClient
 ) -> None:
     parent = client.chat_postMessage(channel=DEFAULT_CHANNEL, text="parent")["ts"]
     client.chat_postMessage(channel=DEFAULT_CHANNEL, text="kept reply", thread_ts=parent)
 
     sink.delete_message(DEFAULT_CHANNEL, parent)
+    late = client.chat_postMessage(channel=DEFAULT_CHANNEL, text="late", thread_ts=parent)
 
+    assert late["ok"] and "thread_ts" not in late["message"], "Slack answers with an un-threaded message"
     assert [m["payload"]["text"] for m in sink.thread(DEFAULT_CHANNEL, parent)] == ["kept reply"]
-    late = refused(client.chat_postMessage, channel=DEFAULT_CHANNEL, text="late", thread_ts=parent)
-    assert late[1]["error"] == "thread_not_found"
+    [stray] = sink.channel_messages()
+    assert (stray["ts"], stray["thread_ts"], stray["payload"]["text"]) == (late["ts"], None, "late")
+    edit = refused(client.chat_update, channel=DEFAULT_CHANNEL, ts=parent, text="x")
+    assert edit[1]["error"] == "message_not_found"
     page = requests.get(sink.base_url + "/", timeout=5).text
     assert "This message was deleted." in page and "kept reply" in page
+
+
+METADATA = {"event_type": "batch_cleanup_step", "event_payload": {"run_id": "r1", "kind": "alert"}}
+
+
+def test_metadata_is_kept_and_shown_by_history_and_replies_only_when_asked(
+    sink: SlackSinkAdmin, client: WebClient
+) -> None:
+    posted = client.chat_postMessage(channel=DEFAULT_CHANNEL, text="parent", metadata=METADATA)
+    client.chat_update(channel=DEFAULT_CHANNEL, ts=posted["ts"], text="edited")  # metadata not given: kept
+    reply = client.chat_postMessage(
+        channel=DEFAULT_CHANNEL, text="reply", thread_ts=posted["ts"], metadata=METADATA
+    )
+
+    assert posted["message"]["metadata"] == METADATA
+    history = client.conversations_history(channel=DEFAULT_CHANNEL, include_all_metadata=True, limit=5)
+    assert [(m["text"], m["metadata"]) for m in history["messages"]] == [("edited", METADATA)]
+    thread = client.conversations_replies(channel=DEFAULT_CHANNEL, ts=posted["ts"], include_all_metadata=True)
+    assert [(m["ts"], m.get("metadata")) for m in thread["messages"]] == [
+        (posted["ts"], METADATA),
+        (reply["ts"], METADATA),
+    ]
+    bare = client.conversations_history(channel=DEFAULT_CHANNEL)
+    assert "metadata" not in bare["messages"][0]
+    bad = refused(
+        client.api_call,
+        "chat.postMessage",
+        json={"channel": DEFAULT_CHANNEL, "text": "x", "metadata": {"event_type": "x"}},
+    )
+    assert bad[1]["error"] == "invalid_metadata_format"
+
+
+def test_history_is_newest_first_and_bounded_replies_oldest_first_after_their_parent(
+    client: WebClient,
+) -> None:
+    first, second, third = (client.chat_postMessage(channel=DEFAULT_CHANNEL, text=t)["ts"] for t in "abc")
+    replies = [
+        client.chat_postMessage(channel=DEFAULT_CHANNEL, text=f"r{i}", thread_ts=first)["ts"]
+        for i in range(3)
+    ]
+
+    newest = client.conversations_history(channel=DEFAULT_CHANNEL, limit=2)
+    since = client.conversations_history(channel=DEFAULT_CHANNEL, oldest=first)
+    thread = client.conversations_replies(channel=DEFAULT_CHANNEL, ts=first, oldest=replies[0], limit=1)
+
+    assert [m["ts"] for m in newest["messages"]] == [third, second] and newest["has_more"] is True
+    assert [m["ts"] for m in since["messages"]] == [third, second], "oldest is exclusive"
+    assert [m["ts"] for m in thread["messages"]] == [first, replies[1]] and thread["has_more"] is True
+    assert refused(client.conversations_replies, channel=DEFAULT_CHANNEL, ts="1700000000.000001")[1] == {
+        "ok": False,
+        "error": "thread_not_found",
+    }
 
 
 def test_admin_calls_say_what_they_could_not_find(sink: SlackSinkAdmin) -> None:
@@ -389,6 +445,18 @@ def test_a_delay_fault_holds_the_answer(sink: SlackSinkAdmin) -> None:
         impatient.auth_test()
     started = time.monotonic()
     assert impatient.auth_test()["ok"] and time.monotonic() - started >= 0.3
+
+
+def test_an_answer_after_fault_stores_the_message_and_answers_too_late_for_the_client(
+    sink: SlackSinkAdmin,
+) -> None:
+    sink.faults([{"method": "chat.postMessage", "answer_after_seconds": 1.5}])
+    impatient = WebClient(token=TOKEN, base_url=sink.api_url, timeout=0.5)
+
+    with pytest.raises(TimeoutError):
+        impatient.chat_postMessage(channel=DEFAULT_CHANNEL, text="accepted all the same")
+
+    assert [m["payload"]["text"] for m in sink.messages()] == ["accepted all the same"]
 
 
 # --- the webhook next to the Web API ----------------------------------------------------------------
