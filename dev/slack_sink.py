@@ -633,8 +633,6 @@ class SinkHandler(StandInHandler):
             except ApiError as err:
                 answer = {"ok": False, "error": err.code}
         args.pop("token", None)
-        # Slack did the call, then answers late: a client that gave up never hears it was accepted.
-        time.sleep(float(fault.get("answer_after_seconds", 0)))
         ok = isinstance(answer, dict) and answer.get("ok") is True
         error = answer.get("error") if isinstance(answer, dict) else None
         call = {
@@ -646,6 +644,8 @@ class SinkHandler(StandInHandler):
             "received_at": _now(),
         }
         state.record_call(call)
+        # Slack did the call, then answers late: a client that gave up never hears it was accepted.
+        time.sleep(float(fault.get("answer_after_seconds", 0)))
         body = answer if isinstance(answer, str) else json.dumps(answer)
         self._send(status, body, "application/json; charset=utf-8", headers=headers)
 
