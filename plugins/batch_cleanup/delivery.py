@@ -1,13 +1,17 @@
 """Posting a policy decision: at most one run posts it, and the state moves only once Slack accepted it.
 
-In bot-token mode an incident is one thread: its first message opens it, every later message of
-the incident is a reply (an escalation to CRITICAL also broadcast to the channel), and after each
-reply the first message is edited to show where the incident stands.
+In bot-token mode an incident is one thread. Its first message is a card of where the incident
+stands, edited after each step; every step, the opening WARNING or CRITICAL included, is a reply
+in full (an escalation to CRITICAL also broadcast to the channel). Each message carries Slack
+`metadata` naming its decision, so a retry finds what an earlier try posted and posts it no second
+time. A thread whose first message is gone (a reply lands un-threaded at the channel's root, or an
+edit finds no message) ends: the incident goes on in a new thread whose first step says why.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from batch_cleanup import metrics
@@ -20,6 +24,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SENT, SKIPPED, RENDERED = "sent", "skipped", "rendered"
+# Slack message metadata: the event type of every message of an incident, and its two parts.
+EVENT_TYPE = "batch_cleanup_step"
+CARD, STEP = "card", "step"
+# A retry looks for an earlier try's messages from a little before its run's time (Slack's clock
+# and Airflow's may differ a little).
+CLOCK_SKEW = timedelta(minutes=5)
+# Not a Slack error code: what delivery calls a reply that Slack posted outside its thread.
+UNTHREADED = "unthreaded"
 
 
 class ThreadGone(Exception):
@@ -36,9 +48,19 @@ class Channel(Protocol):
     @property
     def threads(self) -> bool: ...
     def post(
-        self, message: Message, *, thread_ts: str | None = None, broadcast: bool = False
+        self,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, str]: ...
-    def update(self, where: dict[str, str], message: Message) -> None: ...
+    def update(
+        self, where: dict[str, str], message: Message, *, metadata: dict[str, Any] | None = None
+    ) -> None: ...
+    def find(
+        self, event_type: str, key: dict[str, Any], *, oldest: float, thread_ts: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 def deliver(
@@ -52,10 +74,14 @@ def deliver(
     store: Store,
     slack: Channel,
     card: Message | None = None,
+    since: datetime | None = None,
+    retry: bool = False,
 ) -> str:
     """Post `message` for `decision`: SENT, SKIPPED (another run has it) or RENDERED (notify=false).
 
-    `card` is what the incident's first message shows after this one, in bot-token mode.
+    `card` is what the incident's first message shows after this one, in bot-token mode. A `retry`
+    (not the task's first try) first looks in Slack for what an earlier try posted since `since`,
+    the run's time: Slack may have taken it and the try died before it was recorded.
     """
     kind = decision["kind"]
     if not notify:
@@ -68,28 +94,34 @@ def deliver(
     if conflict:
         log.info("Not sending the %s: %s.", kind, conflict)
         return SKIPPED
-    thread = State.from_dict(evaluation["before"]).thread if kind != "alert" and slack.threads else None
     where = _posted_earlier(store, dag_id, run_id, kind)
     if where is None:
         try:
-            where = _post(slack, message, thread, decision)
+            if slack.threads and card is not None:
+                key = {"dag_id": dag_id, "run_id": run_id, "kind": kind}
+                before = State.from_dict(evaluation["before"])
+                where = Thread(slack, key, card, since, look=retry).deliver(message, decision, before)
+            else:
+                where = slack.post(message)
         except Exception:
             # The next try, or the next run, decides again and posts; nothing is lost.
             store.release_lease(dag_id, run_id=run_id)
             raise
         store.record_post(dag_id, run_id=run_id, kind=kind, where=where)
-    if thread is not None and where == thread and card is not None:
-        _edit(slack, thread, card)
     return _accepted(decision)
 
 
-def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, str]:
+def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, Any]:
     """The state fields naming the thread of `run_id`'s accepted message (the `posted` marker), for
     the lease holder's save of an open incident; {} when that message has no thread."""
     posted = stored.get("posted") or {}
     if posted.get("run_id") != run_id or not posted.get("ts"):
         return {}
-    return {"slack_channel": posted["channel"], "slack_ts": posted["ts"]}
+    return {
+        "slack_channel": posted["channel"],
+        "slack_ts": posted["ts"],
+        "slack_thread_gone": posted.get("gone"),
+    }
 
 
 def _posted_earlier(store: Store, dag_id: str, run_id: str, kind: str) -> dict[str, str] | None:
@@ -99,37 +131,112 @@ def _posted_earlier(store: Store, dag_id: str, run_id: str, kind: str) -> dict[s
     if posted.get("run_id") != run_id or posted.get("kind") != kind:
         return None
     log.info("An earlier try of this run posted the %s already: not posting it again.", kind)
-    return {key: posted[key] for key in ("channel", "ts") if key in posted}
+    return {key: posted[key] for key in ("channel", "ts", "gone") if key in posted}
 
 
-def _post(
-    slack: Channel, message: Message, thread: dict[str, str] | None, decision: dict[str, Any]
-) -> dict[str, str]:
-    """Post into the incident's thread if it has one; the first message of the thread it is now in."""
-    if thread is None:
-        return slack.post(message)
-    broadcast = decision["kind"] == "escalation" and decision["severity"] == CRITICAL
-    try:
-        slack.post(message, thread_ts=thread["ts"], broadcast=broadcast)
+class Thread:
+    """One decision's messages in the incident's thread (bot-token mode): the step in full as a
+    reply, the card in the first message. On a retry (`look`), each is first looked for by its
+    metadata (`key` and its part) since `since` minus CLOCK_SKEW, and posted only if not found."""
+
+    def __init__(
+        self, slack: Channel, key: dict[str, Any], card: Message, since: datetime | None, *, look: bool
+    ) -> None:
+        self.slack, self.key, self.card, self.look = slack, key, card, look
+        self.oldest = (since - CLOCK_SKEW).timestamp() if since is not None else 0.0
+
+    def metadata(self, part: str) -> dict[str, Any]:
+        return {"event_type": EVENT_TYPE, "event_payload": {**self.key, "part": part}}
+
+    def earlier(self, thread_ts: str | None = None) -> dict[str, dict[str, Any]]:
+        """This decision's messages that an earlier try posted (in `thread_ts`'s thread, else in
+        the channel), by part; {} on a first try."""
+        if not self.look:
+            return {}
+        found = self.slack.find(EVENT_TYPE, self.key, oldest=self.oldest, thread_ts=thread_ts)
+        by_part: dict[str, dict[str, Any]] = {}
+        for message in found:
+            # In the channel, a step counts only at the root: a reply that landed outside its thread.
+            if thread_ts is not None or message["payload"].get("part") == CARD or "thread_ts" not in message:
+                by_part.setdefault(message["payload"].get("part"), message)
+        if by_part:
+            log.info(
+                "An earlier try of this run posted the %s's %s already.",
+                self.key["kind"],
+                " and ".join(by_part),
+            )
+        return by_part
+
+    def deliver(self, message: Message, decision: dict[str, Any], before: State) -> dict[str, str]:
+        """Post the step and show the card; where the thread's first message is now (with `gone`:
+        Slack's answer when an edit found it gone, which ends the thread for the next message)."""
+        broadcast = decision["kind"] == "escalation" and decision["severity"] == CRITICAL
+        thread = before.thread if decision["kind"] != "alert" else None
+        lost = before.slack_thread_gone if decision["kind"] != "alert" else None
+        stray = None
+        if thread is not None:
+            try:
+                landed = self.earlier(thread["ts"]).get(STEP) or self.slack.post(
+                    message, thread_ts=thread["ts"], broadcast=broadcast, metadata=self.metadata(STEP)
+                )
+            except ThreadGone as gone:
+                lost = gone.error
+            else:
+                if landed.get("thread_ts") == thread["ts"]:
+                    return self.show_card(thread)
+                # Slack took the reply but put it at the channel's root: its parent was deleted.
+                lost, stray = UNTHREADED, landed
+        if lost:
+            log.warning("%s Its first message was %s.", _why(lost), before.slack_ts)
+            message = with_note(message, _why(lost))
+        return self.start(message, broadcast, stray)
+
+    def start(self, message: Message, broadcast: bool, stray: dict[str, Any] | None) -> dict[str, str]:
+        """A new thread: the card first (an earlier try's, or this step's reply that landed at the
+        root, edited into it), then the step as its first reply."""
+        earlier = {} if stray is not None else self.earlier()
+        parent = earlier.get(CARD) or earlier.get(STEP) or stray
+        if parent is None:
+            parent = self.slack.post(self.card, metadata=self.metadata(CARD))
+        elif parent is not earlier.get(CARD):
+            self.show_card(parent, metadata=self.metadata(CARD))
+        if not (earlier and self.earlier(parent["ts"]).get(STEP)):
+            self.slack.post(
+                message, thread_ts=parent["ts"], broadcast=broadcast, metadata=self.metadata(STEP)
+            )
+        return {"channel": parent["channel"], "ts": parent["ts"]}
+
+    def show_card(self, where: dict[str, Any], metadata: dict[str, Any] | None = None) -> dict[str, str]:
+        """Edit the thread's first message into the card; a failed edit is logged and never fails
+        the run (the step is out, and the next one edits it again), but one that finds the message
+        gone ends the thread: `gone` says so."""
+        thread = {"channel": where["channel"], "ts": where["ts"]}
+        try:
+            self.slack.update(thread, self.card, metadata=metadata)
+        except ThreadGone as gone:
+            log.warning("%s The next message starts a new thread.", _why(gone.error))
+            return {**thread, "gone": gone.error}
+        except Exception as err:  # best effort: said in the log
+            log.error(
+                "Could not edit the incident's first message (%s in %s): %s",
+                thread["ts"],
+                thread["channel"],
+                err,
+            )
         return thread
-    except ThreadGone as gone:
-        why = (
-            f"The incident's earlier Slack thread could not be found (Slack answered `{gone.error}`), "
-            "so this message starts a new one."
-        )
-        log.warning("%s Its first message was %s in %s.", why, thread["ts"], thread["channel"])
-        return slack.post(with_note(message, why))
 
 
-def _edit(slack: Channel, thread: dict[str, str], card: Message) -> None:
-    """Show the incident's state in its first message; a failed edit is logged and never fails the
-    run: the message itself is out, and the next one edits the first message again."""
-    try:
-        slack.update(thread, card)
-    except Exception as err:  # best effort: said in the log
-        log.error(
-            "Could not edit the incident's first message (%s in %s): %s", thread["ts"], thread["channel"], err
+def _why(lost: str) -> str:
+    """The line the first step of a new thread carries: why the incident's thread changed."""
+    if lost == UNTHREADED:
+        return (
+            "The incident's earlier Slack thread is gone: its first message was deleted (Slack posted "
+            "a reply to it outside the thread), so the incident continues in this new thread."
         )
+    return (
+        f"The incident's earlier Slack thread is gone (Slack answered `{lost}`), so the incident "
+        "continues in this new thread."
+    )
 
 
 def _accepted(decision: dict[str, Any]) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from batch_cleanup.text import duration_text, unique
+from batch_cleanup.text import ago_text, clock_text, duration_text, plural, unique
 
 MAX_LISTED_BATCHES = 20
 # Slack cuts a section's text at 3,000 characters and refuses more than 50 blocks.
@@ -144,30 +145,39 @@ def _logs_line(diagnosis: Diagnosis, *, plain: bool) -> str:
     return link(diagnosis.logs_url, "Worker logs of the window (Logs Explorer)")
 
 
-DOUBLE_RECORDED = (
-    "*{n} cleanups* were also recorded by the coordinator's own tracking (counted once here): "
-    "turn it off, see docs/cutover.md"
-)
+def _double_recorded(n: int) -> str:
+    return (
+        f"*{plural(n, 'cleanup')}* {'was' if n == 1 else 'were'} also recorded by the coordinator's own "
+        "tracking (counted once here): turn it off, see docs/cutover.md"
+    )
+
+
+def in_window(count: int, window_minutes: int) -> str:
+    """`1 cleanup in the last minute`, `3 cleanups in the last 60 minutes`."""
+    window = "minute" if window_minutes == 1 else f"{window_minutes} minutes"
+    return f"{plural(count, 'cleanup')} in the last {window}"
 
 
 def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, completed: int) -> list[str]:
-    twice = [DOUBLE_RECORDED.format(n=decision["double_recorded"])] if decision.get("double_recorded") else []
+    twice = [_double_recorded(decision["double_recorded"])] if decision.get("double_recorded") else []
     kind, count = decision["kind"], decision["count"]
     if kind == "resolved":
         return [
-            f"Lasted *{duration_text(decision.get('duration_seconds'))}*, *{decision['total_cleanups']} "
-            f"cleanups* in total, peak severity {decision.get('peak_severity')}",
-            f"Now {count} cleanups in the last {window_minutes} minutes (below {threshold})",
+            f"Lasted *{duration_text(decision.get('duration_seconds'))}*, "
+            f"*{plural(decision['total_cleanups'], 'cleanup')}* in total, peak severity "
+            f"{decision.get('peak_severity')}",
+            f"Now {in_window(count, window_minutes)} (below {threshold})",
             *twice,
         ]
-    facts = [f"*{count} cleanups* in the last {window_minutes} minutes (threshold: {threshold})"]
+    cleanups, window = in_window(count, window_minutes).split(" in ", 1)
+    facts = [f"*{cleanups}* in {window} (threshold: {threshold})"]
     if kind == "reminder":
         facts.append(f"Open for {duration_text(decision.get('duration_seconds'))}")
         if decision.get("deescalated_from"):
             facts.append(f"De-escalated from {decision['deescalated_from']} to {decision['severity']}")
     if kind == "test":
         facts.append("This only checks the Slack wiring: the incident state was not changed.")
-    facts.append(f"*{completed} batches* auto-completed in this run")
+    facts.append(f"*{plural(completed, 'batch', 'batches')}* auto-completed in this run")
     return facts + twice
 
 
@@ -187,7 +197,7 @@ def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:
         title, ids = "Recently stalled batches:", decision.get("batch_ids")
     sections.append((title, listed([_shown(b) for b in unique(ids or [])]) or ["none"], True))
     offenders = [
-        f"{_shown(batch)} stalled {times} times in 24 h"
+        f"{_shown(batch)} stalled {plural(times, 'time')} in 24 h"
         for batch, times in decision.get("repeat_offenders") or []
     ]
     if offenders:
@@ -206,44 +216,64 @@ def with_note(message: Message, note: str) -> Message:
 
 _CARD_HEADERS = {
     True: ":rotating_light: {severity}, ongoing: systemic batch stalls",
-    False: ":white_check_mark: RESOLVED: systemic batch stalls are over",
+    False: ":white_check_mark: RESOLVED after {lasted}: systemic batch stalls",
 }
 
 
 def incident_card(
-    decision: dict[str, Any], *, window_minutes: int, threshold: int, updated_at: str, run_url: str
+    decision: dict[str, Any], *, window_minutes: int, threshold: int, now: datetime, run_url: str
 ) -> Message:
-    """What the incident's first message shows once edited (bot-token mode): where the incident stands
-    after `decision`, at a glance; each step's own message is in the thread below it."""
+    """The incident's first message in bot-token mode, edited after each step: where the incident
+    stands at `now`, in a few lines (severity, counts, since when, last update). The lists and the
+    diagnosis are in the steps, each a reply in full below it."""
     ongoing = decision["kind"] != "resolved"
-    header = _CARD_HEADERS[ongoing].format(severity=decision.get("severity") or "")
-    since = escape(str(decision.get("opened_at") or "?"))
-    lasted = duration_text(decision.get("duration_seconds"))
-    now = f"*Now:* {decision['count']} cleanups in the last {window_minutes} minutes"
+    opened = datetime.fromisoformat(decision["opened_at"]) if decision.get("opened_at") else now
+    lasted = duration_text(now - opened)
+    header = _CARD_HEADERS[ongoing].format(severity=decision.get("severity") or "", lasted=lasted)
     peak = decision.get("peak_severity") or decision.get("severity")
+    batches = plural(len(unique(decision.get("batch_ids") or [])), "batch", "batches")
     if ongoing:
+        cleanups, window = in_window(decision["count"], window_minutes).split(" in ", 1)
         facts = [
-            f"{now} (threshold: {threshold})",
-            f"*Since:* {since} (open for {lasted})",
-            f"*Peak:* {peak}",
+            f"*{cleanups}* in {window} (threshold: {threshold}), {batches}",
+            f"*Since* {clock_text(opened, now)}, {ago_text(now - opened)}"
+            + (f" · peak {peak}" if peak != decision.get("severity") else ""),
         ]
     else:
         facts = [
-            f"*Lasted:* {lasted}, from {since}",
-            f"*{decision['total_cleanups']} cleanups* in total, peak severity {peak}",
-            f"{now} (below {threshold})",
+            f"*From* {clock_text(opened, now)} *to* {clock_text(now, now)} · peak {peak} · "
+            f"{plural(decision['total_cleanups'], 'cleanup')} in total, {batches}",
         ]
-    batches = listed([_shown(b) for b in unique(decision.get("batch_ids") or [])]) or ["none"]
-    context = f"Updated {escape(updated_at)}. Every step of the incident is in the thread."
+    context = f"Updated {clock_text(now, now)}. Every step of the incident is in the thread, in full."
     text = "\n".join([header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts), context])
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         _section("\n".join(facts)),
-        _section("*Batches involved:*\n" + _bullets(f"`{escape(b)}`" for b in batches)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         _run_button(run_url),
     ]
     return Message(text=text, blocks=blocks)
+
+
+def run_label(run_id: str) -> str:
+    """How a message names a run: `scheduled for 1 Mar 2026 12:00 UTC`, `manual, 1 Mar 2026 12:00 UTC`
+    for Airflow's ids that end in a time (no ISO stamp in Slack), else the id itself (escaped)."""
+    kind, _, stamp = run_id.partition("__")
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return escape(run_id)
+    if kind == "scheduled":
+        return f"scheduled for {clock_text(moment)}"
+    return f"{escape(kind.replace('_', ' '))}, {clock_text(moment)}"
+
+
+def _time_label(value: str) -> str:
+    """An ISO time as `1 Mar 2026 12:00 UTC`; anything else as it is (escaped)."""
+    try:
+        return clock_text(datetime.fromisoformat(value))
+    except (ValueError, TypeError):
+        return escape(value)
 
 
 def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str) -> Message:
@@ -253,14 +283,14 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
     text and in the blocks alike.
     """
     error = error if len(error) <= 1500 else error[:1500] + "…"
-    dag_id, task_id, run_id, shown_error = escape(dag_id), escape(task_id), escape(run_id), escape(error)
+    dag_id, task_id, run_id, shown_error = escape(dag_id), escape(task_id), run_label(run_id), escape(error)
     text = (
-        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\n"
+        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id} (run {run_id}).\n"
         f"Error: {shown_error}\nLog: {escape(log_url)}"
     )
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup failed"}},
-        _section(f"*DAG:* `{dag_id}`\n*Task:* `{task_id}`\n*Run:* `{run_id}`"),
+        _section(f"*DAG:* `{dag_id}`\n*Task:* `{task_id}`\n*Run:* {run_id}"),
         _section(f"*Error:*\n```{shown_error}```"),
         _section(link(log_url, "Task log")),
     ]
@@ -269,10 +299,11 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
 
 def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_url: str) -> Message:
     """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either."""
-    dag_id, run_id, queued_at = escape(dag_id), escape(run_id), escape(queued_at)
+    dag_id, run_id, queued_at = escape(dag_id), run_label(run_id), _time_label(queued_at)
     text = (
-        f"Stalled-batch cleanup is overdue: run {run_id} of DAG {dag_id} has not finished "
-        f"{minutes} minutes after it was queued (queued at {queued_at}).\nAirflow run: {escape(run_url)}"
+        f"Stalled-batch cleanup is overdue: the run of DAG {dag_id} ({run_id}) has not finished "
+        f"{plural(minutes, 'minute')} after it was queued (queued at {queued_at}).\n"
+        f"Airflow run: {escape(run_url)}"
     )
     blocks = [
         {
@@ -280,7 +311,7 @@ def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_u
             "text": {"type": "plain_text", "text": ":alarm_clock: Stalled-batch cleanup is overdue"},
         },
         _section(
-            f"*DAG:* `{dag_id}`\n*Run:* `{run_id}`\nNot finished {minutes} minutes after it was "
+            f"*DAG:* `{dag_id}`\n*Run:* {run_id}\nNot finished {plural(minutes, 'minute')} after it was "
             f"queued ({queued_at}). Check the scheduler, the workers and the coordinator."
         ),
         _run_button(run_url),
@@ -290,14 +321,14 @@ def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_u
 
 def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str) -> Message:
     """A run failed as a whole without a task saying why (timed out, for one)."""
-    dag_id, run_id, reason = escape(dag_id), escape(run_id), escape(reason)
+    dag_id, run_id, reason = escape(dag_id), run_label(run_id), escape(reason)
     text = (
-        f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}.\n"
+        f"Stalled-batch cleanup run failed: the run of DAG {dag_id} ({run_id}): {reason}.\n"
         f"Airflow run: {escape(run_url)}"
     )
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup run failed"}},
-        _section(f"*DAG:* `{dag_id}`\n*Run:* `{run_id}`\n*Why:* {reason}"),
+        _section(f"*DAG:* `{dag_id}`\n*Run:* {run_id}\n*Why:* {reason}"),
         _run_button(run_url),
     ]
     return Message(text=text, blocks=blocks)

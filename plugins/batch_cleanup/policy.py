@@ -87,11 +87,15 @@ class State:
     # Bot-token mode: the incident's first Slack message, whose thread holds the later ones.
     slack_channel: str | None = None
     slack_ts: str | None = None
+    # Why that thread ended (Slack's answer to an edit of its first message): the next message
+    # starts a new thread and says so.
+    slack_thread_gone: str | None = None
 
     @property
     def thread(self) -> dict[str, str] | None:
-        """Where the incident's first message is (`{"channel", "ts"}`), if it was posted by a bot."""
-        if self.open and self.slack_channel and self.slack_ts:
+        """Where the incident's first message is (`{"channel", "ts"}`), if it was posted by a bot
+        and its thread has not ended."""
+        if self.open and self.slack_channel and self.slack_ts and not self.slack_thread_gone:
             return {"channel": self.slack_channel, "ts": self.slack_ts}
         return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from batch_cleanup import metrics
@@ -276,12 +276,14 @@ def send(
     now: datetime,
     run_after: datetime | None = None,
     diagnose: Callable[[datetime, datetime], Diagnosis] | None = None,
+    retry: bool = False,
 ) -> str:
     """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`.
 
     A WARNING or CRITICAL message (and a TEST) first gets `diagnose(start, end)` of the window ending
     at `run_after`: the coordinator's health and a worker-logs link. In bot-token mode the incident's
-    first message is then edited to show where it stands (`now`).
+    first message is then edited to show where it stands (`now`), and a `retry` (not the task's
+    first try) first looks in Slack for what an earlier try posted.
     """
     run_url = dag_run_url(base_url, dag_id, run_id)
     config = PolicyConfig.from_params(params)
@@ -295,7 +297,7 @@ def send(
         decision,
         window_minutes=config.window_minutes,
         threshold=compared_with(decision, config),
-        updated_at=f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        now=now,
         run_url=run_url,
     )
     return deliver(
@@ -308,6 +310,8 @@ def send(
         store=store,
         slack=slack,
         card=card,
+        since=run_after or now,
+        retry=retry,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 
 def duration_text(duration: float | timedelta | None) -> str:
@@ -22,3 +22,25 @@ def duration_text(duration: float | timedelta | None) -> str:
 def unique(values: Iterable[str]) -> tuple[str, ...]:
     """`values` without repeats, in the order first seen."""
     return tuple(dict.fromkeys(values))
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 batch`, `2 batches`: the count with its noun, singular or plural."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def clock_text(moment: datetime, now: datetime | None = None) -> str:
+    """`14:39 UTC` on `now`'s day, `1 Mar 14:39 UTC` in its year, else `1 Mar 2025 14:39 UTC`
+    (always the full date without `now`): a time on-call reads, never an ISO stamp."""
+    moment = moment.astimezone(UTC)
+    today = now.astimezone(UTC) if now is not None else None
+    if today is not None and moment.date() == today.date():
+        return f"{moment:%H:%M} UTC"
+    if today is not None and moment.year == today.year:
+        return f"{moment.day} {moment:%b %H:%M} UTC"
+    return f"{moment.day} {moment:%b %Y %H:%M} UTC"
+
+
+def ago_text(duration: timedelta) -> str:
+    """`just now`, `12 min ago`, `2 h 05 min ago`."""
+    return "just now" if duration < timedelta(minutes=1) else f"{duration_text(duration)} ago"

@@ -66,10 +66,13 @@ class MemoryStore:
 
 
 class MemorySlack:
-    """`OnCallChannel`'s contract in memory: what was posted (and where) and edited.
+    """`OnCallChannel`'s contract in memory: what was posted (and where, with which metadata) and edited.
 
-    `threads`: bot-token mode (posts get a `ts`, replies and edits work); else a webhook.
-    `gone`: ts of messages deleted in Slack (a reply to or an edit of them raises ThreadGone).
+    `threads`: bot-token mode (posts get a `ts`, replies, edits and lookups work); else a webhook.
+    `gone`: ts of messages deleted in Slack, as Slack then answers: a reply to one is accepted but
+    lands at the root, an edit raises ThreadGone (message_not_found), a lookup in its thread too
+    (thread_not_found). `tombstones`: deleted messages that had replies: replies still go into
+    their thread, only an edit finds them gone.
     `refuse`: an exception the next post raises.
     """
 
@@ -77,27 +80,64 @@ class MemorySlack:
         self.threads, self.channel = threads, channel
         self.posts: list[dict[str, Any]] = []
         self.edits: list[dict[str, Any]] = []
+        self.lookups: list[dict[str, Any]] = []
         self.gone: set[str] = set()
+        self.tombstones: set[str] = set()
         self.refuse: Exception | None = None
 
     @property
     def messages(self) -> list[Any]:
         return [post["message"] for post in self.posts]
 
-    def post(self, message, *, thread_ts=None, broadcast=False):
-        from batch_cleanup.delivery import ThreadGone
-
+    def post(self, message, *, thread_ts=None, broadcast=False, metadata=None):
         if self.refuse is not None:
             raise self.refuse
         if thread_ts in self.gone:
-            raise ThreadGone("thread_not_found")
+            thread_ts, broadcast = None, False
         ts = f"{1764650000 + len(self.posts)}.000100" if self.threads else None
-        self.posts.append({"message": message, "ts": ts, "thread_ts": thread_ts, "broadcast": broadcast})
-        return {"channel": self.channel, "ts": ts} if self.threads else {}
+        self.posts.append(
+            {
+                "message": message,
+                "ts": ts,
+                "thread_ts": thread_ts,
+                "broadcast": broadcast,
+                "metadata": metadata,
+            }
+        )
+        if not self.threads:
+            return {}
+        return {"channel": self.channel, "ts": ts, **({"thread_ts": thread_ts} if thread_ts else {})}
 
-    def update(self, where, message):
+    def update(self, where, message, *, metadata=None):
         from batch_cleanup.delivery import ThreadGone
 
-        if where["ts"] in self.gone:
+        if where["ts"] in self.gone | self.tombstones:
             raise ThreadGone("message_not_found")
         self.edits.append({"where": where, "message": message})
+        if metadata is not None:
+            next(post for post in self.posts if post["ts"] == where["ts"])["metadata"] = metadata
+
+    def find(self, event_type, key, *, oldest, thread_ts=None):
+        from batch_cleanup.delivery import ThreadGone
+
+        self.lookups.append({"key": key, "thread_ts": thread_ts})
+        if thread_ts in self.gone:
+            raise ThreadGone("thread_not_found")
+        found = []
+        for post in self.posts:
+            where = (
+                thread_ts in (post["ts"], post["thread_ts"])
+                if thread_ts
+                else (post["thread_ts"] is None or post["broadcast"])
+            )
+            metadata = post["metadata"] or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                where
+                and post["ts"] not in self.gone
+                and metadata.get("event_type") == event_type
+                and all(payload.get(k) == v for k, v in key.items())
+            ):
+                thread = {"thread_ts": post["thread_ts"]} if post["thread_ts"] else {}
+                found.append({"channel": self.channel, "ts": post["ts"], **thread, "payload": payload})
+        return found

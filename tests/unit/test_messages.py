@@ -10,7 +10,17 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from batch_cleanup.messages import Message, alert, dag_run_url, link, run_failed, run_overdue, task_failure
+from batch_cleanup.messages import (
+    Diagnosis,
+    Message,
+    alert,
+    dag_run_url,
+    incident_card,
+    link,
+    run_failed,
+    run_overdue,
+    task_failure,
+)
 from batch_cleanup.policy import PolicyConfig, State, decide
 from batch_cleanup.policy import forced_test_decision as make_test_decision
 
@@ -191,9 +201,8 @@ def test_the_fallback_gives_the_count_the_threshold_and_this_runs_completions():
 @pytest.mark.parametrize("kind", ["alert", "escalation", "reminder", "test"])
 @pytest.mark.parametrize("completed", [0, 1, 9_999])
 def test_the_fallback_gives_the_completions_of_this_run_even_when_zero(kind, completed):
-    assert (
-        f"{completed} batches auto-completed in this run" in render(kind, completed_this_run=completed).text
-    )
+    batches = "1 batch" if completed == 1 else f"{completed} batches"
+    assert f"{batches} auto-completed in this run" in render(kind, completed_this_run=completed).text
 
 
 def test_the_fallback_lists_the_window_ids_once_each_in_order():
@@ -286,7 +295,7 @@ def test_resolved_gives_the_duration_the_total_and_the_batches():
     message = render("resolved", ["b1"])
 
     assert "Lasted 2 h 30 min, 2 cleanups in total, peak severity CRITICAL" in message.text
-    assert "Now 1 cleanups in the last 60 minutes" in message.text
+    assert "Now 1 cleanup in the last 60 minutes" in message.text
     assert listed_line(message.text, "resolved") == "Batches involved: b0, b1"
 
 
@@ -378,9 +387,11 @@ FAILURE = {
 @pytest.mark.parametrize("field", sorted(FAILURE))
 def test_a_task_failure_names_the_dag_task_run_error_and_log(field):
     message = task_failure(**FAILURE)
+    # The run by its kind and time, as people read it: no ISO stamp (the log link leads to it).
+    shown = "scheduled for 1 Mar 2020 10:05 UTC" if field == "run_id" else FAILURE[field]
 
-    assert FAILURE[field] in message.text
-    assert FAILURE[field] in block_text(message)
+    assert shown in message.text
+    assert shown in block_text(message)
 
 
 @pytest.mark.parametrize(
@@ -496,3 +507,128 @@ def test_a_base_url_with_a_path_prefix_is_kept():
     url = dag_run_url("https://example.com/airflow", "d", "r")
 
     assert url == "https://example.com/airflow/dags/d/runs/r"
+
+
+# --- the incident card (bot-token mode) ------------------------------------------------------------
+
+
+def card_for(kind: str, minutes_later: float, **overrides) -> Message:
+    decision = decided(kind, [f"b{i}" for i in range(1, 30)], **overrides)
+    return incident_card(
+        decision,
+        window_minutes=60,
+        threshold=5 if decision["severity"] == "CRITICAL" and kind != "resolved" else 3,
+        now=T0 + timedelta(minutes=minutes_later),
+        run_url=RUN_URL,
+    )
+
+
+def test_the_card_says_in_a_few_lines_since_when_in_human_time_and_lists_nothing():
+    card = card_for("reminder", 75)
+
+    assert header(card) == ":rotating_light: CRITICAL, ongoing: systemic batch stalls"
+    assert "*Since* 09:00 UTC, 1 h 15 min ago" in block_text(card)
+    assert "Since 09:00 UTC, 1 h 15 min ago" in card.text
+    assert "Updated 10:15 UTC" in card.text
+    assert "b1" not in card.text + block_text(card), "the lists are in the thread's steps"
+    assert "29 batches" in block_text(card), "it counts them"
+    assert len(card.blocks) <= 4
+    assert_within_slack_limits(card)
+
+
+def test_the_card_of_an_incident_opened_on_another_day_gives_the_date():
+    decision = decided("reminder")
+    card = incident_card(
+        decision, window_minutes=60, threshold=5, now=T0 + timedelta(days=1, hours=2), run_url=RUN_URL
+    )
+
+    assert "*Since* 2 Mar 09:00 UTC, 1 d 2 h ago" in block_text(card)
+
+
+def test_a_resolved_card_says_how_long_and_differs_from_the_resolved_step():
+    card = card_for("resolved", 150)
+    step = render("resolved", [f"b{i}" for i in range(1, 30)])
+
+    assert header(card) == ":white_check_mark: RESOLVED after 2 h 30 min: systemic batch stalls"
+    assert "*From* 09:00 UTC *to* 11:30 UTC · peak CRITICAL · 16 cleanups in total, 30 batches" in block_text(
+        card
+    )
+    assert header(step) != header(card) and card.text.splitlines()[1:] != step.text.splitlines()[1:]
+    assert "b1" in step.text and "b1" not in card.text, "the RESOLVED step carries the closing facts"
+
+
+# --- words ----------------------------------------------------------------------------------------
+
+
+def test_one_of_anything_is_singular():
+    one = message_for(
+        {**decided("alert", ["b1"]), "count": 1}, window_minutes=1, threshold=1, completed_this_run=1
+    )
+    resolved = render("resolved", ["b1"])
+    decision = decided("alert", ["b1"], offenders=(("b1", 1),))
+    decision["double_recorded"] = 1
+    once = message_for(decision)
+
+    assert "1 cleanup in the last minute (threshold: 1)" in one.text
+    assert "*1 cleanup* in the last minute" in block_text(one)
+    assert "1 batch auto-completed" in one.text and "*1 batch* auto-completed" in block_text(one)
+    assert "Now 1 cleanup in the last 60 minutes" in resolved.text
+    assert "b1 stalled 1 time in 24 h" in once.text
+    assert "1 cleanup was also recorded" in once.text
+    overdue = run_overdue(dag_id="d", run_id="r", queued_at="q", minutes=1, run_url=RUN_URL)
+    assert "1 minute after" in overdue.text and "1 minutes" not in overdue.text + block_text(overdue)
+
+
+ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+# Addresses are for machines (a Logs Explorer link carries its range as ISO times), not read by people.
+URLS = re.compile(r"<[^>|]+\|[^>]*>|https?://\S+")
+RUN_ID = "scheduled__2026-03-02T09:00:00+00:00"
+MANUAL_RUN_ID = "manual__2026-03-02T09:12:34.567890+00:00"
+
+
+def _every_message() -> dict[str, Message]:
+    diagnosis = Diagnosis(
+        health=("database: down",),
+        logs_url="https://console.cloud.google.com/logs/query;startTime=2026-03-02T08:00:00Z?project=p",
+    )
+    messages = {
+        kind: message_for(decided(kind, ["b1", "b2"]), run_url=dag_run_url("https://a.example", "d", RUN_ID))
+        for kind in KINDS
+    }
+    messages["diagnosed"] = message_for(decided("alert", ["b1"]), diagnosis=diagnosis)
+    messages["deescalated reminder"] = message_for(decided("reminder", ["b1"], count=4))
+    for kind, later in (("alert", 0), ("escalation", 15), ("reminder", 75), ("resolved", 150)):
+        messages[f"{kind} card"] = card_for(kind, later)
+    messages["task_failure"] = task_failure(
+        dag_id="d", task_id="send_alert", run_id=RUN_ID, error="boom", log_url="https://a.example/log"
+    )
+    messages["run_failed"] = run_failed(
+        dag_id="d", run_id=MANUAL_RUN_ID, reason="timed out", run_url=dag_run_url("https://a", "d", RUN_ID)
+    )
+    messages["run_overdue"] = run_overdue(
+        dag_id="d",
+        run_id=RUN_ID,
+        queued_at="2026-03-02 09:00:05.123456+00:00",
+        minutes=14,
+        run_url="https://a",
+    )
+    return messages
+
+
+@pytest.mark.parametrize("kind", sorted(_every_message()))
+def test_no_message_shows_an_iso_timestamp(kind):
+    message = _every_message()[kind]
+
+    for shown in (message.text, block_text(message)):
+        assert not ISO_8601.search(URLS.sub("", shown)), shown
+
+
+def test_runs_and_times_read_as_people_say_them():
+    overdue = run_overdue(
+        dag_id="d", run_id=RUN_ID, queued_at="2026-03-02T09:00:05+00:00", minutes=14, run_url="https://a"
+    )
+    failed = run_failed(dag_id="d", run_id=MANUAL_RUN_ID, reason="timed out", run_url="https://a")
+
+    assert "scheduled for 2 Mar 2026 09:00 UTC" in overdue.text
+    assert "queued at 2 Mar 2026 09:00 UTC" in overdue.text
+    assert "manual, 2 Mar 2026 09:12 UTC" in block_text(failed)

@@ -32,6 +32,21 @@ def test_what_only_the_connection_can_heal_fails_at_once_naming_it(error):
     assert "fix connection 'slack_x'" in str(failure)
 
 
+@pytest.mark.parametrize(
+    ("method", "scope"),
+    [
+        ("chat.postMessage", "chat:write"),
+        ("conversations.history", "channels:history"),
+        ("conversations.replies", "channels:history"),
+    ],
+)
+def test_a_missing_scope_names_the_scope_the_method_needs(method, scope):
+    failure = api_error("slack_x", method, answer("missing_scope"), thread=method == "conversations.replies")
+
+    assert type(failure) is AirflowFailException
+    assert f"the bot token needs the scope {scope}" in str(failure)
+
+
 def test_a_channel_that_is_gone_for_a_new_message_is_the_connections_fault():
     assert type(api_error("c", "chat.postMessage", answer("channel_not_found"), thread=False)) is (
         AirflowFailException

@@ -343,7 +343,7 @@ def test_a_cleanup_recorded_by_both_counts_once_and_the_message_says_why(caplog)
     assert (decision["kind"], decision["count"], decision["double_recorded"]) == ("alert", 3, 1)
     assert "recorded by the coordinator too: its own tracking is still on" in caplog.text
     message = steps.message_for({"stalled_count": 0}, evaluation, PARAMS, run_url="https://a.example/run")
-    assert "1 cleanups were also recorded by the coordinator's own tracking" in message.text
+    assert "1 cleanup was also recorded by the coordinator's own tracking" in message.text
 
 
 def test_a_run_that_recorded_a_cleanup_looks_for_the_coordinators_copy_of_it(caplog):

@@ -1,6 +1,8 @@
-"""Bot-token mode without Airflow: one incident is one Slack thread, its first message edited after
-each step; webhook mode is unchanged. The in-memory store and Slack stand in for the hooks (the
-real ones are tested end to end in tests/dags/test_slack_threads_e2e.py)."""
+"""Bot-token mode without Airflow: one incident is one Slack thread, a card above every step in full,
+edited after each step; a thread whose first message is gone ends and the next message says why;
+a retry finds what an earlier try posted. Webhook mode is unchanged. The in-memory store and
+Slack stand in for the hooks (the real ones are tested end to end in tests/dags/test_slack_threads_e2e.py
+and tests/faults/)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class Runs:
     """Scheduled runs one after another on one store and one Slack, as the DAG would make them."""
 
     def __init__(self, slack: MemorySlack) -> None:
-        self.store, self.slack, self.events = MemoryStore(), slack, 0
+        self.store, self.slack, self.events = CrashesBeforeRecording(), slack, 0
 
     def cleanups(self, at: datetime, n: int) -> None:
         for _ in range(n):
@@ -35,20 +37,45 @@ class Runs:
         evaluation = steps.evaluate(self.store, PARAMS, dag_id=DAG, run_after=at, mute_value=None)
         outcome = None
         if steps.choose_alert(evaluation) != steps.NO_ALERT:
-            for _ in range(send_tries):
-                outcome = steps.send(
-                    self.store,
-                    {"stalled_count": 1},
-                    evaluation,
-                    PARAMS,
-                    dag_id=DAG,
-                    run_id=run_id,
-                    base_url="https://airflow.example.com",
-                    slack=self.slack,
-                    now=at,
-                )
+            for attempt in range(send_tries):
+                try:
+                    outcome = self.send(evaluation, run_id, at, retry=attempt > 0)
+                except Crash:
+                    continue
         steps.record_state(self.store, evaluation, outcome, PARAMS, dag_id=DAG, run_id=run_id, run_after=at)
         return evaluation["decision"]
+
+    def send(self, evaluation: dict[str, Any], run_id: str, at: datetime, *, retry: bool) -> str:
+        return steps.send(
+            self.store,
+            {"stalled_count": 1},
+            evaluation,
+            PARAMS,
+            dag_id=DAG,
+            run_id=run_id,
+            base_url="https://airflow.example.com",
+            slack=self.slack,
+            now=at,
+            run_after=at,
+            retry=retry,
+        )
+
+
+class Crash(Exception):
+    """The task's process dies."""
+
+
+class CrashesBeforeRecording(MemoryStore):
+    """The store; with `crashes` set, the task dies that many times after Slack accepted a post,
+    before it was recorded."""
+
+    crashes = 0
+
+    def record_post(self, dag_id, *, run_id, kind, where):
+        if self.crashes:
+            self.crashes -= 1
+            raise Crash
+        super().record_post(dag_id, run_id=run_id, kind=kind, where=where)
 
 
 def minutes(n: float) -> datetime:
@@ -69,23 +96,45 @@ def incident(runs: Runs) -> list[str]:
     return kinds
 
 
-def test_an_incident_is_one_thread_with_its_first_message_edited_at_each_step():
+def texts(message) -> str:
+    """Everything a message shows: its fallback text and every block."""
+    return message.text + repr(message.blocks)
+
+
+def test_an_incident_is_one_thread_a_card_above_every_step_in_full():
     runs = Runs(MemorySlack(threads=True))
 
     assert incident(runs) == ["alert", "reminder", "escalation", "resolved"]
 
-    first, *replies = runs.slack.posts
-    assert first["thread_ts"] is None and first["message"].text.startswith("WARNING")
-    assert [reply["thread_ts"] for reply in replies] == [first["ts"]] * 3
-    assert [reply["broadcast"] for reply in replies] == [False, True, False], "only CRITICAL is broadcast"
-    assert [edit["where"] for edit in runs.slack.edits] == [{"channel": "C0TEST", "ts": first["ts"]}] * 3
-    headers = [edit["message"].blocks[0]["text"]["text"] for edit in runs.slack.edits]
-    assert headers == [
+    card, *replies = runs.slack.posts
+    assert card["thread_ts"] is None and card["message"].text.startswith("WARNING, ongoing")
+    assert [reply["thread_ts"] for reply in replies] == [card["ts"]] * 4
+    assert [reply["message"].text.split(":")[0] for reply in replies] == [
+        "WARNING",
+        "Still ongoing (WARNING)",
+        "Escalated to CRITICAL",
+        "RESOLVED",
+    ]
+    assert "batch-0" in texts(replies[0]["message"]), "the opening WARNING is kept in full in the thread"
+    assert [reply["broadcast"] for reply in replies] == [False, False, True, False], (
+        "only CRITICAL is broadcast"
+    )
+    assert [edit["where"] for edit in runs.slack.edits] == [{"channel": "C0TEST", "ts": card["ts"]}] * 3
+    cards = [card["message"], *(edit["message"] for edit in runs.slack.edits)]
+    assert [c.blocks[0]["text"]["text"] for c in cards] == [
+        ":rotating_light: WARNING, ongoing: systemic batch stalls",
         ":rotating_light: WARNING, ongoing: systemic batch stalls",
         ":rotating_light: CRITICAL, ongoing: systemic batch stalls",
-        ":white_check_mark: RESOLVED: systemic batch stalls are over",
+        ":white_check_mark: RESOLVED after 3 h 20 min: systemic batch stalls",
     ]
-    assert "Lasted:* 3 h 20 min" in runs.slack.edits[-1]["message"].blocks[1]["text"]["text"]
+    assert not any("batch-" in texts(c) for c in cards), "the card counts the batches, never lists them"
+    assert "*Since* 12:00 UTC, 1 h 15 min ago" in cards[2].blocks[1]["text"]["text"]
+    resolved_card, resolved = cards[-1], replies[-1]["message"]
+    assert "From* 12:00 UTC *to* 15:20 UTC" in resolved_card.blocks[1]["text"]["text"]
+    assert resolved_card.blocks[0] != resolved.blocks[0] and resolved_card.text != resolved.text
+    assert "Batches involved" in texts(resolved) and "Batches involved" not in texts(resolved_card), (
+        "the card is the summary; the RESOLVED reply carries the closing facts"
+    )
     assert "slack_ts" not in runs.store.state or runs.store.state["slack_ts"] is None, (
         "RESOLVED ends the thread"
     )
@@ -97,7 +146,8 @@ def test_webhook_mode_posts_every_message_on_its_own_and_edits_nothing():
     assert incident(runs) == ["alert", "reminder", "escalation", "resolved"]
 
     assert [post["thread_ts"] for post in runs.slack.posts] == [None] * 4
-    assert runs.slack.edits == []
+    assert runs.slack.posts[0]["message"].text.startswith("WARNING: systemic batch stalls")
+    assert runs.slack.edits == [] and runs.slack.lookups == []
 
 
 def test_the_next_incident_starts_a_thread_of_its_own():
@@ -107,28 +157,58 @@ def test_the_next_incident_starts_a_thread_of_its_own():
     runs.cleanups(minutes(300), 3)
     assert runs.run(minutes(300))["kind"] == "alert"
 
-    assert runs.slack.posts[-1]["thread_ts"] is None
-    assert runs.store.state["slack_ts"] == runs.slack.posts[-1]["ts"]
+    card, alert = runs.slack.posts[-2:]
+    assert card["thread_ts"] is None and alert["thread_ts"] == card["ts"]
+    assert runs.store.state["slack_ts"] == card["ts"]
 
 
-def test_a_first_message_that_is_gone_gets_a_new_one_which_says_why_and_holds_the_rest():
+def test_a_reply_that_lands_outside_a_deleted_first_message_becomes_the_new_card():
     runs = Runs(MemorySlack(threads=True))
     runs.cleanups(minutes(0), 3)
     runs.run(minutes(0))
-    runs.slack.gone.add(runs.slack.posts[0]["ts"])  # someone deleted it
+    runs.slack.gone.add(runs.slack.posts[0]["ts"])  # someone deleted the card
 
     runs.cleanups(minutes(60), 3)
     assert runs.run(minutes(60))["kind"] == "reminder"
 
-    replacement = runs.slack.posts[-1]
-    assert replacement["thread_ts"] is None, "a new message, not a reply to the lost one"
-    assert "could not be found (Slack answered `thread_not_found`)" in replacement["message"].text
-    assert "starts a new one" in replacement["message"].blocks[1]["elements"][0]["text"]
-    assert runs.store.state["slack_ts"] == replacement["ts"], "later messages go into the new thread"
+    stray, reminder = runs.slack.posts[-2:]
+    assert stray["thread_ts"] is None, "Slack posted the reply at the channel's root"
+    assert runs.slack.edits[-1]["where"]["ts"] == stray["ts"], "edited into the card"
+    assert runs.slack.edits[-1]["message"].text.startswith("WARNING, ongoing")
+    assert stray["metadata"]["event_payload"]["part"] == "card"
+    assert reminder["thread_ts"] == stray["ts"] and reminder["message"].text.count("thread is gone") == 1
+    assert "its first message was deleted" in reminder["message"].blocks[1]["elements"][0]["text"]
+    assert runs.store.state["slack_ts"] == stray["ts"], "later messages go into the new thread"
 
     runs.cleanups(minutes(75), 3)
     assert runs.run(minutes(75))["kind"] == "escalation"
-    assert runs.slack.posts[-1]["thread_ts"] == replacement["ts"]
+    assert runs.slack.posts[-1]["thread_ts"] == stray["ts"]
+    assert "thread is gone" not in runs.slack.posts[-1]["message"].text, "said once"
+
+
+def test_an_edit_that_finds_the_first_message_gone_ends_the_thread_and_the_next_message_says_why():
+    runs = Runs(MemorySlack(threads=True))
+    runs.cleanups(minutes(0), 3)
+    runs.run(minutes(0))
+    card = runs.slack.posts[0]
+    runs.slack.tombstones.add(card["ts"])  # deleted, its replies kept: replies still thread under it
+
+    runs.cleanups(minutes(60), 3)
+    runs.run(minutes(60))  # the reminder goes into the old thread; the edit finds the card gone
+    assert runs.slack.posts[-1]["thread_ts"] == card["ts"]
+    assert runs.store.state["slack_thread_gone"] == "message_not_found"
+
+    runs.cleanups(minutes(75), 3)
+    assert runs.run(minutes(75))["kind"] == "escalation"
+    new_card, escalation = runs.slack.posts[-2:]
+    assert new_card["thread_ts"] is None and escalation["thread_ts"] == new_card["ts"]
+    assert "Slack answered `message_not_found`" in escalation["message"].text
+    assert runs.store.state["slack_ts"] == new_card["ts"] and not runs.store.state["slack_thread_gone"]
+
+    runs.cleanups(minutes(140), 3)
+    assert runs.run(minutes(140))["kind"] == "reminder"
+    assert runs.slack.posts[-1]["thread_ts"] == new_card["ts"]
+    assert "thread is gone" not in runs.slack.posts[-1]["message"].text, "said once"
 
 
 def test_a_retry_after_slack_accepted_posts_nothing_again_and_keeps_the_thread():
@@ -137,8 +217,62 @@ def test_a_retry_after_slack_accepted_posts_nothing_again_and_keeps_the_thread()
 
     runs.run(minutes(0), send_tries=2)  # the second try: the task failed after the post
 
-    assert len(runs.slack.posts) == 1
+    assert len(runs.slack.posts) == 2, "the card and the WARNING, once"
     assert runs.store.state["slack_ts"] == runs.slack.posts[0]["ts"]
+
+
+@pytest.mark.parametrize("crash_at", [0, 15], ids=["alert", "escalation"])
+def test_a_retry_finds_in_slack_what_a_try_that_died_before_recording_it_posted(crash_at):
+    runs = Runs(MemorySlack(threads=True))
+    for at in (0, 15):
+        runs.cleanups(minutes(at), 3)
+        runs.store.crashes = int(at == crash_at)
+        runs.run(minutes(at), send_tries=2)
+
+    card, *steps_posted = runs.slack.posts
+    assert [post["message"].text.split(":")[0] for post in steps_posted] == [
+        "WARNING",
+        "Escalated to CRITICAL",
+    ]
+    assert all(post["thread_ts"] == card["ts"] for post in steps_posted)
+    assert runs.slack.lookups, "the retry looked"
+    assert runs.store.state["slack_ts"] == card["ts"] and runs.store.state["severity"] == "CRITICAL"
+    payloads = [post["metadata"]["event_payload"] for post in runs.slack.posts]
+    assert [(p["kind"], p["part"]) for p in payloads] == [
+        ("alert", "card"),
+        ("alert", "step"),
+        ("escalation", "step"),
+    ]
+    assert {p["dag_id"] for p in payloads} == {DAG}
+
+
+def test_a_retry_after_only_the_card_was_posted_posts_only_the_step():
+    class RefusesTheFirstReply(MemorySlack):
+        refused = False
+
+        def post(self, message, **kwargs):
+            if kwargs.get("thread_ts") and not self.refused:
+                self.refused = True
+                raise AirflowException("Slack did not accept chat.postMessage: internal_error")
+            return super().post(message, **kwargs)
+
+    runs = Runs(RefusesTheFirstReply(threads=True))
+    runs.cleanups(minutes(0), 3)
+    evaluation = steps.evaluate(runs.store, PARAMS, dag_id=DAG, run_after=minutes(0), mute_value=None)
+
+    with pytest.raises(AirflowException):
+        runs.send(evaluation, "scheduled__first", minutes(0), retry=False)
+    assert runs.send(evaluation, "scheduled__first", minutes(0), retry=True) == "sent"
+
+    card, alert = runs.slack.posts
+    assert card["thread_ts"] is None and alert["thread_ts"] == card["ts"]
+
+
+def test_a_first_try_looks_for_nothing():
+    runs = Runs(MemorySlack(threads=True))
+    incident(runs)
+
+    assert runs.slack.lookups == []
 
 
 def test_a_concurrent_run_that_decided_the_same_posts_nothing():
@@ -163,12 +297,12 @@ def test_a_concurrent_run_that_decided_the_same_posts_nothing():
     ]
 
     assert said == ["sent", "skipped"]
-    assert len(slack.posts) == 1
+    assert len(slack.posts) == 2, "one card and one WARNING"
 
 
 def test_a_failed_edit_of_the_first_message_is_logged_and_never_fails_the_delivered_step(caplog):
     class EditsFail(MemorySlack):
-        def update(self, where, message):
+        def update(self, where, message, *, metadata=None):
             raise AirflowException("Slack did not accept chat_update: internal_error")
 
     runs = Runs(EditsFail(threads=True))
@@ -178,9 +312,10 @@ def test_a_failed_edit_of_the_first_message_is_logged_and_never_fails_the_delive
 
     assert runs.run(minutes(15))["kind"] == "escalation"
 
-    assert len(runs.slack.posts) == 2
+    assert len(runs.slack.posts) == 3
     assert "Could not edit the incident's first message" in caplog.text
     assert "internal_error" in caplog.text
+    assert not runs.store.state.get("slack_thread_gone"), "an edit that failed is not a thread that ended"
 
 
 @pytest.mark.parametrize("threads", [True, False], ids=["bot-token", "webhook"])

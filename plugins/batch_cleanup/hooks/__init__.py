@@ -43,7 +43,10 @@ def monitoring_hook() -> MonitoringHook:
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
     """The run's ids and time, the UI's base URL for links, the on-call channel of the DAG's Slack
-    connection, the time (of the incident card's "updated") and the alert's diagnosis."""
+    connection, the time (of the incident card's "updated"), the alert's diagnosis, and whether an
+    earlier try of the task ran (it may have posted)."""
+    from airflow.sdk import get_current_context
+
     from batch_cleanup.config import api_base_url
     from batch_cleanup.hooks.slack import OnCallChannel
 
@@ -55,6 +58,7 @@ def delivery_args(dag_run: Any) -> dict[str, Any]:
         "slack": OnCallChannel(SLACK_CONN_ID),
         "now": datetime.now(UTC),
         "diagnose": diagnose,
+        "retry": get_current_context()["ti"].try_number > 1,
     }
 
 

@@ -1,10 +1,12 @@
 """Posting to the on-call channel through the Slack provider's hooks, in one of two modes.
 
 - **Webhook** (`slackwebhook` connection, the default): `SlackWebhookHook`; messages stand alone.
-- **Bot token** (`slack` connection: a token with `chat:write`, the channel id in the extra's
-  `channel`): `SlackHook`'s Web API client. `chat.postMessage` answers with the message's `channel`
-  and `ts`, so an incident's later messages go into its thread and its first message can be
-  edited with `chat.update`.
+- **Bot token** (`slack` connection: a token with `chat:write` and `channels:history`, or
+  `groups:history` for a private channel, the channel id in the extra's `channel`): `SlackHook`'s
+  Web API client. `chat.postMessage` answers with the message's `channel` and `ts`, so an
+  incident's later messages go into its thread and its first message can be edited with
+  `chat.update`. Each message carries `metadata` naming its decision, so that a retry can find
+  with `conversations.history` / `conversations.replies` what an earlier try posted.
 
 Everything posted goes through Airflow's secrets masker first: an error text may echo a key.
 """
@@ -24,6 +26,8 @@ from batch_cleanup.messages import Message
 
 TIMEOUT_SECONDS = 30
 MAX_RETRIES = 2
+# How many messages a look for an earlier try's post reads: it looks only since the run began.
+LOOKUP_LIMIT = 20
 # 4xx answers that a retry cannot heal: a revoked or mistyped webhook, an archived channel, a bad body.
 # 408 and 429 are Slack asking to come back later, and stay retried like 5xx.
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
@@ -53,6 +57,14 @@ FIXABLE_API_ERRORS = frozenset(
         "edit_window_closed",
     }
 )
+# The scopes each Web API method needs, named when Slack answers `missing_scope`.
+HISTORY_SCOPE = "channels:history (groups:history for a private channel)"
+SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "conversations.history": HISTORY_SCOPE,
+    "conversations.replies": HISTORY_SCOPE,
+}
 # What Slack says when the message a reply or an edit points at is gone (deleted, or its channel).
 THREAD_GONE_ERRORS = frozenset({"message_not_found", "thread_not_found", "channel_not_found"})
 
@@ -95,9 +107,10 @@ def webhook_hook(conn_id: str, *, asynchronous: bool = False) -> SlackWebhookHoo
 
 
 def bot_hook(conn_id: str, *, asynchronous: bool = False) -> SlackHook:
-    """The provider's Web API hook with the same retry handlers (its extra may set `base_url`)."""
+    """The provider's Web API hook with the same retry handlers (its extra may set `base_url`, and
+    `timeout`: slack_sdk's 30 s, TIMEOUT_SECONDS, when it does not)."""
     handlers = _async_retry_handlers() if asynchronous else _retry_handlers()
-    return SlackHook(slack_conn_id=conn_id, timeout=TIMEOUT_SECONDS, retry_handlers=handlers)
+    return SlackHook(slack_conn_id=conn_id, retry_handlers=handlers)
 
 
 def payload(message: Message) -> dict[str, Any]:
@@ -137,10 +150,17 @@ class OnCallChannel:
         return self.connection.conn_type == BOT_CONN_TYPE
 
     def post(
-        self, message: Message, *, thread_ts: str | None = None, broadcast: bool = False
+        self,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, str]:
         """Post one message (into the thread of `thread_ts` when given); raises unless Slack accepted it.
 
+        Returns where it landed: `channel`, `ts` and, when Slack put it in a thread, `thread_ts`
+        (a reply to a deleted parent is accepted, but lands un-threaded at the channel's root).
         ThreadGone when `thread_ts`'s message is gone; AirflowFailException when only fixing the
         connection helps; AirflowException (retried) otherwise.
         """
@@ -150,14 +170,48 @@ class OnCallChannel:
             return {}
         channel = channel_of(self.conn_id, self.connection)
         extra: dict[str, Any] = {"thread_ts": thread_ts, "reply_broadcast": broadcast} if thread_ts else {}
+        if metadata is not None:
+            extra["metadata"] = metadata
         answer = self._call(
             "chat_postMessage", thread=thread_ts is not None, channel=channel, **payload(message), **extra
         )
-        return {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
+        return _where(str(answer["channel"]), answer.get("message") or {"ts": answer["ts"]})
 
-    def update(self, where: dict[str, str], message: Message) -> None:
-        """Replace the message at `where` (`{"channel", "ts"}`); ThreadGone when it is gone."""
-        self._call("chat_update", thread=True, channel=where["channel"], ts=where["ts"], **payload(message))
+    def update(
+        self, where: dict[str, str], message: Message, *, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Replace the message at `where` (`{"channel", "ts"}`, and its `metadata` when given);
+        ThreadGone when it is gone."""
+        extra = {"metadata": metadata} if metadata is not None else {}
+        self._call(
+            "chat_update", thread=True, channel=where["channel"], ts=where["ts"], **payload(message), **extra
+        )
+
+    def find(
+        self, event_type: str, key: dict[str, Any], *, oldest: float, thread_ts: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The messages whose `metadata` is of `event_type` with every item of `key` in its payload,
+        among the first LOOKUP_LIMIT since `oldest` (Unix seconds): in the thread of `thread_ts`
+        (its parent included), else in the channel. Each as `post` says where it is, with its
+        `payload`; ThreadGone when `thread_ts`'s message is gone."""
+        channel = channel_of(self.conn_id, self.connection)
+        arguments: dict[str, Any] = {
+            "channel": channel,
+            "oldest": f"{oldest:.6f}",
+            "limit": LOOKUP_LIMIT,
+            "include_all_metadata": True,
+        }
+        if thread_ts is None:
+            answer = self._call("conversations_history", thread=False, **arguments)
+        else:
+            answer = self._call("conversations_replies", thread=True, ts=thread_ts, **arguments)
+        found = []
+        for message in answer.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            carried = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == event_type and all(carried.get(k) == v for k, v in key.items()):
+                found.append({**_where(channel, message), "payload": carried})
+        return found
 
     def _call(self, method: str, *, thread: bool, **arguments: Any) -> Any:
         from slack_sdk.errors import SlackApiError
@@ -168,16 +222,31 @@ class OnCallChannel:
             raise api_error(self.conn_id, method.replace("_", "."), err.response, thread=thread) from None
 
 
+def _where(channel: str, message: dict[str, Any]) -> dict[str, str]:
+    """`{"channel", "ts"}` of a message Slack answered with, and its `thread_ts` when it is a reply."""
+    where = {"channel": channel, "ts": str(message["ts"])}
+    if message.get("thread_ts") and message["thread_ts"] != message["ts"]:
+        where["thread_ts"] = str(message["thread_ts"])
+    return where
+
+
 def api_error(conn_id: str, method: str, response: Any, *, thread: bool) -> Exception:
     """The exception for a Web API answer that is not `ok`; `thread`: it pointed at an existing message."""
     data = response.data if isinstance(getattr(response, "data", None), dict) else {}
     error = str(data.get("error") or f"HTTP {getattr(response, 'status_code', '?')}")
     if thread and error in THREAD_GONE_ERRORS:
         return ThreadGone(error)
+    if error == "missing_scope":
+        return AirflowFailException(
+            f"Slack refused {method} on connection {conn_id!r} (missing_scope): the bot token needs the "
+            f"scope {SCOPES.get(method, data.get('needed') or '?')}; add it to the Slack app, reinstall it "
+            f"and fix connection {conn_id!r} if its token changed. Not retried."
+        )
     if error in FIXABLE_API_ERRORS:
         return AirflowFailException(
-            f"Slack refused {method} on connection {conn_id!r} ({error}): the token, its scopes (chat:write) "
-            f"or the channel id in the extra is wrong; fix connection {conn_id!r}. Not retried."
+            f"Slack refused {method} on connection {conn_id!r} ({error}): the token, its scopes "
+            f"({SCOPES.get(method, 'chat:write')}) or the channel id in the extra is wrong; fix connection "
+            f"{conn_id!r}. Not retried."
         )
     return AirflowException(f"Slack did not accept {method} on connection {conn_id!r}: {error}")
 
