@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -228,7 +228,10 @@ def incident_card(
     diagnosis are in the steps, each a reply in full below it."""
     ongoing = decision["kind"] != "resolved"
     opened = datetime.fromisoformat(decision["opened_at"]) if decision.get("opened_at") else now
-    lasted = duration_text(now - opened)
+    # The incident's length by the runs' times (as the policy measured it); "ago" by the clock.
+    seconds = decision.get("duration_seconds")
+    ended = opened + timedelta(seconds=seconds) if seconds is not None else now
+    lasted = duration_text(ended - opened)
     header = _CARD_HEADERS[ongoing].format(severity=decision.get("severity") or "", lasted=lasted)
     peak = decision.get("peak_severity") or decision.get("severity")
     batches = plural(len(unique(decision.get("batch_ids") or [])), "batch", "batches")
@@ -241,7 +244,7 @@ def incident_card(
         ]
     else:
         facts = [
-            f"*From* {clock_text(opened, now)} *to* {clock_text(now, now)} · peak {peak} · "
+            f"*From* {clock_text(opened, now)} *to* {clock_text(ended, now)} · peak {peak} · "
             f"{plural(decision['total_cleanups'], 'cleanup')} in total, {batches}",
         ]
     context = f"Updated {clock_text(now, now)}. Every step of the incident is in the thread, in full."

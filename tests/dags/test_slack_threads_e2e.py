@@ -1,6 +1,6 @@
 """Bot-token mode through whole DAG runs against the Slack stand-in's Web API: one incident is one
-thread (WARNING → reminder → CRITICAL, broadcast → RESOLVED), its first message edited at each
-step; a lost first message gets a new one; retries and concurrent runs post nothing twice."""
+thread, a card edited at each step above every step in full (WARNING → reminder → CRITICAL,
+broadcast → RESOLVED); a deleted card ends its thread; retries and concurrent runs post nothing twice."""
 
 from __future__ import annotations
 
@@ -58,10 +58,10 @@ def test_an_incident_is_one_thread_and_its_first_message_shows_where_it_stands(a
     _, sink = fresh
     seed(db, 0, 3)
     run(airflow, bot, 0, "thread-warning")
-    [parent] = sink.channel_messages()
-    assert parent["via"] == "api" and parent["thread_ts"] is None
-    assert parent["payload"]["text"].startswith("WARNING: systemic batch stalls")
-    assert (state(db)["slack_channel"], state(db)["slack_ts"]) == (DEFAULT_CHANNEL, parent["ts"])
+    [card] = sink.channel_messages()
+    assert card["via"] == "api" and card["thread_ts"] is None
+    assert card["payload"]["text"].startswith("WARNING, ongoing: systemic batch stalls")
+    assert (state(db)["slack_channel"], state(db)["slack_ts"]) == (DEFAULT_CHANNEL, card["ts"])
 
     seed(db, 45, 1)
     seed(db, 60, 2)
@@ -70,17 +70,26 @@ def test_an_incident_is_one_thread_and_its_first_message_shows_where_it_stands(a
     run(airflow, bot, 75, "thread-critical")
     run(airflow, bot, 200, "thread-resolved")
 
-    first, *replies = sink.thread(DEFAULT_CHANNEL, parent["ts"])
+    first, *replies = sink.thread(DEFAULT_CHANNEL, card["ts"])
     assert [reply["payload"]["text"].split(":")[0] for reply in replies] == [
+        "WARNING",
         "Still ongoing (WARNING)",
         "Escalated to CRITICAL",
         "RESOLVED",
     ]
-    assert [reply["reply_broadcast"] for reply in replies] == [False, True, False]
-    assert len(sink.channel_messages()) == 2, "the channel shows the first message and the CRITICAL page"
-    assert first["edited"] and len(first["updates"]) == 3, "edited after each of the three steps"
-    assert header(first) == ":white_check_mark: RESOLVED: systemic batch stalls are over"
-    assert "Lasted:* 3 h 20 min" in first["payload"]["blocks"][1]["text"]["text"]
+    assert "t-0-0" in replies[0]["payload"]["text"], "the opening WARNING stays readable in full"
+    assert [reply["reply_broadcast"] for reply in replies] == [False, False, True, False]
+    assert len(sink.channel_messages()) == 2, "the channel shows the card and the CRITICAL page"
+    assert first["edited"] and len(first["updates"]) == 3, "edited after each of the three later steps"
+    assert header(first) == ":white_check_mark: RESOLVED after 3 h 20 min: systemic batch stalls"
+    assert "t-0-0" not in str(first["payload"]), "the card lists no batches"
+    assert [m["metadata"]["event_payload"]["kind"] for m in (first, *replies)] == [
+        "alert",
+        "alert",
+        "reminder",
+        "escalation",
+        "resolved",
+    ]
     earlier = [version["payload"]["blocks"][0]["text"]["text"] for version in first["updates"]]
     assert earlier[1:] == [
         ":rotating_light: WARNING, ongoing: systemic batch stalls",
@@ -89,7 +98,9 @@ def test_an_incident_is_one_thread_and_its_first_message_shows_where_it_stands(a
     assert state(db)["open"] is False and not state(db).get("slack_ts")
 
 
-def test_a_deleted_first_message_gets_a_new_one_saying_why_which_holds_the_rest(airflow, fresh, db, bot):
+def test_a_deleted_card_ends_its_thread_and_the_incident_goes_on_in_a_new_one_saying_why(
+    airflow, fresh, db, bot
+):
     _, sink = fresh
     seed(db, 0, 3, "gone")
     run(airflow, bot, 0, "gone-warning")
@@ -99,16 +110,21 @@ def test_a_deleted_first_message_gets_a_new_one_saying_why_which_holds_the_rest(
     seed(db, 60, 3, "gone")
     reminder = run(airflow, bot, 60, "gone-reminder")
 
-    [replacement] = sink.channel_messages()
-    assert replacement["ts"] != lost["ts"] and replacement["thread_ts"] is None
-    assert "could not be found (Slack answered `thread_not_found`)" in replacement["payload"]["text"]
-    assert "starts a new one" in reminder.output
-    assert state(db)["slack_ts"] == replacement["ts"]
+    [card] = sink.channel_messages()
+    assert card["ts"] != lost["ts"] and card["thread_ts"] is None
+    assert card["edited"] and header(card) == ":rotating_light: WARNING, ongoing: systemic batch stalls", (
+        "the reply Slack put at the root became the new card"
+    )
+    [_, step] = sink.thread(DEFAULT_CHANNEL, card["ts"])
+    assert step["payload"]["text"].startswith("The incident's earlier Slack thread is gone")
+    assert "Still ongoing (WARNING)" in step["payload"]["text"]
+    assert "thread is gone" in reminder.output
+    assert state(db)["slack_ts"] == card["ts"]
 
     seed(db, 75, 3, "gone")
     run(airflow, bot, 75, "gone-critical")
-    [_, escalation] = sink.thread(DEFAULT_CHANNEL, replacement["ts"])
-    assert escalation["payload"]["text"].startswith("Escalated to CRITICAL")
+    [_, _, escalation] = sink.thread(DEFAULT_CHANNEL, card["ts"])
+    assert escalation["payload"]["text"].startswith("Escalated to CRITICAL"), "said once"
 
 
 def escalate_meeting(airflow, bot, db, sink, fault: dict, name: str):
@@ -129,7 +145,8 @@ def test_a_refused_reply_is_retried_by_airflow_and_posted_once(airflow, fresh, d
     assert escalated.tries["send_alert"] == 2, "the first try met internal_error"
     [parent] = sink.channel_messages()[:1]
     assert [m["payload"]["text"].split(":")[0] for m in sink.thread(DEFAULT_CHANNEL, parent["ts"])[1:]] == [
-        "Escalated to CRITICAL"
+        "WARNING",
+        "Escalated to CRITICAL",
     ]
     assert len(sink.api_calls("chat.update")) == 1
 
@@ -142,7 +159,7 @@ def test_a_failed_edit_leaves_the_message_sent_and_says_so_in_the_log(airflow, f
 
     assert escalated.tries["send_alert"] == 1
     assert "Could not edit the incident's first message" in escalated.output
-    [parent, reply] = sink.thread(DEFAULT_CHANNEL, sink.channel_messages()[0]["ts"])
+    [parent, _, reply] = sink.thread(DEFAULT_CHANNEL, sink.channel_messages()[0]["ts"])
     assert not parent["edited"] and reply["payload"]["text"].startswith("Escalated to CRITICAL")
 
 
@@ -183,5 +200,5 @@ def test_two_deployments_at_once_make_one_thread(airflow, second_deployment, fre
         thread.join()
 
     assert all(r.state == "success" for r in runs.values()), [r.explain() for r in runs.values()]
-    [parent] = sink.messages()
+    [parent, _] = sink.messages()
     assert state(db)["slack_ts"] == parent["ts"] and state(db)["notifications"] == 1
