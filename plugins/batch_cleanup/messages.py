@@ -288,7 +288,7 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
     error = error if len(error) <= 1500 else error[:1500] + "…"
     dag_id, task_id, run_id, shown_error = escape(dag_id), escape(task_id), run_label(run_id), escape(error)
     text = (
-        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id} (run {run_id}).\n"
+        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\n"
         f"Error: {shown_error}\nLog: {escape(log_url)}"
     )
     blocks = [
@@ -304,7 +304,7 @@ def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_u
     """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either."""
     dag_id, run_id, queued_at = escape(dag_id), run_label(run_id), _time_label(queued_at)
     text = (
-        f"Stalled-batch cleanup is overdue: the run of DAG {dag_id} ({run_id}) has not finished "
+        f"Stalled-batch cleanup is overdue: run {run_id} of DAG {dag_id} has not finished "
         f"{plural(minutes, 'minute')} after it was queued (queued at {queued_at}).\n"
         f"Airflow run: {escape(run_url)}"
     )
@@ -326,7 +326,7 @@ def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str) -> Messag
     """A run failed as a whole without a task saying why (timed out, for one)."""
     dag_id, run_id, reason = escape(dag_id), run_label(run_id), escape(reason)
     text = (
-        f"Stalled-batch cleanup run failed: the run of DAG {dag_id} ({run_id}): {reason}.\n"
+        f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}.\n"
         f"Airflow run: {escape(run_url)}"
     )
     blocks = [

@@ -64,4 +64,4 @@ def test_a_cleanup_the_coordinator_still_records_counts_once_and_slack_hears_why
     assert "coordinator-copy" in run.output
     assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output, "four events, one cleanup twice"
     [warning] = texts(sink)
-    assert "1 cleanups were also recorded by the coordinator's own tracking (counted once here)" in warning
+    assert "1 cleanup was also recorded by the coordinator's own tracking (counted once here)" in warning

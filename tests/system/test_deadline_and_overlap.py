@@ -96,7 +96,7 @@ def test_deadline_alert_posts_when_a_run_is_overdue(deployment: Deployment, fres
     assert len(overdue(sink, "overdue-run")) == 1, (
         f"no overdue message; triggerer log:\n{deployment.component_log('triggerer')[-3000:]}"
     )
-    assert "has not finished 1 minutes after it was queued" in overdue(sink, "overdue-run")[0]
+    assert "has not finished 1 minute after it was queued" in overdue(sink, "overdue-run")[0]
     assert run["state"] == "success", "the run itself finishes once the coordinator answers"
 
 
