@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from batch_cleanup.text import duration_text, unique
 
@@ -39,6 +39,18 @@ class Message:
 
 def dag_run_url(base_url: str, dag_id: str, run_id: str) -> str:
     return f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+
+
+def is_absolute_url(url: str | None) -> bool:
+    """Whether Slack takes `url` in a button or link: http(s) with a host. Slack refuses a whole
+    message (`invalid_blocks`) for one relative URL, such as Airflow's links without `[api] base_url`."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
 
 
 def listed(values: list[str], limit: int = MAX_LISTED_BATCHES) -> list[str]:
@@ -92,12 +104,14 @@ def alert(
     window_minutes: int,
     threshold: int,
     completed_this_run: int,
-    run_url: str,
+    run_url: str | None,
+    run_id: str,
     diagnosis: Diagnosis | None = None,
 ) -> Message:
     """The message for a policy decision (`Decision.to_dict()`): alert, escalation, reminder,
     resolved or test. `threshold` is the one the count is compared with; `diagnosis` adds the
-    coordinator's health and the worker-logs link."""
+    coordinator's health and the worker-logs link. Without an absolute `run_url`, the run's id
+    stands in for its link."""
     kind = decision["kind"]
     header = _HEADERS[kind].format(severity=decision.get("severity") or "")
     facts = _facts(decision, window_minutes, threshold, completed_this_run)
@@ -112,7 +126,7 @@ def alert(
         text_lines.append(WHAT_TO_CHECK)
     if diagnosis is not None:
         text_lines.append(_logs_line(diagnosis, plain=True))
-    text_lines.append(f"Airflow run: {escape(run_url)}")
+    text_lines.append(f"Airflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}")
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
@@ -128,7 +142,7 @@ def alert(
         blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
     if diagnosis is not None:
         blocks.append(_section(_logs_line(diagnosis, plain=False)))
-    blocks.append(_run_button(run_url))
+    blocks.append(_run_block(run_url, run_id))
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
 
 
@@ -211,7 +225,7 @@ _CARD_HEADERS = {
 
 
 def incident_card(
-    decision: dict[str, Any], *, window_minutes: int, threshold: int, updated_at: str, run_url: str
+    decision: dict[str, Any], *, window_minutes: int, threshold: int, updated_at: str, run_url: str | None
 ) -> Message:
     """What the incident's first message shows once edited (bot-token mode): where the incident stands
     after `decision`, at a glance; each step's own message is in the thread below it."""
@@ -241,38 +255,50 @@ def incident_card(
         _section("\n".join(facts)),
         _section("*Batches involved:*\n" + _bullets(f"`{escape(b)}`" for b in batches)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
-        _run_button(run_url),
+        *_run_blocks(run_url),
     ]
     return Message(text=text, blocks=blocks)
 
 
-def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str) -> Message:
+def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str | None) -> Message:
     """A task failed for good: the cleanup itself is broken, which must never look like a quiet hour.
 
     Every field is data (the error text may come from the coordinator): escaped in the fallback
-    text and in the blocks alike.
+    text and in the blocks alike. A `log_url` that is not absolute is left out; the ids remain.
     """
     error = error if len(error) <= 1500 else error[:1500] + "…"
     dag_id, task_id, run_id, shown_error = escape(dag_id), escape(task_id), escape(run_id), escape(error)
     text = (
-        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\n"
-        f"Error: {shown_error}\nLog: {escape(log_url)}"
+        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\nError: {shown_error}"
     )
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup failed"}},
         _section(f"*DAG:* `{dag_id}`\n*Task:* `{task_id}`\n*Run:* `{run_id}`"),
         _section(f"*Error:*\n```{shown_error}```"),
-        _section(link(log_url, "Task log")),
     ]
+    if is_absolute_url(log_url):
+        text += f"\nLog: {escape(log_url)}"
+        blocks.append(_section(link(log_url, "Task log")))
     return Message(text=text, blocks=blocks)
 
 
-def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_url: str) -> Message:
-    """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either."""
-    dag_id, run_id, queued_at = escape(dag_id), escape(run_id), escape(queued_at)
+def run_overdue(
+    *, dag_id: str, run_id: str, queued_at: str, minutes: int, run_url: str | None, state_note: str = ""
+) -> Message:
+    """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either.
+
+    `state_note` says so when the run's current state could not be read (it may have ended since)."""
+    dag_id, run_id, queued_at, state_note = (
+        escape(dag_id),
+        escape(run_id),
+        escape(queued_at),
+        escape(state_note),
+    )
     text = (
         f"Stalled-batch cleanup is overdue: run {run_id} of DAG {dag_id} has not finished "
-        f"{minutes} minutes after it was queued (queued at {queued_at}).\nAirflow run: {escape(run_url)}"
+        f"{minutes} minutes after it was queued (queued at {queued_at})."
+        + (f"\n{state_note}" if state_note else "")
+        + _run_line(run_url)
     )
     blocks = [
         {
@@ -282,27 +308,42 @@ def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_u
         _section(
             f"*DAG:* `{dag_id}`\n*Run:* `{run_id}`\nNot finished {minutes} minutes after it was "
             f"queued ({queued_at}). Check the scheduler, the workers and the coordinator."
+            + (f"\n_{state_note}_" if state_note else "")
         ),
-        _run_button(run_url),
+        *_run_blocks(run_url),
     ]
     return Message(text=text, blocks=blocks)
 
 
-def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str) -> Message:
+def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str | None) -> Message:
     """A run failed as a whole without a task saying why (timed out, for one)."""
     dag_id, run_id, reason = escape(dag_id), escape(run_id), escape(reason)
-    text = (
-        f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}.\n"
-        f"Airflow run: {escape(run_url)}"
-    )
+    text = f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}." + _run_line(run_url)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup run failed"}},
         _section(f"*DAG:* `{dag_id}`\n*Run:* `{run_id}`\n*Why:* {reason}"),
-        _run_button(run_url),
+        *_run_blocks(run_url),
     ]
     return Message(text=text, blocks=blocks)
 
 
-def _run_button(run_url: str) -> dict[str, Any]:
-    button = {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
-    return {"type": "actions", "elements": [button]}
+def _run_line(run_url: str | None) -> str:
+    """The fallback text's link line, for messages that name the run already; none without an absolute URL."""
+    return f"\nAirflow run: {escape(run_url)}" if is_absolute_url(run_url) else ""
+
+
+def _run_blocks(run_url: str | None) -> list[dict[str, Any]]:
+    return [_run_block(run_url, "")] if is_absolute_url(run_url) else []
+
+
+def _run_block(run_url: str | None, run_id: str) -> dict[str, Any]:
+    """The "Open the DAG run" button; without an absolute URL (Slack would refuse the whole
+    message), a line naming the run instead."""
+    if is_absolute_url(run_url):
+        button = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open the DAG run"},
+            "url": run_url,
+        }
+        return {"type": "actions", "elements": [button]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Airflow run: `{escape(run_id)}`"}]}
