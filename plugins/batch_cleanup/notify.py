@@ -166,9 +166,14 @@ async def deadline_missed(*, slack_conn_id: str, minutes: int, context: dict[str
     run = (context or {}).get("dag_run") or {}
     dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
     state, unread = await current_run_state(dag_id, run_id)
-    if state is None:
-        # As the scheduler saw it when it found the deadline missed: after the deadline.
-        state = run.get("state")
+    if unread is not None:
+        state = run.get("state")  # as the scheduler saw it when it found the deadline missed
+        log.warning(
+            "Run %s: its current state could not be read (%s); when the deadline passed it was %s.",
+            run_id,
+            unread,
+            state,
+        )
     if state in FINISHED:
         log.info(
             "Run %s of %s has ended (%s): no overdue message for its %d-minute deadline.",
@@ -179,12 +184,7 @@ async def deadline_missed(*, slack_conn_id: str, minutes: int, context: dict[str
         )
         return
     note = ""
-    if unread is not None:
-        log.warning(
-            "Run %s: its current state could not be read (%s); posting the overdue message anyway.",
-            run_id,
-            unread,
-        )
+    if unread is not None:  # a hung run must never go silent: posted, saying what is not known
         seen = state or "unknown"
         note = f"Its current state could not be read ({unread}); when the deadline passed it was {seen}."
     base_url = api_base_url()
