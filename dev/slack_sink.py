@@ -68,6 +68,7 @@ BLOCK_TYPES = {
 }  # fmt: skip
 MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS = 50, 150, 3000
 MAX_FIELDS, MAX_CONTEXT_ELEMENTS, MAX_ACTIONS_ELEMENTS = 10, 10, 25
+MAX_URL_CHARS = 3000
 
 
 class ApiError(Exception):
@@ -461,6 +462,17 @@ def _text_object_error(obj: object, *, max_chars: int, plain_only: bool = False)
     return not isinstance(text, str) or not 0 < len(text) <= max_chars
 
 
+def _absolute_url(url: object) -> bool:
+    """Slack takes a button's URL only with a scheme and a host ("/dags/..." is refused)."""
+    if not isinstance(url, str) or not 0 < len(url) <= MAX_URL_CHARS:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return bool(parts.scheme and parts.hostname)
+
+
 def block_error(blocks: object) -> str | None:
     """`invalid_blocks` (or `invalid_blocks_format`) when Slack would refuse `blocks`, else None.
 
@@ -492,7 +504,11 @@ def block_error(blocks: object) -> str | None:
             bad = bad or any(not isinstance(e, dict) or "type" not in e for e in elements)
             if not bad and kind == "actions":
                 bad = any(
-                    e["type"] == "button" and _text_object_error(e.get("text"), max_chars=75, plain_only=True)
+                    e["type"] == "button"
+                    and (
+                        _text_object_error(e.get("text"), max_chars=75, plain_only=True)
+                        or ("url" in e and not _absolute_url(e["url"]))
+                    )
                     for e in elements
                 )
         else:
@@ -611,6 +627,8 @@ class SinkHandler(StandInHandler):
             self._send(400, "invalid_payload")
         elif not any(payload.get(key) for key in ("text", "blocks", "attachments")):
             self._send(400, "no_text")
+        elif "blocks" in payload and (error := block_error(payload["blocks"])) is not None:
+            self._send(400, error)  # as Slack's webhooks answer: the whole message is refused
         else:
             self._send(*self.server.state.store(path, payload))
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from datetime import timedelta
 
 from batch_cleanup.budget import RetryBudget, backoff_multiplier
 from batch_cleanup.compat import conf
+from batch_cleanup.messages import is_absolute_url
+
+log = logging.getLogger(__name__)
 
 SECTION = "batch_cleanup"
 
@@ -45,5 +50,21 @@ DEFAULT_WORKER_LOGS_QUERY = 'resource.type="cloud_run_revision" severity>=WARNIN
 WORKER_LOGS_QUERY = conf.get(SECTION, "worker_logs_query", fallback="") or DEFAULT_WORKER_LOGS_QUERY
 
 
-def api_base_url() -> str:
-    return conf.get("api", "base_url", fallback="")
+def api_base_url() -> str | None:
+    """`[api] base_url`, the root of the links in Slack messages; None unless it is absolute (unset by
+    default), for Slack refuses a whole message for one relative link. The first time, the log says why."""
+    base_url = conf.get("api", "base_url", fallback="") or ""
+    if is_absolute_url(base_url):
+        return base_url
+    _no_links(base_url)
+    return None
+
+
+@functools.cache  # once per process (and value), not once per message
+def _no_links(base_url: str) -> None:
+    log.warning(
+        "[api] base_url is %s, not an absolute http(s) URL: Slack messages carry no links to Airflow "
+        "(Slack refuses a message with a relative one), only the run's id. Set [api] base_url "
+        "(AIRFLOW__API__BASE_URL) to the address people open Airflow at.",
+        repr(base_url) if base_url else "unset",
+    )

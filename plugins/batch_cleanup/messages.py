@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from batch_cleanup.text import ago_text, clock_text, duration_text, plural, unique
 
@@ -40,6 +40,18 @@ class Message:
 
 def dag_run_url(base_url: str, dag_id: str, run_id: str) -> str:
     return f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+
+
+def is_absolute_url(url: str | None) -> bool:
+    """Whether Slack takes `url` in a button or link: http(s) with a host. Slack refuses a whole
+    message (`invalid_blocks`) for one relative URL, such as Airflow's links without `[api] base_url`."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
 
 
 def listed(values: list[str], limit: int = MAX_LISTED_BATCHES) -> list[str]:
@@ -93,12 +105,14 @@ def alert(
     window_minutes: int,
     threshold: int,
     completed_this_run: int,
-    run_url: str,
+    run_url: str | None,
+    run_id: str,
     diagnosis: Diagnosis | None = None,
 ) -> Message:
     """The message for a policy decision (`Decision.to_dict()`): alert, escalation, reminder,
     resolved or test. `threshold` is the one the count is compared with; `diagnosis` adds the
-    coordinator's health and the worker-logs link."""
+    coordinator's health and the worker-logs link. Without an absolute `run_url`, the run's id
+    stands in for its link."""
     kind = decision["kind"]
     header = _HEADERS[kind].format(severity=decision.get("severity") or "")
     facts = _facts(decision, window_minutes, threshold, completed_this_run)
@@ -113,7 +127,7 @@ def alert(
         text_lines.append(WHAT_TO_CHECK)
     if diagnosis is not None:
         text_lines.append(_logs_line(diagnosis, plain=True))
-    text_lines.append(f"Airflow run: {escape(run_url)}")
+    text_lines.append(f"Airflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}")
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
@@ -129,7 +143,7 @@ def alert(
         blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
     if diagnosis is not None:
         blocks.append(_section(_logs_line(diagnosis, plain=False)))
-    blocks.append(_run_button(run_url))
+    blocks.append(_run_block(run_url, run_id))
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
 
 
@@ -221,7 +235,7 @@ _CARD_HEADERS = {
 
 
 def incident_card(
-    decision: dict[str, Any], *, window_minutes: int, threshold: int, now: datetime, run_url: str
+    decision: dict[str, Any], *, window_minutes: int, threshold: int, now: datetime, run_url: str | None
 ) -> Message:
     """The incident's first message in bot-token mode, edited after each step: where the incident
     stands at `now`, in a few lines (severity, counts, since when, last update). The lists and the
@@ -253,7 +267,7 @@ def incident_card(
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         _section("\n".join(facts)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
-        _run_button(run_url),
+        *([_run_block(run_url, "")] if is_absolute_url(run_url) else []),
     ]
     return Message(text=text, blocks=blocks)
 
@@ -279,34 +293,50 @@ def _time_label(value: str) -> str:
         return escape(value)
 
 
-def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str) -> Message:
+def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url: str | None) -> Message:
     """A task failed for good: the cleanup itself is broken, which must never look like a quiet hour.
 
     Every field is data (the error text may come from the coordinator): escaped in the fallback
-    text and in the blocks alike.
+    text and in the blocks alike. A `log_url` that is not absolute is left out; the ids remain.
     """
     error = error if len(error) <= 1500 else error[:1500] + "…"
+    raw_run_id = run_id
     dag_id, task_id, run_id, shown_error = escape(dag_id), escape(task_id), run_label(run_id), escape(error)
     text = (
-        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\n"
-        f"Error: {shown_error}\nLog: {escape(log_url)}"
+        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\nError: {shown_error}"
     )
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup failed"}},
         _section(f"*DAG:* `{dag_id}`\n*Task:* `{task_id}`\n*Run:* {run_id}"),
         _section(f"*Error:*\n```{shown_error}```"),
-        _section(link(log_url, "Task log")),
     ]
+    if is_absolute_url(log_url):
+        text += f"\nLog: {escape(log_url)}"
+        blocks.append(_section(link(log_url, "Task log")))
+    else:
+        text += _run_line(None, raw_run_id)
+        blocks.append(_run_block(None, raw_run_id))
     return Message(text=text, blocks=blocks)
 
 
-def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_url: str) -> Message:
-    """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either."""
-    dag_id, run_id, queued_at = escape(dag_id), run_label(run_id), _time_label(queued_at)
+def run_overdue(
+    *, dag_id: str, run_id: str, queued_at: str, minutes: int, run_url: str | None, state_note: str = ""
+) -> Message:
+    """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either.
+
+    `state_note` says so when the run's current state could not be read (it may have ended since)."""
+    raw_run_id = run_id
+    dag_id, run_id, queued_at, state_note = (
+        escape(dag_id),
+        run_label(run_id),
+        _time_label(queued_at),
+        escape(state_note),
+    )
     text = (
         f"Stalled-batch cleanup is overdue: run {run_id} of DAG {dag_id} has not finished "
-        f"{plural(minutes, 'minute')} after it was queued (queued at {queued_at}).\n"
-        f"Airflow run: {escape(run_url)}"
+        f"{plural(minutes, 'minute')} after it was queued (queued at {queued_at})."
+        + (f"\n{state_note}" if state_note else "")
+        + _run_line(run_url, raw_run_id)
     )
     blocks = [
         {
@@ -316,27 +346,46 @@ def run_overdue(*, dag_id: str, run_id: str, queued_at: str, minutes: int, run_u
         _section(
             f"*DAG:* `{dag_id}`\n*Run:* {run_id}\nNot finished {plural(minutes, 'minute')} after it was "
             f"queued ({queued_at}). Check the scheduler, the workers and the coordinator."
+            + (f"\n_{state_note}_" if state_note else "")
         ),
-        _run_button(run_url),
+        *_run_blocks(run_url, raw_run_id),
     ]
     return Message(text=text, blocks=blocks)
 
 
-def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str) -> Message:
+def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str | None) -> Message:
     """A run failed as a whole without a task saying why (timed out, for one)."""
+    raw_run_id = run_id
     dag_id, run_id, reason = escape(dag_id), run_label(run_id), escape(reason)
-    text = (
-        f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}.\n"
-        f"Airflow run: {escape(run_url)}"
+    text = f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}." + _run_line(
+        run_url, raw_run_id
     )
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup run failed"}},
         _section(f"*DAG:* `{dag_id}`\n*Run:* {run_id}\n*Why:* {reason}"),
-        _run_button(run_url),
+        *_run_blocks(run_url, raw_run_id),
     ]
     return Message(text=text, blocks=blocks)
 
 
-def _run_button(run_url: str) -> dict[str, Any]:
-    button = {"type": "button", "text": {"type": "plain_text", "text": "Open the DAG run"}, "url": run_url}
-    return {"type": "actions", "elements": [button]}
+def _run_line(run_url: str | None, run_id: str) -> str:
+    """The fallback text's line leading to the run: its link, or without an absolute URL its exact id
+    (an identifier to search the UI for, not a time to read)."""
+    return f"\nAirflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}"
+
+
+def _run_blocks(run_url: str | None, run_id: str) -> list[dict[str, Any]]:
+    return [_run_block(run_url, run_id)]
+
+
+def _run_block(run_url: str | None, run_id: str) -> dict[str, Any]:
+    """The "Open the DAG run" button; without an absolute URL (Slack would refuse the whole
+    message), a line naming the run instead."""
+    if is_absolute_url(run_url):
+        button = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open the DAG run"},
+            "url": run_url,
+        }
+        return {"type": "actions", "elements": [button]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Airflow run: `{escape(run_id)}`"}]}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,11 @@ log = logging.getLogger(__name__)
 # Reasons Airflow gives a DAG-level failure callback (`context["reason"]`) that a task callback
 # has already explained: posting again would page twice for one failure.
 EXPLAINED_BY_A_TASK = frozenset({"task_failure"})
+# A run in one of these states has ended: it cannot be overdue (Airflow drops the deadline of a
+# successful run only, so a failed run's deadline still fires).
+FINISHED = frozenset({"success", "failed"})
+# How long the deadline callback waits for the run's current state before posting without it.
+STATE_READ_TIMEOUT_SECONDS = 30.0
 
 
 def hung_run_deadline(conn_id: str, minutes: int, airflow_version: str = AIRFLOW_VERSION) -> Any:
@@ -47,17 +53,26 @@ def slack_on_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
     """A task `on_failure_callback` that posts the DAG, task, run, error and log link to Slack."""
 
     def notify(context: dict[str, Any]) -> None:
+        from batch_cleanup.config import api_base_url
         from batch_cleanup.hooks import slack
         from batch_cleanup.masking import redact
 
         ti = context["ti"]
+        if (mistake := invalid_params(context)) is not None:
+            log.info(
+                "Nothing posted to Slack: %s failed on its params, a trigger mistake (%s).",
+                ti.task_id,
+                mistake,
+            )
+            return
         message = task_failure(
             dag_id=ti.dag_id,
             task_id=ti.task_id,
             run_id=ti.run_id,
             # Masked before the message cuts it: a cut must not leave half a key unmasked.
             error=redact(_describe(context.get("exception"))),
-            log_url=ti.log_url,
+            # Without [api] base_url, Airflow makes it http://localhost:8080/…: a link to nowhere.
+            log_url=ti.log_url if api_base_url() else None,
         )
         slack.post(conn_id, message)
 
@@ -68,26 +83,56 @@ def slack_on_run_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
     """A DAG-level `on_failure_callback`: a run that failed as a whole (timed out, say) posts why, once."""
 
     def notify(context: dict[str, Any]) -> None:
-        from airflow.configuration import conf
-
+        from batch_cleanup.config import api_base_url
         from batch_cleanup.hooks import slack
 
         reason = str(context.get("reason") or "unknown")
         dag_run = context.get("dag_run")
         dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
         run_id = getattr(dag_run, "run_id", None) or str(context.get("run_id", "?"))
+        if (mistake := invalid_params(context)) is not None:
+            log.info(
+                "Nothing posted to Slack: run %s failed on its params, a trigger mistake (%s).",
+                run_id,
+                mistake,
+            )
+            return
         if reason in EXPLAINED_BY_A_TASK:
             log.info("Run %s failed (%s): the failed task has posted its error.", run_id, reason)
             return
+        base_url = api_base_url()
         message = run_failed(
             dag_id=dag_id,
             run_id=run_id,
             reason=failure_cause(reason, context.get("ti")),
-            run_url=dag_run_url(conf.get("api", "base_url", fallback=""), dag_id, run_id),
+            run_url=dag_run_url(base_url, dag_id, run_id) if base_url else None,
         )
         slack.post(conn_id, message)
 
     return notify
+
+
+def invalid_params(context: Mapping[str, Any]) -> str | None:
+    """Why the run's params cannot work, or None: a run triggered with contradicting thresholds is
+    the triggering person's mistake, refused before the coordinator is called, not an outage.
+
+    Decided from the params themselves, checked as `check_stalled` checks them, and from the
+    exception when there is one: `airflow dags test` on Airflow 3.1 and 3.2 hands the callback none.
+    """
+    from batch_cleanup.params import InvalidParam, policy_config
+    from batch_cleanup.steps import InvalidParams
+
+    exception = context.get("exception")
+    if isinstance(exception, InvalidParams):
+        return str(exception)
+    params = context.get("params")
+    if not isinstance(params, Mapping):
+        return None
+    try:
+        policy_config(params)
+    except InvalidParam as err:
+        return str(err)
+    return None
 
 
 def failure_cause(reason: str, ti: Any) -> str:
@@ -112,19 +157,65 @@ def _describe(exception: BaseException | str | None) -> str:
 async def deadline_missed(*, slack_conn_id: str, minutes: int, context: dict[str, Any] | None = None) -> None:
     """Deadline Alert callback (runs in the triggerer): a run still unfinished `minutes` after it was queued.
 
-    A hung cleanup is as bad as a failed one: nothing gets auto-completed and nothing alerts.
+    A hung cleanup is as bad as a failed one: nothing gets auto-completed and nothing alerts. A run
+    that has ended (failed, which posted its own message, or succeeded late) is not hung: silent.
     """
-    from airflow.configuration import conf
-
+    from batch_cleanup.config import api_base_url
     from batch_cleanup.hooks import slack
 
     run = (context or {}).get("dag_run") or {}
     dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
+    state, unread = await current_run_state(dag_id, run_id)
+    if unread is not None:
+        state = run.get("state")  # as the scheduler saw it when it found the deadline missed
+        log.warning(
+            "Run %s: its current state could not be read (%s); when the deadline passed it was %s.",
+            run_id,
+            unread,
+            state,
+        )
+    if state in FINISHED:
+        log.info(
+            "Run %s of %s has ended (%s): no overdue message for its %d-minute deadline.",
+            run_id,
+            dag_id,
+            state,
+            minutes,
+        )
+        return
+    note = ""
+    if unread is not None:  # a hung run must never go silent: posted, saying what is not known
+        seen = state or "unknown"
+        note = f"Its current state could not be read ({unread}); when the deadline passed it was {seen}."
+    base_url = api_base_url()
     message = run_overdue(
         dag_id=dag_id,
         run_id=run_id,
         queued_at=str(run.get("queued_at")),
         minutes=minutes,
-        run_url=dag_run_url(conf.get("api", "base_url", fallback=""), dag_id, run_id),
+        run_url=dag_run_url(base_url, dag_id, run_id) if base_url else None,
+        state_note=note,
     )
     await slack.apost(slack_conn_id, message)
+
+
+async def current_run_state(dag_id: str, run_id: str) -> tuple[str | None, str | None]:
+    """The run's state now, and None; or None and why it could not be read.
+
+    In the triggerer (Airflow 3.2 and 3.3) the Task SDK's `get_dagrun_state` asks the triggerer's
+    supervisor (`GetDagRunState`), which asks the API server's execution API. It is a blocking call,
+    so it runs in a thread, as Airflow's triggerer documents for Task SDK calls.
+    """
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        state = await asyncio.wait_for(
+            asyncio.to_thread(RuntimeTaskInstance.get_dagrun_state, dag_id, run_id),
+            STATE_READ_TIMEOUT_SECONDS,
+        )
+    except Exception as err:  # any failure to read: post rather than stay silent about a hung run
+        return None, _describe(err) if str(err) else type(err).__name__
+    state = getattr(state, "value", state)  # DagRunState, a str enum
+    if not isinstance(state, str):
+        return None, f"unexpected answer {type(state).__name__}"
+    return state, None

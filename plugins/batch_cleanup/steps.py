@@ -77,6 +77,11 @@ class Store(Protocol):
     ) -> str | None: ...
 
 
+class InvalidParams(AirflowFailException):
+    """The run's params contradict each other (critical not above warning, which the trigger form cannot
+    check): the triggering person's mistake, not an outage, so the failure callbacks post nothing."""
+
+
 def check_stalled(coordinator: Coordinator, params: Mapping[str, Any], *, dag_id: str, run_id: str) -> dict:
     """Ask the coordinator to auto-complete stalled batches; return the compact summary for XCom.
 
@@ -85,7 +90,7 @@ def check_stalled(coordinator: Coordinator, params: Mapping[str, Any], *, dag_id
     try:
         PolicyConfig.from_params(params)
     except ValueError as err:
-        raise AirflowFailException(f"Invalid params: {err}") from None
+        raise InvalidParams(f"Invalid params: {err}. Nothing was done and nothing posted to Slack.") from None
     response = coordinator.check_stalled(
         stall_threshold_minutes=params["stall_threshold_minutes"],
         min_completion_pct=params["min_completion_pct"],
@@ -229,7 +234,8 @@ def message_for(
     evaluation: dict[str, Any],
     params: Mapping[str, Any],
     *,
-    run_url: str,
+    run_url: str | None,
+    run_id: str,
     diagnosis: Diagnosis | None = None,
 ) -> Message:
     """The Slack message for this run's decision."""
@@ -241,6 +247,7 @@ def message_for(
         threshold=compared_with(decision, config),
         completed_this_run=summary["stalled_count"],
         run_url=run_url,
+        run_id=run_id,
         diagnosis=diagnosis,
     )
 
@@ -271,7 +278,7 @@ def send(
     *,
     dag_id: str,
     run_id: str,
-    base_url: str,
+    base_url: str | None,
     slack: Channel,
     now: datetime,
     run_after: datetime | None = None,
@@ -283,16 +290,17 @@ def send(
     A WARNING or CRITICAL message (and a TEST) first gets `diagnose(start, end)` of the window ending
     at `run_after`: the coordinator's health and a worker-logs link. In bot-token mode the incident's
     first message is then edited to show where it stands (`now`), and a `retry` (not the task's
-    first try) first looks in Slack for what an earlier try posted.
+    first try) first looks in Slack for what an earlier try posted. Without a `base_url` (see
+    `config.api_base_url`) the messages name the run without linking to it.
     """
-    run_url = dag_run_url(base_url, dag_id, run_id)
+    run_url = dag_run_url(base_url, dag_id, run_id) if base_url else None
     config = PolicyConfig.from_params(params)
     decision = evaluation["decision"]
     diagnosis = None
     if diagnose is not None and decision["kind"] in DIAGNOSED:
         end = run_after or now
         diagnosis = diagnose(window_start(end, config.window_minutes), end)
-    message = message_for(summary, evaluation, params, run_url=run_url, diagnosis=diagnosis)
+    message = message_for(summary, evaluation, params, run_url=run_url, run_id=run_id, diagnosis=diagnosis)
     card = incident_card(
         decision,
         window_minutes=config.window_minutes,

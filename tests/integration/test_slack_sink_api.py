@@ -477,6 +477,28 @@ def test_webhook_messages_join_the_default_channel(sink: SlackSinkAdmin, client:
     assert api["via"] == "api"
 
 
+def _button(url: str) -> dict:
+    return {"type": "actions", "elements": [{"type": "button", "text": HEADER["text"], "url": url}]}
+
+
+@pytest.mark.parametrize(
+    "url", ["/dags/d/runs/r", "airflow.example.com/dags/d", "javascript:alert(1)", ""], ids=repr
+)
+def test_a_button_url_without_scheme_and_host_is_refused_by_webhook_and_web_api(
+    sink: SlackSinkAdmin, client: WebClient, url: str
+) -> None:
+    blocks = [SECTION, _button(url)]
+
+    webhook = requests.post(sink.webhook_url, json={"text": "x", "blocks": blocks}, timeout=5)
+    api = refused(client.api_call, "chat.postMessage", json={"channel": DEFAULT_CHANNEL, "blocks": blocks})
+
+    assert (webhook.status_code, webhook.text) == (400, "invalid_blocks"), "Slack refuses the whole message"
+    assert api == (200, {"ok": False, "error": "invalid_blocks"})
+    assert sink.messages() == []
+    absolute = [SECTION, _button("https://airflow.example.com/dags/d/runs/r")]
+    assert requests.post(sink.webhook_url, json={"text": "x", "blocks": absolute}, timeout=5).text == "ok"
+
+
 @pytest.mark.parametrize(
     ("archived", "status", "body"), [(False, 404, "channel_not_found"), (True, 410, "channel_is_archived")]
 )

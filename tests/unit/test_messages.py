@@ -35,6 +35,7 @@ KNOWN_BLOCK_TYPES = {"header", "section", "divider", "context", "actions"}
 RUN_URL = (
     "https://airflow.example.com/dags/stalled_batch_cleanup/runs/scheduled__2020-03-01T10%3A05%3A00%2B00%3A00"
 )
+RUN_ID = "scheduled__2020-03-01T10:05:00+00:00"
 CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window and cooldown.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 KINDS = ["alert", "escalation", "reminder", "resolved", "test"]
@@ -92,6 +93,7 @@ def message_for(decision: dict[str, Any], **overrides) -> Message:
         "threshold": CONFIG.threshold(decision["severity"]),
         "completed_this_run": 3,
         "run_url": RUN_URL,
+        "run_id": RUN_ID,
         **overrides,
     }
     return alert(decision, **arguments)

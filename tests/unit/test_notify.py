@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from batch_cleanup.compat import airflow_minor
-from batch_cleanup.notify import deadline_missed, hung_run_deadline
+from batch_cleanup.notify import deadline_missed, hung_run_deadline, invalid_params
+from batch_cleanup.steps import InvalidParams
 
 
 @pytest.mark.parametrize(
@@ -37,3 +38,35 @@ def test_on_3_1_the_deadline_alert_is_off_and_the_log_says_why_and_what_stands_i
     assert "Airflow 3.1.8" in record.message
     assert "Deadline Alert" in record.message and "off" in record.message
     assert "dagrun_timeout" in record.message
+
+
+@pytest.mark.parametrize(
+    ("context", "named"),
+    [
+        (
+            {"params": {"warning_threshold": 5, "critical_threshold": 3}},
+            ("critical_threshold", "warning_threshold"),
+        ),
+        (
+            {"params": {"warning_threshold": 6}},
+            ("critical_threshold", "warning_threshold"),
+        ),  # default critical 5
+        ({"params": {"window_minutes": 0}}, ("window_minutes",)),
+        ({"exception": InvalidParams("Invalid params: critical_threshold (3) ≤ warning_threshold (5)")}, ()),
+    ],
+    ids=["contradicting", "warning-above-default-critical", "out-of-range", "exception-only"],
+)
+def test_a_trigger_mistake_is_recognised_from_the_params_or_the_exception(context, named):
+    mistake = invalid_params(context)
+
+    assert mistake is not None
+    assert all(field in mistake for field in named)
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{}, {"params": {}}, {"params": {"warning_threshold": 3, "critical_threshold": 5}}, {"exception": None}],
+    ids=["no-params", "defaults", "valid", "no-exception"],
+)
+def test_valid_params_are_no_mistake_and_the_failure_is_posted(context):
+    assert invalid_params(context) is None

@@ -342,7 +342,9 @@ def test_a_cleanup_recorded_by_both_counts_once_and_the_message_says_why(caplog)
     decision = evaluation["decision"]
     assert (decision["kind"], decision["count"], decision["double_recorded"]) == ("alert", 3, 1)
     assert "recorded by the coordinator too: its own tracking is still on" in caplog.text
-    message = steps.message_for({"stalled_count": 0}, evaluation, PARAMS, run_url="https://a.example/run")
+    message = steps.message_for(
+        {"stalled_count": 0}, evaluation, PARAMS, run_url="https://a.example/run", run_id="r"
+    )
     assert "1 cleanup was also recorded by the coordinator's own tracking" in message.text
 
 

@@ -1,0 +1,150 @@
+"""Links in Slack messages are absolute or absent: Slack refuses a whole message (`invalid_blocks`)
+for one relative URL, which is what Airflow's links are without `[api] base_url` (its default)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from batch_cleanup import config
+from batch_cleanup.messages import (
+    Message,
+    alert,
+    dag_run_url,
+    incident_card,
+    is_absolute_url,
+    run_failed,
+    run_overdue,
+    task_failure,
+)
+from batch_cleanup.policy import PolicyConfig, State, decide
+from dev.slack_sink import block_error
+
+RUN_ID = "manual__2026-03-02T09:00:00+00:00"
+DAG_ID = "stalled_batch_cleanup"
+RELATIVE = dag_run_url("", DAG_ID, RUN_ID)  # what the links were without [api] base_url
+ABSOLUTE = dag_run_url("https://airflow.example.com", DAG_ID, RUN_ID)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("url", "absolute"),
+    [
+        ("https://airflow.example.com/dags/d", True),
+        ("http://10.0.0.7:8080", True),
+        ("/dags/d/runs/r", False),
+        ("airflow.example.com/dags/d", False),
+        ("javascript:alert(1)", False),
+        ("https://", False),
+        ("http://[::1", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_only_http_urls_with_a_host_are_absolute(url, absolute):
+    assert is_absolute_url(url) is absolute
+
+
+def _decision() -> dict:
+    decision, _ = decide(
+        State(),
+        count=3,
+        window_events={"e": ["b1", "b2", "b3"]},
+        offenders=(),
+        now=NOW,
+        config=PolicyConfig(),
+    )
+    return json.loads(json.dumps(decision.to_dict()))
+
+
+def _messages(run_url: str | None) -> dict[str, Message]:
+    decision = _decision()
+    return {
+        "alert": alert(
+            decision, window_minutes=60, threshold=3, completed_this_run=3, run_url=run_url, run_id=RUN_ID
+        ),
+        "incident_card": incident_card(
+            decision, window_minutes=60, threshold=3, now=NOW, run_url=run_url
+        ),
+        "run_failed": run_failed(dag_id=DAG_ID, run_id=RUN_ID, reason="timed out", run_url=run_url),
+        "run_overdue": run_overdue(
+            dag_id=DAG_ID, run_id=RUN_ID, queued_at="09:00", minutes=10, run_url=run_url
+        ),
+        "task_failure": task_failure(
+            dag_id=DAG_ID, task_id="check_stalled", run_id=RUN_ID, error="boom", log_url=run_url
+        ),
+    }
+
+
+def _urls(blocks: list) -> list[str]:
+    """Every button URL and mrkdwn link target in `blocks`."""
+    found = []
+    for block in blocks:
+        for element in block.get("elements", []):
+            if "url" in element:
+                found.append(element["url"])
+        text = json.dumps(block)
+        found += [part.split("|", 1)[0] for part in text.split("<")[1:] if "|" in part.split(">", 1)[0]]
+    return found
+
+
+@pytest.mark.parametrize("run_url", [RELATIVE, "", None], ids=["relative", "empty", "none"])
+@pytest.mark.parametrize("kind", ["alert", "incident_card", "run_failed", "run_overdue", "task_failure"])
+def test_without_an_absolute_url_no_link_is_sent_and_slack_takes_the_message(kind, run_url):
+    message = _messages(run_url)[kind]
+
+    assert _urls(message.blocks) == []
+    assert block_error(message.blocks) is None, "the Slack stand-in refuses what Slack refuses"
+    assert "/dags/" not in message.text and "/dags/" not in json.dumps(message.blocks)
+
+
+@pytest.mark.parametrize("kind", ["alert", "run_failed", "run_overdue", "task_failure"])
+def test_without_a_link_the_run_id_is_still_in_the_text_and_the_blocks(kind):
+    message = _messages(None)[kind]
+
+    assert RUN_ID in message.text
+    assert RUN_ID in json.dumps(message.blocks)
+
+
+@pytest.mark.parametrize("kind", ["alert", "incident_card", "run_failed", "run_overdue", "task_failure"])
+def test_an_absolute_url_is_linked(kind):
+    message = _messages(ABSOLUTE)[kind]
+
+    assert _urls(message.blocks) == [ABSOLUTE]
+    assert block_error(message.blocks) is None
+
+
+def test_the_overdue_message_says_when_the_runs_state_was_unknown():
+    note = "Its current state could not be read (TimeoutError); when the deadline passed it was running."
+    message = run_overdue(
+        dag_id=DAG_ID, run_id=RUN_ID, queued_at="09:00", minutes=10, run_url=None, state_note=note
+    )
+
+    assert note in message.text
+    assert note in json.dumps(message.blocks)
+
+
+@pytest.mark.parametrize("value", ["", "/airflow", "airflow.example.com"])
+def test_without_an_absolute_base_url_there_are_no_links_and_the_log_says_why_once(
+    monkeypatch, caplog, value
+):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", value)
+    config._no_links.cache_clear()
+
+    with caplog.at_level(logging.WARNING, logger=config.__name__):
+        assert [config.api_base_url() for _ in range(3)] == [None, None, None]
+
+    [record] = caplog.records
+    assert "[api] base_url" in record.message and "no links" in record.message
+
+
+def test_an_absolute_base_url_is_used_without_a_warning(monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
+    config._no_links.cache_clear()
+
+    with caplog.at_level(logging.WARNING, logger=config.__name__):
+        assert config.api_base_url() == "https://airflow.example.com"
+    assert caplog.records == []
