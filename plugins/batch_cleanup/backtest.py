@@ -41,12 +41,14 @@ def scheduled_runs(start: datetime, end: datetime) -> list[datetime]:
 
 class Read(NamedTuple):
     """A run's read of the events: the copies its count leaves out, the window's events (newest
-    first), the repeat offenders, and the copies among all it read (the decision says how many)."""
+    first), the repeat offenders, the copies among all it read (the decision says how many), and
+    the batches the window's events auto-completed."""
 
     left_out: int
     window_events: dict[str, list[str]]
     offenders: tuple[tuple[str, int], ...]
     copies: int
+    auto_completed: int = 0
 
 
 class Recorded:
@@ -91,10 +93,11 @@ class Recorded:
         ]
         copied = {copy_id for at, copy_id, original in read if original > since and at <= run_after}
         left_out = sum(1 for at, copy_id, _ in read if copy_id in copied and at > start)
-        window = {e.id: e.batch_ids for e in reversed(self.events[in_window:last]) if e.id not in copied}
+        counted = [e for e in reversed(self.events[in_window:last]) if e.id not in copied]
+        window = {e.id: e.batch_ids for e in counted}
         offenders = repeat_offenders(e.batch_ids for e in self.events[first:last] if e.id not in copied)
         copies = sum(1 for _, _, original in read if original > since)
-        return Read(left_out, window, offenders, copies)
+        return Read(left_out, window, offenders, copies, sum(e.auto_completed for e in counted))
 
 
 NOTHING_READ = Read(0, {}, (), 0)  # a healthy run reads no event
@@ -171,6 +174,7 @@ def replay(
             now=run_after,
             config=config,
             double_recorded=read.copies,
+            auto_completed=read.auto_completed,
         )
         if decision.kind is Kind.ALERT:
             incident_messages = 0

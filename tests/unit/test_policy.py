@@ -24,10 +24,10 @@ from batch_cleanup.policy import (
 from batch_cleanup.policy import forced_test_decision as make_test_decision
 
 DAG_ID = "stalled_batch_cleanup"
-CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window, 60-minute cooldown.
+CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 4, 60-minute window, 60-minute cooldown.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 COOLDOWN = timedelta(minutes=CONFIG.cooldown_minutes)
-COUNTS = {"none": 2, "warning": 3, "critical": 5}
+COUNTS = {"none": 2, "warning": 3, "critical": 4}
 RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
 
@@ -148,7 +148,7 @@ def test_transition(previous, count, cooldown, kind, severity, still_open, deesc
     if still_open:
         assert after.severity == SEVERITY_OF[count]
     else:
-        assert after == State()
+        assert after == State(evaluated_at=after.evaluated_at)
 
 
 @pytest.mark.parametrize("severity", [WARNING, CRITICAL])
@@ -188,12 +188,12 @@ def test_a_deescalation_is_noted_in_the_next_reminder_only():
 
 
 def test_a_reminder_names_the_count_the_age_and_the_batches_new_since_the_last_message():
-    _, state = run(State(), 3, T0, events={"e1": ["b1", "b2"]})
+    _, state = run(State(), 3, T0, events={"e0": ["b0"], "e1": ["b1", "b2"]})
 
-    reminder, _ = run(state, 4, minutes(60), events={"e1": ["b1", "b2"], "e2": ["b2", "b3"], "e3": ["b4"]})
+    reminder, _ = run(state, 3, minutes(60), events={"e1": ["b1", "b2"], "e2": ["b2", "b3"], "e3": ["b4"]})
 
     assert reminder.kind is Kind.REMINDER
-    assert reminder.count == 4
+    assert reminder.count == 3
     assert reminder.duration == timedelta(minutes=60)
     assert reminder.opened_at == T0
     assert reminder.batch_ids == ("b1", "b2", "b3", "b4")
@@ -228,7 +228,7 @@ def test_resolved_gives_the_duration_the_total_and_the_batches_involved():
     assert resolved.total_cleanups == 6
     assert resolved.batch_ids == ("b1", "b2", "b3", "b4", "b5")
     assert (resolved.severity, resolved.peak_severity) == (CRITICAL, CRITICAL)
-    assert after == State()
+    assert after == State(evaluated_at=minutes(105))
     assert run(after, 1, minutes(120))[0].kind is Kind.NONE
 
 
@@ -387,7 +387,7 @@ def test_the_policy_invariants(config, sequence):
             seen, named = set(batches), set(decision.batch_ids)
         elif before.open:
             seen |= batches
-            if decision.kind in (Kind.ESCALATION, Kind.REMINDER):
+            if decision.kind in (Kind.ESCALATION, Kind.WORSENING, Kind.REMINDER):
                 assert not named & set(decision.new_batch_ids)
                 named |= set(decision.new_batch_ids)
             if decision.kind is Kind.RESOLVED:
@@ -430,7 +430,7 @@ def test_a_state_in_another_offset_round_trips_as_the_same_instant():
 
 @pytest.mark.parametrize(
     ("count", "severity"),
-    [(0, None), (2, None), (3, WARNING), (4, WARNING), (5, CRITICAL), (1_000, CRITICAL)],
+    [(0, None), (2, None), (3, WARNING), (4, CRITICAL), (5, CRITICAL), (1_000, CRITICAL)],
 )
 def test_the_severity_of_a_count(count, severity):
     assert CONFIG.severity(count) == severity
@@ -463,7 +463,7 @@ def test_the_config_takes_its_settings_from_the_dag_params_and_ignores_the_rest(
 
 
 def test_the_threshold_a_severity_is_compared_with():
-    assert (CONFIG.threshold(None), CONFIG.threshold(WARNING), CONFIG.threshold(CRITICAL)) == (3, 3, 5)
+    assert (CONFIG.threshold(None), CONFIG.threshold(WARNING), CONFIG.threshold(CRITICAL)) == (3, 3, 4)
 
 
 # --- repeat_offenders -------------------------------------------------------------------------
@@ -507,6 +507,7 @@ def test_an_alert_opens_the_incidents_timeline_entry():
         "peak_severity": WARNING,
         "peak_count": 3,
         "total_cleanups": 1,
+        "batch_count": 2,
         "batch_ids": ["b1", "b2"],
         "notifications": 1,
     }

@@ -324,7 +324,7 @@ def backtest_comparison(
     }
 
 
-MESSAGE_KINDS = (Kind.ALERT, Kind.ESCALATION, Kind.REMINDER, Kind.RESOLVED)
+MESSAGE_KINDS = (Kind.ALERT, Kind.ESCALATION, Kind.WORSENING, Kind.REMINDER, Kind.RESOLVED)
 
 
 def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
