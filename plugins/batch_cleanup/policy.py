@@ -213,9 +213,10 @@ def _from_unbounded(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[
     old: dict[str, Any] = {}
     reported = _checked("batch_ids", data["reported_batch_ids"]) if "reported_batch_ids" in data else _BAD
     if reported is not _BAD and "known_batches" not in data:
-        old["batch_ids"] = _shown(reported)
-        old["batch_count"] = len(reported)
-        old["known_batches"] = tuple(_hash(b) for b in reported)[-KNOWN_BATCHES:]
+        seen = unique((*reported, *values.get("unreported_batch_ids", ())))
+        old["batch_ids"] = _shown(seen)
+        old["batch_count"] = len(seen)
+        old["known_batches"] = tuple(_hash(b) for b in seen)[-KNOWN_BATCHES:]
     if "total_cleanups" not in data and "event_ids" in values:
         old["total_cleanups"] = len(values["event_ids"])
     if "event_ids" in values:
