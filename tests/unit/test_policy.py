@@ -644,7 +644,7 @@ def test_a_retry_of_the_latest_run_is_not_older():
 
 
 def test_every_evaluation_remembers_its_run_time():
-    quiet, state = run(State(), 1, T0)
+    _, state = run(State(), 1, T0)
     _, opened_state = run(state, 3, minutes(15))
     _, resolved = run(opened_state, 0, minutes(30))
 
