@@ -10,7 +10,7 @@ the cleanups of the last `window_minutes`. Cleanups piling up point to a systemi
 | cleanups in the window | message |
 |---|---|
 | ≥ `warning_threshold` (3) | **WARNING** alert, once |
-| ≥ `critical_threshold` (4: every scheduled run of the hour) | **CRITICAL**, at once, even inside the cooldown |
+| ≥ `critical_threshold` (4: every run of the hour) | **CRITICAL**, at once, even inside the cooldown |
 | worse than any message told | **Getting worse**, at once, even inside the cooldown |
 | unchanged | a reminder at most once per `cooldown_minutes` (60), naming new batches |
 | back below the warning threshold | one **RESOLVED** with duration, total and batches |
