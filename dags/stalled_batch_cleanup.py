@@ -10,7 +10,8 @@ the cleanups of the last `window_minutes`. Cleanups piling up point to a systemi
 | cleanups in the window | message |
 |---|---|
 | ≥ `warning_threshold` (3) | **WARNING** alert, once |
-| ≥ `critical_threshold` (5) | **CRITICAL**, at once, even inside the cooldown |
+| ≥ `critical_threshold` (4: every run of the hour) | **CRITICAL**, at once, even inside the cooldown |
+| worse than any message told | **Getting worse**, at once, even inside the cooldown |
 | unchanged | a reminder at most once per `cooldown_minutes` (60), naming new batches |
 | back below the warning threshold | one **RESOLVED** with duration, total and batches |
 
@@ -40,8 +41,8 @@ good posts its error to the same channel, so an outage of the cleanup never look
 - **`check_stalled` failed, "outside the contract"**: the coordinator's answer changed; see
   `docs/coordinator-api.md` in the repo.
 - **Firestore errors**: check the `google_cloud_default` credentials and project. Clearing any
-  task is safe: an event is written at most once per run and stalled set, and a message is
-  posted at most once per decision.
+  task is safe: an event is written at most once per run and stalled set, a message is posted
+  at most once per decision, and a run older than the last evaluation posts nothing.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The threshold backtest: recorded cleanups replayed through the alert policy, one scheduled run at a time.
 
 At each run time it does what `steps.evaluate` does: it counts the events of the window ending at
-the run's time (start exclusive, `events.window_start`), reads the window's events and the repeat
-offenders of the last `OFFENDER_HOURS` when the count reaches the warning threshold or an incident
-is open, counts a cleanup the coordinator recorded a second time once, and asks the same
-`policy.decide`. The state then moves on as `record_state` saves it after Slack accepted the
-message: no mute, no `force_alert`, every message delivered.
+the run's time (start exclusive, `events.window_start`), reads the events of the last
+`OFFENDER_HOURS` when the count reaches the warning threshold or an incident is open, counts a
+cleanup the coordinator recorded a second time once, and asks the same `policy.decide`. It names no
+repeat offenders: who they are changes no incident, message or page, and counting them would cost
+each run a pass over a day of events. The state then moves on as `record_state` saves it after Slack
+accepted the message: no mute, no `force_alert`, every message delivered.
 
 Pure: the events, the run times and the end of the span are arguments. The events are sorted
 once, and each run finds its slices by bisection, so a run costs two bisections unless it reads.
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 from batch_cleanup.events import StoredEvent, window_start
 from batch_cleanup.names import OFFENDER_HOURS, RUN_EVERY_MINUTES
-from batch_cleanup.policy import CRITICAL, WARNING, Kind, PolicyConfig, State, decide, repeat_offenders
+from batch_cleanup.policy import CRITICAL, WARNING, Kind, PolicyConfig, State, decide
 
 # The DAG's schedule (names.SCHEDULE), as the same quarter-hours in UTC.
 RUN_EVERY = timedelta(minutes=RUN_EVERY_MINUTES)
@@ -41,12 +42,13 @@ def scheduled_runs(start: datetime, end: datetime) -> list[datetime]:
 
 class Read(NamedTuple):
     """A run's read of the events: the copies its count leaves out, the window's events (newest
-    first), the repeat offenders, and the copies among all it read (the decision says how many)."""
+    first), the copies among all it read (the decision says how many), and the batches the
+    window's events auto-completed."""
 
     left_out: int
     window_events: dict[str, list[str]]
-    offenders: tuple[tuple[str, int], ...]
     copies: int
+    auto_completed: int = 0
 
 
 class Recorded:
@@ -91,13 +93,13 @@ class Recorded:
         ]
         copied = {copy_id for at, copy_id, original in read if original > since and at <= run_after}
         left_out = sum(1 for at, copy_id, _ in read if copy_id in copied and at > start)
-        window = {e.id: e.batch_ids for e in reversed(self.events[in_window:last]) if e.id not in copied}
-        offenders = repeat_offenders(e.batch_ids for e in self.events[first:last] if e.id not in copied)
+        counted = [e for e in reversed(self.events[in_window:last]) if e.id not in copied]
+        window = {e.id: e.batch_ids for e in counted}
         copies = sum(1 for _, _, original in read if original > since)
-        return Read(left_out, window, offenders, copies)
+        return Read(left_out, window, copies, sum(e.auto_completed for e in counted))
 
 
-NOTHING_READ = Read(0, {}, (), 0)  # a healthy run reads no event
+NOTHING_READ = Read(0, {}, 0)  # a healthy run reads no event
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,11 @@ def replay(
             state,
             count=count - read.left_out,
             window_events=read.window_events,
-            offenders=read.offenders,
+            offenders=(),
             now=run_after,
             config=config,
             double_recorded=read.copies,
+            auto_completed=read.auto_completed,
         )
         if decision.kind is Kind.ALERT:
             incident_messages = 0

@@ -86,12 +86,22 @@ def build_event(
 
 
 class StoredEvent(NamedTuple):
-    """What the window reads of an event. `dag_id` is None for one the coordinator wrote itself."""
+    """What the window reads of an event. `dag_id` is None for one the coordinator wrote itself;
+    `stalled_count` is None for an event without one (then its batch ids are counted)."""
 
     id: str
     timestamp: datetime
     batch_ids: list[str]
     dag_id: str | None = None
+    stalled_count: int | None = None
+
+    @property
+    def auto_completed(self) -> int:
+        """Batches this cleanup auto-completed: the true count, even when its id list was cut."""
+        count = self.stalled_count
+        if isinstance(count, int) and not isinstance(count, bool) and count >= len(self.batch_ids):
+            return count
+        return len(self.batch_ids)
 
 
 def double_recorded(events: Iterable[StoredEvent], within: timedelta) -> set[str]:

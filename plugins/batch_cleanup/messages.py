@@ -54,11 +54,13 @@ def is_absolute_url(url: str | None) -> bool:
         return False
 
 
-def listed(values: list[str], limit: int = MAX_LISTED_BATCHES) -> list[str]:
-    """At most `limit` values, then a "+N more" line for the rest."""
+def listed(values: list[str], limit: int = MAX_LISTED_BATCHES, total: int | None = None) -> list[str]:
+    """At most `limit` values, then a "+N more" line for the rest (of `total`, when the values
+    are only the first of them)."""
     shown = values[:limit]
-    if len(values) > limit:
-        shown.append(f"+{len(values) - limit} more")
+    total = max(len(values), total or 0)
+    if total > len(shown):
+        shown.append(f"+{total - len(shown)} more")
     return shown
 
 
@@ -75,6 +77,7 @@ def _bullets(lines: Iterable[str]) -> str:
 _HEADERS = {
     "alert": ":rotating_light: {severity}: systemic batch stalls",
     "escalation": ":rotating_light: Escalated to {severity}: systemic batch stalls",
+    "worsening": ":chart_with_upwards_trend: Getting worse ({severity}): systemic batch stalls",
     "reminder": ":hourglass: Still ongoing ({severity}): systemic batch stalls",
     "resolved": ":white_check_mark: RESOLVED: systemic batch stalls are over",
     "test": ":test_tube: TEST message from the stalled-batch cleanup, not an incident",
@@ -185,7 +188,9 @@ def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, comple
         ]
     cleanups, window = in_window(count, window_minutes).split(" in ", 1)
     facts = [f"*{cleanups}* in {window} (threshold: {threshold})"]
-    if kind == "reminder":
+    if kind == "worsening":
+        facts.append(f"Worse than the last message said: {decision['worse']}")
+    if kind in ("reminder", "worsening"):
         facts.append(f"Open for {duration_text(decision.get('duration_seconds'))}")
         if decision.get("deescalated_from"):
             facts.append(f"De-escalated from {decision['deescalated_from']} to {decision['severity']}")
@@ -204,12 +209,17 @@ def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:
             ("While muted, these messages were held back:", list(decision["muted_before"]), False)
         )
     if kind == "resolved":
-        title, ids = "Batches involved:", decision.get("batch_ids")
-    elif kind == "reminder":
+        title, ids, total = "Batches involved:", decision.get("batch_ids"), decision.get("batch_count")
+    elif kind in ("reminder", "worsening"):
         title, ids = "New batches since the last message:", decision.get("new_batch_ids")
+        total = decision.get("new_batch_count")
     else:
-        title, ids = "Recently stalled batches:", decision.get("batch_ids")
-    sections.append((title, listed([_shown(b) for b in unique(ids or [])]) or ["none"], True))
+        title, ids, total = (
+            "Recently stalled batches:",
+            decision.get("batch_ids"),
+            decision.get("batch_count"),
+        )
+    sections.append((title, listed([_shown(b) for b in unique(ids or [])], total=total) or ["none"], True))
     offenders = [
         f"{_shown(batch)} stalled {plural(times, 'time')} in 24 h"
         for batch, times in decision.get("repeat_offenders") or []
@@ -248,7 +258,8 @@ def incident_card(
     lasted = duration_text(ended - opened)
     header = _CARD_HEADERS[ongoing].format(severity=decision.get("severity") or "", lasted=lasted)
     peak = decision.get("peak_severity") or decision.get("severity")
-    batches = plural(len(unique(decision.get("batch_ids") or [])), "batch", "batches")
+    batch_count = decision.get("batch_count") or len(unique(decision.get("batch_ids") or []))
+    batches = plural(batch_count, "batch", "batches")
     if ongoing:
         cleanups, window = in_window(decision["count"], window_minutes).split(" in ", 1)
         facts = [

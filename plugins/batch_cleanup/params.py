@@ -10,11 +10,18 @@ from typing import Any
 from airflow.sdk import Param
 
 from batch_cleanup.compat import AirflowException
+from batch_cleanup.names import RUN_EVERY_MINUTES
 from batch_cleanup.policy import PolicyConfig
 
 STALL_THRESHOLD_MINUTES = 10
 MIN_COMPLETION_PCT = 90
 DEFAULTS = PolicyConfig()
+# The arithmetic behind the defaults: a run records at most one cleanup, so the window's count
+# reaches at most its number of scheduled runs unless runs are triggered or cleared by hand.
+SCHEDULE_ARITHMETIC = (
+    f"Each run records at most one cleanup, and the {DEFAULTS.window_minutes}-minute window holds "
+    f"{DEFAULTS.scheduled_runs_in_window} scheduled runs (every {RUN_EVERY_MINUTES} minutes)"
+)
 
 
 def dag_params() -> dict[str, Param]:
@@ -40,13 +47,17 @@ def dag_params() -> dict[str, Param]:
             type="integer",
             minimum=1,
             title="WARNING at (cleanups in the window)",
+            description=f"{SCHEDULE_ARITHMETIC}: {DEFAULTS.warning_threshold} means cleanups in "
+            f"{DEFAULTS.warning_threshold} of them.",
         ),
         "critical_threshold": Param(
             DEFAULTS.critical_threshold,
             type="integer",
             minimum=1,
             title="CRITICAL at (cleanups in the window)",
-            description="Must be greater than the WARNING threshold.",
+            description=f"Must be greater than the WARNING threshold. {SCHEDULE_ARITHMETIC}: "
+            f"{DEFAULTS.critical_threshold} means cleanups in every one of them; more is reached only "
+            "with manual or cleared runs.",
         ),
         "window_minutes": Param(
             DEFAULTS.window_minutes, type="integer", minimum=1, maximum=1440, title="Window (minutes)"

@@ -1,13 +1,22 @@
 """The alert policy, as one pure function: (state, what the window shows, now, config) → (decision, state).
 
 An incident opens at WARNING or CRITICAL, reminds at most once per cooldown while unchanged,
-escalates at once, de-escalates quietly (noted in the next reminder) and ends with one
-RESOLVED message. No I/O and no clock here: `now` is the run's time.
+escalates at once, says at once when it gets worse (more cleanups, or twice the batches, than any
+message told), de-escalates quietly (noted in the next reminder) and ends with one RESOLVED
+message. A run older than the state's last evaluation (a cleared or re-run old run) only logs
+what it would have said. No I/O and no clock here: `now` is the run's time.
+
+The state stays small however long an incident lasts: counters where lists would grow, the
+window's event ids only, short hashes of the batches already seen, and capped lists to show.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import hashlib
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,17 +24,31 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from batch_cleanup.names import RUN_EVERY_MINUTES
 from batch_cleanup.text import duration_text, unique
+
+log = logging.getLogger(__name__)
 
 WARNING = "WARNING"
 CRITICAL = "CRITICAL"
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
+
+# Bounds of the state (and of the incident's document): each list is capped, whatever the ids.
+LISTED_IDS = 100  # batch ids kept to show (the incident's, and those new since the last message) ...
+LISTED_BYTES = 8_192  # ... within this many bytes each
+KNOWN_BATCHES = 1_000  # short hashes of the batches seen, for "new since the last message"; oldest dropped
+EVENT_KEYS = 500  # ids of the window's events (as many as `evaluate` reads), to count each cleanup once
+MUTED_NOTES = 20  # decisions held back by a mute, named in the next message
+# "Getting worse" by batches: at least twice the most told so far, and this many more (not 1 → 2).
+WORSE_FACTOR = 2
+WORSE_MORE = 3
 
 
 class Kind(StrEnum):
     NONE = "none"
     ALERT = "alert"
     ESCALATION = "escalation"
+    WORSENING = "worsening"
     REMINDER = "reminder"
     RESOLVED = "resolved"
     TEST = "test"
@@ -34,7 +57,8 @@ class Kind(StrEnum):
 @dataclass(frozen=True)
 class PolicyConfig:
     warning_threshold: int = 3
-    critical_threshold: int = 5
+    # Every scheduled run of the 60-minute window (4 runs) had cleanups: reachable on the schedule.
+    critical_threshold: int = 4
     window_minutes: int = 60
     cooldown_minutes: int = 60
 
@@ -63,6 +87,26 @@ class PolicyConfig:
     def threshold(self, severity: str | None) -> int:
         return self.critical_threshold if severity == CRITICAL else self.warning_threshold
 
+    @property
+    def scheduled_runs_in_window(self) -> int:
+        """Scheduled runs in a window `(T − window, T]`: each records at most one cleanup."""
+        return -(-self.window_minutes // RUN_EVERY_MINUTES)
+
+    def unreachable(self) -> tuple[str, ...]:
+        """A sentence for each threshold the window can never reach on the schedule alone (only
+        manual or cleared runs would add the missing cleanups)."""
+        runs = self.scheduled_runs_in_window
+        return tuple(
+            f"{name} {value} cannot be reached on the schedule alone: the {self.window_minutes}-minute "
+            f"window holds {runs} scheduled runs (every {RUN_EVERY_MINUTES} minutes), each recording "
+            "at most one cleanup"
+            for name, value in (
+                ("warning_threshold", self.warning_threshold),
+                ("critical_threshold", self.critical_threshold),
+            )
+            if value > runs
+        )
+
 
 @dataclass(frozen=True)
 class State:
@@ -72,16 +116,28 @@ class State:
     severity: str | None = None
     peak_severity: str | None = None
     opened_at: datetime | None = None
+    # The newest run time that evaluated: an older run (cleared, re-run) neither posts nor moves the state.
+    evaluated_at: datetime | None = None
     last_notified_at: datetime | None = None
     last_notified_kind: str | None = None
     last_notified_severity: str | None = None
     last_count: int = 0
     peak_count: int = 0
+    # The most cleanups and window batches a message of this incident told (for "getting worse").
+    told_count: int = 0
+    told_batches: int = 0
     deescalated_from: str | None = None
-    reported_batch_ids: tuple[str, ...] = ()
-    # Seen in a window since the last message: a batch may leave the window before the next one.
+    # The incident's batches: how many, the first ones (to show), and short hashes of those seen.
+    batch_count: int = 0
+    batch_ids: tuple[str, ...] = ()
+    known_batches: tuple[str, ...] = ()
+    # Seen in a window since the last message (a batch may leave the window before the next one):
+    # the first ones to show, and how many more.
     unreported_batch_ids: tuple[str, ...] = ()
+    unreported_more: int = 0
+    # The window's events at the last evaluation (each cleanup is counted once) and the total so far.
     event_ids: tuple[str, ...] = ()
+    total_cleanups: int = 0
     muted: tuple[str, ...] = ()
     notifications: int = 0
     # Bot-token mode: the incident's first Slack message, whose thread holds the later ones.
@@ -111,21 +167,92 @@ class State:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> State:
+        """The state in `data`; a field of the wrong type is logged by name and left at its default,
+        and a document of the earlier, unbounded form is brought into the bounded one."""
         if not data:
             return cls()
         values = {}
-        for key in _STATE_FIELDS & set(data):
-            value = data[key]
-            if isinstance(value, list):
-                value = tuple(value)
-            elif key in _STATE_TIMES and isinstance(value, str):
-                value = datetime.fromisoformat(value)
-            values[key] = value
+        for key in _STATE_FIELDS.keys() & set(data):
+            value = _checked(key, data[key])
+            if value is not _BAD:
+                values[key] = value
+        values.update(_from_unbounded(data, values))
         return cls(**values)
 
 
-_STATE_FIELDS = {f.name for f in dataclasses.fields(State)}
-_STATE_TIMES = {"opened_at", "last_notified_at"}
+_STATE_FIELDS = {f.name: f.default for f in dataclasses.fields(State)}
+_STATE_TIMES = {"opened_at", "evaluated_at", "last_notified_at"}
+_BAD = object()
+
+
+def _checked(key: str, value: Any) -> Any:
+    """`value` as field `key` holds it, or `_BAD` (logged) when it is of the wrong type."""
+    default = _STATE_FIELDS[key]
+    if key in _STATE_TIMES:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # not a time: refused below
+                value = datetime.fromisoformat(value)
+        ok = value is None or (isinstance(value, datetime) and value.tzinfo is not None)
+    elif isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+        value = tuple(value) if ok else value
+    else:  # str or None
+        ok = value is None or isinstance(value, str)
+    if ok:
+        return value
+    log.warning(
+        "Alert state field %r has a value of the wrong type (%s): ignored.", key, type(value).__name__
+    )
+    return _BAD
+
+
+def _from_unbounded(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The bounded fields of a document written before they existed: every reported batch id and
+    every event id of the incident, and no record of what the messages told."""
+    old: dict[str, Any] = {}
+    reported = _checked("batch_ids", data["reported_batch_ids"]) if "reported_batch_ids" in data else _BAD
+    if reported is not _BAD and "known_batches" not in data:
+        seen = unique((*reported, *values.get("unreported_batch_ids", ())))
+        old["batch_ids"] = _shown(seen)
+        old["batch_count"] = len(seen)
+        old["known_batches"] = tuple(_hash(b) for b in seen)[-KNOWN_BATCHES:]
+    if "total_cleanups" not in data and "event_ids" in values:
+        old["total_cleanups"] = len(values["event_ids"])
+    if "event_ids" in values:
+        old["event_ids"] = values["event_ids"][-EVENT_KEYS:]
+    if "unreported_batch_ids" in values and len(values["unreported_batch_ids"]) > LISTED_IDS:
+        shown = _shown(values["unreported_batch_ids"])
+        old["unreported_batch_ids"] = shown
+        old["unreported_more"] = len(values["unreported_batch_ids"]) - len(shown)
+    if "told_count" not in data and values.get("open"):
+        old["told_count"] = values.get("peak_count", 0)  # no WORSENING for what was already said
+    return old
+
+
+@functools.lru_cache(maxsize=4096)  # a batch is hashed at every run while in the window
+def _hash(batch_id: str) -> str:
+    return hashlib.sha256(batch_id.encode()).hexdigest()[:12]
+
+
+def _event_key(event_id: str) -> str:
+    """The event's id, or a hash of it when it is longer than the DAG's own (40 characters)."""
+    return event_id if len(event_id) <= 40 else "#" + hashlib.sha256(event_id.encode()).hexdigest()[:39]
+
+
+def _shown(batch_ids: Sequence[str], room: int = LISTED_IDS) -> tuple[str, ...]:
+    """The first of `batch_ids` that fit the list caps (each string is its UTF-8 bytes + 1 in Firestore)."""
+    if len(batch_ids) <= room and sum(map(len, batch_ids)) * 4 + len(batch_ids) <= LISTED_BYTES:
+        return tuple(batch_ids)  # short enough whatever the characters (at most 4 bytes each)
+    used = 0
+    for index, batch_id in enumerate(batch_ids[:room]):
+        used += len(batch_id.encode()) + 1
+        if used > LISTED_BYTES:
+            return tuple(batch_ids[:index])
+    return tuple(batch_ids[:room])
 
 
 @dataclass(frozen=True)
@@ -134,6 +261,7 @@ class Decision:
     severity: str | None
     count: int
     reason: str
+    # The batches to name (capped) and how many there are in all (`batch_count` ≥ len(batch_ids)).
     batch_ids: tuple[str, ...] = ()
     new_batch_ids: tuple[str, ...] = ()
     repeat_offenders: tuple[tuple[str, int], ...] = ()
@@ -146,6 +274,11 @@ class Decision:
     suppressed: bool = False
     # Cleanups that the coordinator's own tracking recorded a second time (counted once).
     double_recorded: int = 0
+    batch_count: int = 0
+    new_batch_count: int = 0
+    # Batches auto-completed by the window's cleanups, and for a WORSENING what got worse.
+    auto_completed: int = 0
+    worse: str | None = None
 
     @property
     def notify(self) -> bool:
@@ -190,35 +323,69 @@ def decide(
     config: PolicyConfig,
     muted: bool = False,
     double_recorded: int = 0,
+    auto_completed: int | None = None,
 ) -> tuple[Decision, State]:
     """What to tell Slack about this run, and the state to remember once that message is accepted.
 
     `window_events` maps the ids of the events read in the window to their batch ids (it may hold
-    fewer events than `count` when the read was capped). While `muted`, the decision is made and
-    the state moves on as if delivered, and the decision is remembered in `muted` for the next
-    message to name.
+    fewer events than `count` when the read was capped), newest first; `auto_completed` is the
+    batches those events auto-completed (their `stalled_count`s; by default their batch ids). While
+    `muted`, the decision is made and the state moves on as if delivered, and the decision is
+    remembered in `muted` for the next message to name. A run older than `state.evaluated_at`
+    decides NONE, leaves the state as it is and says in its reason what it would have said.
     """
+    if auto_completed is None:
+        auto_completed = sum(len(ids) for ids in window_events.values())
+    inputs = (count, window_events, offenders, now, config, muted, double_recorded, auto_completed)
+    if state.evaluated_at is not None and now < state.evaluated_at:
+        would, _ = _decide(state, *inputs)
+        said = would.kind.value.upper() + (" (muted)" if would.suppressed else "")
+        reason = (
+            f"this run ({_hhmm(now)}) is older than the last evaluation ({_hhmm(state.evaluated_at)}): "
+            f"a cleared or re-run old run posts nothing and leaves the incident as it is. "
+            f"It would have said {said}: {would.reason}"
+        )
+        return dataclasses.replace(would, kind=Kind.NONE, suppressed=False, reason=reason), state
+    return _decide(state, *inputs)
+
+
+def _decide(
+    state: State,
+    count: int,
+    window_events: Mapping[str, Sequence[str]],
+    offenders: tuple[tuple[str, int], ...],
+    now: datetime,
+    config: PolicyConfig,
+    muted: bool,
+    double_recorded: int,
+    auto_completed: int,
+) -> tuple[Decision, State]:
     severity = config.severity(count)
     batch_ids = unique(b for ids in window_events.values() for b in ids)
-    seen_events = unique((*state.event_ids, *window_events))
     words = f"{count} cleanups in the last {config.window_minutes} minutes"
     common = {
         "count": count,
-        "batch_ids": batch_ids,
+        "batch_ids": _shown(batch_ids),
+        "batch_count": len(batch_ids),
         "repeat_offenders": offenders,
         "muted_before": state.muted,
         "double_recorded": double_recorded,
+        "auto_completed": auto_completed,
     }
+    keys = tuple(_event_key(e) for e in window_events)
 
     if not state.open:
         if severity is None:
             reason = f"{words} < {config.warning_threshold} → no incident"
-            return Decision(Kind.NONE, None, reason=reason, **common), state
+            return Decision(Kind.NONE, None, reason=reason, **common), dataclasses.replace(
+                state, evaluated_at=now
+            )
         decision = Decision(
             Kind.ALERT,
             severity,
             reason=f"{words} ≥ {config.threshold(severity)} → {severity}",
-            new_batch_ids=batch_ids,
+            new_batch_ids=common["batch_ids"],
+            new_batch_count=len(batch_ids),
             opened_at=now,
             peak_severity=severity,
             **common,
@@ -228,58 +395,74 @@ def decide(
             severity=severity,
             peak_severity=severity,
             opened_at=now,
+            evaluated_at=now,
             last_count=count,
             peak_count=count,
+            batch_count=len(batch_ids),
+            batch_ids=common["batch_ids"],
+            known_batches=tuple(_hash(b) for b in batch_ids)[-KNOWN_BATCHES:],
+            event_ids=keys[:EVENT_KEYS],
+            total_cleanups=len(keys),
+            muted=state.muted,
         )
-        return _delivered(decision, opened, now, batch_ids, seen_events, muted)
+        return _delivered(decision, opened, now, muted)
 
-    unreported = tuple(
-        b for b in unique((*state.unreported_batch_ids, *batch_ids)) if b not in state.reported_batch_ids
-    )
-    tracked = dataclasses.replace(
-        state,
-        last_count=count,
-        peak_count=max(state.peak_count, count),
-        event_ids=seen_events,
-        unreported_batch_ids=unreported,
-    )
+    # One `replace` per path, at most two with a message: the backtest runs this thousands of times.
+    changes = _tracked(state, count=count, batch_ids=batch_ids, keys=keys, now=now)
+    unreported = changes.get("unreported_batch_ids", state.unreported_batch_ids)
     opened_for = now - state.opened_at if state.opened_at else timedelta(0)
     incident = {"opened_at": state.opened_at, "duration": opened_for, "peak_severity": state.peak_severity}
+    new = {
+        "new_batch_ids": unreported,
+        "new_batch_count": len(unreported) + changes.get("unreported_more", state.unreported_more),
+    }
 
     if severity is None:
-        involved = (*state.reported_batch_ids, *unreported)
         decision = Decision(
             Kind.RESOLVED,
             state.peak_severity,
             reason=f"{words} < {config.warning_threshold} → RESOLVED after {duration_text(opened_for)}",
-            total_cleanups=len(seen_events),
-            **{**common, "batch_ids": involved},
+            total_cleanups=changes["total_cleanups"],
+            batch_ids=changes.get("batch_ids", state.batch_ids),
+            batch_count=changes.get("batch_count", state.batch_count),
+            **{key: value for key, value in common.items() if key not in ("batch_ids", "batch_count")},
             **incident,
         )
-        return _delivered(decision, State(), now, (), (), muted, closing=tracked)
+        return _delivered(decision, State(evaluated_at=now, muted=state.muted), now, muted)
 
-    new_ids = unreported
     if _RANK[severity] > _RANK[state.severity]:
         decision = Decision(
             Kind.ESCALATION,
             severity,
             reason=f"{words} ≥ {config.threshold(severity)} → {state.severity} escalates to {severity}",
-            new_batch_ids=new_ids,
+            **new,
             **common,
             **{**incident, "peak_severity": severity},
         )
-        escalated = dataclasses.replace(
-            tracked,
-            severity=severity,
-            peak_severity=_higher(state.peak_severity, severity),
-            deescalated_from=None,
-        )
-        return _delivered(decision, escalated, now, unreported, seen_events, muted)
+        escalated = {
+            "severity": severity,
+            "peak_severity": _higher(state.peak_severity, severity),
+            "deescalated_from": None,
+        }
+        return _delivered(decision, state, now, muted, {**changes, **escalated})
 
     deescalated_from = state.deescalated_from
     if _RANK[severity] < _RANK[state.severity]:
         deescalated_from = state.severity
-    tracked = dataclasses.replace(tracked, severity=severity, deescalated_from=deescalated_from)
+    changes["severity"] = severity
+    worse = _worse(state, count, auto_completed)
+    if worse:
+        decision = Decision(
+            Kind.WORSENING,
+            severity,
+            reason=f"{words}: {severity} is getting worse ({worse}) → message at once",
+            worse=worse,
+            deescalated_from=deescalated_from,
+            **new,
+            **common,
+            **incident,
+        )
+        return _delivered(decision, state, now, muted, {**changes, "deescalated_from": None})
     cooled = state.last_notified_at is None or now - state.last_notified_at >= timedelta(
         minutes=config.cooldown_minutes
     )
@@ -291,51 +474,108 @@ def decide(
         quiet += f" < cooldown {config.cooldown_minutes} min → no message"
         if deescalated_from:
             quiet += f" (de-escalated from {deescalated_from}, noted in the next reminder)"
-        return Decision(Kind.NONE, severity, reason=quiet, **common, **incident), tracked
+        quiet_state = _with(state, {**changes, "deescalated_from": deescalated_from})
+        return Decision(Kind.NONE, severity, reason=quiet, **common, **incident), quiet_state
     decision = Decision(
         Kind.REMINDER,
         severity,
         reason=f"{words}: {severity} still ongoing after {duration_text(opened_for)} → reminder",
-        new_batch_ids=new_ids,
         deescalated_from=deescalated_from,
+        **new,
         **common,
         **incident,
     )
-    return _delivered(
-        decision, dataclasses.replace(tracked, deescalated_from=None), now, unreported, seen_events, muted
-    )
+    return _delivered(decision, state, now, muted, {**changes, "deescalated_from": None})
+
+
+def _tracked(
+    state: State, *, count: int, batch_ids: tuple[str, ...], keys: tuple[str, ...], now: datetime
+) -> dict[str, Any]:
+    """What this run's window changes in the open incident: counts, the window's events, the batches."""
+    seen_events = set(state.event_ids)
+    known = set(state.known_batches)
+    new = [(b, h) for b, h in ((b, _hash(b)) for b in batch_ids) if h not in known]
+    values: dict[str, Any] = {
+        "evaluated_at": now,
+        "last_count": count,
+        "peak_count": max(state.peak_count, count),
+        "event_ids": keys[:EVENT_KEYS],
+        "total_cleanups": state.total_cleanups + sum(1 for key in keys if key not in seen_events),
+    }
+    if new:
+        ids = [b for b, _ in new]
+        unreported = _shown((*state.unreported_batch_ids, *ids))
+        values |= {
+            "batch_count": state.batch_count + len(new),
+            "batch_ids": _shown((*state.batch_ids, *ids))
+            if len(state.batch_ids) < LISTED_IDS
+            else state.batch_ids,
+            "known_batches": (*state.known_batches, *(h for _, h in new))[-KNOWN_BATCHES:],
+            "unreported_batch_ids": unreported,
+            "unreported_more": state.unreported_more
+            + len(state.unreported_batch_ids)
+            + len(ids)
+            - len(unreported),
+        }
+    return values
+
+
+def _worse(state: State, count: int, auto_completed: int) -> str | None:
+    """What got worse since the messages told: more cleanups in the window than any of them said,
+    or at least twice the batches (and `WORSE_MORE` more); None when nothing did."""
+    if count > state.told_count:
+        return f"{count} cleanups in the window, up from {state.told_count}"
+    told = state.told_batches
+    if told and auto_completed >= WORSE_FACTOR * told and auto_completed >= told + WORSE_MORE:
+        return f"{auto_completed} batches auto-completed in the window, up from {told}"
+    return None
 
 
 def _delivered(
-    decision: Decision,
-    state: State,
-    now: datetime,
-    batch_ids: tuple[str, ...],
-    seen_events: tuple[str, ...],
-    muted: bool,
-    closing: State | None = None,
+    decision: Decision, state: State, now: datetime, muted: bool, changes: Mapping[str, Any] | None = None
 ) -> tuple[Decision, State]:
-    """The state once `decision` is delivered (or, while muted, remembered as muted)."""
-    if closing is not None:  # RESOLVED: the incident ends; only a muted trail survives.
-        after = State()
-    else:
-        after = dataclasses.replace(
-            state,
-            last_notified_at=now,
-            last_notified_kind=decision.kind.value,
-            last_notified_severity=decision.severity,
-            reported_batch_ids=unique((*state.reported_batch_ids, *batch_ids)),
-            unreported_batch_ids=(),
-            event_ids=seen_events,
-            notifications=state.notifications + (0 if muted else 1),
-        )
+    """`state` with `changes`, once `decision` is delivered (or, while muted, remembered as muted)."""
+    values = {**(changes or {}), "muted": ()}
+    if decision.kind is not Kind.RESOLVED:  # RESOLVED: the incident ends; only a muted trail survives.
+        values |= {
+            "last_notified_at": now,
+            "last_notified_kind": decision.kind.value,
+            "last_notified_severity": decision.severity,
+            "told_count": max(state.told_count, decision.count),
+            "told_batches": max(state.told_batches, decision.auto_completed),
+            "unreported_batch_ids": (),
+            "unreported_more": 0,
+            "notifications": state.notifications + (0 if muted else 1),
+        }
     if muted:
-        note = (
-            f"{decision.kind.value.upper()} {decision.severity or ''} at {now.isoformat(timespec='minutes')}"
-        )
-        after = dataclasses.replace(after, muted=(*decision.muted_before, note.replace("  ", " ")))
-        return dataclasses.replace(decision, suppressed=True, reason=decision.reason + " (muted)"), after
-    return decision, dataclasses.replace(after, muted=())
+        note = f"{decision.kind.value.upper()} {decision.severity or ''} at {_hhmm(now)}".replace("  ", " ")
+        values["muted"] = _noted(decision.muted_before, note)
+        decision = dataclasses.replace(decision, suppressed=True, reason=decision.reason + " (muted)")
+    return decision, _with(state, values)
+
+
+def _with(state: State, changes: Mapping[str, Any]) -> State:
+    """`dataclasses.replace`, at a third of its cost (the backtest makes one or two a run)."""
+    return State(**{**state.__dict__, **changes})
+
+
+def _hhmm(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%H:%M} UTC"
+
+
+def _noted(notes: tuple[str, ...], note: str) -> tuple[str, ...]:
+    """`notes` and `note`, at most `MUTED_NOTES` of them: the oldest become one "N earlier" line."""
+    notes = (*notes, note)
+    if len(notes) <= MUTED_NOTES:
+        return notes
+    earlier = 0
+    if notes[0].endswith(_EARLIER):
+        earlier, notes = int(notes[0].split()[0]), notes[1:]
+    dropped = len(notes) - (MUTED_NOTES - 1)
+    return (f"{earlier + dropped}{_EARLIER}", *notes[dropped:])
+
+
+_EARLIER = " earlier messages"
 
 
 def _higher(a: str | None, b: str | None) -> str | None:
@@ -359,8 +599,9 @@ def incident_record(
         "severity": decision.severity,
         "peak_severity": _higher(before.peak_severity, decision.peak_severity or decision.severity),
         "peak_count": max(before.peak_count, decision.count if not resolved else 0),
-        "total_cleanups": decision.total_cleanups if resolved else len(tracked.event_ids),
-        "batch_ids": list(decision.batch_ids if resolved else tracked.reported_batch_ids),
+        "total_cleanups": decision.total_cleanups if resolved else tracked.total_cleanups,
+        "batch_count": decision.batch_count if resolved else tracked.batch_count,
+        "batch_ids": list(decision.batch_ids if resolved else tracked.batch_ids),
         "notifications": before.notifications + (0 if decision.suppressed else 1),
     }
 
@@ -369,12 +610,14 @@ def forced_test_decision(
     count: int, window_events: Mapping[str, Sequence[str]], offenders: tuple[tuple[str, int], ...]
 ) -> Decision:
     """The `force_alert` message: today's numbers, clearly marked as a test, no incident involved."""
+    batch_ids = unique(b for ids in window_events.values() for b in ids)
     return Decision(
         Kind.TEST,
         None,
         count,
         reason="force_alert → TEST message",
-        batch_ids=unique(b for ids in window_events.values() for b in ids),
+        batch_ids=_shown(batch_ids),
+        batch_count=len(batch_ids),
         repeat_offenders=offenders,
     )
 

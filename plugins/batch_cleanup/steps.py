@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 LOGGED_IDS = 20
 # The messages that tell of a systemic problem now (and the TEST of their wiring): they carry the
 # coordinator's health and the worker-logs link. A RESOLVED one does not.
-DIAGNOSED = frozenset({"alert", "escalation", "reminder", "test"})
+DIAGNOSED = frozenset({"alert", "escalation", "worsening", "reminder", "test"})
 
 
 class Coordinator(Protocol):
@@ -156,11 +156,14 @@ def evaluate(
     Returns the decision, the state before and after it, and the state's version (for delivery).
     """
     config = PolicyConfig.from_params(params)
+    for unreachable in config.unreachable():
+        log.warning("%s: only manual or cleared runs could reach it.", unreachable)
     start = window_start(run_after, config.window_minutes)
     count = store.count_in(start, run_after)
     stored, version = store.read_state(dag_id)
     state = State.from_dict(stored)
     window_events: dict[str, list[str]] = {}
+    auto_completed = 0
     offenders: tuple[tuple[str, int], ...] = ()
     twice: set[str] = set()
     if count >= config.warning_threshold or state.open or recorded:  # Healthy runs read no documents.
@@ -169,7 +172,9 @@ def evaluate(
         twice = double_recorded(recent, RUN_TIMEOUT)
         counted = [event for event in recent if event.timestamp <= run_after and event.id not in twice]
         count -= sum(start < event.timestamp <= run_after for event in recent if event.id in twice)
-        window_events = {event.id: event.batch_ids for event in counted if event.timestamp > start}
+        in_window = [event for event in counted if event.timestamp > start]
+        window_events = {event.id: event.batch_ids for event in in_window}
+        auto_completed = sum(event.auto_completed for event in in_window)
         offenders = repeat_offenders(event.batch_ids for event in counted)
     if twice:
         log.warning(
@@ -188,10 +193,11 @@ def evaluate(
         config=config,
         muted=_muted(mute_value, run_after),
         double_recorded=len(twice),
+        auto_completed=auto_completed,
     )
     log.info("%s", decision.reason)
     if params["force_alert"]:
-        decision = forced_test_decision(count, window_events, offenders)
+        decision, new_state = forced_test_decision(count, window_events, offenders), state
         log.info("force_alert: a TEST message goes out instead; the incident state is not touched.")
     return {
         "decision": decision.to_dict(),

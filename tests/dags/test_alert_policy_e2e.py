@@ -31,7 +31,7 @@ def alert_state(db) -> dict:
     return db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict() or {}
 
 
-def test_incident_lifecycle_warning_cooldown_critical_reminder_resolved(airflow, fresh, db):
+def test_incident_lifecycle_warning_critical_worse_reminder_resolved(airflow, fresh, db):
     coordinator, sink = fresh
     conf = {"cooldown_minutes": 30}
     for index in range(1, 6):
@@ -46,32 +46,34 @@ def test_incident_lifecycle_warning_cooldown_critical_reminder_resolved(airflow,
             [warning] = posted
             assert warning.startswith("WARNING: systemic batch stalls")
         elif index == 4:
-            assert len(posted) == 1, "a 4th cleanup inside the cooldown posts nothing"
-            assert "< cooldown 30 min → no message" in run.output
-        else:
-            assert len(posted) == 2, "5 cleanups escalate to CRITICAL at once, inside the cooldown"
+            assert len(posted) == 2, "4 cleanups escalate to CRITICAL at once, inside the cooldown"
             assert posted[1].startswith("Escalated to CRITICAL")
-            assert "lifecycle-5" in posted[1]
+            assert "lifecycle-4" in posted[1]
+        else:
+            assert len(posted) == 3, "a 5th cleanup is worse than any message said: at once"
+            assert posted[2].startswith("Getting worse (CRITICAL)")
+            assert "5 cleanups in the window, up from 4" in posted[2]
+            assert "lifecycle-5" in posted[2]
 
     opened_at = alert_state(db)["opened_at"]
     reminder = airflow.dags_test(
         DAG_ID, conf=conf, run_after=opened_at + timedelta(minutes=31), name="reminder"
     )
     assert reminder.state == "success", reminder.explain()
-    assert texts(sink)[2].startswith("Still ongoing (CRITICAL)")
+    assert texts(sink)[3].startswith("Still ongoing (CRITICAL)")
 
     quiet = airflow.dags_test(DAG_ID, conf=conf, run_after=opened_at + timedelta(hours=2), name="resolved")
     assert quiet.state == "success", quiet.explain()
     assert quiet.task_states["send_resolved"] == "success"
-    resolved = texts(sink)[3]
+    resolved = texts(sink)[4]
     assert resolved.startswith("RESOLVED")
     assert re.search(r"Lasted 2 h 00 min, 5 cleanups in total, peak severity CRITICAL", resolved), resolved
     assert all(f"lifecycle-{index}" in resolved for index in range(1, 6))
-    assert len(texts(sink)) == 4
+    assert len(texts(sink)) == 5
     assert alert_state(db)["open"] is False
     [incident] = [doc.to_dict() for doc in db.collection("batch_cleanup_incidents").stream()]
     assert incident["peak_severity"] == "CRITICAL" and incident["closed_at"] is not None
-    assert incident["notifications"] == 4, "warning, escalation, reminder and resolved were delivered"
+    assert incident["notifications"] == 5, "warning, escalation, worse, reminder and resolved were delivered"
 
 
 def test_slack_500_then_200_posts_exactly_one_message_naming_repeat_offenders(airflow, fresh, db):
@@ -213,3 +215,32 @@ def test_slack_429_is_retried_after_retry_after_and_posts_once(airflow, fresh, d
         ).fetchall()
     took = datetime.fromisoformat(ended) - datetime.fromisoformat(started)
     assert took >= timedelta(seconds=2), f"send_alert took {took}: Retry-After (2 s) was not waited out"
+
+
+def test_an_old_run_cleared_during_an_incident_posts_nothing_and_the_next_run_goes_on(airflow, fresh, db):
+    """Clearing a run of 3 hours ago (its `run_after` is then): it neither ends nor reopens the
+    open incident, and the next scheduled run goes on as if it had not happened."""
+    _, sink = fresh
+    seed_events(db, ["o1"], ["o2"], ["o3"])
+    opened = airflow.dags_test(DAG_ID, name="opens")
+    assert opened.state == "success", opened.explain()
+    [warning] = texts(sink)
+    assert warning.startswith("WARNING")
+    before = alert_state(db)
+
+    old = airflow.dags_test(DAG_ID, run_after=before["evaluated_at"] - timedelta(hours=3), name="old-run")
+
+    assert old.state == "success", old.explain()
+    assert "is older than the last evaluation" in old.output
+    assert "It would have said RESOLVED" in old.output
+    assert texts(sink) == [warning], "the old run posts nothing"
+    assert alert_state(db) == before, "and leaves the incident as it was"
+
+    following = airflow.dags_test(
+        DAG_ID, run_after=before["evaluated_at"] + timedelta(minutes=15), name="next"
+    )
+
+    assert following.state == "success", following.explain()
+    assert "WARNING continues" in following.output and "→ no message" in following.output
+    assert texts(sink) == [warning], "no new WARNING: the incident is the same one"
+    assert alert_state(db)["opened_at"] == before["opened_at"]

@@ -152,7 +152,7 @@ def test_params_defaults(dag):
         "stall_threshold_minutes": 10,
         "min_completion_pct": 90,
         "warning_threshold": 3,
-        "critical_threshold": 5,
+        "critical_threshold": 4,
         "window_minutes": 60,
         "cooldown_minutes": 60,
         "notify": True,

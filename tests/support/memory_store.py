@@ -31,7 +31,7 @@ class MemoryStore:
     def events_in(self, start, end):
         self.reads.append("events_in")
         found = [
-            StoredEvent(i, e["timestamp"], e["batch_ids"], e.get("dag_id"))
+            StoredEvent(i, e["timestamp"], e["batch_ids"], e.get("dag_id"), e.get("stalled_count"))
             for i, e in self.events.items()
             if start < e["timestamp"] <= end
         ]
@@ -41,6 +41,8 @@ class MemoryStore:
         return dict(self.state), int(self.state.get("version", 0))
 
     def claim_lease(self, dag_id, *, run_id, version, kind):
+        if int(self.state.get("version", 0)) != version:
+            return "the state changed since this run decided"
         if self.lease not in (None, run_id):
             return f"run {self.lease} is delivering"
         self.lease = run_id

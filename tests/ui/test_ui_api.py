@@ -72,7 +72,7 @@ def test_cleanups_per_hour_and_totals(story, make_client, range_, cleanups, hour
     assert sum(data["cleanups"]) == cleanups
     assert data["hours"][-1] == "2026-03-10T12:00:00Z"
     assert (data["events_read"], data["events_truncated"]) == (cleanups, False)
-    assert body["thresholds"] == {"warning": 3, "critical": 5, "window_minutes": 60}
+    assert body["thresholds"] == {"warning": 3, "critical": 4, "window_minutes": 60}
     assert body["window"]["range"] == range_
 
 

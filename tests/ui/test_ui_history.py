@@ -402,7 +402,7 @@ def test_the_backtest_comparison_puts_both_replays_side_by_side():
     )
     runs = scheduled_runs(H - timedelta(hours=4), H)
     current, candidate = (
-        replay(recorded, runs, config, until=NOW) for config in (PolicyConfig(), PolicyConfig(4, 6))
+        replay(recorded, runs, config, until=NOW) for config in (PolicyConfig(3, 5), PolicyConfig(4, 6))
     )
 
     body = history.backtest_comparison(current, candidate, events_read=8, events_truncated=False)
@@ -415,13 +415,19 @@ def test_the_backtest_comparison_puts_both_replays_side_by_side():
     assert body["until"] == "2026-03-10T12:30:00Z"
     assert body["current"]["totals"] == {
         "incidents": 2,
-        "messages_sent": 3,  # ALERT and RESOLVED at 09:30 and 10:00, ALERT at 11:30
+        "messages_sent": 4,  # ALERT and RESOLVED at 09:30 and 10:00, ALERT at 11:30, worse at 11:45
         "critical_pages": 0,
         "hours_at_warning": 1.5,  # 09:30-10:00, then 11:30 to now
         "hours_at_critical": 0.0,
         "missed": 0,
     }
-    assert body["current"]["messages"] == {"alert": 2, "escalation": 0, "reminder": 0, "resolved": 1}
+    assert body["current"]["messages"] == {
+        "alert": 2,
+        "escalation": 0,
+        "worsening": 1,
+        "reminder": 0,
+        "resolved": 1,
+    }
     [open_now, blip] = body["current"]["incidents"]  # newest first
     assert (open_now["open"], open_now["closed_at"], open_now["duration"]) == (True, None, "1 h 00 min")
     assert open_now["matched"] is True

@@ -30,7 +30,7 @@ from batch_cleanup.policy import CRITICAL, WARNING, PolicyConfig
 from tests.support.memory_store import MemoryStore
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-DEFAULTS = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window, 60-minute cooldown.
+DEFAULTS = PolicyConfig()  # WARNING at 3, CRITICAL at 4, 60-minute window, 60-minute cooldown.
 PARAMS = {name: param.value for name, param in dag_params().items()}
 
 
@@ -136,13 +136,13 @@ BURST = [dag(240), dag(255), dag(270), dag(275, "manual"), dag(285)]  # five in 
         ([dag(60), dag(120), dag(180)], [], {}, 0, (0, 0)),
         # 60 leaves the window at 120 (start exclusive): 75 and 90 are two → RESOLVED.
         (BLIP, [(90, 120, WARNING, 3, 2)], {"alert": 1, "resolved": 1}, 0, (0.5, 0)),
-        # WARNING at 270, CRITICAL at 285 (paged), back to WARNING quietly, RESOLVED at 330.
+        # WARNING at 270, CRITICAL at 285 (paged) and 300 (four), back to WARNING quietly, RESOLVED at 330.
         (
             BURST,
             [(270, 330, CRITICAL, 5, 3)],
             {"alert": 1, "escalation": 1, "resolved": 1},
             1,
-            (0.75, 0.25),
+            (0.5, 0.5),
         ),
         # Six in the window at once: the ALERT is CRITICAL, and pages.
         (
@@ -169,20 +169,22 @@ SUSTAINED = [dag(m) for m in range(60, 211, 15)]  # one cleanup per run from 60 
 
 @pytest.mark.parametrize(
     ("cooldown", "reminders"),
-    [(15, 9), (60, 2), (120, 1), (600, 0)],
+    [(15, 8), (60, 2), (120, 1), (600, 0)],
     ids=["cooldown-15", "cooldown-60", "cooldown-120", "cooldown-600"],
 )
 def test_the_cooldown_sets_the_reminders_of_a_long_incident(cooldown, reminders):
     result = replayed(SUSTAINED, cooldown_minutes=cooldown)
 
-    # ALERT at 90 (three in the window), RESOLVED at 240 (195 and 210 left).
-    assert incidents(result) == [(90, 240, WARNING, 4, 2 + reminders)]
+    # ALERT at 90 (three in the window), CRITICAL at 105 (every run of the window cleaned up: on
+    # the schedule alone), RESOLVED at 240 (195 and 210 left).
+    assert incidents(result) == [(90, 240, CRITICAL, 4, 3 + reminders)]
     assert result.messages.get("reminder", 0) == reminders
 
 
 def test_warning_at_4_spares_the_blip_and_still_pages_for_the_burst():
     """The question the backtest is for: fewer messages, and the real incident is not missed."""
-    current, candidate = replayed(BLIP + BURST), replayed(BLIP + BURST, warning_threshold=4)
+    current = replayed(BLIP + BURST)
+    candidate = replayed(BLIP + BURST, warning_threshold=4, critical_threshold=5)
 
     assert [i[:3] for i in incidents(current)] == [(90, 120, WARNING), (270, 330, CRITICAL)]
     # Four is reached only when the burst is at five: CRITICAL at once, over when three are left.
@@ -206,9 +208,9 @@ def test_a_longer_window_sees_an_incident_a_short_one_does_not():
 def test_an_incident_open_at_the_end_is_reported_open_until_the_end():
     result = replayed([dag(300), dag(315), dag(330), dag(345)], until_minutes=345)
 
-    assert incidents(result) == [(330, None, WARNING, 4, 1)]
+    assert incidents(result) == [(330, None, CRITICAL, 4, 2)]
     assert result.until == at(360)  # one interval after the last run, by default
-    assert hours(result) == (0.5, 0)
+    assert hours(result) == (0.25, 0.25)
 
 
 def test_an_open_incident_lasts_until_the_given_end():

@@ -66,9 +66,7 @@ def _messages(run_url: str | None) -> dict[str, Message]:
         "alert": alert(
             decision, window_minutes=60, threshold=3, completed_this_run=3, run_url=run_url, run_id=RUN_ID
         ),
-        "incident_card": incident_card(
-            decision, window_minutes=60, threshold=3, now=NOW, run_url=run_url
-        ),
+        "incident_card": incident_card(decision, window_minutes=60, threshold=3, now=NOW, run_url=run_url),
         "run_failed": run_failed(dag_id=DAG_ID, run_id=RUN_ID, reason="timed out", run_url=run_url),
         "run_overdue": run_overdue(
             dag_id=DAG_ID, run_id=RUN_ID, queued_at="09:00", minutes=10, run_url=run_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -36,9 +37,9 @@ RUN_URL = (
     "https://airflow.example.com/dags/stalled_batch_cleanup/runs/scheduled__2020-03-01T10%3A05%3A00%2B00%3A00"
 )
 RUN_ID = "scheduled__2020-03-01T10:05:00+00:00"
-CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window and cooldown.
+CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 4, 60-minute window and cooldown.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-KINDS = ["alert", "escalation", "reminder", "resolved", "test"]
+KINDS = ["alert", "escalation", "worsening", "reminder", "resolved", "test"]
 
 
 def window(batch_ids: list[str], per_event: int = 2) -> dict[str, list[str]]:
@@ -51,6 +52,7 @@ def window(batch_ids: list[str], per_event: int = 2) -> dict[str, list[str]]:
 SCENARIOS = {
     "alert": (None, 0, 7),
     "escalation": (3, 15, 6),
+    "worsening": (4, 15, 6),
     "reminder": (5, 75, 6),
     "resolved": (5, 150, 1),
 }
@@ -75,6 +77,8 @@ def decided(
     if opening is not None:
         common = {"window_events": {"e-open": ["b0"]}, "offenders": (), "config": CONFIG}
         _, state = decide(state, count=opening, now=T0, **common)
+        if kind != "worsening":  # told more than any tested window holds: no WORSENING
+            state = dataclasses.replace(state, told_count=10**6, told_batches=10**6)
     decision, _ = decide(
         state,
         count=default if count is None else count,
@@ -310,15 +314,15 @@ def test_repeat_offenders_are_named_with_how_often_they_stalled():
 
 def test_the_first_message_after_a_mute_names_what_was_held_back():
     muted = {"count": 3, "window_events": {"e1": ["b1"]}, "offenders": (), "config": CONFIG}
-    _, state = decide(State(), now=T0, muted=True, **muted)
-    _, state = decide(state, now=T0 + timedelta(minutes=30), **{**muted, "count": 0}, muted=True)
+    _, state = decide(State(), now=T0 - timedelta(minutes=60), muted=True, **muted)
+    _, state = decide(state, now=T0 - timedelta(minutes=30), **{**muted, "count": 0}, muted=True)
 
     message = render("alert", before=state)
 
     line = next(line for line in message.text.splitlines() if line.startswith("While muted"))
-    assert "ALERT WARNING at 2026-03-02T09:00+00:00" in line
-    assert "RESOLVED WARNING at 2026-03-02T09:30+00:00" in line
-    assert "ALERT WARNING at 2026-03-02T09:00+00:00" in block_text(message)
+    assert "ALERT WARNING at 08:00 UTC" in line
+    assert "RESOLVED WARNING at 08:30 UTC" in line
+    assert "ALERT WARNING at 08:00 UTC" in block_text(message)
 
 
 # --- Block Kit --------------------------------------------------------------------------------

@@ -15,11 +15,23 @@ def test_the_thresholds_defaults_are_the_policys():
     assert {name: params[name].value for name in POLICY_FIELDS} == dataclasses.asdict(PolicyConfig())
 
 
+def test_critical_by_default_is_every_scheduled_run_of_the_window():
+    """Four 15-minute runs fit the 60-minute window; a run records at most one cleanup, so a default
+    CRITICAL above four would never fire on the schedule alone."""
+    params = dag_params()
+
+    assert (DEFAULTS.warning_threshold, DEFAULTS.critical_threshold) == (3, 4)
+    assert DEFAULTS.unreachable() == ()
+    for name in ("warning_threshold", "critical_threshold"):
+        assert "the 60-minute window holds 4 scheduled runs" in params[name].description
+    assert "4 means cleanups in every one of them" in params["critical_threshold"].description
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
         ({}, DEFAULTS),
-        ({"warning_threshold": 4}, PolicyConfig(warning_threshold=4)),
+        ({"warning_threshold": 2}, PolicyConfig(warning_threshold=2)),
         (
             {"critical_threshold": 9, "cooldown_minutes": 15},
             PolicyConfig(critical_threshold=9, cooldown_minutes=15),
@@ -71,7 +83,7 @@ def test_a_value_the_schema_refuses_is_named_in_airflows_words(values, field, me
 @pytest.mark.parametrize(
     ("values", "field", "message"),
     [
-        ({"warning_threshold": 5}, "critical_threshold", r"critical_threshold \(5\) must be greater than"),
+        ({"warning_threshold": 4}, "critical_threshold", r"critical_threshold \(4\) must be greater than"),
         (
             {"warning_threshold": 4.0},
             "warning_threshold",

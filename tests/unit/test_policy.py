@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batch_cleanup.events import firestore_size
 from batch_cleanup.policy import (
     CRITICAL,
     WARNING,
@@ -24,10 +25,10 @@ from batch_cleanup.policy import (
 from batch_cleanup.policy import forced_test_decision as make_test_decision
 
 DAG_ID = "stalled_batch_cleanup"
-CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 5, 60-minute window, 60-minute cooldown.
+CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 4, 60-minute window, 60-minute cooldown.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 COOLDOWN = timedelta(minutes=CONFIG.cooldown_minutes)
-COUNTS = {"none": 2, "warning": 3, "critical": 5}
+COUNTS = {"none": 2, "warning": 3, "critical": 4}
 RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
 
@@ -148,7 +149,7 @@ def test_transition(previous, count, cooldown, kind, severity, still_open, deesc
     if still_open:
         assert after.severity == SEVERITY_OF[count]
     else:
-        assert after == State()
+        assert after == State(evaluated_at=after.evaluated_at)
 
 
 @pytest.mark.parametrize("severity", [WARNING, CRITICAL])
@@ -188,12 +189,12 @@ def test_a_deescalation_is_noted_in_the_next_reminder_only():
 
 
 def test_a_reminder_names_the_count_the_age_and_the_batches_new_since_the_last_message():
-    _, state = run(State(), 3, T0, events={"e1": ["b1", "b2"]})
+    _, state = run(State(), 3, T0, events={"e0": ["b0"], "e1": ["b1", "b2"]})
 
-    reminder, _ = run(state, 4, minutes(60), events={"e1": ["b1", "b2"], "e2": ["b2", "b3"], "e3": ["b4"]})
+    reminder, _ = run(state, 3, minutes(60), events={"e1": ["b1", "b2"], "e2": ["b2", "b3"], "e3": ["b4"]})
 
     assert reminder.kind is Kind.REMINDER
-    assert reminder.count == 4
+    assert reminder.count == 3
     assert reminder.duration == timedelta(minutes=60)
     assert reminder.opened_at == T0
     assert reminder.batch_ids == ("b1", "b2", "b3", "b4")
@@ -228,7 +229,7 @@ def test_resolved_gives_the_duration_the_total_and_the_batches_involved():
     assert resolved.total_cleanups == 6
     assert resolved.batch_ids == ("b1", "b2", "b3", "b4", "b5")
     assert (resolved.severity, resolved.peak_severity) == (CRITICAL, CRITICAL)
-    assert after == State()
+    assert after == State(evaluated_at=minutes(105))
     assert run(after, 1, minutes(120))[0].kind is Kind.NONE
 
 
@@ -387,7 +388,7 @@ def test_the_policy_invariants(config, sequence):
             seen, named = set(batches), set(decision.batch_ids)
         elif before.open:
             seen |= batches
-            if decision.kind in (Kind.ESCALATION, Kind.REMINDER):
+            if decision.kind in (Kind.ESCALATION, Kind.WORSENING, Kind.REMINDER):
                 assert not named & set(decision.new_batch_ids)
                 named |= set(decision.new_batch_ids)
             if decision.kind is Kind.RESOLVED:
@@ -430,7 +431,7 @@ def test_a_state_in_another_offset_round_trips_as_the_same_instant():
 
 @pytest.mark.parametrize(
     ("count", "severity"),
-    [(0, None), (2, None), (3, WARNING), (4, WARNING), (5, CRITICAL), (1_000, CRITICAL)],
+    [(0, None), (2, None), (3, WARNING), (4, CRITICAL), (5, CRITICAL), (1_000, CRITICAL)],
 )
 def test_the_severity_of_a_count(count, severity):
     assert CONFIG.severity(count) == severity
@@ -463,7 +464,7 @@ def test_the_config_takes_its_settings_from_the_dag_params_and_ignores_the_rest(
 
 
 def test_the_threshold_a_severity_is_compared_with():
-    assert (CONFIG.threshold(None), CONFIG.threshold(WARNING), CONFIG.threshold(CRITICAL)) == (3, 3, 5)
+    assert (CONFIG.threshold(None), CONFIG.threshold(WARNING), CONFIG.threshold(CRITICAL)) == (3, 3, 4)
 
 
 # --- repeat_offenders -------------------------------------------------------------------------
@@ -507,6 +508,7 @@ def test_an_alert_opens_the_incidents_timeline_entry():
         "peak_severity": WARNING,
         "peak_count": 3,
         "total_cleanups": 1,
+        "batch_count": 2,
         "batch_ids": ["b1", "b2"],
         "notifications": 1,
     }
@@ -606,3 +608,282 @@ def test_a_garbled_mute_names_the_variable_and_the_expected_form(value):
         mute_until(value, variable=VARIABLE)
 
     assert repr(value) in str(raised.value)
+
+
+# --- a run older than the last evaluation (issue 17, item 1) -------------------------------------
+
+
+@pytest.mark.parametrize("hours_back", [3, 0.25], ids=["3-hours-back", "one-run-back"])
+def test_a_run_older_than_the_last_evaluation_neither_posts_nor_moves_the_state(hours_back):
+    state = opened(WARNING)  # open since T0, evaluated at T0
+    _, state = run(state, 3, minutes(15))
+
+    decision, after = run(state, 0, minutes(15) - timedelta(hours=hours_back))
+
+    assert (decision.kind, decision.notify) == (Kind.NONE, False)
+    assert after == state
+    assert "older than the last evaluation (09:15 UTC)" in decision.reason
+    assert "It would have said RESOLVED" in decision.reason
+
+
+def test_an_old_run_opens_no_incident_for_its_old_window():
+    _, state = run(State(), 1, T0)  # a healthy run: no incident, but evaluated
+
+    decision, after = run(state, 5, T0 - timedelta(hours=3))
+
+    assert decision.kind is Kind.NONE and after == state
+    assert "It would have said ALERT" in decision.reason
+
+
+def test_a_retry_of_the_latest_run_is_not_older():
+    _, state = run(State(), 1, T0)
+
+    decision, after = run(state, 3, T0)
+
+    assert decision.kind is Kind.ALERT and after.open
+
+
+def test_every_evaluation_remembers_its_run_time():
+    _, state = run(State(), 1, T0)
+    _, opened_state = run(state, 3, minutes(15))
+    _, resolved = run(opened_state, 0, minutes(30))
+
+    assert (state.evaluated_at, opened_state.evaluated_at, resolved.evaluated_at) == (
+        T0,
+        minutes(15),
+        minutes(30),
+    )
+
+
+# --- CRITICAL on the schedule alone (issue 17, item 2) -------------------------------------------
+
+
+def test_every_scheduled_run_of_the_window_cleaning_up_is_critical():
+    state = State()
+    kinds = []
+    for at in (0, 15, 30, 45):  # one cleanup per scheduled run: the window holds 4
+        decision, state = run(state, {0: 1, 15: 2, 30: 3, 45: 4}[at], minutes(at))
+        kinds.append((decision.kind, decision.severity))
+
+    assert kinds[2:] == [(Kind.ALERT, WARNING), (Kind.ESCALATION, CRITICAL)]
+
+
+@pytest.mark.parametrize(
+    ("config", "unreachable"),
+    [
+        (PolicyConfig(), ()),
+        (PolicyConfig(critical_threshold=5), ("critical_threshold 5",)),
+        (PolicyConfig(3, 5, window_minutes=75), ()),
+        (PolicyConfig(3, 5, window_minutes=61), ()),  # (T − 61, T] holds five runs
+        (PolicyConfig(2, 3, window_minutes=15), ("warning_threshold 2", "critical_threshold 3")),
+    ],
+    ids=["defaults", "critical-5", "75-min-window", "61-min-window", "15-min-window"],
+)
+def test_a_threshold_the_window_cannot_reach_on_the_schedule_is_named(config, unreachable):
+    notes = config.unreachable()
+
+    assert [" ".join(note.split()[:2]) for note in notes] == list(unreachable)
+    for note in notes:
+        assert f"the {config.window_minutes}-minute window holds" in note
+
+
+# --- getting worse inside an open incident (issue 17, item 3) ------------------------------------
+
+
+def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldown():
+    state = opened(CRITICAL)  # CRITICAL at 4
+
+    same, state = run(state, 4, minutes(15))
+    worse, state = run(state, 6, minutes(20))  # manual runs add cleanups
+    again, state = run(state, 6, minutes(30))
+    lower_then_back, state = run(state, 5, minutes(45))
+
+    assert same.kind is Kind.NONE
+    assert (worse.kind, worse.severity, worse.notify) == (Kind.WORSENING, CRITICAL, True)
+    assert worse.worse == "6 cleanups in the window, up from 4"
+    assert state.last_notified_at == minutes(20), "it resets the cooldown"
+    assert again.kind is lower_then_back.kind is Kind.NONE
+
+
+def test_twice_the_batches_of_any_message_is_worse_and_a_few_more_is_not():
+    events = {"e1": ["b1"], "e2": ["b2"], "e3": ["b3"], "e4": ["b4"]}
+    _, state = run(State(), 4, T0, events=events, config=CONFIG)  # told: 4 batches
+    assert state.told_batches == 4
+
+    def at(minute: float, batches: int) -> Decision:
+        return decide(
+            state,
+            count=4,
+            window_events=events,
+            offenders=(),
+            now=minutes(minute),
+            config=CONFIG,
+            auto_completed=batches,
+        )[0]
+
+    assert at(15, 7).kind is Kind.NONE  # less than twice
+    assert at(15, 8).kind is Kind.WORSENING
+    assert at(15, 8).worse == "8 batches auto-completed in the window, up from 4"
+
+
+def test_one_batch_becoming_two_is_not_worse():
+    _, state = run(State(), 3, T0)  # one batch told
+
+    decision, _ = decide(
+        state,
+        count=3,
+        window_events={"e": ["x"]},
+        offenders=(),
+        now=minutes(15),
+        config=CONFIG,
+        auto_completed=2,
+    )
+
+    assert decision.kind is Kind.NONE
+
+
+def test_an_escalation_comes_before_getting_worse():
+    decision, _ = run(opened(WARNING), 9, minutes(15))
+
+    assert decision.kind is Kind.ESCALATION
+
+
+def test_a_state_written_before_worsening_existed_is_not_worse_at_once():
+    stored = {**opened(CRITICAL).to_dict(), "peak_count": 5}
+    for field in ("told_count", "told_batches"):
+        del stored[field]
+
+    decision, _ = run(State.from_dict(stored), 5, minutes(15))
+
+    assert decision.kind is Kind.NONE
+
+
+# --- a bounded state (issue 17, item 4) --------------------------------------------------------
+
+LONG = 500
+
+
+def long_id(run_index: int, which: int) -> str:
+    return f"{run_index:06d}-{which}-" + "x" * (LONG - 9)
+
+
+def thirty_day_incident(*, muted_until: int = 0) -> tuple[list[State], list[dict]]:
+    """An incident open for 30 days: every run cleans up two new batches of 500-character ids; the
+    runs before index `muted_until` are muted."""
+    state, states, records = State(), [], []
+    window: dict[str, list[str]] = {}
+    for index in range(30 * 96):
+        at = T0 + timedelta(minutes=15 * index)
+        window = {f"e{index:05d}": [long_id(index, 1), long_id(index, 2)], **dict(list(window.items())[:3])}
+        muted = index < muted_until
+        decision, after = decide(
+            state, count=4, window_events=window, offenders=(), now=at, config=CONFIG, muted=muted
+        )
+        record = incident_record(DAG_ID, decision, state, after, at)
+        if record:
+            records.append(record)
+        states.append(after)
+        state = after
+    return states, records
+
+
+def test_the_state_and_the_incident_stay_under_64_kib_for_a_30_day_incident_with_long_ids():
+    states, records = thirty_day_incident(muted_until=30 * 96 - 4)
+    last = states[-1]
+
+    assert last.open and last.total_cleanups == 30 * 96
+    assert last.batch_count == 2 * 30 * 96
+    assert max(firestore_size(state.to_dict()) for state in states) < 64 * 1024
+    assert max(firestore_size(record) for record in records) < 64 * 1024
+    assert records[-1]["batch_count"] > 2 * 29 * 96  # as of the incident's last message
+    held = states[-5].muted  # a month of muted reminders
+    assert len(held) == 20 and held[0].endswith(" earlier messages") and int(held[0].split()[0]) > 700
+
+
+def test_batches_are_named_once_even_after_thousands():
+    states, _ = thirty_day_incident()
+    index, told = next(
+        (i, s) for i, s in reversed(list(enumerate(states))) if s.last_notified_at == s.evaluated_at
+    )
+
+    decision, _ = decide(
+        told,
+        count=4,
+        window_events={"again": [long_id(index, 1)], "new": ["fresh"]},
+        offenders=(),
+        now=told.evaluated_at + timedelta(hours=1),
+        config=CONFIG,
+    )
+
+    assert decision.kind is Kind.REMINDER
+    assert decision.new_batch_ids == ("fresh",)
+
+
+def test_a_state_written_with_the_old_unbounded_lists_still_loads():
+    old = {
+        "open": True,
+        "severity": "CRITICAL",
+        "peak_severity": "CRITICAL",
+        "opened_at": T0,
+        "last_notified_at": T0,
+        "last_count": 5,
+        "peak_count": 6,
+        "reported_batch_ids": [f"batch-{i}" + "y" * 500 for i in range(2_000)],
+        "unreported_batch_ids": [f"new-{i}" for i in range(300)],
+        "event_ids": [f"{i:040d}" for i in range(3_000)],
+        "muted": [],
+        "notifications": 9,
+        "version": 41,
+    }
+
+    state = State.from_dict(old)
+
+    assert (state.total_cleanups, state.batch_count, state.told_count) == (3_000, 2_300, 6)
+    assert len(state.unreported_batch_ids) + state.unreported_more == 300
+    assert firestore_size(state.to_dict()) < 64 * 1024
+    decision, _ = run(state, 5, minutes(90), events={"e": ["batch-1999" + "y" * 500, "new-7", "brand-new"]})
+    assert decision.kind is Kind.REMINDER and decision.new_batch_count == 301
+    assert len(decision.new_batch_ids) == 100  # the first to show; the message says "+201 more"
+
+
+@pytest.mark.parametrize(
+    ("field", "garbage"),
+    [
+        ("open", "yes"),
+        ("opened_at", "last tuesday"),
+        ("opened_at", 17),
+        ("last_count", "3"),
+        ("peak_count", -1),
+        ("total_cleanups", True),
+        ("event_ids", "e1,e2"),
+        ("muted", [1, 2]),
+        ("severity", 3),
+        ("evaluated_at", {"seconds": 1}),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_logged_by_name_and_dropped(field, garbage, caplog):
+    stored = {**opened(WARNING).to_dict(), field: garbage}
+
+    with caplog.at_level("WARNING"):
+        state = State.from_dict(stored)
+
+    assert getattr(state, field) == getattr(State(), field)
+    assert repr(field) in caplog.text
+
+
+def test_a_decisions_lists_are_capped_and_say_how_many_there_are():
+    events = {f"e{i}": [long_id(i, 1), long_id(i, 2)] for i in range(200)}
+
+    decision, _ = run(State(), 200, T0, events=events)
+
+    assert decision.batch_count == 400 and len(decision.batch_ids) < 400
+    assert firestore_size(list(decision.batch_ids)) <= 8_192
+
+
+# --- the muted note (issue 17, item 5) -------------------------------------------------------------
+
+
+def test_the_muted_note_gives_the_time_as_people_read_it():
+    _, state = run(State(), 3, datetime(2026, 3, 2, 14, 39, 30, tzinfo=UTC), muted=True)
+
+    assert state.muted == ("ALERT WARNING at 14:39 UTC",)

@@ -361,3 +361,85 @@ def test_a_run_that_recorded_a_cleanup_looks_for_the_coordinators_copy_of_it(cap
     assert store.reads == ["events_in"]
     assert (decision["count"], decision["double_recorded"]) == (1, 1)
     assert "copy-now" in caplog.text
+
+
+# --- clearing an old run (issue 17, item 1) ---------------------------------------------------------
+
+
+def evaluate_at(store: MemoryStore, run_after: datetime, **params) -> dict[str, Any]:
+    return steps.evaluate(store, {**PARAMS, **params}, dag_id=DAG, run_after=run_after, mute_value=None)
+
+
+def record_at(store: MemoryStore, evaluation: dict[str, Any], run_after: datetime, outcome=None) -> str:
+    run_id = f"scheduled__{run_after.isoformat()}"
+    return steps.record_state(
+        store, evaluation, outcome, PARAMS, dag_id=DAG, run_id=run_id, run_after=run_after
+    )
+
+
+def test_a_healthy_run_keeps_the_last_evaluation_current():
+    store = MemoryStore()
+    seed(store, 5)
+
+    said = record_at(store, evaluate_at(store, NOW), NOW)
+
+    assert said == "State saved: no open incident."
+    assert store.state["evaluated_at"] == NOW and store.incidents == {}
+
+
+def test_an_old_run_cleared_while_an_incident_is_open_neither_posts_nor_moves_it():
+    store, slack = MemoryStore(), MemorySlack()
+    seed(store, 30, 20, 10)
+    opened = evaluate_at(store, NOW)
+    assert send(store, opened, slack) == "sent"
+    record_at(store, opened, NOW, "sent")
+    state = dict(store.state)
+    three_hours_ago = NOW - timedelta(hours=3)
+
+    old = evaluate_at(store, three_hours_ago)
+
+    assert old["decision"]["kind"] == "none" and steps.choose_alert(old) == NO_ALERT
+    assert "It would have said RESOLVED" in old["decision"]["reason"]
+    assert record_at(store, old, three_hours_ago) == "State unchanged."
+    assert store.state == state and len(slack.posts) == 1
+
+
+def test_clearing_only_the_send_task_of_an_old_run_posts_nothing():
+    """The old run's decision was made on a state that later runs have moved on since."""
+    store, slack = MemoryStore(), MemorySlack()
+    seed(store, 30, 20, 10)
+    old = evaluate_at(store, NOW)  # an ALERT whose send failed for good
+    store.events.clear()
+    later = NOW + timedelta(minutes=15)
+    record_at(store, evaluate_at(store, later), later)  # a healthy run after it
+
+    assert send(store, old, slack) == "skipped"
+    assert slack.posts == []
+
+
+# --- thresholds the schedule cannot reach, and the window's batches (issue 17, items 2 and 3) -----
+
+
+def test_a_threshold_the_schedule_cannot_reach_is_a_warning_in_the_log(caplog):
+    with caplog.at_level("WARNING"):
+        evaluate(MemoryStore(), critical_threshold=5)
+
+    assert "critical_threshold 5 cannot be reached on the schedule alone" in caplog.text
+    assert "the 60-minute window holds 4 scheduled runs" in caplog.text
+
+
+def test_the_defaults_log_no_such_warning(caplog):
+    with caplog.at_level("WARNING"):
+        evaluate(MemoryStore())
+
+    assert "cannot be reached" not in caplog.text
+
+
+def test_the_window_counts_the_batches_each_cleanup_auto_completed_even_when_its_ids_were_cut():
+    store = MemoryStore()
+    seed(store, 30, 20, 10)
+    store.events["seeded-2"]["stalled_count"] = 40  # its id list was cut to fit the document
+
+    decision = evaluate(store)["decision"]
+
+    assert decision["auto_completed"] == 42

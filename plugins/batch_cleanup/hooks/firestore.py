@@ -75,16 +75,22 @@ class FirestoreHook(GoogleBaseHook):
     def events_in(self, start: datetime, end: datetime, limit: int = 500) -> list[StoredEvent]:
         """The newest `limit` events with `start` < `timestamp` ≤ `end`, newest first.
 
-        Bounded by time and count, and only three fields are read, whatever the collection holds.
+        Bounded by time and count, and only four fields are read, whatever the collection holds.
         """
         query = (
             self._in_window(start, end)
             .order_by("timestamp", direction=firestore.Query.DESCENDING)
-            .select(["timestamp", "batch_ids", "dag_id"])
+            .select(["timestamp", "batch_ids", "dag_id", "stalled_count"])
             .limit(limit)
         )
         return [
-            StoredEvent(s.id, s.get("timestamp"), list(s.get("batch_ids") or []), _field(s, "dag_id"))
+            StoredEvent(
+                s.id,
+                s.get("timestamp"),
+                list(s.get("batch_ids") or []),
+                _field(s, "dag_id"),
+                _field(s, "stalled_count"),
+            )
             for s in query.stream()
         ]
 

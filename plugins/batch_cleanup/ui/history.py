@@ -324,7 +324,7 @@ def backtest_comparison(
     }
 
 
-MESSAGE_KINDS = (Kind.ALERT, Kind.ESCALATION, Kind.REMINDER, Kind.RESOLVED)
+MESSAGE_KINDS = (Kind.ALERT, Kind.ESCALATION, Kind.WORSENING, Kind.REMINDER, Kind.RESOLVED)
 
 
 def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
@@ -332,6 +332,8 @@ def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
     incidents = sorted(replay.incidents, key=lambda i: i.opened_at, reverse=True)
     return {
         "settings": dataclasses.asdict(replay.config),
+        # A threshold above the window's scheduled runs fires only with manual or cleared runs.
+        "unreachable": list(replay.config.unreachable()),
         "totals": {
             "incidents": len(incidents),
             "messages_sent": replay.messages_sent,
