@@ -41,6 +41,13 @@ class Channel(Protocol):
     def update(self, where: dict[str, str], message: Message) -> None: ...
 
 
+class PostRecord(Protocol):
+    """A second record of the last accepted post, outside Firestore (`hooks.posted.AirflowPostRecord`)."""
+
+    def get(self, dag_id: str) -> dict[str, str] | None: ...
+    def put(self, dag_id: str, posted: dict[str, str]) -> None: ...
+
+
 def deliver(
     message: Message,
     *,
@@ -52,10 +59,12 @@ def deliver(
     store: Store,
     slack: Channel,
     card: Message | None = None,
+    posts: PostRecord | None = None,
 ) -> str:
     """Post `message` for `decision`: SENT, SKIPPED (another run has it) or RENDERED (notify=false).
 
-    `card` is what the incident's first message shows after this one, in bot-token mode.
+    `card` is what the incident's first message shows after this one, in bot-token mode. An accepted
+    post is recorded in `posts` first (it needs no Firestore), then in the Firestore state.
     """
     kind = decision["kind"]
     if not notify:
@@ -69,7 +78,7 @@ def deliver(
         log.info("Not sending the %s: %s.", kind, conflict)
         return SKIPPED
     thread = State.from_dict(evaluation["before"]).thread if kind != "alert" and slack.threads else None
-    where = _posted_earlier(store, dag_id, run_id, kind)
+    where, in_firestore = _posted_earlier(store, posts, dag_id, run_id, kind)
     if where is None:
         try:
             where = _post(slack, message, thread, decision)
@@ -77,6 +86,8 @@ def deliver(
             # The next try, or the next run, decides again and posts; nothing is lost.
             store.release_lease(dag_id, run_id=run_id)
             raise
+        _remember(posts, dag_id, {"run_id": run_id, "kind": kind, **where})
+    if not in_firestore:  # the state's marker also carries the thread to the state's save
         store.record_post(dag_id, run_id=run_id, kind=kind, where=where)
     if thread is not None and where == thread and card is not None:
         _edit(slack, thread, card)
@@ -92,14 +103,36 @@ def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, str]:
     return {"slack_channel": posted["channel"], "slack_ts": posted["ts"]}
 
 
-def _posted_earlier(store: Store, dag_id: str, run_id: str, kind: str) -> dict[str, str] | None:
-    """Where an earlier try of this run posted this decision's message; None when none did."""
-    stored, _ = store.read_state(dag_id)
-    posted = stored.get("posted") or {}
-    if posted.get("run_id") != run_id or posted.get("kind") != kind:
-        return None
+def _posted_earlier(
+    store: Store, posts: PostRecord | None, dag_id: str, run_id: str, kind: str
+) -> tuple[dict[str, str] | None, bool]:
+    """Where an earlier try of this run posted this decision's message (None when none did), and
+    whether the Firestore state records it. Airflow's record first: it needs no Firestore, and it
+    is there even when the Firestore write of an accepted post met an outage."""
+    posted = posts.get(dag_id) if posts is not None else None
+    in_firestore = False
+    if not _same(posted, run_id, kind):
+        stored, _ = store.read_state(dag_id)
+        posted, in_firestore = stored.get("posted"), True
+        if not _same(posted, run_id, kind):
+            return None, False
     log.info("An earlier try of this run posted the %s already: not posting it again.", kind)
-    return {key: posted[key] for key in ("channel", "ts") if key in posted}
+    return {key: posted[key] for key in ("channel", "ts") if key in posted}, in_firestore
+
+
+def _same(posted: Any, run_id: str, kind: str) -> bool:
+    return isinstance(posted, dict) and posted.get("run_id") == run_id and posted.get("kind") == kind
+
+
+def _remember(posts: PostRecord | None, dag_id: str, posted: dict[str, str]) -> None:
+    """Airflow's record of an accepted post, before Firestore's. Best effort: Firestore's record,
+    retried through an outage, is still to come, and the message is out."""
+    if posts is None:
+        return
+    try:
+        posts.put(dag_id, posted)
+    except Exception as err:  # a failed second record must not fail a post Slack accepted
+        log.error("Could not record the accepted %s in Airflow's metadata: %s", posted["kind"], err)
 
 
 def _post(

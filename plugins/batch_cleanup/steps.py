@@ -16,7 +16,7 @@ from batch_cleanup import metrics
 from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.config import RUN_TIMEOUT
-from batch_cleanup.delivery import SENT, Channel, deliver
+from batch_cleanup.delivery import SENT, Channel, PostRecord, deliver
 from batch_cleanup.diagnosis import health_summary, logs_explorer_url
 from batch_cleanup.events import StoredEvent, build_event, double_recorded, event_id, window_start
 from batch_cleanup.messages import Diagnosis, Message, alert, dag_run_url, incident_card
@@ -276,6 +276,7 @@ def send(
     now: datetime,
     run_after: datetime | None = None,
     diagnose: Callable[[datetime, datetime], Diagnosis] | None = None,
+    posts: PostRecord | None = None,
 ) -> str:
     """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`.
 
@@ -308,6 +309,7 @@ def send(
         store=store,
         slack=slack,
         card=card,
+        posts=posts,
     )
 
 

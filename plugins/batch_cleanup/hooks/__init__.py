@@ -29,9 +29,12 @@ def coordinator_hook() -> CoordinatorHook:
 
 
 def firestore_hook() -> FirestoreHook:
+    from batch_cleanup.config import FIRESTORE_RETRY_SECONDS, RECORD_POST_SECONDS
     from batch_cleanup.hooks.firestore import FirestoreHook
 
-    return FirestoreHook(gcp_conn_id=GCP_CONN_ID)
+    return FirestoreHook(
+        gcp_conn_id=GCP_CONN_ID, retry_seconds=FIRESTORE_RETRY_SECONDS, record_seconds=RECORD_POST_SECONDS
+    )
 
 
 def monitoring_hook() -> MonitoringHook:
@@ -43,8 +46,10 @@ def monitoring_hook() -> MonitoringHook:
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
     """The run's ids and time, the UI's base URL for links, the on-call channel of the DAG's Slack
-    connection, the time (of the incident card's "updated") and the alert's diagnosis."""
+    connection, the time (of the incident card's "updated"), the alert's diagnosis, and the record
+    of the last accepted post in Airflow's metadata."""
     from batch_cleanup.config import api_base_url
+    from batch_cleanup.hooks.posted import AirflowPostRecord
     from batch_cleanup.hooks.slack import OnCallChannel
 
     return {
@@ -55,6 +60,7 @@ def delivery_args(dag_run: Any) -> dict[str, Any]:
         "slack": OnCallChannel(SLACK_CONN_ID),
         "now": datetime.now(UTC),
         "diagnose": diagnose,
+        "posts": AirflowPostRecord(),
     }
 
 
