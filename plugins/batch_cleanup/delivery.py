@@ -73,12 +73,13 @@ def deliver(
     if kind == "test":  # No incident: a stand-alone message, no lease, nothing remembered.
         slack.post(message)
         return _accepted(decision)
+    stored, _ = store.read_state(dag_id)
     conflict = store.claim_lease(dag_id, run_id=run_id, version=evaluation["version"], kind=kind)
     if conflict:
         log.info("Not sending the %s: %s.", kind, conflict)
         return SKIPPED
     thread = State.from_dict(evaluation["before"]).thread if kind != "alert" and slack.threads else None
-    where, in_firestore = _posted_earlier(store, posts, dag_id, run_id, kind)
+    where, in_firestore = _posted_earlier(stored, posts, dag_id, run_id, kind)
     if where is None:
         try:
             where = _post(slack, message, thread, decision)
@@ -104,19 +105,28 @@ def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, str]:
 
 
 def _posted_earlier(
-    store: Store, posts: PostRecord | None, dag_id: str, run_id: str, kind: str
+    stored: dict[str, Any], posts: PostRecord | None, dag_id: str, run_id: str, kind: str
 ) -> tuple[dict[str, str] | None, bool]:
     """Where an earlier try of this run posted this decision's message (None when none did), and
-    whether the Firestore state records it. Airflow's record first: it needs no Firestore, and it
-    is there even when the Firestore write of an accepted post met an outage."""
-    posted = posts.get(dag_id) if posts is not None else None
-    in_firestore = False
+    whether the Firestore state (`stored`, read before this try's claim) records it.
+
+    Airflow's record is there even when the Firestore write of an accepted post met an outage. It
+    speaks for this delivery only while the lease it was posted under is still this run's: a run
+    started again after its state was saved (the lease given back) decides and posts anew.
+    """
+    posted, in_firestore = stored.get("posted"), True
     if not _same(posted, run_id, kind):
-        stored, _ = store.read_state(dag_id)
-        posted, in_firestore = stored.get("posted"), True
+        lease = stored.get("lease")
+        retried = isinstance(lease, dict) and lease.get("run_id") == run_id
+        posted = posts.get(dag_id) if posts is not None and retried else None
+        in_firestore = False
         if not _same(posted, run_id, kind):
             return None, False
-    log.info("An earlier try of this run posted the %s already: not posting it again.", kind)
+    log.info(
+        "An earlier try of this run posted the %s already (%s): not posting it again.",
+        kind,
+        "Firestore's record" if in_firestore else "Airflow's record",
+    )
     return {key: posted[key] for key in ("channel", "ts") if key in posted}, in_firestore
 
 
