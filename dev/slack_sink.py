@@ -630,7 +630,10 @@ class SinkHandler(StandInHandler):
         elif "blocks" in payload and (error := block_error(payload["blocks"])) is not None:
             self._send(400, error)  # as Slack's webhooks answer: the whole message is refused
         else:
-            self._send(*self.server.state.store(path, payload))
+            answer = self.server.state.store(path, payload)
+            # `answer_after_seconds`: the message is in the channel, Slack's answer comes that much later.
+            time.sleep(float(fault.get("answer_after_seconds", 0)))
+            self._send(*answer)
 
     def _web_api(self, method: str, raw: bytes, query: str) -> None:
         """One Web API call: a queued fault for this method, else the method; every call recorded."""

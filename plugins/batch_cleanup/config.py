@@ -26,6 +26,13 @@ RETRY_EXPONENTIAL_BACKOFF = True
 MAX_RETRY_DELAY = timedelta(seconds=60)
 # Each try of any task is stopped after this long; check_stalled's tries are shorter (CHECK_BUDGET).
 TASK_TIMEOUT = timedelta(minutes=6)
+# How long one Firestore call retries a Firestore that refuses connections before the task fails
+# (and Airflow retries it): Google's client default. The record of a message Slack accepted is
+# retried longer, up to a little below the task's timeout: a retry of the task would post it again.
+FIRESTORE_RETRY_SECONDS = conf.getint(SECTION, "firestore_retry_seconds", fallback=60)
+RECORD_POST_SECONDS = conf.getint(
+    SECTION, "record_post_seconds", fallback=int(TASK_TIMEOUT.total_seconds()) - 30
+)
 
 # A try may send two requests (the second after a 429's Retry-After); the hook stops at CHECK_TRY_SECONDS,
 # and Airflow's execution_timeout a little later, so what fails the try is the hook's own error.

@@ -63,6 +63,13 @@ class Channel(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+class PostRecord(Protocol):
+    """A second record of the last accepted post, outside Firestore (`hooks.posted.AirflowPostRecord`)."""
+
+    def get(self, dag_id: str) -> dict[str, str] | None: ...
+    def put(self, dag_id: str, posted: dict[str, str]) -> None: ...
+
+
 def deliver(
     message: Message,
     *,
@@ -76,12 +83,14 @@ def deliver(
     card: Message | None = None,
     since: datetime | None = None,
     retry: bool = False,
+    posts: PostRecord | None = None,
 ) -> str:
     """Post `message` for `decision`: SENT, SKIPPED (another run has it) or RENDERED (notify=false).
 
     `card` is what the incident's first message shows after this one, in bot-token mode. A `retry`
     (not the task's first try) first looks in Slack for what an earlier try posted since `since`,
-    the run's time: Slack may have taken it and the try died before it was recorded.
+    the run's time: Slack may have taken it and the try died before it was recorded. An accepted
+    post is recorded in `posts` first (it needs no Firestore), then in the Firestore state.
     """
     kind = decision["kind"]
     if not notify:
@@ -90,11 +99,12 @@ def deliver(
     if kind == "test":  # No incident: a stand-alone message, no lease, nothing remembered.
         slack.post(message)
         return _accepted(decision)
+    stored, _ = store.read_state(dag_id)
     conflict = store.claim_lease(dag_id, run_id=run_id, version=evaluation["version"], kind=kind)
     if conflict:
         log.info("Not sending the %s: %s.", kind, conflict)
         return SKIPPED
-    where = _posted_earlier(store, dag_id, run_id, kind)
+    where, in_firestore = _posted_earlier(stored, posts, dag_id, run_id, kind)
     if where is None:
         try:
             if slack.threads and card is not None:
@@ -107,6 +117,8 @@ def deliver(
             # The next try, or the next run, decides again and posts; nothing is lost.
             store.release_lease(dag_id, run_id=run_id)
             raise
+        _remember(posts, dag_id, {"run_id": run_id, "kind": kind, **where})
+    if not in_firestore:  # the state's marker also carries the thread to the state's save
         store.record_post(dag_id, run_id=run_id, kind=kind, where=where)
     return _accepted(decision)
 
@@ -124,14 +136,45 @@ def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, Any]:
     }
 
 
-def _posted_earlier(store: Store, dag_id: str, run_id: str, kind: str) -> dict[str, str] | None:
-    """Where an earlier try of this run posted this decision's message; None when none did."""
-    stored, _ = store.read_state(dag_id)
-    posted = stored.get("posted") or {}
-    if posted.get("run_id") != run_id or posted.get("kind") != kind:
-        return None
-    log.info("An earlier try of this run posted the %s already: not posting it again.", kind)
-    return {key: posted[key] for key in ("channel", "ts", "gone") if key in posted}
+def _posted_earlier(
+    stored: dict[str, Any], posts: PostRecord | None, dag_id: str, run_id: str, kind: str
+) -> tuple[dict[str, str] | None, bool]:
+    """Where an earlier try of this run posted this decision's message (None when none did), and
+    whether the Firestore state (`stored`, read before this try's claim) records it.
+
+    Airflow's record is there even when the Firestore write of an accepted post met an outage. It
+    speaks for this delivery only while the lease it was posted under is still this run's: a run
+    started again after its state was saved (the lease given back) decides and posts anew.
+    """
+    posted, in_firestore = stored.get("posted"), True
+    if not _same(posted, run_id, kind):
+        lease = stored.get("lease")
+        retried = isinstance(lease, dict) and lease.get("run_id") == run_id
+        posted = posts.get(dag_id) if posts is not None and retried else None
+        in_firestore = False
+        if not _same(posted, run_id, kind):
+            return None, False
+    log.info(
+        "An earlier try of this run posted the %s already (%s): not posting it again.",
+        kind,
+        "Firestore's record" if in_firestore else "Airflow's record",
+    )
+    return {key: posted[key] for key in ("channel", "ts", "gone") if key in posted}, in_firestore
+
+
+def _same(posted: Any, run_id: str, kind: str) -> bool:
+    return isinstance(posted, dict) and posted.get("run_id") == run_id and posted.get("kind") == kind
+
+
+def _remember(posts: PostRecord | None, dag_id: str, posted: dict[str, str]) -> None:
+    """Airflow's record of an accepted post, before Firestore's. Best effort: Firestore's record,
+    retried through an outage, is still to come, and the message is out."""
+    if posts is None:
+        return
+    try:
+        posts.put(dag_id, posted)
+    except Exception as err:  # a failed second record must not fail a post Slack accepted
+        log.error("Could not record the accepted %s in Airflow's metadata: %s", posted["kind"], err)
 
 
 class Thread:

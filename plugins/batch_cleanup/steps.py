@@ -16,7 +16,7 @@ from batch_cleanup import metrics
 from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.config import RUN_TIMEOUT
-from batch_cleanup.delivery import SENT, Channel, deliver
+from batch_cleanup.delivery import SENT, Channel, PostRecord, deliver
 from batch_cleanup.diagnosis import health_summary, logs_explorer_url
 from batch_cleanup.events import StoredEvent, build_event, double_recorded, event_id, window_start
 from batch_cleanup.messages import Diagnosis, Message, alert, dag_run_url, incident_card
@@ -290,6 +290,7 @@ def send(
     run_after: datetime | None = None,
     diagnose: Callable[[datetime, datetime], Diagnosis] | None = None,
     retry: bool = False,
+    posts: PostRecord | None = None,
 ) -> str:
     """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`.
 
@@ -326,6 +327,7 @@ def send(
         card=card,
         since=run_after or now,
         retry=retry,
+        posts=posts,
     )
 
 

@@ -207,3 +207,17 @@ def test_a_save_that_collides_with_another_writer_is_rerun_by_firestore_and_comp
     [entry] = [doc.to_dict() for doc in store.client.collection(INCIDENT_COLLECTION).stream()]
     assert entry == {"severity": "WARNING"}
     assert incident["id"] == "stalled_batch_cleanup-20261128T150000Z", "the caller's incident is untouched"
+
+
+@pytest.mark.parametrize("garbage", ["seven", 7.5, None, True], ids=["text", "fraction", "null", "bool"])
+def test_a_garbage_version_reads_as_zero_is_logged_and_the_next_save_repairs_it(store, caplog, garbage):
+    store._state_ref(DAG).set({**OPEN, "version": garbage})
+    _, version = store.read_state(DAG)
+    assert version == 0
+    assert f"batch_cleanup_alert_state/{DAG}" in caplog.text
+    assert store.claim_lease(DAG, run_id="r1", version=0, kind="reminder") is None
+    assert store.save_state(DAG, OPEN, run_id="r1", version=0) is None
+    assert store._state_ref(DAG).get().to_dict()["version"] == 1
+    # Another run deciding on the repaired state sees the real version.
+    assert store.save_state(DAG, {"open": False}, run_id="r2", version=1) is None
+    assert store.read_state(DAG)[1] == 2

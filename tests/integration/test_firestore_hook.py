@@ -187,3 +187,59 @@ def test_the_write_time_is_kept_apart_from_the_run_time(hook):
     [doc] = stored(hook)
     assert doc["timestamp"] == RUN_AFTER
     assert isinstance(doc["recorded_at"], datetime) and doc["recorded_at"] > RUN_AFTER
+
+
+@pytest.mark.parametrize(
+    "batch_ids", [None, "b-1", [1, 2], {"b-1": True}], ids=["missing", "string", "numbers", "map"]
+)
+def test_an_event_with_garbage_batch_ids_counts_with_none_and_is_logged_by_id(hook, caplog, batch_ids):
+    at = RUN_AFTER - timedelta(minutes=10)
+    bad = {"timestamp": at, "stalled_count": 1} | ({} if batch_ids is None else {"batch_ids": batch_ids})
+    hook.events.document("bad-ids").set(bad)
+    hook.create_event("good", event(["g1"], timestamp=at - timedelta(minutes=1)))
+    listed = hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
+    assert [(e.id, e.batch_ids) for e in listed] == [("bad-ids", []), ("good", ["g1"])]
+    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 2
+    assert "batch_cleanup_events/bad-ids" in caplog.text
+    assert "good" not in caplog.text
+
+
+def test_events_with_a_string_timestamp_are_named_in_the_log_when_the_window_is_read(hook, caplog):
+    at = RUN_AFTER - timedelta(minutes=10)
+    hook.events.document("text-time").set({"timestamp": at.isoformat(), "batch_ids": ["t1"]})
+    hook.create_event("good", event(["g1"], timestamp=at))
+    assert [e.id for e in hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)] == ["good"]
+    assert "string `timestamp`" in caplog.text
+    assert "text-time" in caplog.text
+
+
+def test_a_window_read_with_only_good_events_logs_no_error(hook, caplog):
+    hook.create_event("good", event(["g1"], timestamp=RUN_AFTER - timedelta(minutes=10)))
+    hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+def test_an_unreachable_firestore_is_named_with_its_connection_and_project(firestore, monkeypatch):
+    """A port nothing listens on: the error says Firestore, the connection id and the project, and is
+    an AirflowException (retried by Airflow), not a bare RetryError."""
+    from batch_cleanup.compat import AirflowException, AirflowFailException
+    from dev import services
+
+    connection = {
+        "conn_type": "google_cloud_platform",
+        "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{services.free_port()}")
+    hook = FirestoreHook(gcp_conn_id="google_cloud_default", retry_seconds=1)
+    for call in (
+        lambda: hook.create_event("e", event(["b1"])),
+        lambda: hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER),
+        lambda: hook.read_state("stalled_batch_cleanup"),
+    ):
+        with pytest.raises(AirflowException) as failed:
+            call()
+        assert not isinstance(failed.value, AirflowFailException)
+        text = str(failed.value)
+        assert "Firestore" in text and "unreachable" in text, text
+        assert "'google_cloud_default'" in text and "'demo-batch-cleanup'" in text, text

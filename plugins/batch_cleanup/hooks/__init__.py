@@ -29,9 +29,12 @@ def coordinator_hook() -> CoordinatorHook:
 
 
 def firestore_hook() -> FirestoreHook:
+    from batch_cleanup.config import FIRESTORE_RETRY_SECONDS, RECORD_POST_SECONDS
     from batch_cleanup.hooks.firestore import FirestoreHook
 
-    return FirestoreHook(gcp_conn_id=GCP_CONN_ID)
+    return FirestoreHook(
+        gcp_conn_id=GCP_CONN_ID, retry_seconds=FIRESTORE_RETRY_SECONDS, record_seconds=RECORD_POST_SECONDS
+    )
 
 
 def monitoring_hook() -> MonitoringHook:
@@ -43,11 +46,13 @@ def monitoring_hook() -> MonitoringHook:
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
     """The run's ids and time, the UI's base URL for links, the on-call channel of the DAG's Slack
-    connection, the time (of the incident card's "updated"), the alert's diagnosis, and whether an
-    earlier try of the task ran (it may have posted)."""
+    connection, the time (of the incident card's "updated"), the alert's diagnosis, whether an
+    earlier try of the task ran (it may have posted), and the record of the last accepted post in
+    Airflow's metadata."""
     from airflow.sdk import get_current_context
 
     from batch_cleanup.config import api_base_url
+    from batch_cleanup.hooks.posted import AirflowPostRecord
     from batch_cleanup.hooks.slack import OnCallChannel
 
     return {
@@ -59,6 +64,7 @@ def delivery_args(dag_run: Any) -> dict[str, Any]:
         "now": datetime.now(UTC),
         "diagnose": diagnose,
         "retry": get_current_context()["ti"].try_number > 1,
+        "posts": AirflowPostRecord(),
     }
 
 

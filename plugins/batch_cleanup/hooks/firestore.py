@@ -2,22 +2,63 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
-from google.api_core.exceptions import AlreadyExists
+from google.api_core.exceptions import (
+    AlreadyExists,
+    DeadlineExceeded,
+    GoogleAPICallError,
+    RetryError,
+    ServiceUnavailable,
+)
+from google.api_core.retry import Retry, if_transient_error
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from batch_cleanup.compat import AirflowException
 from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import COLLECTION, StoredEvent
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 STATE_COLLECTION = "batch_cleanup_alert_state"
 INCIDENT_COLLECTION = "batch_cleanup_incidents"
 # A run holds the right to post for this long; a run that died holding it blocks no one for longer.
 LEASE_SECONDS = 600
+# How long a call retries a Firestore that refuses connections: Google's client default, for each call.
+RETRY_SECONDS = 60.0
+# Events whose `timestamp` is a string: no window query can see them, so a window read names a few.
+LOGGED_BAD_TIMESTAMPS = 20
+
+
+class FirestoreUnavailable(AirflowException):
+    """Firestore could not be reached, or failed a call, on the hook's connection: the task retries."""
+
+
+def _names_firestore(method: Callable[P, R]) -> Callable[P, R]:
+    """Google's errors ("RetryError: Timeout of 60.0s exceeded") said as what failed: Firestore, on
+    which connection and project."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        hook = args[0]
+        try:
+            return method(*args, **kwargs)
+        except (RetryError, ServiceUnavailable, DeadlineExceeded) as err:  # a RetryError's cause says why
+            cause = getattr(err, "cause", None) or err
+            raise FirestoreUnavailable(f"{hook.where()} is unreachable ({method.__name__}): {cause}") from err
+        except GoogleAPICallError as err:
+            raise FirestoreUnavailable(f"{hook.where()} failed {method.__name__}: {err}") from err
+
+    return call
 
 
 class FirestoreHook(GoogleBaseHook):
@@ -34,10 +75,28 @@ class FirestoreHook(GoogleBaseHook):
         gcp_conn_id: str = "google_cloud_default",
         database: str = "(default)",
         collection: str = COLLECTION,
+        retry_seconds: float = RETRY_SECONDS,
+        record_seconds: float = RETRY_SECONDS,
     ) -> None:
         super().__init__(gcp_conn_id=gcp_conn_id)
         self.database = database
         self.collection = collection
+        self.retry_seconds = retry_seconds
+        self.record_seconds = record_seconds
+
+    def where(self) -> str:
+        """Firestore, its connection id and project, for an error message."""
+        try:
+            project = self.project_id
+        except Exception:  # the connection itself may be what is wrong; the id still names it
+            project = None
+        return f"Firestore (connection {self.gcp_conn_id!r}, project {project!r})"
+
+    def _retry(self, seconds: float | None = None) -> Retry:
+        """Retry what a later attempt may not meet (refused connection, 503, 500, 429) for `seconds`."""
+        return Retry(
+            predicate=if_transient_error, initial=0.25, maximum=4.0, timeout=seconds or self.retry_seconds
+        )
 
     @cached_property
     def client(self) -> firestore.Client:
@@ -51,13 +110,16 @@ class FirestoreHook(GoogleBaseHook):
     def events(self) -> firestore.CollectionReference:
         return self.client.collection(self.collection)
 
+    @_names_firestore
     def create_event(self, document_id: str, document: dict[str, Any]) -> bool:
         """Create the event unless it exists; False means an earlier try already wrote it (kept as is).
 
         `recorded_at` is Firestore's own clock, for the record; the window counts `timestamp`.
         """
         try:
-            self.events.document(document_id).create({**document, "recorded_at": firestore.SERVER_TIMESTAMP})
+            self.events.document(document_id).create(
+                {**document, "recorded_at": firestore.SERVER_TIMESTAMP}, retry=self._retry()
+            )
         except AlreadyExists:
             return False
         return True
@@ -67,15 +129,19 @@ class FirestoreHook(GoogleBaseHook):
             filter=FieldFilter("timestamp", "<=", end)
         )
 
+    @_names_firestore
     def count_in(self, start: datetime, end: datetime) -> int:
         """Events with `start` < `timestamp` ≤ `end`: one aggregation, no documents read."""
-        [[result]] = self._in_window(start, end).count(alias="n").get()
+        [[result]] = self._in_window(start, end).count(alias="n").get(retry=self._retry())
         return int(result.value)
 
+    @_names_firestore
     def events_in(self, start: datetime, end: datetime, limit: int = 500) -> list[StoredEvent]:
         """The newest `limit` events with `start` < `timestamp` ≤ `end`, newest first.
 
-        Bounded by time and count, and only four fields are read, whatever the collection holds.
+        Bounded by time and count, and only four fields are read, whatever the collection holds. An
+        event whose `batch_ids` is missing or not a list of ids still counts, with no ids (logged);
+        events whose `timestamp` is a string, which no window can hold, are logged by id.
         """
         query = (
             self._in_window(start, end)
@@ -83,28 +149,47 @@ class FirestoreHook(GoogleBaseHook):
             .select(["timestamp", "batch_ids", "dag_id", "stalled_count"])
             .limit(limit)
         )
-        return [
+        found = [
             StoredEvent(
-                s.id,
-                s.get("timestamp"),
-                list(s.get("batch_ids") or []),
-                _field(s, "dag_id"),
-                _field(s, "stalled_count"),
+                s.id, s.get("timestamp"), _batch_ids(s), _field(s, "dag_id"), _field(s, "stalled_count")
             )
-            for s in query.stream()
+            for s in query.stream(retry=self._retry())
         ]
+        self._log_string_timestamps()
+        return found
+
+    def _log_string_timestamps(self) -> None:
+        """Firestore orders strings after every timestamp: `>= ""` finds them, ids only, a few at most."""
+        query = (
+            self.events.where(filter=FieldFilter("timestamp", ">=", ""))
+            .select([])
+            .limit(LOGGED_BAD_TIMESTAMPS)
+        )
+        ids = [snapshot.id for snapshot in query.stream(retry=self._retry())]
+        if ids:
+            log.error(
+                "%d event(s) in %s have a string `timestamp`, not a timestamp: no window counts them. "
+                "Fix or delete: %s%s",
+                len(ids),
+                self.collection,
+                ", ".join(ids),
+                " …" if len(ids) == LOGGED_BAD_TIMESTAMPS else "",
+            )
 
     # --- alert state: one document per DAG; see docs/firestore-schema.md --------------------------
 
     def _state_ref(self, dag_id: str) -> firestore.DocumentReference:
         return self.client.collection(STATE_COLLECTION).document(dag_id)
 
+    @_names_firestore
     def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]:
-        """The stored state (empty when there is none) and its version."""
-        snapshot = self._state_ref(dag_id).get()
+        """The stored state (empty when there is none) and its version (0 for a garbage one, logged:
+        the next save overwrites it)."""
+        snapshot = self._state_ref(dag_id).get(retry=self._retry())
         data = snapshot.to_dict() or {}
-        return data, int(data.get("version", 0))
+        return data, _version(data, snapshot.reference.path)
 
+    @_names_firestore
     def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None:
         """Take the right to post a decision made on state `version`; None when taken, else why not.
 
@@ -115,7 +200,10 @@ class FirestoreHook(GoogleBaseHook):
         @firestore.transactional
         def claim(transaction: firestore.Transaction) -> str | None:
             conflict = _conflict(
-                ref.get(transaction=transaction).to_dict() or {}, run_id=run_id, version=version
+                ref.get(transaction=transaction, retry=self._retry()).to_dict() or {},
+                run_id=run_id,
+                version=version,
+                path=ref.path,
             )
             if conflict:
                 return conflict
@@ -127,23 +215,34 @@ class FirestoreHook(GoogleBaseHook):
 
         return claim(self.client.transaction())
 
+    @_names_firestore
     def release_lease(self, dag_id: str, *, run_id: str) -> None:
         """Give the lease back after a failed post, so the next run may try at once."""
         ref = self._state_ref(dag_id)
 
         @firestore.transactional
         def release(transaction: firestore.Transaction) -> None:
-            lease = (ref.get(transaction=transaction).to_dict() or {}).get("lease")
+            lease = (ref.get(transaction=transaction, retry=self._retry()).to_dict() or {}).get("lease")
             if lease and lease["run_id"] == run_id:
                 transaction.update(ref, {"lease": None})
 
         release(self.client.transaction())
 
+    @_names_firestore
     def record_post(self, dag_id: str, *, run_id: str, kind: str, where: dict[str, str]) -> None:
         """Note that this run's message was accepted (and, in bot-token mode, the thread it belongs to),
-        so that a retry of the run posts it no second time."""
-        self._state_ref(dag_id).set({"posted": {"run_id": run_id, "kind": kind, **where}}, merge=True)
+        so that a retry of the run posts it no second time.
 
+        Slack has the message already: through an outage this write is retried for `record_seconds`
+        (a little less than the task's timeout), not for the usual minute.
+        """
+        self._state_ref(dag_id).set(
+            {"posted": {"run_id": run_id, "kind": kind, **where}},
+            merge=True,
+            retry=self._retry(self.record_seconds),
+        )
+
+    @_names_firestore
     def save_state(
         self,
         dag_id: str,
@@ -167,16 +266,16 @@ class FirestoreHook(GoogleBaseHook):
 
         @firestore.transactional
         def save(transaction: firestore.Transaction) -> str | None:
-            data = ref.get(transaction=transaction).to_dict() or {}
+            data = ref.get(transaction=transaction, retry=self._retry()).to_dict() or {}
             lease = data.get("lease")
             holder = bool(lease) and lease["run_id"] == run_id
-            conflict = None if holder else _conflict(data, run_id=run_id, version=version)
+            conflict = None if holder else _conflict(data, run_id=run_id, version=version, path=ref.path)
             if conflict:
                 return conflict
             stored = {
                 **state,
                 **(thread_posted(data, run_id) if holder and state.get("open") else {}),
-                "version": int(data.get("version", 0)) + 1,
+                "version": _version(data, ref.path) + 1,
                 "lease": None,
                 "updated_at": firestore.SERVER_TIMESTAMP,
                 "updated_by": run_id,
@@ -197,9 +296,36 @@ def _field(snapshot: firestore.DocumentSnapshot, name: str) -> Any:
         return None
 
 
-def _conflict(stored: dict[str, Any], *, run_id: str, version: int) -> str | None:
+def _batch_ids(snapshot: firestore.DocumentSnapshot) -> list[str]:
+    """The event's batch ids; none (logged by document id) when the field is missing or not a list of
+    strings: the event still counts, and one bad document blocks no alert."""
+    ids = _field(snapshot, "batch_ids")
+    if isinstance(ids, list) and all(isinstance(batch_id, str) for batch_id in ids):
+        return ids
+    log.error(
+        "Event %s has %s, not a list of batch ids: counted, with no batch ids.",
+        snapshot.reference.path,
+        "no `batch_ids`" if ids is None else f"`batch_ids` of type {type(ids).__name__}",
+    )
+    return []
+
+
+def _version(stored: dict[str, Any], path: str) -> int:
+    """The state's version; 0 (logged) when it is not a whole number, so the next save writes 1."""
+    version = stored.get("version", 0)
+    if isinstance(version, int) and not isinstance(version, bool):
+        return version
+    log.error(
+        "State document %s has `version` %s, not a whole number: read as 0; the next save writes 1.",
+        path,
+        type(version).__name__,
+    )
+    return 0
+
+
+def _conflict(stored: dict[str, Any], *, run_id: str, version: int, path: str) -> str | None:
     """Why a run that decided on state `version` may not act on it now; None when it may."""
-    if int(stored.get("version", 0)) != version:
+    if _version(stored, path) != version:
         return f"the state changed since this run decided (version {version} → {stored.get('version')})"
     lease = stored.get("lease")
     if lease and lease["run_id"] != run_id and lease["expires_at"] > datetime.now(UTC):

@@ -1,0 +1,106 @@
+"""What if Firestore goes away just after Slack accepted a WARNING: the write that records the post
+meets the outage. The message must go out once, whether the outage is shorter than the task's
+timeout (the write is retried in place) or outlasts the write (the try fails; its retry finds the
+record kept in Airflow's metadata and posts nothing again)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.scenario import DAG_ID, texts
+
+pytestmark = pytest.mark.e2e
+
+# Google's client retries a refused write for 60 s by itself: an outage must outlast that to have
+# made the WARNING go out twice.
+LONG_OUTAGE_SECONDS = 65
+# Slack keeps the message this long before it answers: the test cuts Firestore in between.
+ANSWER_AFTER_SECONDS = 2
+POSTED_VARIABLE = f"batch_cleanup_posted__{DAG_ID}"
+
+
+def seed_warning(db) -> None:
+    """Three cleanups in the window: a WARNING, with nothing stalled now (record_event is skipped)."""
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    for index in range(3):
+        db.collection("batch_cleanup_events").document(f"seeded-{index}").set(
+            {"timestamp": at, "batch_ids": [f"cut-{index}"], "stalled_count": 1, "batches_checked": 10}
+        )
+
+
+def run_cut_at_acceptance(airflow, sink, proxy, outage_seconds: float, env: dict[str, str] | None = None):
+    """Run the DAG through the proxy; once Slack holds the message (and has not answered yet),
+    Firestore refuses connections for `outage_seconds`, then comes back with its data."""
+    sink.faults([{"answer_after_seconds": ANSWER_AFTER_SECONDS}])
+    runs = {}
+    extra_env = {"FIRESTORE_EMULATOR_HOST": proxy.address, **(env or {})}
+    thread = threading.Thread(
+        target=lambda: runs.setdefault("run", airflow.dags_test(DAG_ID, name="cut", extra_env=extra_env))
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not sink.messages():
+        assert thread.is_alive() and time.monotonic() < deadline, "the WARNING never reached Slack"
+        time.sleep(0.05)
+    proxy.refuse()
+    time.sleep(outage_seconds)
+    proxy.back()
+    thread.join(timeout=300)
+    return runs["run"]
+
+
+def posted_variable(airflow) -> dict:
+    with sqlite3.connect(airflow.home / "airflow.db") as metadata:
+        [(value, encrypted)] = metadata.execute(
+            "SELECT val, is_encrypted FROM variable WHERE key = ?", (POSTED_VARIABLE,)
+        ).fetchall()
+    if encrypted:  # with the home's Fernet key: the tests' process shares the session's Airflow home
+        from airflow.models.crypto import get_fernet
+
+        value = get_fernet().decrypt(value.encode()).decode()
+    return json.loads(value)
+
+
+def test_an_outage_shorter_than_the_task_is_waited_out_and_the_warning_goes_out_once(
+    airflow, fresh, db, firestore_proxy
+):
+    _, sink = fresh
+    seed_warning(db)
+    run = run_cut_at_acceptance(airflow, sink, firestore_proxy, LONG_OUTAGE_SECONDS)
+    warnings = [text for text in texts(sink) if text.startswith("WARNING")]
+    assert len(warnings) == 1, f"posted: {texts(sink)}\n{run.explain()}"
+    assert run.state == "success", run.explain()
+    assert run.tries["send_alert"] == 1, "the record was retried in place, the task was not"
+    state = db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict()
+    assert state["open"] is True and state["severity"] == "WARNING" and state["updated_by"] == run.run_id
+
+
+def test_an_outage_outlasting_the_record_fails_the_try_and_its_retry_posts_nothing_again(
+    airflow, fresh, db, firestore_proxy
+):
+    """The record's retries cut to 3 s: the first try fails on it; Airflow retries the task while
+    Firestore is still down, and the retry finds the post in Airflow's record."""
+    _, sink = fresh
+    seed_warning(db)
+    env = {
+        "AIRFLOW__BATCH_CLEANUP__RECORD_POST_SECONDS": "3",
+        "AIRFLOW__BATCH_CLEANUP__FIRESTORE_RETRY_SECONDS": "3",
+    }
+    run = run_cut_at_acceptance(airflow, sink, firestore_proxy, 8, env)
+    warnings = [text for text in texts(sink) if text.startswith("WARNING")]
+    assert len(warnings) == 1, f"posted: {texts(sink)}\n{run.explain()}"
+    assert run.tries["send_alert"] >= 2, f"the first try must fail on the outage\n{run.explain()}"
+    assert "is unreachable (record_post)" in run.output
+    assert "An earlier try of this run posted the alert already" in run.output
+    assert run.state == "success", run.explain()
+    record = posted_variable(airflow)
+    assert record["run_id"] == run.run_id and record["kind"] == "alert"
+    assert set(record) <= {"run_id", "kind", "channel", "ts"}, "the record holds no secret"
+    state = db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict()
+    assert state["open"] is True and state["updated_by"] == run.run_id, "the incident is remembered"
