@@ -94,6 +94,6 @@ def test_the_window_excludes_its_start_and_ends_at_the_run(airflow, fresh, db, e
     run = airflow.dags_test(DAG_ID, conf={"notify": False}, run_after=at, name="window-edges")
 
     assert run.state == "success", run.explain()
-    assert "4 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output
+    assert "4 cleanups in the last 60 minutes ≥ 4 → CRITICAL" in run.output
     [own] = [event for event in events() if event.get("run_id") == run.run_id]
     assert own["timestamp"] == at, "the run's event carries the run's time"
