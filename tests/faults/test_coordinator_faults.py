@@ -16,9 +16,12 @@ import pytest
 from batch_cleanup.compat import AirflowFailException
 from batch_cleanup.hooks.coordinator import API_KEY_HEADER, CoordinatorHook, CoordinatorUnavailable
 from tests.conftest import API_KEY
-from tests.dags.conftest import db, events, fresh  # noqa: F401  (the end-to-end scenarios' fixtures)
+from tests.dags import conftest as scenarios
 from tests.scenario import DAG_ID, explains, stalled, texts
 from tests.support.loopback import Answer, Loopback
+
+# The end-to-end scenarios' fixtures (fresh stand-ins, Firestore's events), for the DAG run below.
+db, events, fresh = scenarios.db, scenarios.events, scenarios.fresh
 
 CONN_ID = "coordinator_fault_test"
 REDIRECTS = [301, 302, 303, 307, 308]

@@ -68,7 +68,7 @@ class Loopback:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002  (quiet)
+            def log_message(self, format: str, *args: object) -> None:  # quiet
                 pass
 
             def _serve(self) -> None:
