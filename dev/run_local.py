@@ -4,6 +4,10 @@ Starts the Firestore emulator, the coordinator stand-in (seeded with demo batche
 sink, then `airflow standalone` (LocalExecutor on SQLite) with its home in `.airflow/`. Once
 Airflow is healthy and the DAG unpaused, it prints where to look. Ctrl-C stops everything.
 
+Airflow's database persists in the home, and so does Firestore's data: on every stop the
+emulator's documents are exported to `.airflow/firestore-export/`, and the next start imports
+them: the history page reads Airflow's runs and Firestore's cleanups of the same sessions.
+
     python -m dev.run_local [--port 8080] [--home DIR] [--log-dir DIR] [--check]
 
 `--check` starts everything, logs in to the REST API, checks that the DAG is listed and
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dev import services
-from dev.airflow_env import REPO, airflow_env, slack_bot_connection
+from dev.airflow_env import LOCAL_PROJECT, REPO, airflow_env, slack_bot_connection
 from dev.slack_sink import WEBHOOK_PATH
 
 DAG_ID = "stalled_batch_cleanup"
@@ -41,6 +45,10 @@ DAG_PARSE_TIMEOUT = 120.0
 # Measured: standalone stops in about 9 s; the scheduler first lets running tasks finish.
 STOP_TIMEOUT = 30.0
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+# In the home: the emulator's documents between sessions (services.export_firestore), and the
+# simple auth manager's generated password, for its owner's eyes only.
+FIRESTORE_EXPORT = "firestore-export"
+PASSWORDS_FILE = "passwords.json"
 
 
 class StartFailed(RuntimeError):
@@ -105,7 +113,7 @@ def local_env(
             # LocalExecutor forks this many workers up front (32 by default); the DAG runs one task at a time.
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
             "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
             "AIRFLOW__API__PORT": str(port),
             # Links in Slack messages and the task runners' calls to the execution API use it.
@@ -134,6 +142,7 @@ class Airflow:
 
     def start(self) -> None:
         Path(self.env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+        owner_only(Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]))
         # Its own process group: stop() reaches the scheduler's task runners and log servers too.
         self.process, self.log_path = services.spawn(
             "airflow", [AIRFLOW, "standalone"], self.log_dir, self.env, own_group=True
@@ -248,6 +257,33 @@ class Airflow:
             time.sleep(0.2)
 
 
+def owner_only(path: Path) -> None:
+    """Create `path` empty with mode 0600, or set an existing one's mode to 0600. Airflow writes the
+    passwords into the file as it finds it (`a+`: the mode stays), and reads an empty one as none."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)  # a home made before this, or a umask-proof mode
+
+
+class KeptFirestore:
+    """The emulator, whose documents outlive it: imported from `directory` at start, exported there
+    at stop (Ctrl-C and SIGTERM end in `stop()` too)."""
+
+    def __init__(self, log_dir: Path, directory: Path) -> None:
+        self.directory = directory
+        self.service = services.start_firestore_emulator(log_dir, import_from=directory)
+
+    def stop(self) -> None:
+        try:
+            services.export_firestore(self.service.url, LOCAL_PROJECT, self.directory)
+        except (OSError, RuntimeError) as err:  # keep the previous export; say so
+            print(
+                f"warning: Firestore's documents were not saved ({err}); {_shown(self.directory)}/ "
+                "keeps the last export",
+                file=sys.stderr,
+            )
+        self.service.stop()
+
+
 def new_api_key() -> str:
     """A new coordinator key each run, known only to this process and its children: never shown."""
     return secrets.token_urlsafe(32)
@@ -324,11 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     # background ignores SIGINT, and its children, Airflow included, would inherit that.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    started: list[services.Service | Airflow] = []
+    started: list[services.Service | KeptFirestore | Airflow] = []
     try:
         print(f"Starting the stand-ins (logs in {_shown(log_dir)}/) ...", flush=True)
-        emulator = services.start_firestore_emulator(log_dir)
-        started.append(emulator)
+        firestore = KeptFirestore(log_dir, home / FIRESTORE_EXPORT)
+        started.append(firestore)
+        emulator = firestore.service
         api_key = new_api_key()
         coordinator = services.start_coordinator(log_dir, api_key=api_key, seed_demo=True)
         started.append(coordinator)

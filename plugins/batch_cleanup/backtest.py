@@ -40,6 +40,21 @@ def scheduled_runs(start: datetime, end: datetime) -> list[datetime]:
     return [first + i * RUN_EVERY for i in range((end - first) // RUN_EVERY + 1)]
 
 
+def replayed_runs(start: datetime, end: datetime, evaluated: Iterable[datetime]) -> list[datetime]:
+    """The run times to replay in `[start, end]`, oldest first: those at which the DAG evaluated
+    (Airflow's metadata: manual and cleared runs too, off the schedule's ticks), and before the
+    first of them the schedule's ticks (history older than the metadata keeps, or none at all).
+
+    Replaying only the ticks missed what the DAG decided between them: a WARNING opened by a run
+    after the last tick showed as no incident.
+    """
+    start, end = _utc(start, "start"), _utc(end, "end")
+    actual = sorted({at for at in (_utc(t, "a run time") for t in evaluated) if start <= at <= end})
+    if not actual:
+        return scheduled_runs(start, end)
+    return [tick for tick in scheduled_runs(start, actual[0]) if tick < actual[0]] + actual
+
+
 class Read(NamedTuple):
     """A run's read of the events: the copies its count leaves out, the window's events (newest
     first), the copies among all it read (the decision says how many), and the batches the

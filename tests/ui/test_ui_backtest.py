@@ -17,13 +17,17 @@ WARNING at 4 spares today's incident and still pages for the burst.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 
+from tests.dags import conftest as scenarios
+from tests.scenario import stalled
 from tests.ui import history_data
 from tests.ui.conftest import NOW
+
+fresh = scenarios.fresh  # empty stand-ins, for the DAG runs below
 
 H = history_data.hour_of(NOW)
 DEFAULTS = {"warning_threshold": 3, "critical_threshold": 4, "window_minutes": 60, "cooldown_minutes": 60}
@@ -215,7 +219,7 @@ def test_an_unknown_range_is_refused_as_everywhere(db, make_client):
 def test_the_replay_is_timed_apart_from_the_read(story, make_client):
     response = make_client().get("/batch-cleanup/api/backtest?range=30d")
     timings = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
-    assert set(timings) == {"events", "replay", "total"}
+    assert set(timings) == {"events", "runs", "replay", "total"}
 
 
 def test_the_read_is_what_the_dags_window_reads(db, make_client):
@@ -317,3 +321,30 @@ def test_a_form_sent_with_every_field_emptied_compares_the_defaults(story, make_
 
     assert '<tr id="backtest-incidents"><th>Incidents</th><td>1</td><td>1</td></tr>' in page
     assert '<input type="number" name="warning_threshold" value="3" step="1" min="1">' in page
+
+
+# --- what the DAG did ---------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_the_current_side_has_the_incidents_the_dags_runs_opened(airflow, fresh, db, make_client):
+    """Three runs between the schedule's ticks (as if triggered by hand) open a WARNING; the replay
+    at the runs' own times opens the same one, still open. Replaying only the ticks (the last one,
+    9:00, before any cleanup) showed none."""
+    coordinator, _ = fresh
+    for minute in (2, 5, 8):
+        coordinator.seed([stalled(f"b-backtest-{minute}")])
+        at = datetime(2026, 6, 2, 9, minute, tzinfo=UTC)
+        run = airflow.dags_test(history_data.DAG_ID, run_after=at, name="backtest-run")
+        assert run.state == "success", run.explain()
+    opened = [
+        (doc.get("opened_at").astimezone(UTC), doc.get("severity"))
+        for doc in db.collection(history_data.INCIDENTS).stream()
+    ]
+    assert opened == [(datetime(2026, 6, 2, 9, 8, tzinfo=UTC), "WARNING")], "the DAG's own incident"
+
+    body = backtest(make_client(now=datetime(2026, 6, 2, 9, 10, tzinfo=UTC)), range_="24h")
+
+    replayed = [(i["opened_at"], i["peak_severity"], i["open"]) for i in body["current"]["incidents"]]
+    assert replayed == [(f"{at:%Y-%m-%dT%H:%M:%SZ}", severity, True) for at, severity in opened]
+    assert body["last_run"] == "2026-06-02T09:08:00Z"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 
 from batch_cleanup.budget import retry_after_seconds
@@ -20,6 +21,9 @@ HEALTH_ENDPOINT = "/health/deep"
 API_KEY_HEADER = "X-API-Key"
 # Asking to come back later: retried, after Retry-After when the try has time for it.
 LATER = frozenset({408, 429})
+# Redirects are never followed (`allow_redirects=False`): requests would resend the key to whatever
+# host the Location names, and turn the POST into a GET on 301-303. A 3xx fails, naming the Location.
+NO_REDIRECTS = {"allow_redirects": False}
 # How much of an answer's body an error quotes, and how long a health check's error may be.
 EXCERPT_CHARS = 300
 MAX_HEALTH_ERROR_CHARS = 500
@@ -35,6 +39,16 @@ def excerpt(text: str) -> str:
     """The start of a body, quoted, for an error message. Masked before it is cut: the body may echo
     the key, and half a key would slip past the masker."""
     return repr(redact(text)[:EXCERPT_CHARS])
+
+
+def redirect_error(response: requests.Response, http_conn_id: str) -> str:
+    """What a redirect says about the connection: where it pointed, and what to fix."""
+    location = excerpt(response.headers.get("Location") or "(no Location header)")
+    return (
+        f"redirected (HTTP {response.status_code}) to {location}; not followed, so the API key stays "
+        f"with the connection's host: set the host of connection {http_conn_id!r} to where the "
+        "coordinator answers"
+    )
 
 
 class CoordinatorHook(HttpHook):
@@ -93,13 +107,13 @@ class CoordinatorHook(HttpHook):
                 ENDPOINT,
                 json=body,
                 headers=headers,
-                extra_options={"timeout": self.timeout, "check_response": False},
+                extra_options={"timeout": self.timeout, "check_response": False, **NO_REDIRECTS},
             )
-        except requests.exceptions.Timeout:
-            raise CoordinatorUnavailable(
-                f"{ENDPOINT} on connection {self.http_conn_id!r} did not answer within {self.timeout:g} s"
-            ) from None
-        except requests.exceptions.ConnectionError as err:
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as err:
+            if _timed_out(err):
+                raise CoordinatorUnavailable(
+                    f"{ENDPOINT} on connection {self.http_conn_id!r} did not answer within {self.timeout:g} s"
+                ) from None
             raise CoordinatorUnavailable(
                 f"cannot reach {ENDPOINT} on connection {self.http_conn_id!r} ({self.base_url}): "
                 f"{type(err).__name__}"
@@ -114,6 +128,8 @@ class CoordinatorHook(HttpHook):
                 f"{where} rejected the API key (HTTP {status}); fix the password of connection "
                 f"{self.http_conn_id!r}. Not retried."
             )
+        if 300 <= status < 400:
+            raise AirflowFailException(f"{where} {redirect_error(response, self.http_conn_id)}. Not retried.")
         if status >= 500 or status in LATER:
             after = response.headers.get("Retry-After")
             hint = f" (Retry-After: {after!r}, more than this try can wait)" if after else ""
@@ -144,16 +160,17 @@ class CoordinatorHook(HttpHook):
             response = getter.run(
                 HEALTH_ENDPOINT,
                 headers=self._api_key_header(),
-                extra_options={"timeout": timeout_seconds, "check_response": False},
+                extra_options={"timeout": timeout_seconds, "check_response": False, **NO_REDIRECTS},
             )
-        except requests.exceptions.Timeout:
-            result: dict[str, Any] = {"ok": False, "error": f"timed out after {timeout_seconds:g} s"}
-        except requests.exceptions.ConnectionError as err:
-            result = {"ok": False, "error": f"cannot connect to {getter.base_url}: {_root_cause(err)}"}
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as err:
+            if _timed_out(err):
+                result: dict[str, Any] = {"ok": False, "error": f"timed out after {timeout_seconds:g} s"}
+            else:
+                result = {"ok": False, "error": f"cannot connect to {getter.base_url}: {_root_cause(err)}"}
         except Exception as err:  # the diagnosis of an alert must never hold the alert up
             result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
         else:
-            result = _health_result(response)
+            result = _health_result(response, self.http_conn_id)
         if result["ok"]:
             self.log.info("%s answered HTTP %d.", where, result["http_status"])
         else:
@@ -162,8 +179,10 @@ class CoordinatorHook(HttpHook):
         return result
 
 
-def _health_result(response: requests.Response) -> dict[str, Any]:
+def _health_result(response: requests.Response, http_conn_id: str) -> dict[str, Any]:
     status, text = response.status_code, response.text
+    if 300 <= status < 400:
+        return {"ok": False, "http_status": status, "error": redirect_error(response, http_conn_id)}
     if len(text) > MAX_HEALTH_ANSWER_CHARS:
         error = f"HTTP {status}: an answer of {len(text)} characters, more than {MAX_HEALTH_ANSWER_CHARS}"
         return {"ok": False, "http_status": status, "error": error}
@@ -178,6 +197,14 @@ def _health_result(response: requests.Response) -> dict[str, Any]:
         return {"ok": True, "http_status": status, "answer": redact(answer)}
     hint = " (the API key was rejected)" if status in (401, 403) else ""
     return {"ok": False, "http_status": status, "error": f"HTTP {status} {excerpt(text)}{hint}"}
+
+
+def _timed_out(err: requests.exceptions.RequestException) -> bool:
+    """A timeout, also one while reading the body: requests raises that one as a ConnectionError
+    around urllib3's ReadTimeoutError, which would otherwise read as "cannot connect"."""
+    return isinstance(err, requests.exceptions.Timeout) or any(
+        isinstance(arg, urllib3.exceptions.TimeoutError) for arg in err.args
+    )
 
 
 def _root_cause(err: BaseException) -> str:

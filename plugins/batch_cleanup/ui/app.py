@@ -121,6 +121,13 @@ def get_run_checks() -> CheckReader:
     return partial(runs.run_checks, DAG_ID)
 
 
+RunTimes = Callable[[datetime, datetime], list[datetime]]
+
+
+def get_run_times() -> RunTimes:
+    return partial(runs.evaluated_at, DAG_ID)
+
+
 def get_now() -> datetime:
     return datetime.now(UTC)
 
@@ -128,6 +135,7 @@ def get_now() -> datetime:
 Store = Annotated[HistoryStore, Depends(get_store)]
 LastRun = Annotated[Callable[[str], dict[str, Any] | None], Depends(get_last_run)]
 RunChecks = Annotated[CheckReader, Depends(get_run_checks)]
+RunTimesReader = Annotated[RunTimes, Depends(get_run_times)]
 Now = Annotated[datetime, Depends(get_now)]
 
 
@@ -138,11 +146,14 @@ class Sources:
     store: HistoryStore
     last_run: Callable[[str], dict[str, Any] | None]
     run_checks: CheckReader
+    run_times: RunTimes
     now: datetime
 
 
-def get_sources(store: Store, last_run: LastRun, run_checks: RunChecks, now: Now) -> Sources:
-    return Sources(store, last_run, run_checks, now)
+def get_sources(
+    store: Store, last_run: LastRun, run_checks: RunChecks, run_times: RunTimesReader, now: Now
+) -> Sources:
+    return Sources(store, last_run, run_checks, run_times, now)
 
 
 AllSources = Annotated[Sources, Depends(get_sources)]
@@ -236,16 +247,22 @@ def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, An
 
 
 def backtest_json(
-    store: HistoryStore, win: history.Window, now: datetime, candidate: PolicyConfig, reads: Reads
+    sources: Sources, win: history.Window, candidate: PolicyConfig, reads: Reads
 ) -> dict[str, Any]:
-    """The range's scheduled runs up to now, replayed with the DAG's thresholds and with `candidate`.
+    """The range's runs up to now, replayed with the DAG's thresholds and with `candidate`: the runs
+    that evaluated (Airflow's metadata), the schedule's ticks before the first of them
+    (`backtest.replayed_runs`).
 
-    The events read reach back one offender span before the first run (its window and offenders)
-    and one run timeout past now (the coordinator's copies of the last runs' cleanups).
+    The events read reach back one offender span before the range (the first run's window and
+    offenders) and one run timeout past now (the coordinator's copies of the last runs' cleanups).
     """
-    runs = backtest.scheduled_runs(win.start, now)
-    since = runs[0] - backtest.OFFENDER_SPAN
-    events, truncated = reads.run(events=lambda: store.window_events(since, now + RUN_TIMEOUT))["events"]
+    store, now = sources.store, sources.now
+    since = win.start - backtest.OFFENDER_SPAN
+    read = reads.run(
+        events=lambda: store.window_events(since, now + RUN_TIMEOUT),
+        runs=lambda: sources.run_times(win.start, now),
+    )
+    (events, truncated), runs = read["events"], backtest.replayed_runs(win.start, now, read["runs"])
 
     def both() -> tuple[backtest.Replay, backtest.Replay]:
         recorded = backtest.Recorded(events, within=RUN_TIMEOUT)
@@ -368,7 +385,7 @@ def create_app() -> FastAPI:
             except InvalidParam as err:
                 error = str(err)
             else:
-                compared = backtest_json(sources.store, win, sources.now, candidate, reads)
+                compared = backtest_json(sources, win, candidate, reads)
         context = {
             "data": data,
             "ranges": list(history.RANGES),
@@ -434,10 +451,11 @@ def create_app() -> FastAPI:
         return respond(data, reads, started)
 
     @app.get("/api/backtest", summary="The range's cleanups replayed with other thresholds")
-    def api_backtest(store: Store, now: Now, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
-        """The range's scheduled runs (every 15 minutes, up to now) replayed through the DAG's alert
-        policy, from no open incident: with the DAG's thresholds (`current`) and with those asked for
-        (`candidate`; one not asked for is the DAG's). Per side: `settings`, `totals` {`incidents`,
+    def api_backtest(sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
+        """The range's runs up to now (those that evaluated, and every 15 minutes before the first
+        of them) replayed through the DAG's alert policy, from no open incident: with the DAG's
+        thresholds (`current`) and with those asked for (`candidate`; one not asked for is the
+        DAG's). Per side: `settings`, `totals` {`incidents`,
         `messages_sent`, `critical_pages`, `hours_at_warning`, `hours_at_critical`, `missed`},
         `messages` per kind, and `incidents` (newest first). A value the trigger form refuses is a 422."""
         started, reads = time.perf_counter(), Reads()
@@ -445,8 +463,8 @@ def create_app() -> FastAPI:
             candidate = candidate_config(asked)
         except InvalidParam as err:
             raise invalid_candidate(err, asked) from None
-        win = history.window(range_, now)
-        data = {**_header(win, now), "backtest": backtest_json(store, win, now, candidate, reads)}
+        win = history.window(range_, sources.now)
+        data = {**_header(win, sources.now), "backtest": backtest_json(sources, win, candidate, reads)}
         return respond(data, reads, started)
 
     @app.get("/api/status", summary="The current incident state and the last run")

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from batch_cleanup.names import CHECK_STALLED
+from batch_cleanup.names import CHECK_STALLED, EVALUATE
 from batch_cleanup.ui.history import RunCheck
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,32 @@ def last_run(dag_id: str) -> dict[str, Any] | None:
     for field in ("state", "run_type"):  # enums in the model, plain strings in JSON
         run[field] = getattr(run[field], "value", run[field])
     return run
+
+
+def evaluated_at(dag_id: str, start: datetime, end: datetime, limit: int = MAX_RUNS) -> list[datetime]:
+    """The `run_after` of each run of `dag_id` in `[start, end]` whose `evaluate` succeeded: the times
+    the alert policy decided, manual and cleared runs included, oldest first, each once."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    query = (
+        select(DagRun.run_after)
+        .join(TaskInstance, (TaskInstance.dag_id == DagRun.dag_id) & (TaskInstance.run_id == DagRun.run_id))
+        .where(
+            DagRun.dag_id == dag_id,
+            DagRun.run_after >= start,
+            DagRun.run_after <= end,
+            TaskInstance.task_id == EVALUATE,
+            TaskInstance.state == "success",
+        )
+        .distinct()
+        .order_by(DagRun.run_after)
+        .limit(limit)
+    )
+    with create_session() as session:
+        return list(session.scalars(query))
 
 
 def run_checks(
