@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from batch_cleanup.text import ago_text, clock_text, duration_text, plural, unique
+from batch_cleanup.text import ago_text, clock_text, duration_text, in_window, plural, unique
 
 MAX_LISTED_BATCHES = 20
 # Slack cuts a section's text at 3,000 characters and refuses more than 50 blocks.
@@ -167,12 +167,6 @@ def _double_recorded(n: int) -> str:
         f"*{plural(n, 'cleanup')}* {'was' if n == 1 else 'were'} also recorded by the coordinator's own "
         "tracking (counted once here): turn it off, see docs/cutover.md"
     )
-
-
-def in_window(count: int, window_minutes: int) -> str:
-    """`1 cleanup in the last minute`, `3 cleanups in the last 60 minutes`."""
-    window = "minute" if window_minutes == 1 else f"{window_minutes} minutes"
-    return f"{plural(count, 'cleanup')} in the last {window}"
 
 
 def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, completed: int) -> list[str]:

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from batch_cleanup.names import RUN_EVERY_MINUTES
-from batch_cleanup.text import duration_text, unique
+from batch_cleanup.text import duration_text, in_window, unique
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +362,7 @@ def _decide(
 ) -> tuple[Decision, State]:
     severity = config.severity(count)
     batch_ids = unique(b for ids in window_events.values() for b in ids)
-    words = f"{count} cleanups in the last {config.window_minutes} minutes"
+    words = in_window(count, config.window_minutes)
     common = {
         "count": count,
         "batch_ids": _shown(batch_ids),

@@ -29,6 +29,12 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
+def in_window(count: int, window_minutes: int) -> str:
+    """`1 cleanup in the last minute`, `3 cleanups in the last 60 minutes`."""
+    window = "minute" if window_minutes == 1 else f"{window_minutes} minutes"
+    return f"{plural(count, 'cleanup')} in the last {window}"
+
+
 def clock_text(moment: datetime, now: datetime | None = None) -> str:
     """`14:39 UTC` on `now`'s day, `1 Mar 14:39 UTC` in its year, else `1 Mar 2025 14:39 UTC`
     (always the full date without `now`): a time on-call reads, never an ISO stamp."""
