@@ -6,7 +6,6 @@ record kept in Airflow's metadata and posts nothing again)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -56,15 +55,10 @@ def run_cut_at_acceptance(airflow, sink, proxy, outage_seconds: float, env: dict
 
 
 def posted_variable(airflow) -> dict:
-    with sqlite3.connect(airflow.home / "airflow.db") as metadata:
-        [(value, encrypted)] = metadata.execute(
-            "SELECT val, is_encrypted FROM variable WHERE key = ?", (POSTED_VARIABLE,)
-        ).fetchall()
-    if encrypted:  # with the home's Fernet key: the tests' process shares the session's Airflow home
-        from airflow.models.crypto import get_fernet
-
-        value = get_fernet().decrypt(value.encode()).decode()
-    return json.loads(value)
+    """The Variable as Airflow reads it (decrypted with the home's own Fernet key)."""
+    done = airflow.run("variables", "get", POSTED_VARIABLE)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_an_outage_shorter_than_the_task_is_waited_out_and_the_warning_goes_out_once(

@@ -21,6 +21,7 @@ LOG_DIR = REPO / "test-output" / "stand-ins"
 API_KEY = "test-key"
 FORBIDDEN_KEY = "revoked-key"
 PROJECT = "demo-test"
+SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "hello"}}
 # A missing, a wrong and a forbidden key, and what the coordinator answers each, on every endpoint.
 BAD_KEYS = pytest.mark.parametrize(
     ("api_key", "status"),
@@ -477,13 +478,13 @@ def post_webhook(sink_admin: SlackSinkAdmin, payload: object, **kwargs: object) 
 
 
 def test_sink_accepts_and_stores_messages_like_slack(sink_admin: SlackSinkAdmin) -> None:
-    response = post_webhook(sink_admin, {"text": "hello", "blocks": [{"type": "section"}]})
+    response = post_webhook(sink_admin, {"text": "hello", "blocks": [SECTION]})
 
     assert (response.status_code, response.text) == (200, "ok")
     assert response.headers["Content-Type"].startswith("text/plain")
     [message] = sink_admin.messages()
     assert message["path"] == WEBHOOK_PATH
-    assert message["payload"] == {"text": "hello", "blocks": [{"type": "section"}]}
+    assert message["payload"] == {"text": "hello", "blocks": [SECTION]}
     assert message["received_at"].endswith("+00:00")
 
 

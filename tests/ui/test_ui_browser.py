@@ -419,10 +419,10 @@ def totals(page) -> dict[str, list[str]]:
 # two with WARNING at 4, which spares today's and still pages for the burst.
 BACKTEST_TOTALS = {
     "Incidents": ["3", "2"],
-    "Messages sent": ["7", "4"],
-    "CRITICAL pages": ["1", "1"],
-    "Hours at WARNING": ["2.5", "1.0"],
-    "Hours at CRITICAL": ["0.5", "0.5"],
+    "Messages sent": ["9", "5"],
+    "CRITICAL pages": ["2", "1"],
+    "Hours at WARNING": ["1.5", "1.0"],
+    "Hours at CRITICAL": ["1.5", "0.5"],
     "Missed (the other had an incident, this none)": ["0", "1"],
 }
 
@@ -433,7 +433,7 @@ def test_the_backtest_form_compares_a_candidate_with_the_current_thresholds(api_
     sign_in(page, f"{api_server.url}/batch-cleanup/?range=30d")
     assert page.locator("#backtest-form input[name=warning_threshold]").input_value() == "3"
 
-    compare(page, warning_threshold=4)
+    compare(page, warning_threshold=4, critical_threshold=5)
 
     assert totals(page) == BACKTEST_TOTALS
     assert page.locator("#backtest-current-incidents tbody tr").count() == 3
@@ -452,7 +452,7 @@ def test_the_backtest_form_works_without_javascript(api_server, db, browser):
     page = context.new_page()
     page.goto(f"{api_server.url}/batch-cleanup/?range=30d")
 
-    compare(page, warning_threshold=4)
+    compare(page, warning_threshold=4, critical_threshold=5)
 
     assert totals(page) == BACKTEST_TOTALS
     context.close()
