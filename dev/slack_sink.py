@@ -13,7 +13,8 @@
   calls, create or delete channels, delete messages and pin the bot token. A Web API fault (its
   `method`, or `*`) answers `status`/`error`/`body` instead of doing the call, waits `delay_seconds`
   before it, or does the call and answers only `answer_after_seconds` later (a client that timed
-  out then never hears that Slack accepted).
+  out then never hears that Slack accepted), or with `drop_after_call` does it and closes the
+  connection without an answer (a connection reset after Slack accepted).
 
     [SLACK_SINK_BOT_TOKEN=xoxb-...] python -m dev.slack_sink --port 0
 
@@ -633,6 +634,9 @@ class SinkHandler(StandInHandler):
             answer = self.server.state.store(path, payload)
             # `answer_after_seconds`: the message is in the channel, Slack's answer comes that much later.
             time.sleep(float(fault.get("answer_after_seconds", 0)))
+            if fault.get("drop_after_call"):  # stored; the connection drops before the answer
+                self.close_connection = True
+                return
             self._send(*answer)
 
     def _web_api(self, method: str, raw: bytes, query: str) -> None:
@@ -667,6 +671,9 @@ class SinkHandler(StandInHandler):
         state.record_call(call)
         # Slack did the call, then answers late: a client that gave up never hears it was accepted.
         time.sleep(float(fault.get("answer_after_seconds", 0)))
+        if fault.get("drop_after_call"):  # Slack did the call; the connection drops before its answer
+            self.close_connection = True
+            return
         body = answer if isinstance(answer, str) else json.dumps(answer)
         self._send(status, body, "application/json; charset=utf-8", headers=headers)
 

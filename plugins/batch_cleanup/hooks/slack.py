@@ -71,22 +71,41 @@ THREAD_GONE_ERRORS = frozenset({"message_not_found", "thread_not_found", "channe
 
 def _retry_handlers() -> list[Any]:
     """The Slack client's retry handlers (it retries nothing without them): 429 waits out
-    `Retry-After`; 5xx and dropped connections are tried again a few times."""
+    `Retry-After`; 5xx and connections that could not be made are tried again a few times.
+
+    A connection dropped once the request was sent is not retried by the client: Slack may have
+    taken the post, and a blind resend would page twice. The task's retry handles it (in bot-token
+    mode it first looks for the post by its metadata, delivery.Thread)."""
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
         ServerErrorRetryHandler,
     )
 
+    class NotConnectedRetryHandler(ConnectionErrorRetryHandler):
+        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+            return response is None and _never_sent(error)
+
     return [
         RateLimitErrorRetryHandler(max_retry_count=MAX_RETRIES),
         ServerErrorRetryHandler(max_retry_count=MAX_RETRIES),
-        ConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES),
+        NotConnectedRetryHandler(max_retry_count=MAX_RETRIES),
     ]
 
 
+def _never_sent(error: BaseException | None) -> bool:
+    """The connection could not be made (refused, no such host): the request never left."""
+    import socket
+    from urllib.error import URLError
+
+    reason = error.reason if isinstance(error, URLError) else error
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
+
+
 def _async_retry_handlers() -> list[Any]:
-    """The same handlers for the triggerer's event loop."""
+    """The same handlers for the triggerer's event loop (aiohttp's error for a connection that
+    could not be made is ClientConnectorError)."""
+    from aiohttp import ClientConnectorError
     from slack_sdk.http_retry.builtin_async_handlers import (
         AsyncConnectionErrorRetryHandler,
         AsyncRateLimitErrorRetryHandler,
@@ -96,7 +115,7 @@ def _async_retry_handlers() -> list[Any]:
     return [
         AsyncRateLimitErrorRetryHandler(max_retry_count=MAX_RETRIES),
         AsyncServerErrorRetryHandler(max_retry_count=MAX_RETRIES),
-        AsyncConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES),
+        AsyncConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES, error_types=[ClientConnectorError]),
     ]
 
 
