@@ -241,7 +241,7 @@ def test_task_logs_explain_the_decision_and_hold_no_secret(
         return "\n".join(log.text for log in logs[run_id] if "/evaluate/" in log.where)
 
     first, second, third = three_stalled_runs
-    assert "1 cleanups in the last 60 minutes < 3" in evaluate_log(first), evaluate_log(first)
+    assert "1 cleanup in the last 60 minutes < 3" in evaluate_log(first), evaluate_log(first)
     assert "2 cleanups in the last 60 minutes < 3" in evaluate_log(second), evaluate_log(second)
     assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in evaluate_log(third), evaluate_log(third)
     check_log = "\n".join(log.text for log in logs[third] if "/check_stalled/" in log.where)
