@@ -1,6 +1,6 @@
 """Run metrics through Airflow's own stats interface: they reach StatsD or OpenTelemetry when the
-deployment turns `[metrics] statsd_on` or `otel_on` on, and cost nothing otherwise. Names are in the
-README."""
+deployment turns `[metrics] statsd_on` or `otel_on` on, and cost nothing otherwise. Names are in
+docs/metrics.md."""
 
 from __future__ import annotations
 
