@@ -1,23 +1,41 @@
-"""`FirestoreHook`'s contract in memory, for the pure task steps' tests (tests/unit) and the backtest's
-agreement property: the real hook is tested against the emulator in tests/integration."""
+"""`FirestoreHook`'s rules in memory, for the pure task steps' tests (tests/unit) and the backtest's
+agreement property. tests/integration/test_store_contract.py runs one contract against this store and
+the real hook on the emulator, so the two cannot disagree."""
 
 from __future__ import annotations
 
+import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import StoredEvent
 
+# The hook's LEASE_SECONDS (not imported: the unit tests stay free of Google's client).
+LEASE = timedelta(seconds=600)
+
 
 class MemoryStore:
-    """The hook's contract in memory: events by id, one state document with a version and a lease."""
+    """Events by id, and one state document kept as the hook keeps it: its version, the lease (run,
+    kind, expiry) and the `posted` marker all in `state`; `incidents` the timeline entries by id."""
 
     def __init__(self) -> None:
         self.events: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Any] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
         self.reads: list[str] = []
-        self.lease: str | None = None
+
+    @property
+    def lease(self) -> str | None:
+        """The run holding the lease (expired or not); None when no run does."""
+        lease = self.state.get("lease")
+        return lease["run_id"] if lease else None
+
+    @lease.setter
+    def lease(self, run_id: str | None) -> None:
+        """A test's shortcut: `run_id` holds a live lease (None: no one does)."""
+        live = {"run_id": run_id, "kind": "alert", "expires_at": _now() + LEASE}
+        self.state["lease"] = live if run_id else None
 
     def create_event(self, document_id, document):
         if document_id in self.events:
@@ -25,46 +43,88 @@ class MemoryStore:
         self.events[document_id] = document
         return True
 
-    def count_in(self, start, end):
-        return sum(start < event["timestamp"] <= end for event in self.events.values())
-
-    def events_in(self, start, end):
-        self.reads.append("events_in")
-        found = [
-            StoredEvent(i, e["timestamp"], e["batch_ids"], e.get("dag_id"), e.get("stalled_count"))
+    def _in_window(self, start, end):
+        # Firestore's range filter on timestamps holds only timestamps: a string one is in no window.
+        return [
+            (i, e)
             for i, e in self.events.items()
-            if start < e["timestamp"] <= end
+            if isinstance(e.get("timestamp"), datetime) and start < e["timestamp"] <= end
         ]
-        return sorted(found, key=lambda event: event.timestamp, reverse=True)
+
+    def count_in(self, start, end):
+        return len(self._in_window(start, end))
+
+    def events_in(self, start, end, limit=500):
+        self.reads.append("events_in")
+        # Firestore breaks a tie of a descending order by the document id, descending too.
+        newest = sorted(
+            self._in_window(start, end), key=lambda item: (item[1]["timestamp"], item[0]), reverse=True
+        )
+        return [
+            StoredEvent(i, e["timestamp"], _batch_ids(e), e.get("dag_id"), e.get("stalled_count"))
+            for i, e in newest[:limit]
+        ]
 
     def read_state(self, dag_id):
-        return dict(self.state), int(self.state.get("version", 0))
+        return copy.deepcopy(self.state), _version(self.state)
 
     def claim_lease(self, dag_id, *, run_id, version, kind):
-        if int(self.state.get("version", 0)) != version:
-            return "the state changed since this run decided"
-        if self.lease not in (None, run_id):
-            return f"run {self.lease} is delivering"
-        self.lease = run_id
+        conflict = _conflict(self.state, run_id=run_id, version=version)
+        if conflict:
+            return conflict
+        self.state["lease"] = {"run_id": run_id, "kind": kind, "expires_at": _now() + LEASE}
         return None
 
     def release_lease(self, dag_id, *, run_id):
         if self.lease == run_id:
-            self.lease = None
+            self.state["lease"] = None
 
     def record_post(self, dag_id, *, run_id, kind, where):
         self.state["posted"] = {"run_id": run_id, "kind": kind, **where}
 
     def save_state(self, dag_id, state, *, run_id, version, incident=None):
-        if int(self.state.get("version", 0)) != version:
-            return "the state changed"
-        thread = thread_posted(self.state, run_id) if self.lease == run_id and state.get("open") else {}
-        self.state = {**state, **thread, "version": version + 1}
-        self.lease = None
+        holder = self.lease == run_id  # the holder saves what it delivered, even on a lapsed lease
+        conflict = None if holder else _conflict(self.state, run_id=run_id, version=version)
+        if conflict:
+            return conflict
+        self.state = {
+            **state,
+            **(thread_posted(self.state, run_id) if holder and state.get("open") else {}),
+            "version": _version(self.state) + 1,
+            "lease": None,
+            "updated_at": _now(),
+            "updated_by": run_id,
+        }
         if incident is not None:
             entry = dict(incident)
-            self.incidents[entry.pop("id")] = entry
+            self.incidents.setdefault(entry.pop("id"), {}).update(entry)  # Firestore's merge
         return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _batch_ids(event: dict[str, Any]) -> list[str]:
+    """The hook's reading: no ids when `batch_ids` is missing or not a list of strings."""
+    ids = event.get("batch_ids")
+    return ids if isinstance(ids, list) and all(isinstance(i, str) for i in ids) else []
+
+
+def _version(stored: dict[str, Any]) -> int:
+    """The hook's reading: 0 for a version that is not a whole number."""
+    version = stored.get("version", 0)
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
+def _conflict(stored: dict[str, Any], *, run_id: str, version: int) -> str | None:
+    """The hook's rule: a run acts on the version it decided on, unless another run's live lease."""
+    if _version(stored) != version:
+        return f"the state changed since this run decided (version {version} → {stored.get('version')})"
+    lease = stored.get("lease")
+    if lease and lease["run_id"] != run_id and lease["expires_at"] > _now():
+        return f"run {lease['run_id']} is delivering a {lease['kind']} message"
+    return None
 
 
 class MemorySlack:

@@ -252,7 +252,10 @@ def test_record_state_keeps_what_another_run_wrote_since():
 
     said = steps.record_state(store, evaluation, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
 
-    assert said == "State left as another run wrote it: the state changed."
+    assert (
+        said
+        == "State left as another run wrote it: the state changed since this run decided (version 0 → 4)."
+    )
     assert store.state == {"open": True, "version": 4}
 
 

@@ -1,0 +1,278 @@
+"""One contract for both stores: `FirestoreHook` on the Firestore emulator and the `MemoryStore` the
+steps' unit tests and the backtest use. Each test runs against both and asserts what the hook's
+rules say, so the fake cannot pass on a rule production does not have."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from batch_cleanup.events import StoredEvent
+from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
+from tests.support.memory_store import MemoryStore
+
+DAG = "stalled_batch_cleanup"
+OPEN = {"open": True, "severity": "WARNING", "notifications": 1}
+START = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+END = START + timedelta(hours=1)
+TICK = timedelta(microseconds=1)  # Firestore keeps microseconds: the bounds are exact at this step
+
+
+@pytest.fixture(params=["firestore", "memory"])
+def store(request, monkeypatch):
+    if request.param == "memory":
+        return MemoryStore()
+    request.getfixturevalue("firestore")  # the session's emulator, wiped for this test
+    connection = {
+        "conn_type": "google_cloud_platform",
+        "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
+    return FirestoreHook()
+
+
+def seed_state(store, document: dict[str, Any]) -> None:
+    """Write the state document as is, through each store's own way in (no rule applies)."""
+    if isinstance(store, MemoryStore):
+        store.state = dict(document)
+    else:
+        store.client.collection(STATE_COLLECTION).document(DAG).set(document)
+
+
+def incidents(store) -> dict[str, dict[str, Any]]:
+    if isinstance(store, MemoryStore):
+        return store.incidents
+    return {doc.id: doc.to_dict() for doc in store.client.collection(INCIDENT_COLLECTION).stream()}
+
+
+def lease(run_id: str, *, expires_in: timedelta) -> dict[str, Any]:
+    return {"run_id": run_id, "kind": "alert", "expires_at": datetime.now(UTC) + expires_in}
+
+
+def state(store) -> dict[str, Any]:
+    return store.read_state(DAG)[0]
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+def test_an_event_is_created_once_and_kept_as_first_written(store):
+    assert store.create_event("e1", {"timestamp": START, "batch_ids": ["a"]}) is True
+    assert store.create_event("e1", {"timestamp": END, "batch_ids": ["b"]}) is False
+    assert store.events_in(START - TICK, END) == [StoredEvent("e1", START, ["a"], None, None)]
+
+
+def test_the_window_excludes_its_start_and_includes_its_end(store):
+    for name, at in [
+        ("at-start", START),
+        ("after-start", START + TICK),
+        ("at-end", END),
+        ("after", END + TICK),
+    ]:
+        store.create_event(name, {"timestamp": at, "batch_ids": [name]})
+
+    assert [event.id for event in store.events_in(START, END)] == ["at-end", "after-start"]
+    assert store.count_in(START, END) == 2
+
+
+def test_events_come_newest_first_ties_by_id_descending_and_the_limit_keeps_the_newest(store):
+    for name, minutes in [("b", 10), ("a", 30), ("c", 30), ("d", 20)]:
+        store.create_event(name, {"timestamp": START + timedelta(minutes=minutes), "batch_ids": []})
+
+    assert [event.id for event in store.events_in(START, END)] == ["c", "a", "d", "b"]
+    assert [event.id for event in store.events_in(START, END, limit=3)] == ["c", "a", "d"]
+
+
+def test_an_event_reads_its_dag_and_stalled_count_or_none(store):
+    at = START + timedelta(minutes=5)
+    store.create_event("dag", {"timestamp": at, "batch_ids": ["x"], "dag_id": DAG, "stalled_count": 3})
+    store.create_event("legacy", {"timestamp": at - TICK, "batch_ids": ["y"]})
+
+    assert store.events_in(START, END) == [
+        StoredEvent("dag", at, ["x"], DAG, 3),
+        StoredEvent("legacy", at - TICK, ["y"], None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{}, {"batch_ids": "b1"}, {"batch_ids": ["b1", 2]}, {"batch_ids": None}],
+    ids=["missing", "a-string", "not-all-strings", "null"],
+)
+def test_an_event_with_bad_batch_ids_counts_with_none(store, document):
+    at = START + timedelta(minutes=5)
+    store.create_event("bad", {"timestamp": at, **document})
+
+    assert store.events_in(START, END) == [StoredEvent("bad", at, [], None, None)]
+    assert store.count_in(START, END) == 1
+
+
+def test_an_event_with_a_string_timestamp_is_in_no_window(store):
+    store.create_event("text", {"timestamp": (START + timedelta(minutes=5)).isoformat(), "batch_ids": ["t"]})
+    store.create_event("good", {"timestamp": START + timedelta(minutes=5), "batch_ids": ["g"]})
+
+    assert [event.id for event in store.events_in(START, END)] == ["good"]
+    assert store.count_in(START, END) == 1
+
+
+# --- the state document ---------------------------------------------------------------------------
+
+
+def test_no_state_reads_as_empty_version_zero(store):
+    assert store.read_state(DAG) == ({}, 0)
+
+
+@pytest.mark.parametrize("garbage", ["3", 2.5, True, None], ids=["string", "float", "bool", "null"])
+def test_a_garbage_version_reads_as_zero_and_the_next_save_writes_one(store, garbage):
+    seed_state(store, {"open": False, "version": garbage})
+
+    assert store.read_state(DAG) == ({"open": False, "version": garbage}, 0)
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+    assert store.read_state(DAG)[1] == 1
+
+
+def test_a_claim_holds_the_lease_and_a_retry_of_the_holder_keeps_it(store):
+    assert store.claim_lease(DAG, run_id="run-a", version=0, kind="alert") is None
+    assert store.claim_lease(DAG, run_id="run-b", version=0, kind="alert") == (
+        "run run-a is delivering a alert message"
+    )
+    assert store.claim_lease(DAG, run_id="run-a", version=0, kind="alert") is None
+
+    stored, version = store.read_state(DAG)
+    assert version == 0 and stored["lease"]["run_id"] == "run-a" and stored["lease"]["kind"] == "alert"
+    assert stored["lease"]["expires_at"] > datetime.now(UTC) + timedelta(minutes=9), "ten minutes"
+
+
+def test_a_claim_on_an_old_version_is_refused(store):
+    seed_state(store, {"open": True, "version": 1})
+
+    assert store.claim_lease(DAG, run_id="run-a", version=0, kind="alert") == (
+        "the state changed since this run decided (version 0 → 1)"
+    )
+    assert "lease" not in state(store)
+
+
+def test_an_expired_lease_blocks_no_claim(store):
+    seed_state(store, {"version": 2, "lease": lease("dead", expires_in=-timedelta(seconds=1))})
+
+    assert store.claim_lease(DAG, run_id="run-b", version=2, kind="resolved") is None
+    assert state(store)["lease"]["run_id"] == "run-b" and state(store)["lease"]["kind"] == "resolved"
+
+
+def test_only_the_holder_releases_the_lease(store):
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+    store.release_lease(DAG, run_id="run-b")
+    assert state(store)["lease"]["run_id"] == "run-a"
+
+    store.release_lease(DAG, run_id="run-a")
+    assert state(store)["lease"] is None
+    assert store.claim_lease(DAG, run_id="run-b", version=0, kind="alert") is None
+
+
+def test_a_release_with_no_state_writes_nothing(store):
+    store.release_lease(DAG, run_id="run-a")
+    assert store.read_state(DAG) == ({}, 0)
+
+
+def test_a_post_is_recorded_beside_the_state_and_a_later_one_replaces_it(store):
+    seed_state(store, {"open": True, "version": 3})
+    store.record_post(DAG, run_id="run-a", kind="alert", where={"channel": "C0TEST", "ts": "1.1"})
+    assert store.read_state(DAG) == (
+        {
+            "open": True,
+            "version": 3,
+            "posted": {"run_id": "run-a", "kind": "alert", "channel": "C0TEST", "ts": "1.1"},
+        },
+        3,
+    )
+
+    store.record_post(DAG, run_id="run-b", kind="reminder", where={"channel": "C0TEST", "ts": "2.2"})
+    assert state(store)["posted"] == {"run_id": "run-b", "kind": "reminder", "channel": "C0TEST", "ts": "2.2"}
+
+
+def test_the_holders_save_bumps_the_version_drops_lease_and_marker_and_keeps_its_thread(store):
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+    store.record_post(
+        DAG, run_id="run-a", kind="alert", where={"channel": "C0TEST", "ts": "1.1", "gone": "x"}
+    )
+
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+
+    stored, version = store.read_state(DAG)
+    assert version == 1 and stored["lease"] is None and "posted" not in stored
+    assert stored["updated_by"] == "run-a" and isinstance(stored["updated_at"], datetime)
+    saved = {key: stored[key] for key in stored if key not in ("updated_at",)}
+    assert saved == {
+        **OPEN,
+        "slack_channel": "C0TEST",
+        "slack_ts": "1.1",
+        "slack_thread_gone": "x",
+        "version": 1,
+        "lease": None,
+        "updated_by": "run-a",
+    }
+
+
+def test_a_closed_incident_and_another_runs_post_keep_no_thread(store):
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="resolved")
+    store.record_post(DAG, run_id="run-a", kind="resolved", where={"channel": "C0TEST", "ts": "1.1"})
+    store.save_state(DAG, {"open": False}, run_id="run-a", version=0)
+    assert "slack_ts" not in state(store)
+
+    store.claim_lease(DAG, run_id="run-b", version=1, kind="alert")
+    store.record_post(DAG, run_id="run-other", kind="alert", where={"channel": "C0TEST", "ts": "2.2"})
+    store.save_state(DAG, OPEN, run_id="run-b", version=1)
+    assert "slack_ts" not in state(store)
+
+
+def test_the_holder_saves_even_after_the_version_moved(store):
+    seed_state(store, {"open": False, "version": 5, "lease": lease("run-a", expires_in=timedelta(minutes=5))})
+
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=4) is None
+    assert store.read_state(DAG)[1] == 6, "the stored version plus one"
+
+
+def test_the_holder_saves_even_after_its_lease_expired(store):
+    seed_state(store, {"version": 0, "lease": lease("run-a", expires_in=-timedelta(seconds=1))})
+
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+    assert store.read_state(DAG)[1] == 1
+
+
+def test_another_run_saves_nothing_while_a_lease_is_held(store):
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+
+    refused = store.save_state(DAG, {"open": False}, run_id="run-b", version=0, incident={"id": "i1", "n": 1})
+
+    assert refused == "run run-a is delivering a alert message"
+    stored, version = store.read_state(DAG)
+    assert version == 0 and "open" not in stored and incidents(store) == {}
+
+
+def test_another_run_saves_over_an_expired_lease(store):
+    seed_state(store, {"version": 0, "lease": lease("dead", expires_in=-timedelta(seconds=1))})
+
+    assert store.save_state(DAG, {"open": False}, run_id="run-b", version=0) is None
+    assert store.read_state(DAG)[0]["lease"] is None
+
+
+def test_a_save_on_an_old_version_changes_nothing(store):
+    seed_state(store, {"open": True, "version": 4})
+
+    refused = store.save_state(DAG, {"open": False}, run_id="run-b", version=3, incident={"id": "i1", "n": 1})
+
+    assert refused == "the state changed since this run decided (version 3 → 4)"
+    assert store.read_state(DAG) == ({"open": True, "version": 4}, 4) and incidents(store) == {}
+
+
+def test_the_incident_entry_is_written_with_the_save_and_merged_by_a_later_one(store):
+    opened = START
+    store.save_state(DAG, OPEN, run_id="run-a", version=0, incident={"id": "i1", "opened_at": opened, "n": 1})
+    store.save_state(
+        DAG, {"open": False}, run_id="run-b", version=1, incident={"id": "i1", "closed_at": END, "n": 2}
+    )
+
+    assert incidents(store) == {"i1": {"opened_at": opened, "closed_at": END, "n": 2}}
