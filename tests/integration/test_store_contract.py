@@ -179,17 +179,29 @@ def test_a_release_with_no_state_writes_nothing(store):
 
 def test_a_post_is_recorded_beside_the_state_and_a_later_one_replaces_it(store):
     seed_state(store, {"open": True, "version": 3})
-    store.record_post(DAG, run_id="run-a", kind="alert", where={"channel": "C0TEST", "ts": "1.1"})
+    store.record_post(
+        DAG,
+        run_id="run-a",
+        kind="alert",
+        where={"channel": "C0TEST", "ts": "1.1", "gone": "message_not_found"},
+    )
     assert store.read_state(DAG) == (
         {
             "open": True,
             "version": 3,
-            "posted": {"run_id": "run-a", "kind": "alert", "channel": "C0TEST", "ts": "1.1"},
+            "posted": {
+                "run_id": "run-a",
+                "kind": "alert",
+                "channel": "C0TEST",
+                "ts": "1.1",
+                "gone": "message_not_found",
+            },
         },
         3,
     )
 
     store.record_post(DAG, run_id="run-b", kind="reminder", where={"channel": "C0TEST", "ts": "2.2"})
+    # Replaced whole: run-a's `gone` must not end run-b's thread.
     assert state(store)["posted"] == {"run_id": "run-b", "kind": "reminder", "channel": "C0TEST", "ts": "2.2"}
 
 

@@ -238,7 +238,8 @@ class FirestoreHook(GoogleBaseHook):
         """
         self._state_ref(dag_id).set(
             {"posted": {"run_id": run_id, "kind": kind, **where}},
-            merge=True,
+            # The whole marker replaced (merge=True would keep an earlier run's `gone`), the rest kept.
+            merge=["posted"],
             retry=self._retry(self.record_seconds),
         )
 
