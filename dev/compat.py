@@ -1,8 +1,9 @@
-"""`make test-compat`: the DAG's end-to-end suite (tests/dags) on each Airflow version Composer 3 runs.
+"""`make test-compat`: the DAG's end-to-end suite (tests/dags, tests/faults) on each Airflow version
+Composer 3 runs.
 
 For each version: a venv of its own (`.venv-3.1`, `.venv-3.2`, `.venv-3.3`), created when missing
-and synced with uv when its lock changed, then `python -m pytest tests/dags` with that venv's
-python. The table at the end has one row per version; the exit code is non-zero if any failed.
+and synced with uv when its lock changed, then `python -m pytest tests/dags tests/faults` with that
+venv's python. The table at the end has one row per version; the exit code is non-zero if any failed.
 
     python dev/compat.py [--uv UV] [--python PYTHON] [VERSION ...] [-- PYTEST_ARGS ...]
 
@@ -31,7 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO / "requirements"
 OUTPUT = REPO / "test-output" / "compat"
-SUITE = "tests/dags"
+# The DAG run end to end, and the faults injected into those runs (each its own version's APIs).
+SUITE = ("tests/dags", "tests/faults")
 STAMP = ".compat-lock-sha256"
 
 # The running pytest, and whether a signal asked this run to stop (see `stop`).
@@ -221,7 +223,7 @@ def run_suite(version: Version, pytest_args: list[str]) -> Result:
     # A module that fails to import on one version must not hide what the others' tests say: it is
     # still an error in the table and fails the version.
     # (-u: pytest's progress reaches the terminal as it happens, not in blocks of a pipe's buffer.)
-    command = [str(version.python), "-u", "-m", "pytest", SUITE, "--continue-on-collection-errors"]
+    command = [str(version.python), "-u", "-m", "pytest", *SUITE, "--continue-on-collection-errors"]
     command += [f"--junitxml={junit}", *pytest_args]
     print(f"\n=== Airflow {version.name} ({result.airflow}): {' '.join(command[1:])}", flush=True)
     print(f"    log: {log.relative_to(REPO)}", flush=True)
@@ -313,7 +315,7 @@ def main(argv: list[str]) -> int:
         print(f"{version.venv.name}: {done} ({duration(time.monotonic() - setup)})", flush=True)
         results.append(run_suite(version, pytest_args))
 
-    print(f"\nDAG end-to-end suite ({SUITE}) per Airflow version:\n")
+    print(f"\nDAG end-to-end suite ({', '.join(SUITE)}) per Airflow version:\n")
     print(table(results))
     for result in results:
         for case in result.not_passed:
