@@ -43,9 +43,10 @@ good posts its error to the same channel, so an outage of the cleanup never look
 - **`check_stalled` failed, "redirected"**: the coordinator answered a redirect, which is never
   followed (the API key stays with the connection's host); set the connection's host to where the
   coordinator answers now, after checking that the `Location` named is really yours.
-- **"Firestore (connection …) is unreachable"** and other Firestore errors: check the `google_cloud_default` credentials and project. Clearing any
-  task is safe: an event is written at most once per run and stalled set, a message is posted
-  at most once per decision, and a run older than the last evaluation posts nothing.
+- **"Firestore (connection …) is unreachable"** and other Firestore errors: check the
+  `google_cloud_default` credentials and project. Clearing any task is safe: an event is
+  written at most once per run and stalled set, a message is posted at most once per decision,
+  and a run older than the last evaluation posts nothing.
 """
 
 from __future__ import annotations
@@ -156,14 +157,20 @@ def stalled_batch_cleanup():
         """Post the WARNING, CRITICAL, escalation, reminder or TEST message to Slack."""
         from batch_cleanup import hooks, steps
 
-        return steps.send(hooks.firestore_hook(), summary, evaluation, params, **hooks.delivery_args(dag_run))
+        store = hooks.firestore_hook()
+        return steps.send(
+            store, summary, evaluation, params, project=store.project_id, **hooks.delivery_args(dag_run)
+        )
 
     @task
     def send_resolved(summary: dict[str, Any], evaluation: dict[str, Any], params=None, dag_run=None) -> str:
         """Post the RESOLVED message to Slack."""
         from batch_cleanup import hooks, steps
 
-        return steps.send(hooks.firestore_hook(), summary, evaluation, params, **hooks.delivery_args(dag_run))
+        store = hooks.firestore_hook()
+        return steps.send(
+            store, summary, evaluation, params, project=store.project_id, **hooks.delivery_args(dag_run)
+        )
 
     @task
     def no_alert(evaluation: dict[str, Any]) -> str:

@@ -8,6 +8,8 @@ COORDINATOR_CONN_ID = "prediction_coordinator"
 GCP_CONN_ID = "google_cloud_default"
 SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
+# The Firestore collection of cleanup events (docs/firestore-schema.md).
+EVENT_COLLECTION = "batch_cleanup_events"
 
 # Task ids: each is also the name of its @task function in the DAG file.
 CHECK_STALLED = "check_stalled"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import StoredEvent
 
 
@@ -55,10 +54,10 @@ class MemoryStore:
     def record_post(self, dag_id, *, run_id, kind, where):
         self.state["posted"] = {"run_id": run_id, "kind": kind, **where}
 
-    def save_state(self, dag_id, state, *, run_id, version, incident=None):
+    def save_state(self, dag_id, state, *, run_id, version, carry, incident=None):
         if int(self.state.get("version", 0)) != version:
             return "the state changed"
-        thread = thread_posted(self.state, run_id) if self.lease == run_id and state.get("open") else {}
+        thread = carry(self.state, run_id) if self.lease == run_id and state.get("open") else {}
         self.state = {**state, **thread, "version": version + 1}
         self.lease = None
         if incident is not None:
