@@ -1,4 +1,4 @@
-"""The package's arrows point one way (docs/architecture.md, "Imports").
+"""The package's arrows point one way (house style: "Arrows point down").
 
 Every import of every module of `plugins/batch_cleanup` counts: at the top, inside a function
 (tasks import lazily), and under `TYPE_CHECKING` (a type-only import still makes two modules know
