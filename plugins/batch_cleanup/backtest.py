@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from batch_cleanup.events import StoredEvent, window_start
+from batch_cleanup.events import window_start
 from batch_cleanup.names import OFFENDER_HOURS, RUN_EVERY_MINUTES
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, PolicyConfig, State, decide
+from batch_cleanup.ports import StoredEvent
 
 # The DAG's schedule (names.SCHEDULE), as the same quarter-hours in UTC.
 RUN_EVERY = timedelta(minutes=RUN_EVERY_MINUTES)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from batch_cleanup.budget import RetryBudget, backoff_multiplier
 from batch_cleanup.compat import conf
-from batch_cleanup.messages import is_absolute_url
+from batch_cleanup.text import is_absolute_url
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from batch_cleanup import metrics
-from batch_cleanup.messages import Message, with_note
+from batch_cleanup.messages import with_note
 from batch_cleanup.policy import CRITICAL, State
-
-if TYPE_CHECKING:
-    from batch_cleanup.steps import Store
+from batch_cleanup.ports import Channel, Message, PostRecord, Store, ThreadGone
 
 log = logging.getLogger(__name__)
 
@@ -32,42 +30,6 @@ CARD, STEP = "card", "step"
 CLOCK_SKEW = timedelta(minutes=5)
 # Not a Slack error code: what delivery calls a reply that Slack posted outside its thread.
 UNTHREADED = "unthreaded"
-
-
-class ThreadGone(Exception):
-    """The message a reply or an edit points at can no longer be found: `error` is Slack's code."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-class Channel(Protocol):
-    """What delivery needs of `hooks.slack.OnCallChannel`."""
-
-    @property
-    def threads(self) -> bool: ...
-    def post(
-        self,
-        message: Message,
-        *,
-        thread_ts: str | None = None,
-        broadcast: bool = False,
-        metadata: dict[str, Any] | None = None,
-    ) -> dict[str, str]: ...
-    def update(
-        self, where: dict[str, str], message: Message, *, metadata: dict[str, Any] | None = None
-    ) -> None: ...
-    def find(
-        self, event_type: str, key: dict[str, Any], *, oldest: float, thread_ts: str | None = None
-    ) -> list[dict[str, Any]]: ...
-
-
-class PostRecord(Protocol):
-    """A second record of the last accepted post, outside Firestore (`hooks.posted.AirflowPostRecord`)."""
-
-    def get(self, dag_id: str) -> dict[str, str] | None: ...
-    def put(self, dag_id: str, posted: dict[str, str]) -> None: ...
 
 
 def deliver(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from batch_cleanup.cleanup import take_within
+from batch_cleanup.ports import StoredEvent
 
-COLLECTION = "batch_cleanup_events"
 # Firestore refuses documents over 1 MiB; keep a margin for the fields the server adds.
 MAX_DOCUMENT_BYTES = 1_048_576 - 16_384
 
@@ -83,25 +83,6 @@ def build_event(
         if len(kept) < len(items):
             document["truncated"] = True
     return document
-
-
-class StoredEvent(NamedTuple):
-    """What the window reads of an event. `dag_id` is None for one the coordinator wrote itself;
-    `stalled_count` is None for an event without one (then its batch ids are counted)."""
-
-    id: str
-    timestamp: datetime
-    batch_ids: list[str]
-    dag_id: str | None = None
-    stalled_count: int | None = None
-
-    @property
-    def auto_completed(self) -> int:
-        """Batches this cleanup auto-completed: the true count, even when its id list was cut."""
-        count = self.stalled_count
-        if isinstance(count, int) and not isinstance(count, bool) and count >= len(self.batch_ids):
-            return count
-        return len(self.batch_ids)
 
 
 def double_recorded(events: Iterable[StoredEvent], within: timedelta) -> set[str]:

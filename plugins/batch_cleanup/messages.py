@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from batch_cleanup.text import ago_text, clock_text, duration_text, in_window, plural, unique
+from batch_cleanup.ports import Message
+from batch_cleanup.text import (
+    ago_text,
+    clock_text,
+    duration_text,
+    in_window,
+    is_absolute_url,
+    plural,
+    unique,
+)
 
 MAX_LISTED_BATCHES = 20
 # Slack cuts a section's text at 3,000 characters and refuses more than 50 blocks.
@@ -32,26 +41,8 @@ class Diagnosis:
     logs_url: str | None
 
 
-@dataclass(frozen=True)
-class Message:
-    text: str
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-
-
 def dag_run_url(base_url: str, dag_id: str, run_id: str) -> str:
     return f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
-
-
-def is_absolute_url(url: str | None) -> bool:
-    """Whether Slack takes `url` in a button or link: http(s) with a host. Slack refuses a whole
-    message (`invalid_blocks`) for one relative URL, such as Airflow's links without `[api] base_url`."""
-    if not url:
-        return False
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
 
 
 def listed(values: list[str], limit: int = MAX_LISTED_BATCHES, total: int | None = None) -> list[str]:

@@ -8,6 +8,8 @@ COORDINATOR_CONN_ID = "prediction_coordinator"
 GCP_CONN_ID = "google_cloud_default"
 SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
+# The Firestore collection of cleanup events (docs/firestore-schema.md).
+EVENT_COLLECTION = "batch_cleanup_events"
 
 # Task ids: each is also the name of its @task function in the DAG file.
 CHECK_STALLED = "check_stalled"
@@ -19,17 +21,6 @@ SEND_RESOLVED = "send_resolved"
 NO_ALERT = "no_alert"
 RECORD_STATE = "record_state"
 REPORT_METRICS = "report_metrics"
-TASK_IDS = (
-    CHECK_STALLED,
-    RECORD_EVENT,
-    EVALUATE,
-    CHOOSE_ALERT,
-    SEND_ALERT,
-    SEND_RESOLVED,
-    NO_ALERT,
-    RECORD_STATE,
-    REPORT_METRICS,
-)
 
 # The DAG runs every RUN_EVERY_MINUTES in New York time; New York is a whole number of hours off
 # UTC, so its runs fall on the same quarter-hours in UTC (the backtest replays them).

@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from batch_cleanup import metrics
 from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
-from batch_cleanup.config import RUN_TIMEOUT
-from batch_cleanup.delivery import SENT, Channel, PostRecord, deliver
+from batch_cleanup.config import HEALTH_TIMEOUT_SECONDS, RUN_TIMEOUT, WORKER_LOGS_QUERY
+from batch_cleanup.delivery import SENT, deliver, thread_posted
 from batch_cleanup.diagnosis import health_summary, logs_explorer_url
-from batch_cleanup.events import StoredEvent, build_event, double_recorded, event_id, window_start
-from batch_cleanup.messages import Diagnosis, Message, alert, dag_run_url, incident_card
-from batch_cleanup.monitoring import RunFigures
+from batch_cleanup.events import build_event, double_recorded, event_id, window_start
+from batch_cleanup.messages import Diagnosis, alert, dag_run_url, incident_card
+from batch_cleanup.monitoring import RunFigures, run_series
 from batch_cleanup.names import (
     CHECK_STALLED,
     EVALUATE,
@@ -41,6 +41,7 @@ from batch_cleanup.policy import (
     mute_until,
     repeat_offenders,
 )
+from batch_cleanup.ports import Channel, Coordinator, Message, PostRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -48,33 +49,6 @@ LOGGED_IDS = 20
 # The messages that tell of a systemic problem now (and the TEST of their wiring): they carry the
 # coordinator's health and the worker-logs link. A RESOLVED one does not.
 DIAGNOSED = frozenset({"alert", "escalation", "worsening", "reminder", "test"})
-
-
-class Coordinator(Protocol):
-    def check_stalled(
-        self, *, stall_threshold_minutes: float, min_completion_pct: float, idempotency_key: str
-    ) -> dict[str, Any]: ...
-
-
-class Store(Protocol):
-    """What the steps need of `FirestoreHook`."""
-
-    def create_event(self, document_id: str, document: dict[str, Any]) -> bool: ...
-    def count_in(self, start: datetime, end: datetime) -> int: ...
-    def events_in(self, start: datetime, end: datetime) -> list[StoredEvent]: ...
-    def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
-    def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None: ...
-    def release_lease(self, dag_id: str, *, run_id: str) -> None: ...
-    def record_post(self, dag_id: str, *, run_id: str, kind: str, where: dict[str, str]) -> None: ...
-    def save_state(
-        self,
-        dag_id: str,
-        state: dict[str, Any],
-        *,
-        run_id: str,
-        version: int,
-        incident: dict[str, Any] | None = None,
-    ) -> str | None: ...
 
 
 class InvalidParams(AirflowFailException):
@@ -259,7 +233,7 @@ def message_for(
 
 
 def diagnose(
-    coordinator: Any,
+    coordinator: Coordinator,
     project: str | None,
     start: datetime,
     end: datetime,
@@ -288,25 +262,34 @@ def send(
     slack: Channel,
     now: datetime,
     run_after: datetime | None = None,
-    diagnose: Callable[[datetime, datetime], Diagnosis] | None = None,
+    coordinator: Coordinator | None = None,
+    project: str | None = None,
     retry: bool = False,
     posts: PostRecord | None = None,
 ) -> str:
     """Post the decision's message at most once: `sent`, `skipped` (another run has it) or `rendered`.
 
-    A WARNING or CRITICAL message (and a TEST) first gets `diagnose(start, end)` of the window ending
-    at `run_after`: the coordinator's health and a worker-logs link. In bot-token mode the incident's
-    first message is then edited to show where it stands (`now`), and a `retry` (not the task's
-    first try) first looks in Slack for what an earlier try posted. Without a `base_url` (see
-    `config.api_base_url`) the messages name the run without linking to it.
+    A WARNING or CRITICAL message (and a TEST) first gets the diagnosis of the window ending at
+    `run_after`: the `coordinator`'s health and a link to the worker logs in `project`. In
+    bot-token mode the incident's first message is then edited to show where it stands (`now`),
+    and a `retry` (not the task's first try) first looks in Slack for what an earlier try
+    posted. Without a `base_url` (see `config.api_base_url`) the messages name the run without
+    linking to it.
     """
     run_url = dag_run_url(base_url, dag_id, run_id) if base_url else None
     config = PolicyConfig.from_params(params)
     decision = evaluation["decision"]
     diagnosis = None
-    if diagnose is not None and decision["kind"] in DIAGNOSED:
+    if coordinator is not None and decision["kind"] in DIAGNOSED:
         end = run_after or now
-        diagnosis = diagnose(window_start(end, config.window_minutes), end)
+        diagnosis = diagnose(
+            coordinator,
+            project,
+            window_start(end, config.window_minutes),
+            end,
+            timeout_seconds=HEALTH_TIMEOUT_SECONDS,
+            query=WORKER_LOGS_QUERY,
+        )
     message = message_for(summary, evaluation, params, run_url=run_url, run_id=run_id, diagnosis=diagnosis)
     card = incident_card(
         decision,
@@ -355,6 +338,7 @@ def record_state(
         after.to_dict(),
         run_id=run_id,
         version=evaluation["version"],
+        carry=thread_posted,
         incident=incident_record(dag_id, decision, before, after, run_after),
     )
     if conflict:
@@ -372,8 +356,6 @@ def report_metrics(
 ) -> bool:
     """Write the run's figures and heartbeat to Cloud Monitoring in one call; False (logged once) when
     that fails, which never fails the run. `pull` is the task instance's `xcom_pull`."""
-    from batch_cleanup.hooks.monitoring import write_run_metrics
-
     outcome = pull(task_ids=SEND_ALERT) or pull(task_ids=SEND_RESOLVED)
     figures = run_figures(
         pull(task_ids=CHECK_STALLED),
@@ -384,6 +366,19 @@ def report_metrics(
         end_time=end_time,
     )
     return write_run_metrics(monitoring, figures)
+
+
+def write_run_metrics(monitoring: Any, figures: RunFigures) -> bool:
+    """Write the run's metrics; on any failure log one warning line with the cause and return False.
+
+    Metrics must never fail the cleanup: the missing heartbeat is what tells that writes fail.
+    """
+    try:
+        monitoring.write_run(lambda project: run_series(figures, project_id=project))
+    except Exception as err:
+        log.warning("%s The cleanup goes on without them.", " ".join(str(err).split()))
+        return False
+    return True
 
 
 def run_figures(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 
 def duration_text(duration: float | timedelta | None) -> str:
@@ -50,3 +51,15 @@ def clock_text(moment: datetime, now: datetime | None = None) -> str:
 def ago_text(duration: timedelta) -> str:
     """`just now`, `12 min ago`, `2 h 05 min ago`."""
     return "just now" if duration < timedelta(minutes=1) else f"{duration_text(duration)} ago"
+
+
+def is_absolute_url(url: str | None) -> bool:
+    """Whether Slack takes `url` in a button or link: http(s) with a host. Slack refuses a whole
+    message (`invalid_blocks`) for one relative URL, such as Airflow's links without `[api] base_url`."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from batch_cleanup.delivery import thread_posted
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, FirestoreHook
 
 DAG = "stalled_batch_cleanup"
@@ -53,7 +54,7 @@ def test_concurrent_claims_in_threads_grant_exactly_one(store):
 
 def test_the_lease_holder_saves_and_bumps_the_version(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted) is None
     stored, version = store.read_state(DAG)
     assert version == 1
     assert stored["open"] is True and stored["lease"] is None and stored["updated_by"] == "run-a"
@@ -65,7 +66,7 @@ def test_the_thread_of_the_holders_accepted_message_is_saved_with_the_open_incid
     store.record_post(DAG, run_id="run-a", kind="alert", where=where)
 
     assert store.read_state(DAG)[0]["posted"] == {"run_id": "run-a", "kind": "alert", **where}
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted) is None
 
     stored, _ = store.read_state(DAG)
     assert (stored["slack_channel"], stored["slack_ts"]) == ("C0TEST", "1764650000.000100")
@@ -75,25 +76,29 @@ def test_the_thread_of_the_holders_accepted_message_is_saved_with_the_open_incid
 def test_a_resolved_incident_keeps_no_thread_and_another_runs_post_is_not_taken(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="resolved")
     store.record_post(DAG, run_id="run-a", kind="resolved", where={"channel": "C0TEST", "ts": "1.1"})
-    store.save_state(DAG, {"open": False}, run_id="run-a", version=0)
+    store.save_state(DAG, {"open": False}, run_id="run-a", version=0, carry=thread_posted)
     assert "slack_ts" not in store.read_state(DAG)[0]
 
     store.record_post(DAG, run_id="run-other", kind="alert", where={"channel": "C0TEST", "ts": "2.2"})
-    store.save_state(DAG, OPEN, run_id="run-b", version=1)
+    store.save_state(DAG, OPEN, run_id="run-b", version=1, carry=thread_posted)
     assert "slack_ts" not in store.read_state(DAG)[0], "only the lease holder's own post names the thread"
 
 
 def test_a_run_that_decided_on_an_old_version_neither_claims_nor_saves(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
-    store.save_state(DAG, OPEN, run_id="run-a", version=0)
+    store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted)
     assert "state changed" in store.claim_lease(DAG, run_id="run-b", version=0, kind="alert")
-    assert "state changed" in store.save_state(DAG, {"open": False}, run_id="run-b", version=0)
+    assert "state changed" in store.save_state(
+        DAG, {"open": False}, run_id="run-b", version=0, carry=thread_posted
+    )
     assert store.read_state(DAG)[0]["open"] is True
 
 
 def test_a_quiet_save_waits_for_a_run_holding_the_lease(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
-    assert "delivering" in store.save_state(DAG, {"open": False, "last_count": 2}, run_id="run-b", version=0)
+    assert "delivering" in store.save_state(
+        DAG, {"open": False, "last_count": 2}, run_id="run-b", version=0, carry=thread_posted
+    )
 
 
 def test_released_lease_lets_the_next_run_post(store):
@@ -120,9 +125,9 @@ def test_saving_writes_the_incident_timeline_entry(store):
     opened = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
     incident = {"id": "stalled_batch_cleanup-20261128T150000Z", "opened_at": opened, "severity": "WARNING"}
     store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
-    store.save_state(DAG, OPEN, run_id="run-a", version=0, incident=dict(incident))
+    store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted, incident=dict(incident))
     closing = {"id": incident["id"], "closed_at": opened + timedelta(hours=1), "severity": "WARNING"}
-    store.save_state(DAG, {"open": False}, run_id="run-b", version=1, incident=closing)
+    store.save_state(DAG, {"open": False}, run_id="run-b", version=1, carry=thread_posted, incident=closing)
     [entry] = [doc.to_dict() for doc in store.client.collection(INCIDENT_COLLECTION).stream()]
     assert entry["opened_at"] == opened and entry["closed_at"] == opened + timedelta(hours=1)
 
@@ -181,7 +186,7 @@ def test_a_save_that_collides_with_another_writer_is_rerun_by_firestore_and_comp
     def saver():
         try:
             outcome["save"] = FirestoreHook().save_state(
-                DAG, state, run_id="run-a", version=0, incident=incident
+                DAG, state, run_id="run-a", version=0, carry=thread_posted, incident=incident
             )
         except Exception as err:  # the assertion below names it
             outcome["save"] = err
@@ -216,8 +221,8 @@ def test_a_garbage_version_reads_as_zero_is_logged_and_the_next_save_repairs_it(
     assert version == 0
     assert f"batch_cleanup_alert_state/{DAG}" in caplog.text
     assert store.claim_lease(DAG, run_id="r1", version=0, kind="reminder") is None
-    assert store.save_state(DAG, OPEN, run_id="r1", version=0) is None
+    assert store.save_state(DAG, OPEN, run_id="r1", version=0, carry=thread_posted) is None
     assert store._state_ref(DAG).get().to_dict()["version"] == 1
     # Another run deciding on the repaired state sees the real version.
-    assert store.save_state(DAG, {"open": False}, run_id="r2", version=1) is None
+    assert store.save_state(DAG, {"open": False}, run_id="r2", version=1, carry=thread_posted) is None
     assert store.read_state(DAG)[1] == 2

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from batch_cleanup.hooks.monitoring import MonitoringHook, MonitoringWriteError, write_run_metrics
-from batch_cleanup.monitoring import RunFigures
+from batch_cleanup.hooks.monitoring import MonitoringHook, MonitoringWriteError
+from batch_cleanup.monitoring import RunFigures, run_series
+from batch_cleanup.steps import write_run_metrics
 from dev import services
 from dev.monitoring_api import MonitoringAdmin
 from tests.conftest import SERVICE_LOGS
@@ -115,7 +116,7 @@ def test_the_raising_method_names_connection_project_and_cause(api):
     api.faults([{"status": 503, "count": 1}])
 
     with pytest.raises(MonitoringWriteError, match=rf"connection '{CONN_ID}', project '{PROJECT}'.*503"):
-        hook(api).write_run(FIGURES)
+        hook(api).write_run(lambda project: run_series(FIGURES, project_id=project))
 
 
 def test_a_retry_of_the_same_run_is_refused_not_counted_twice(api, caplog):

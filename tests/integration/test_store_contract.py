@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import StoredEvent
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
 from tests.support.memory_store import MemoryStore
@@ -130,7 +131,7 @@ def test_a_garbage_version_reads_as_zero_and_the_next_save_writes_one(store, gar
     seed_state(store, {"open": False, "version": garbage})
 
     assert store.read_state(DAG) == ({"open": False, "version": garbage}, 0)
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted) is None
     assert store.read_state(DAG)[1] == 1
 
 
@@ -211,7 +212,7 @@ def test_the_holders_save_bumps_the_version_drops_lease_and_marker_and_keeps_its
         DAG, run_id="run-a", kind="alert", where={"channel": "C0TEST", "ts": "1.1", "gone": "x"}
     )
 
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted) is None
 
     stored, version = store.read_state(DAG)
     assert version == 1 and stored["lease"] is None and "posted" not in stored
@@ -231,33 +232,35 @@ def test_the_holders_save_bumps_the_version_drops_lease_and_marker_and_keeps_its
 def test_a_closed_incident_and_another_runs_post_keep_no_thread(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="resolved")
     store.record_post(DAG, run_id="run-a", kind="resolved", where={"channel": "C0TEST", "ts": "1.1"})
-    store.save_state(DAG, {"open": False}, run_id="run-a", version=0)
+    store.save_state(DAG, {"open": False}, run_id="run-a", version=0, carry=thread_posted)
     assert "slack_ts" not in state(store)
 
     store.claim_lease(DAG, run_id="run-b", version=1, kind="alert")
     store.record_post(DAG, run_id="run-other", kind="alert", where={"channel": "C0TEST", "ts": "2.2"})
-    store.save_state(DAG, OPEN, run_id="run-b", version=1)
+    store.save_state(DAG, OPEN, run_id="run-b", version=1, carry=thread_posted)
     assert "slack_ts" not in state(store)
 
 
 def test_the_holder_saves_even_after_the_version_moved(store):
     seed_state(store, {"open": False, "version": 5, "lease": lease("run-a", expires_in=timedelta(minutes=5))})
 
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=4) is None
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=4, carry=thread_posted) is None
     assert store.read_state(DAG)[1] == 6, "the stored version plus one"
 
 
 def test_the_holder_saves_even_after_its_lease_expired(store):
     seed_state(store, {"version": 0, "lease": lease("run-a", expires_in=-timedelta(seconds=1))})
 
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=0) is None
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted) is None
     assert store.read_state(DAG)[1] == 1
 
 
 def test_another_run_saves_nothing_while_a_lease_is_held(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
 
-    refused = store.save_state(DAG, {"open": False}, run_id="run-b", version=0, incident={"id": "i1", "n": 1})
+    refused = store.save_state(
+        DAG, {"open": False}, run_id="run-b", version=0, carry=thread_posted, incident={"id": "i1", "n": 1}
+    )
 
     assert refused == "run run-a is delivering a alert message"
     stored, version = store.read_state(DAG)
@@ -267,14 +270,16 @@ def test_another_run_saves_nothing_while_a_lease_is_held(store):
 def test_another_run_saves_over_an_expired_lease(store):
     seed_state(store, {"version": 0, "lease": lease("dead", expires_in=-timedelta(seconds=1))})
 
-    assert store.save_state(DAG, {"open": False}, run_id="run-b", version=0) is None
+    assert store.save_state(DAG, {"open": False}, run_id="run-b", version=0, carry=thread_posted) is None
     assert store.read_state(DAG)[0]["lease"] is None
 
 
 def test_a_save_on_an_old_version_changes_nothing(store):
     seed_state(store, {"open": True, "version": 4})
 
-    refused = store.save_state(DAG, {"open": False}, run_id="run-b", version=3, incident={"id": "i1", "n": 1})
+    refused = store.save_state(
+        DAG, {"open": False}, run_id="run-b", version=3, carry=thread_posted, incident={"id": "i1", "n": 1}
+    )
 
     assert refused == "the state changed since this run decided (version 3 → 4)"
     assert store.read_state(DAG) == ({"open": True, "version": 4}, 4) and incidents(store) == {}
@@ -282,7 +287,14 @@ def test_a_save_on_an_old_version_changes_nothing(store):
 
 def test_the_incident_entry_is_written_with_the_save_and_merged_by_a_later_one(store):
     opened = START
-    store.save_state(DAG, OPEN, run_id="run-a", version=0, incident={"id": "i1", "opened_at": opened, "n": 1})
+    store.save_state(
+        DAG,
+        OPEN,
+        run_id="run-a",
+        version=0,
+        carry=thread_posted,
+        incident={"id": "i1", "opened_at": opened, "n": 1},
+    )
     store.save_state(
         DAG, {"open": False}, run_id="run-b", version=1, incident={"id": "i1", "closed_at": END, "n": 2}
     )

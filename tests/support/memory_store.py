@@ -8,7 +8,6 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import StoredEvent
 
 # The hook's LEASE_SECONDS (not imported: the unit tests stay free of Google's client).
@@ -82,14 +81,14 @@ class MemoryStore:
     def record_post(self, dag_id, *, run_id, kind, where):
         self.state["posted"] = {"run_id": run_id, "kind": kind, **where}
 
-    def save_state(self, dag_id, state, *, run_id, version, incident=None):
+    def save_state(self, dag_id, state, *, run_id, version, carry, incident=None):
         holder = self.lease == run_id  # the holder saves what it delivered, even on a lapsed lease
         conflict = None if holder else _conflict(self.state, run_id=run_id, version=version)
         if conflict:
             return conflict
         self.state = {
             **state,
-            **(thread_posted(self.state, run_id) if holder and state.get("open") else {}),
+            **(carry(self.state, run_id) if holder and state.get("open") else {}),
             "version": _version(self.state) + 1,
             "lease": None,
             "updated_at": _now(),

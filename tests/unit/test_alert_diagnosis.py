@@ -9,7 +9,8 @@ from urllib.parse import unquote
 import pytest
 
 from batch_cleanup import steps
-from batch_cleanup.messages import NO_LOGS_LINK, Diagnosis
+from batch_cleanup.config import HEALTH_TIMEOUT_SECONDS, WORKER_LOGS_QUERY
+from batch_cleanup.messages import NO_LOGS_LINK
 from batch_cleanup.params import dag_params
 from tests.support.memory_store import MemorySlack, MemoryStore
 
@@ -40,19 +41,13 @@ UNHEALTHY = {
 }
 
 
-def diagnosis(result=UNHEALTHY, project="proj-1") -> Diagnosis:
-    return steps.diagnose(
-        Coordinator(result), project, NOW - timedelta(minutes=60), NOW, timeout_seconds=5, query=QUERY
-    )
-
-
 def opened_alert(store: MemoryStore) -> dict:
     for index in range(3):
         store.events[f"e{index}"] = {"timestamp": NOW - timedelta(minutes=10), "batch_ids": [f"b{index}"]}
     return steps.evaluate(store, PARAMS, dag_id=DAG, run_after=NOW, mute_value=None)
 
 
-def send(store, evaluation, slack, diagnose):
+def send(store, evaluation, slack, coordinator, project="proj-1"):
     return steps.send(
         store,
         {"stalled_count": 1},
@@ -64,21 +59,18 @@ def send(store, evaluation, slack, diagnose):
         slack=slack,
         now=NOW,
         run_after=NOW,
-        diagnose=diagnose,
+        coordinator=coordinator,
+        project=project,
     )
 
 
 def test_the_alert_lists_the_unhealthy_components_escaped_and_links_the_windows_logs():
-    store, slack, asked = MemoryStore(), MemorySlack(), []
+    store, slack, coordinator = MemoryStore(), MemorySlack(), Coordinator(UNHEALTHY)
 
-    def diagnose(start, end):
-        asked.append((start, end))
-        return diagnosis()
-
-    send(store, opened_alert(store), slack, diagnose)
+    send(store, opened_alert(store), slack, coordinator)
 
     [message] = slack.messages
-    assert asked == [(NOW - timedelta(minutes=60), NOW)], "the window ending at the run"
+    assert coordinator.timeouts == [HEALTH_TIMEOUT_SECONDS], "asked once, with the configured timeout"
     health = message.blocks[2]["text"]["text"]
     assert health.startswith("*Coordinator health (/health/deep):*")
     assert "workers: unhealthy — 3 of 10 &lt;!channel&gt; workers not reporting" in health
@@ -88,7 +80,10 @@ def test_the_alert_lists_the_unhealthy_components_escaped_and_links_the_windows_
     [logs_link] = logs
     assert logs_link.startswith("<https://console.cloud.google.com/logs/query;query=")
     assert "project=proj-1" in logs_link and "|Worker logs of the window (Logs Explorer)>" in logs_link
-    assert QUERY in unquote(logs_link)
+    assert ";startTime=2026-03-01T11:00:00.000Z;endTime=2026-03-01T12:00:00.000Z" in logs_link, (
+        "the window ending at the run"
+    )
+    assert WORKER_LOGS_QUERY in unquote(logs_link)
     assert "Worker logs of the window: https://console.cloud.google.com/logs/query" in message.text
 
 
@@ -96,7 +91,7 @@ def test_a_failed_health_check_is_one_line_and_the_alert_still_goes_out():
     store, slack = MemoryStore(), MemorySlack()
     failed = {"ok": False, "error": "timed out after 5 s"}
 
-    assert send(store, opened_alert(store), slack, lambda s, e: diagnosis(failed)) == "sent"
+    assert send(store, opened_alert(store), slack, Coordinator(failed)) == "sent"
 
     [message] = slack.messages
     assert "Health check failed: timed out after 5 s" in message.blocks[2]["text"]["text"]
@@ -106,7 +101,7 @@ def test_a_failed_health_check_is_one_line_and_the_alert_still_goes_out():
 def test_without_a_project_the_alert_says_why_there_is_no_logs_link():
     store, slack = MemoryStore(), MemorySlack()
 
-    send(store, opened_alert(store), slack, lambda s, e: diagnosis(project=None))
+    send(store, opened_alert(store), slack, Coordinator(UNHEALTHY), project=None)
 
     [message] = slack.messages
     assert NO_LOGS_LINK in message.text
@@ -121,11 +116,11 @@ def test_the_health_check_is_asked_with_the_configured_short_timeout():
 
 @pytest.mark.parametrize(("kind", "asks"), [("resolved", False), ("alert", True), ("test", True)])
 def test_only_messages_of_a_problem_now_ask_for_the_diagnosis(kind, asks):
-    store, slack, asked = MemoryStore(), MemorySlack(), []
+    store, slack, coordinator = MemoryStore(), MemorySlack(), Coordinator(UNHEALTHY)
     evaluation = opened_alert(store)
     evaluation["decision"] = {**evaluation["decision"], "kind": kind}
 
-    send(store, evaluation, slack, lambda s, e: asked.append(1) or diagnosis())
+    send(store, evaluation, slack, coordinator)
 
-    assert bool(asked) is asks
+    assert bool(coordinator.timeouts) is asks
     assert ("Coordinator health" in slack.messages[0].text) is asks

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from batch_cleanup.cleanup import stalled_fingerprint
-from batch_cleanup.events import COLLECTION, build_event, event_id, firestore_size, window_start
+from batch_cleanup.events import build_event, event_id, firestore_size, window_start
+from batch_cleanup.names import EVENT_COLLECTION as COLLECTION
 
 FIRESTORE_MAX_DOCUMENT_BYTES = 1_048_576
 DAG_ID = "stalled_batch_cleanup"

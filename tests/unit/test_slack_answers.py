@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from batch_cleanup.compat import AirflowException, AirflowFailException
-from batch_cleanup.delivery import ThreadGone
 from batch_cleanup.hooks.slack import api_error
+from batch_cleanup.ports import ThreadGone
 
 
 def answer(error: str | None, status: int = 200) -> SimpleNamespace:

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from batch_cleanup.hooks.coordinator import CoordinatorHook
     from batch_cleanup.hooks.firestore import FirestoreHook
     from batch_cleanup.hooks.monitoring import MonitoringHook
-    from batch_cleanup.messages import Diagnosis
 
 
 def coordinator_hook() -> CoordinatorHook:
@@ -46,9 +45,9 @@ def monitoring_hook() -> MonitoringHook:
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
     """The run's ids and time, the UI's base URL for links, the on-call channel of the DAG's Slack
-    connection, the time (of the incident card's "updated"), the alert's diagnosis, whether an
-    earlier try of the task ran (it may have posted), and the record of the last accepted post in
-    Airflow's metadata."""
+    connection, the time (of the incident card's "updated"), the coordinator (whose health an alert
+    carries), whether an earlier try of the task ran (it may
+    have posted), and the record of the last accepted post in Airflow's metadata."""
     from airflow.sdk import get_current_context
 
     from batch_cleanup.config import api_base_url
@@ -62,24 +61,7 @@ def delivery_args(dag_run: Any) -> dict[str, Any]:
         "base_url": api_base_url(),
         "slack": OnCallChannel(SLACK_CONN_ID),
         "now": datetime.now(UTC),
-        "diagnose": diagnose,
+        "coordinator": coordinator_hook(),
         "retry": get_current_context()["ti"].try_number > 1,
         "posts": AirflowPostRecord(),
     }
-
-
-def diagnose(start: datetime, end: datetime) -> Diagnosis:
-    """The coordinator's deep health on its connection, and the worker-logs link in the project of
-    the Google Cloud connection."""
-    from batch_cleanup import steps
-    from batch_cleanup.config import HEALTH_TIMEOUT_SECONDS, WORKER_LOGS_QUERY
-
-    project = firestore_hook().project_id
-    return steps.diagnose(
-        coordinator_hook(),
-        project,
-        start,
-        end,
-        timeout_seconds=HEALTH_TIMEOUT_SECONDS,
-        query=WORKER_LOGS_QUERY,
-    )

@@ -22,8 +22,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.compat import AirflowException
-from batch_cleanup.delivery import thread_posted
-from batch_cleanup.events import COLLECTION, StoredEvent
+from batch_cleanup.names import EVENT_COLLECTION
+from batch_cleanup.ports import Carry, StoredEvent
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -74,7 +74,7 @@ class FirestoreHook(GoogleBaseHook):
         *,
         gcp_conn_id: str = "google_cloud_default",
         database: str = "(default)",
-        collection: str = COLLECTION,
+        collection: str = EVENT_COLLECTION,
         retry_seconds: float = RETRY_SECONDS,
         record_seconds: float = RETRY_SECONDS,
     ) -> None:
@@ -251,12 +251,14 @@ class FirestoreHook(GoogleBaseHook):
         *,
         run_id: str,
         version: int,
+        carry: Carry,
         incident: dict[str, Any] | None = None,
     ) -> str | None:
         """Store the state decided on `version` (and the incident's timeline entry); None when saved.
 
-        The run holding the lease saves what it delivered; any other run saves only if no one
-        changed the state or holds the lease since it decided.
+        The run holding the lease saves what it delivered, with `carry(stored, run_id)` of the stored
+        state when the incident is open (`delivery.thread_posted`: the thread its post started);
+        any other run saves only if no one changed the state or holds the lease since it decided.
         """
         ref = self._state_ref(dag_id)
         # Firestore runs the body again when writers collide: it must not change anything it reads.
@@ -275,7 +277,7 @@ class FirestoreHook(GoogleBaseHook):
                 return conflict
             stored = {
                 **state,
-                **(thread_posted(data, run_id) if holder and state.get("open") else {}),
+                **(carry(data, run_id) if holder and state.get("open") else {}),
                 "version": _version(data, ref.path) + 1,
                 "lease": None,
                 "updated_at": firestore.SERVER_TIMESTAMP,

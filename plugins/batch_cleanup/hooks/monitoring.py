@@ -9,7 +9,7 @@ the standard-library stand-in (`dev/monitoring_api.py`). The series are still Go
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -19,13 +19,9 @@ from google.auth.transport.requests import AuthorizedSession
 from google.cloud import monitoring_v3
 from google.protobuf import json_format
 
-from batch_cleanup.monitoring import RunFigures, run_series
-
 DEFAULT_ENDPOINT = "https://monitoring.googleapis.com"
 # A write that hangs must not hold up the run: it is given up after this long, and only logged.
 TIMEOUT_SECONDS = 10.0
-
-log = logging.getLogger(__name__)
 
 
 class MonitoringWriteError(RuntimeError):
@@ -59,14 +55,15 @@ class MonitoringHook(GoogleBaseHook):
     def get_conn(self) -> AuthorizedSession:
         return self.client
 
-    def write_run(self, figures: RunFigures) -> int:
-        """Write the run's series in one call and return how many; raises `MonitoringWriteError`."""
+    def write_run(self, series_for: Callable[[str], list[dict[str, Any]]]) -> int:
+        """Write the run's series, `series_for(project)` (`monitoring.run_series` of its figures), in
+        one call and return how many; raises `MonitoringWriteError`."""
         project = None
         try:
             _, project = self.get_credentials_and_project_id()
             if not project:
                 raise ValueError("no project: set `project` in the connection's extra")
-            series = [monitoring_v3.TimeSeries(s) for s in run_series(figures, project_id=project)]
+            series = [monitoring_v3.TimeSeries(s) for s in series_for(project)]
             self.create_time_series(project, series)
         except Exception as err:
             cause = " ".join(f"{type(err).__name__}: {err}".split())  # one line, whatever the cause
@@ -87,16 +84,3 @@ class MonitoringHook(GoogleBaseHook):
         )
         if not response.ok:
             raise exceptions.from_http_response(response)
-
-
-def write_run_metrics(hook: MonitoringHook, figures: RunFigures) -> bool:
-    """Write the run's metrics; on any failure log one warning line with the cause and return False.
-
-    Metrics must never fail the cleanup: the missing heartbeat is what tells that writes fail.
-    """
-    try:
-        hook.write_run(figures)
-    except Exception as err:
-        log.warning("%s The cleanup goes on without them.", " ".join(str(err).split()))
-        return False
-    return True

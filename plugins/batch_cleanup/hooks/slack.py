@@ -20,9 +20,8 @@ from airflow.providers.slack.hooks.slack import SlackHook
 from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
 from batch_cleanup.compat import AirflowException, AirflowFailException
-from batch_cleanup.delivery import ThreadGone
 from batch_cleanup.masking import redact
-from batch_cleanup.messages import Message
+from batch_cleanup.ports import Message, ThreadGone
 
 TIMEOUT_SECONDS = 30
 MAX_RETRIES = 2

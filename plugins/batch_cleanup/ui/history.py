@@ -27,7 +27,6 @@ DEFAULT_RANGE = "24h"
 # Share of checked batches that may need auto-completion.
 RATE_TARGET = 0.01
 HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from google.api_core import gapic_v1
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from batch_cleanup.events import COLLECTION as EVENT_COLLECTION
-from batch_cleanup.events import StoredEvent
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
+from batch_cleanup.names import EVENT_COLLECTION
+from batch_cleanup.ports import StoredEvent
 from batch_cleanup.ui.history import Event, Incident, Sums
 
 EVENT_FIELDS = ["timestamp", "stalled_count", "batches_checked", "batch_ids"]

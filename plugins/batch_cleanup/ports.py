@@ -1,0 +1,109 @@
+"""What crosses between the steps and the hooks: the values both hold, the error Slack's channel
+raises, and what the steps need of each hook. A leaf: it imports nothing of the package, so the
+hooks and the pure modules both import it and neither imports the other (tests/unit/test_imports.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StoredEvent(NamedTuple):
+    """What the window reads of an event. `dag_id` is None for one the coordinator wrote itself;
+    `stalled_count` is None for an event without one (then its batch ids are counted)."""
+
+    id: str
+    timestamp: datetime
+    batch_ids: list[str]
+    dag_id: str | None = None
+    stalled_count: int | None = None
+
+    @property
+    def auto_completed(self) -> int:
+        """Batches this cleanup auto-completed: the true count, even when its id list was cut."""
+        count = self.stalled_count
+        if isinstance(count, int) and not isinstance(count, bool) and count >= len(self.batch_ids):
+            return count
+        return len(self.batch_ids)
+
+
+class ThreadGone(Exception):
+    """The message a reply or an edit points at can no longer be found: `error` is Slack's code."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class Coordinator(Protocol):
+    """What the steps need of `hooks.coordinator.CoordinatorHook`."""
+
+    def check_stalled(
+        self, *, stall_threshold_minutes: float, min_completion_pct: float, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def deep_health(self, timeout_seconds: float) -> dict[str, Any]: ...
+
+
+class Store(Protocol):
+    """What the steps need of `hooks.firestore.FirestoreHook`."""
+
+    def create_event(self, document_id: str, document: dict[str, Any]) -> bool: ...
+    def count_in(self, start: datetime, end: datetime) -> int: ...
+    def events_in(self, start: datetime, end: datetime) -> list[StoredEvent]: ...
+    def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
+    def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None: ...
+    def release_lease(self, dag_id: str, *, run_id: str) -> None: ...
+    def record_post(self, dag_id: str, *, run_id: str, kind: str, where: dict[str, str]) -> None: ...
+    def save_state(
+        self,
+        dag_id: str,
+        state: dict[str, Any],
+        *,
+        run_id: str,
+        version: int,
+        carry: Carry,
+        incident: dict[str, Any] | None = None,
+    ) -> str | None: ...
+
+
+class Carry(Protocol):
+    """`delivery.thread_posted`: the fields of the stored state the lease holder's save keeps."""
+
+    def __call__(self, stored: dict[str, Any], run_id: str) -> dict[str, Any]: ...
+
+
+class Channel(Protocol):
+    """What delivery needs of `hooks.slack.OnCallChannel`; `post`, `update` and `find` raise
+    ThreadGone when the thread's message is gone."""
+
+    @property
+    def threads(self) -> bool: ...
+    def post(
+        self,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, str]: ...
+    def update(
+        self, where: dict[str, str], message: Message, *, metadata: dict[str, Any] | None = None
+    ) -> None: ...
+    def find(
+        self, event_type: str, key: dict[str, Any], *, oldest: float, thread_ts: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+class PostRecord(Protocol):
+    """A second record of the last accepted post, outside Firestore (`hooks.posted.AirflowPostRecord`)."""
+
+    def get(self, dag_id: str) -> dict[str, str] | None: ...
+    def put(self, dag_id: str, posted: dict[str, str]) -> None: ...
