@@ -296,7 +296,12 @@ def test_the_incident_entry_is_written_with_the_save_and_merged_by_a_later_one(s
         incident={"id": "i1", "opened_at": opened, "n": 1},
     )
     store.save_state(
-        DAG, {"open": False}, run_id="run-b", version=1, incident={"id": "i1", "closed_at": END, "n": 2}
+        DAG,
+        {"open": False},
+        run_id="run-b",
+        version=1,
+        carry=thread_posted,
+        incident={"id": "i1", "closed_at": END, "n": 2},
     )
 
     assert incidents(store) == {"i1": {"opened_at": opened, "closed_at": END, "n": 2}}
