@@ -157,14 +157,20 @@ def stalled_batch_cleanup():
         """Post the WARNING, CRITICAL, escalation, reminder or TEST message to Slack."""
         from batch_cleanup import hooks, steps
 
-        return steps.send(hooks.firestore_hook(), summary, evaluation, params, **hooks.delivery_args(dag_run))
+        store = hooks.firestore_hook()
+        return steps.send(
+            store, summary, evaluation, params, project=store.project_id, **hooks.delivery_args(dag_run)
+        )
 
     @task
     def send_resolved(summary: dict[str, Any], evaluation: dict[str, Any], params=None, dag_run=None) -> str:
         """Post the RESOLVED message to Slack."""
         from batch_cleanup import hooks, steps
 
-        return steps.send(hooks.firestore_hook(), summary, evaluation, params, **hooks.delivery_args(dag_run))
+        store = hooks.firestore_hook()
+        return steps.send(
+            store, summary, evaluation, params, project=store.project_id, **hooks.delivery_args(dag_run)
+        )
 
     @task
     def no_alert(evaluation: dict[str, Any]) -> str:
