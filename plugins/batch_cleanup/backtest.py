@@ -18,13 +18,14 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from batch_cleanup.events import window_start
 from batch_cleanup.names import OFFENDER_HOURS, RUN_EVERY_MINUTES
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, PolicyConfig, State, decide
 from batch_cleanup.ports import StoredEvent
+from batch_cleanup.text import as_utc
 
 # The DAG's schedule (names.SCHEDULE), as the same quarter-hours in UTC.
 RUN_EVERY = timedelta(minutes=RUN_EVERY_MINUTES)
@@ -33,7 +34,7 @@ OFFENDER_SPAN = timedelta(hours=OFFENDER_HOURS)
 
 def scheduled_runs(start: datetime, end: datetime) -> list[datetime]:
     """The DAG's scheduled run times `t` with `start` ≤ `t` ≤ `end`, in UTC, oldest first."""
-    start, end = _utc(start, "start"), _utc(end, "end")
+    start, end = as_utc(start, "start"), as_utc(end, "end")
     late = (start - start.replace(hour=0, minute=0, second=0, microsecond=0)) % RUN_EVERY
     first = start + (RUN_EVERY - late) % RUN_EVERY
     if first > end:
@@ -49,8 +50,8 @@ def replayed_runs(start: datetime, end: datetime, evaluated: Iterable[datetime])
     Replaying only the ticks missed what the DAG decided between them: a WARNING opened by a run
     after the last tick showed as no incident.
     """
-    start, end = _utc(start, "start"), _utc(end, "end")
-    actual = sorted({at for at in (_utc(t, "a run time") for t in evaluated) if start <= at <= end})
+    start, end = as_utc(start, "start"), as_utc(end, "end")
+    actual = sorted({at for at in (as_utc(t, "a run time") for t in evaluated) if start <= at <= end})
     if not actual:
         return scheduled_runs(start, end)
     return [tick for tick in scheduled_runs(start, actual[0]) if tick < actual[0]] + actual
@@ -212,9 +213,3 @@ def replay(
 def _incident(state: State, *, closed_at: datetime | None, messages: int) -> Incident:
     """The incident `state` tracks, its peak as `incident_record` writes it (not the RESOLVED run's count)."""
     return Incident(state.opened_at, closed_at, state.peak_severity, state.peak_count, messages)
-
-
-def _utc(value: datetime, what: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(UTC)

@@ -247,6 +247,6 @@ def _why(lost: str) -> str:
 def _accepted(decision: dict[str, Any]) -> str:
     log.info("Slack accepted the %s (%s).", decision["kind"], decision["severity"])
     metrics.count(
-        "alerts_sent", severity=decision["severity"] or decision["kind"].upper(), kind=decision["kind"]
+        metrics.MESSAGES_SENT, severity=decision["severity"] or metrics.NO_SEVERITY, kind=decision["kind"]
     )
     return SENT

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from batch_cleanup.messages import escape, listed
+from batch_cleanup.text import as_utc, utc_z
 
 # Statuses that mean healthy, compared in lower case; anything else (or none) is not healthy.
 HEALTHY = frozenset({"ok", "up", "pass", "passed", "passing", "healthy"})
@@ -145,15 +146,11 @@ def logs_explorer_url(project: str | None, query: str, start: datetime, end: dat
     """
     if not project:
         return None
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError(f"start and end must be timezone-aware, got {start!r} and {end!r}")
+    start, end = as_utc(start, "start"), as_utc(end, "end")
     if end < start:
         raise ValueError(f"the range ends before it starts: {start.isoformat()} to {end.isoformat()}")
     return (
-        f"{LOGS_EXPLORER};query={quote(query, safe='')};startTime={_utc(start)};endTime={_utc(end)}"
+        f"{LOGS_EXPLORER};query={quote(query, safe='')};startTime={utc_z(start, timespec='milliseconds')}"
+        f";endTime={utc_z(end, timespec='milliseconds')}"
         f"?project={quote(project, safe='')}"
     )
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from batch_cleanup.cleanup import take_within
 from batch_cleanup.ports import StoredEvent
+from batch_cleanup.text import as_utc
 
 # Firestore refuses documents over 1 MiB; keep a margin for the fields the server adds.
 MAX_DOCUMENT_BYTES = 1_048_576 - 16_384
@@ -109,7 +110,5 @@ def window_start(run_after: datetime, window_minutes: int) -> datetime:
 
     Taken from the run's time, never now().
     """
-    if run_after.tzinfo is None or run_after.utcoffset() is None:
-        raise ValueError(f"run_after must be timezone-aware, got naive {run_after.isoformat()}")
     # In UTC: arithmetic within a zone is wall-clock time, which a DST change shifts.
-    return run_after.astimezone(UTC) - timedelta(minutes=window_minutes)
+    return as_utc(run_after, "run_after") - timedelta(minutes=window_minutes)

@@ -6,6 +6,16 @@ from __future__ import annotations
 
 PREFIX = "batch_cleanup"
 
+# Each figure's one name, here and in Cloud Monitoring (`monitoring.py`), and the label value for
+# a decision without a severity.
+BATCHES_CHECKED = "batches_checked"
+BATCHES_AUTO_COMPLETED = "batches_auto_completed"
+CLEANUPS_IN_WINDOW = "cleanups_in_window"
+MESSAGES_SENT = "messages_sent"
+MESSAGES_FAILED = "messages_failed"
+HEARTBEAT = "heartbeat"
+NO_SEVERITY = "NONE"
+
 
 def _stats():
     try:  # Airflow 3.2 and later

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from batch_cleanup import metrics
 from batch_cleanup.policy import CRITICAL, WARNING, Kind
+from batch_cleanup.text import as_utc
 
 PREFIX = "custom.googleapis.com/batch_cleanup/"
-BATCHES_CHECKED = PREFIX + "batches_checked"
-BATCHES_AUTO_COMPLETED = PREFIX + "batches_auto_completed"
-CLEANUPS_IN_WINDOW = PREFIX + "cleanups_in_window"
-MESSAGES_SENT = PREFIX + "messages_sent"
-MESSAGES_FAILED = PREFIX + "messages_failed"
-HEARTBEAT = PREFIX + "heartbeat"
+BATCHES_CHECKED = PREFIX + metrics.BATCHES_CHECKED
+BATCHES_AUTO_COMPLETED = PREFIX + metrics.BATCHES_AUTO_COMPLETED
+CLEANUPS_IN_WINDOW = PREFIX + metrics.CLEANUPS_IN_WINDOW
+MESSAGES_SENT = PREFIX + metrics.MESSAGES_SENT
+MESSAGES_FAILED = PREFIX + metrics.MESSAGES_FAILED
+HEARTBEAT = PREFIX + metrics.HEARTBEAT
 METRIC_TYPES = (
     BATCHES_CHECKED,
     BATCHES_AUTO_COMPLETED,
@@ -38,7 +40,7 @@ METRIC_TYPES = (
 RESOURCE_TYPE = "global"
 
 KINDS = tuple(kind.value for kind in Kind)
-NO_SEVERITY = "NONE"
+NO_SEVERITY = metrics.NO_SEVERITY
 SEVERITIES = (WARNING, CRITICAL, NO_SEVERITY)
 
 
@@ -64,8 +66,7 @@ class RunFigures:
 
 def run_series(figures: RunFigures, *, project_id: str) -> list[dict[str, Any]]:
     """One time series (one point each) per known figure, plus the heartbeat (1), for one write."""
-    if figures.end_time.tzinfo is None:
-        raise ValueError(f"end_time must carry a time zone, got {figures.end_time!r}")
+    end_time = as_utc(figures.end_time, "end_time")
     if figures.kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {figures.kind!r}")
     severity = figures.severity or NO_SEVERITY
@@ -82,7 +83,7 @@ def run_series(figures: RunFigures, *, project_id: str) -> list[dict[str, Any]]:
         (HEARTBEAT, run, 1),
     ]
     return [
-        _series(metric_type, labels, value, figures.end_time, project_id)
+        _series(metric_type, labels, value, end_time, project_id)
         for metric_type, labels, value in values
         if value is not None
     ]

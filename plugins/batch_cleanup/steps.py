@@ -71,8 +71,8 @@ def check_stalled(coordinator: Coordinator, params: Mapping[str, Any], *, dag_id
         idempotency_key=f"{dag_id}/{run_id}",
     )
     summary = summarize(response)
-    metrics.gauge("batches_checked", summary["batches_checked"])
-    metrics.gauge("stalled_batches", summary["stalled_count"])
+    metrics.gauge(metrics.BATCHES_CHECKED, summary["batches_checked"])
+    metrics.gauge(metrics.BATCHES_AUTO_COMPLETED, summary["stalled_count"])
     log.info(
         "Checked %d batches; %d stalled and auto-completed: %s%s",
         summary["batches_checked"],
@@ -157,7 +157,7 @@ def evaluate(
             len(twice),
             ", ".join(sorted(twice)),
         )
-    metrics.gauge("events_in_window", count)
+    metrics.gauge(metrics.CLEANUPS_IN_WINDOW, count)
     decision, new_state = decide(
         state,
         count=count,

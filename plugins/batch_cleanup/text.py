@@ -1,4 +1,5 @@
-"""Small formatting helpers the messages, the policy's reasons and the history page share."""
+"""Small formatting helpers the messages, the policy's reasons and the history page share, and the
+package's one convention for times: aware, in UTC, written with a `Z`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def clock_text(moment: datetime, now: datetime | None = None) -> str:
     if today is not None and moment.year == today.year:
         return f"{moment.day} {moment:%b %H:%M} UTC"
     return f"{moment.day} {moment:%b %Y %H:%M} UTC"
+
+
+def as_utc(moment: datetime, name: str) -> datetime:
+    """`moment` in UTC. A naive time (no zone, or a zone without an offset) is refused with a
+    ValueError naming `name`: Python would read it as the host's local time."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
+    return moment.astimezone(UTC)
+
+
+def utc_z(moment: datetime, *, name: str = "the time", timespec: str = "auto") -> str:
+    """`2026-03-10T12:00:00Z`: `moment` (aware, see `as_utc`) as ISO 8601 in UTC with a `Z`."""
+    return as_utc(moment, name).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def ago_text(duration: timedelta) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from batch_cleanup.monitoring import METRIC_TYPES
 from tests.scenario import DAG_ID, healthy, stalled
 
 pytestmark = pytest.mark.e2e
@@ -63,12 +64,15 @@ def test_a_run_emits_its_metrics_over_statsd(airflow, fresh, db, statsd):
     assert run.state == "success", run.explain()
     ours = sorted(line for line in lines if ".batch_cleanup." in line)
     assert "airflow.batch_cleanup.batches_checked:3|g" in ours, ours
-    assert "airflow.batch_cleanup.stalled_batches:1|g" in ours, ours
-    assert "airflow.batch_cleanup.events_in_window:3|g" in ours, ours
+    assert "airflow.batch_cleanup.batches_auto_completed:1|g" in ours, ours
+    assert "airflow.batch_cleanup.cleanups_in_window:3|g" in ours, ours
     assert any(
-        line.startswith("airflow.batch_cleanup.alerts_sent,")
+        line.startswith("airflow.batch_cleanup.messages_sent,")
         and "severity=WARNING" in line
         and line.endswith(":1|c")
         for line in ours
     ), ours
+    # One name per figure: each StatsD name is a Cloud Monitoring metric's.
+    names = {line.split("airflow.batch_cleanup.")[1].split(",")[0].split(":")[0] for line in ours}
+    assert names <= {metric_type.rsplit("/", 1)[1] for metric_type in METRIC_TYPES}, names
     assert len(sink.messages()) == 1

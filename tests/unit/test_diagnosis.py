@@ -349,8 +349,8 @@ def test_a_range_of_one_instant_is_a_link():
 @pytest.mark.parametrize(
     ("start", "end", "match"),
     [
-        (START.replace(tzinfo=None), END, "timezone-aware"),
-        (START, END.replace(tzinfo=None), "timezone-aware"),
+        (START.replace(tzinfo=None), END, r"^start must be timezone-aware"),
+        (START, END.replace(tzinfo=None), r"^end must be timezone-aware"),
         (END, START, "ends before it starts"),
     ],
     ids=["naive start", "naive end", "reversed"],

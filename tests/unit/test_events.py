@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from batch_cleanup.cleanup import stalled_fingerprint
 from batch_cleanup.events import build_event, event_id, firestore_size, window_start
 from batch_cleanup.names import EVENT_COLLECTION as COLLECTION
+from tests.support.times import NoOffset
 
 FIRESTORE_MAX_DOCUMENT_BYTES = 1_048_576
 DAG_ID = "stalled_batch_cleanup"
@@ -277,19 +278,9 @@ def test_the_window_is_taken_from_the_run_time_not_the_clock():
     )
 
 
-class _NoOffset(tzinfo):
-    """A tzinfo that knows no offset: Python counts such datetimes as naive."""
-
-    def utcoffset(self, dt):
-        return None
-
-    def dst(self, dt):
-        return None
-
-
 @pytest.mark.parametrize(
     "run_after",
-    [datetime(2020, 3, 1, 10, 5), datetime(2020, 3, 1, 10, 5, tzinfo=_NoOffset())],
+    [datetime(2020, 3, 1, 10, 5), datetime(2020, 3, 1, 10, 5, tzinfo=NoOffset())],
     ids=["no-tzinfo", "tzinfo-without-offset"],
 )
 def test_a_naive_run_time_is_refused(run_after):

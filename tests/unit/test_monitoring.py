@@ -18,6 +18,7 @@ from batch_cleanup.monitoring import (
     run_series,
 )
 from batch_cleanup.policy import Kind
+from tests.support.times import NoOffset
 
 END = datetime(2026, 3, 8, 6, 47, tzinfo=UTC)
 FULL = RunFigures(
@@ -106,6 +107,7 @@ def test_a_run_that_learnt_nothing_still_beats_and_counts_its_messages():
     ("changes", "names"),
     [
         ({"end_time": datetime(2026, 3, 8, 6, 47)}, "end_time"),
+        ({"end_time": datetime(2026, 3, 8, 6, 47, tzinfo=NoOffset())}, "end_time"),
         ({"kind": "page"}, "kind"),
         ({"severity": "WARN"}, "severity"),
         ({"batches_checked": -1}, "batches_checked"),

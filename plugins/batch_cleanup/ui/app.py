@@ -36,6 +36,7 @@ from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
+from batch_cleanup.text import utc_z
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
 from batch_cleanup.ui.auth import login_redirect, require_dag_reader
 from batch_cleanup.ui.queries import HistoryStore
@@ -300,7 +301,7 @@ def _header(win: history.Window, now: datetime) -> dict[str, Any]:
     return {
         "dag_id": DAG_ID,
         "window": history.window_json(win),
-        "generated_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "generated_at": utc_z(now, name="now"),
         "thresholds": {
             "warning": POLICY.warning_threshold,
             "critical": POLICY.critical_threshold,

@@ -19,7 +19,7 @@ from typing import Any
 
 from batch_cleanup.backtest import Replay
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, repeat_offenders
-from batch_cleanup.text import duration_text
+from batch_cleanup.text import as_utc, duration_text, utc_z
 
 # Range name → number of hourly buckets; the last bucket is the current (partial) hour.
 RANGES: dict[str, int] = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
@@ -102,8 +102,8 @@ class Incident:
     def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> Incident:
         return cls(
             id=doc_id,
-            opened_at=_aware(data["opened_at"], f"{doc_id}.opened_at"),
-            closed_at=_aware(data["closed_at"], f"{doc_id}.closed_at") if data.get("closed_at") else None,
+            opened_at=as_utc(data["opened_at"], f"{doc_id}.opened_at"),
+            closed_at=as_utc(data["closed_at"], f"{doc_id}.closed_at") if data.get("closed_at") else None,
             severity=data.get("severity"),
             peak_severity=data.get("peak_severity") or data.get("severity"),
             peak_count=int(data.get("peak_count") or 0),
@@ -117,7 +117,7 @@ def window(name: str, now: datetime) -> Window:
     """The window of range `name` (`24h`, `7d`, `30d`) that ends with the hour holding `now`."""
     if name not in RANGES:
         raise ValueError(f"range must be one of {', '.join(RANGES)}; got {name!r}")
-    now = _aware(now, "now")
+    now = as_utc(now, "now")
     end = now.replace(minute=0, second=0, microsecond=0) + HOUR
     hours = RANGES[name]
     return Window(name, end - hours * HOUR, end, hours)
@@ -134,7 +134,7 @@ def hourly_cleanups(events: Iterable[Event], win: Window) -> list[int]:
 
 
 def hour_labels(win: Window) -> list[str]:
-    return [_iso(win.start + i * HOUR) for i in range(win.hours)]
+    return [utc_z(win.start + i * HOUR) for i in range(win.hours)]
 
 
 def rate(stalled: int, checked: int) -> float | None:
@@ -192,14 +192,14 @@ def offender_rows(events: Iterable[Event], *, minimum: int = 2, limit: int = 10)
     counted = repeat_offenders((event.batch_ids for event in events), minimum=minimum)
     ranked = sorted(counted, key=lambda item: (-item[1], -last_seen[item[0]].timestamp(), item[0]))
     return [
-        {"batch_id": batch, "cleanups": times, "last_seen": _iso(last_seen[batch])}
+        {"batch_id": batch, "cleanups": times, "last_seen": utc_z(last_seen[batch])}
         for batch, times in ranked[:limit]
     ]
 
 
 def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> list[dict[str, Any]]:
     """Incidents that overlap the window, newest first; an open one lasts until `now`."""
-    now = _aware(now, "now")
+    now = as_utc(now, "now")
     rows = []
     unique = {incident.id: incident for incident in incidents}.values()
     for incident in sorted(unique, key=lambda i: i.opened_at, reverse=True):
@@ -212,8 +212,8 @@ def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> 
                 "open": incident.closed_at is None,
                 "severity": incident.severity,
                 "peak_severity": incident.peak_severity,
-                "opened_at": _iso(incident.opened_at),
-                "closed_at": _iso(incident.closed_at) if incident.closed_at else None,
+                "opened_at": utc_z(incident.opened_at),
+                "closed_at": utc_z(incident.closed_at) if incident.closed_at else None,
                 "duration_seconds": max(seconds, 0),
                 "duration": duration_text(seconds),
                 "peak_count": incident.peak_count,
@@ -233,14 +233,18 @@ def current_state(state: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "open": is_open,
         "severity": state.get("severity") if is_open else None,
         "peak_severity": state.get("peak_severity") if is_open else None,
-        "opened_at": _iso(opened_at) if is_open and opened_at else None,
+        "opened_at": utc_z(opened_at, name="state.opened_at") if is_open and opened_at else None,
         "open_for": duration_text((now - opened_at).total_seconds()) if is_open and opened_at else None,
         "last_count": int(state.get("last_count") or 0),
         "peak_count": int(state.get("peak_count") or 0),
-        "last_notified_at": _iso(state["last_notified_at"]) if state.get("last_notified_at") else None,
+        "last_notified_at": utc_z(state["last_notified_at"], name="state.last_notified_at")
+        if state.get("last_notified_at")
+        else None,
         "last_notified_kind": state.get("last_notified_kind"),
         "muted_decisions": len(state.get("muted") or ()),
-        "updated_at": _iso(state["updated_at"]) if state.get("updated_at") else None,
+        "updated_at": utc_z(state["updated_at"], name="state.updated_at")
+        if state.get("updated_at")
+        else None,
     }
 
 
@@ -258,9 +262,9 @@ def run_outcome(run: Mapping[str, Any] | None, run_event: Event | None) -> dict[
         "run_id": run["run_id"],
         "state": run.get("state"),
         "run_type": run.get("run_type"),
-        "run_after": _iso(run["run_after"]) if run.get("run_after") else None,
-        "start_date": _iso(run["start_date"]) if run.get("start_date") else None,
-        "end_date": _iso(run["end_date"]) if run.get("end_date") else None,
+        "run_after": utc_z(run["run_after"], name="run.run_after") if run.get("run_after") else None,
+        "start_date": utc_z(run["start_date"], name="run.start_date") if run.get("start_date") else None,
+        "end_date": utc_z(run["end_date"], name="run.end_date") if run.get("end_date") else None,
         "stalled_count": stalled,
     }
 
@@ -313,9 +317,9 @@ def backtest_comparison(
     runs = current.runs
     return {
         "runs": len(runs),
-        "first_run": _iso(runs[0]) if runs else None,
-        "last_run": _iso(runs[-1]) if runs else None,
-        "until": _iso(current.until),
+        "first_run": utc_z(runs[0]) if runs else None,
+        "last_run": utc_z(runs[-1]) if runs else None,
+        "until": utc_z(current.until),
         "events_read": events_read,
         "events_truncated": events_truncated,
         "current": _replay_json(current, candidate),
@@ -344,8 +348,8 @@ def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
         "messages": {kind.value: replay.messages.get(kind.value, 0) for kind in MESSAGE_KINDS},
         "incidents": [
             {
-                "opened_at": _iso(incident.opened_at),
-                "closed_at": _iso(incident.closed_at) if incident.closed_at else None,
+                "opened_at": utc_z(incident.opened_at),
+                "closed_at": utc_z(incident.closed_at) if incident.closed_at else None,
                 "open": incident.closed_at is None,
                 "peak_severity": incident.peak_severity,
                 "peak_count": incident.peak_count,
@@ -360,18 +364,8 @@ def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
 
 
 def window_json(win: Window) -> dict[str, Any]:
-    return {"range": win.name, "start": _iso(win.start), "end": _iso(win.end), "hours": win.hours}
+    return {"range": win.name, "start": utc_z(win.start), "end": utc_z(win.end), "hours": win.hours}
 
 
 def _index(ts: datetime, start: datetime, step: timedelta) -> int:
     return int((ts.astimezone(UTC) - start) // step)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
