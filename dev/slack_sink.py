@@ -31,8 +31,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
-from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -332,11 +330,7 @@ class SinkState:
             "team": TEAM_ID,
             "ts": message.ts,
             "text": message.payload.get("text", ""),
-            **{
-                key: message.payload[key]
-                for key in ("blocks", "attachments", "metadata", "username")
-                if key in message.payload
-            },
+            **{key: message.payload[key] for key in ("blocks", "metadata") if key in message.payload},
             "bot_profile": {"id": BOT_ID, "app_id": APP_ID, "name": BOT_USER_NAME, "team_id": TEAM_ID},
         }
         if message.thread_ts is not None:
@@ -430,10 +424,6 @@ def _message_payload(args: dict[str, Any]) -> dict[str, Any]:
         payload["blocks"] = _json_arg(payload["blocks"], "invalid_blocks_format")
         if (error := block_error(payload["blocks"])) is not None:
             raise ApiError(error)
-    if "attachments" in payload:
-        payload["attachments"] = _json_arg(payload["attachments"], "invalid_attachments")
-        if not isinstance(payload["attachments"], list):
-            raise ApiError("invalid_attachments")
     if "metadata" in payload:
         metadata = _json_arg(payload["metadata"], "invalid_metadata_format")
         if not (
@@ -445,8 +435,7 @@ def _message_payload(args: dict[str, Any]) -> dict[str, Any]:
         payload["metadata"] = metadata
     if "reply_broadcast" in payload:
         payload["reply_broadcast"] = _flag(payload["reply_broadcast"])
-    has_content = any(payload.get(key) for key in ("text", "blocks", "attachments", "markdown_text"))
-    if not has_content:
+    if not (payload.get("text") or payload.get("blocks")):
         raise ApiError("no_text")
     return payload
 
@@ -492,7 +481,7 @@ def block_error(blocks: object) -> str | None:
 
 
 def parse_arguments(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
-    """A Web API call's arguments: the query string's, then the body's (JSON, urlencoded or multipart)."""
+    """A Web API call's arguments: the query string's, then the body's (JSON or urlencoded)."""
     args: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
     media_type = content_type.split(";")[0].strip().lower()
     if media_type == "application/json":
@@ -505,16 +494,6 @@ def parse_arguments(raw: bytes, content_type: str, query: str) -> dict[str, Any]
         # Slack takes a JSON body's token from the header only; drop it here so it is never stored.
         body.pop("token", None)
         args.update(body)
-    elif media_type == "multipart/form-data":
-        message = BytesParser(policy=policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + raw
-        )
-        if not message.is_multipart():
-            raise ApiError("invalid_form_data")
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if name:
-                args[str(name)] = part.get_content()
     elif raw:
         try:
             args.update(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True))
@@ -598,7 +577,7 @@ class SinkHandler(StandInHandler):
             payload = None
         if not isinstance(payload, dict):
             self._send(400, "invalid_payload")
-        elif not any(payload.get(key) for key in ("text", "blocks", "attachments")):
+        elif not (payload.get("text") or payload.get("blocks")):
             self._send(400, "no_text")
         elif "blocks" in payload and (error := block_error(payload["blocks"])) is not None:
             self._send(400, error)  # as Slack's webhooks answer: the whole message is refused
