@@ -270,20 +270,13 @@ class SinkState:
             return answer
 
     def _page_of(self, messages: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
-        """The first `limit` of `messages` within `oldest`..`latest` (exclusive unless `inclusive`)."""
+        """The first `limit` of `messages` after `oldest` (what the DAG's lookup sends)."""
         try:
             oldest = float(args.get("oldest") or 0)
-            latest = float(args["latest"]) if args.get("latest") else float("inf")
             limit = int(args.get("limit") or 100)
         except ValueError:
             raise ApiError("invalid_arguments") from None
-        inclusive = _flag(args.get("inclusive"))
-        within = [
-            m
-            for m in messages
-            if (oldest <= float(m.ts) if inclusive else oldest < float(m.ts))
-            and (float(m.ts) <= latest if inclusive else float(m.ts) < latest)
-        ]
+        within = [m for m in messages if oldest < float(m.ts)]
         page = [self._shown(m, args) for m in within[: max(limit, 1)]]
         return {"ok": True, "messages": page, "has_more": len(within) > len(page)}
 
