@@ -1,4 +1,5 @@
-"""Slack's mrkdwn, Block Kit and a channel with its threads as HTML, for the Slack sink's page.
+"""Slack's mrkdwn, Block Kit and a channel with its threads as HTML, for the Slack sink's page:
+what the DAG's messages use (header, section, context, actions with link buttons, divider).
 
 Pure functions, standard library only. Everything they render was posted by someone else and is
 hostile data: every piece of it is HTML-escaped, links keep only http(s) and mailto targets, and
@@ -14,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 LINK_SCHEMES = ("http://", "https://", "mailto:")
-BROADCAST_MENTIONS = ("channel", "here", "everyone")
 # The shortcodes the DAG's messages use, and a few more; any other is shown as its :code:.
 EMOJI = {
     "alarm_clock": "⏰",
@@ -30,14 +30,12 @@ EMOJI = {
     "white_check_mark": "✅",
     "x": "❌",
 }
-ATTACHMENT_COLORS = {"good": "#2eb67d", "warning": "#ecb22e", "danger": "#e01e5a"}
 
 _SLACK_ENTITY = re.compile(r"&(amp|lt|gt);")
 _PREFORMATTED = re.compile(r"```(.+?)```", re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
 _CONTROL = re.compile(r"<([^<>\n]*)>")
 _EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
-_HEX_COLOR = re.compile(r"#?[0-9a-fA-F]{6}")
 # Slack's emphasis: the marker opens after a line start, space or punctuation, closes before one,
 # and hugs its text; it never spans lines. Applied to already-escaped text (no marker is in an entity).
 _EMPHASIS = [
@@ -63,10 +61,9 @@ def emoji(escaped: str) -> str:
     return _EMOJI_CODE.sub(lambda match: EMOJI.get(match[1], match[0]), escaped)
 
 
-def plain(text: object, *, with_emoji: bool = True) -> str:
+def plain(text: object) -> str:
     """A `plain_text` object's text: shown as it is, line breaks kept."""
-    shown = escape(str(text))
-    return (emoji(shown) if with_emoji else shown).replace("\n", "<br>")
+    return emoji(escape(str(text))).replace("\n", "<br>")
 
 
 def mrkdwn(text: object) -> str:
@@ -110,10 +107,6 @@ def _lines(lines: list[str]) -> str:
     return "".join(out).removesuffix("<br>")
 
 
-def mention(label: str, kind: str = "user") -> str:
-    return f'<span class="mention mention-{kind}">{escape(label)}</span>'
-
-
 def link(url: str, label: str) -> str:
     """An `<a>` to `url` (already unescaped) when it is http(s) or mailto; else the label alone."""
     if not url.lower().startswith(LINK_SCHEMES):
@@ -122,24 +115,11 @@ def link(url: str, label: str) -> str:
 
 
 def _control(inner: str) -> str:
-    """One `<...>` sequence: a link, a user, channel or group mention, a date; else its text."""
+    """One `<...>` sequence: a link; anything else (a mention, a date) is shown as its text."""
     target, _, label = inner.partition("|")
-    label = unescape(label)
-    if target.startswith("!"):
-        name = target[1:]
-        if name in BROADCAST_MENTIONS:
-            return mention(f"@{name}", "broadcast")
-        if name.startswith("subteam^"):
-            return mention(label or "@group")
-        if name.startswith("date^") and label:
-            return escape(label)
-    elif target.startswith("@") and len(target) > 1:
-        return mention(label if label.startswith("@") else f"@{label or target[1:]}")
-    elif target.startswith("#") and len(target) > 1:
-        return mention(f"#{label or target[1:]}", "channel")
-    elif target.lower().startswith(LINK_SCHEMES):
+    if target.lower().startswith(LINK_SCHEMES):
         url = unescape(target)
-        return link(url, label or url)
+        return link(url, unescape(label) or url)
     return escape(f"<{unescape(inner)}>")
 
 
@@ -154,11 +134,11 @@ def text_object(obj: object) -> str:
         return ""
     if obj.get("type") == "mrkdwn":
         return mrkdwn(obj.get("text", ""))
-    return plain(obj.get("text", ""), with_emoji=obj.get("emoji", True) is not False)
+    return plain(obj.get("text", ""))
 
 
 def element(obj: object) -> str:
-    """An element of an `actions` or `context` block, or a section's accessory."""
+    """An element of an `actions` or `context` block."""
     if not isinstance(obj, dict):
         return ""
     kind = obj.get("type")
@@ -166,20 +146,15 @@ def element(obj: object) -> str:
         return f"<span>{text_object(obj)}</span>"
     if kind == "button":
         return _button(obj)
-    if kind == "image":
-        return f'<span class="image">🖼 {escape(str(obj.get("alt_text", "image")))}</span>'
     return f'<span class="element">[{escape(str(kind))}]</span>'
 
 
 def _button(obj: dict[str, Any]) -> str:
-    style = obj.get("style")
-    classes = "button" + (f" button-{style}" if style in ("primary", "danger") else "")
     label = text_object(obj.get("text"))
     url = obj.get("url")
     if isinstance(url, str) and url.lower().startswith(LINK_SCHEMES):
-        attributes = f'href="{escape(url)}" target="_blank" rel="noopener noreferrer"'
-        return f'<a class="{classes}" {attributes}>{label}</a>'
-    return f'<button type="button" class="{classes}">{label}</button>'
+        return f'<a class="button" href="{escape(url)}" target="_blank" rel="noopener noreferrer">{label}</a>'
+    return f'<button type="button" class="button">{label}</button>'
 
 
 def _elements(elements: object) -> Iterable[str]:
@@ -187,45 +162,8 @@ def _elements(elements: object) -> Iterable[str]:
 
 
 def _section(block: dict[str, Any]) -> str:
-    parts = []
-    if block.get("text") is not None:
-        parts.append(f'<div class="section-text">{text_object(block["text"])}</div>')
-    fields = block.get("fields")
-    if isinstance(fields, list):
-        cells = "".join(f"<div>{text_object(field)}</div>" for field in fields)
-        parts.append(f'<div class="fields">{cells}</div>')
-    if "accessory" in block:
-        parts.append(f'<div class="accessory">{element(block["accessory"])}</div>')
-    return f'<div class="block block-section">{"".join(parts)}</div>'
-
-
-def _image(block: dict[str, Any]) -> str:
-    # Not loaded: the page fetches nothing a message names. The title, or the alt text, links to it.
-    label = text_object(block.get("title")) or escape(str(block.get("alt_text", "image")))
-    url = block.get("image_url")
-    target = link(url, "open") if isinstance(url, str) else ""
-    return f'<div class="block block-image">🖼 {label} {target}</div>'
-
-
-def _rich_text(block: dict[str, Any]) -> str:
-    """Rich text, roughly: its text runs and links, each section on its own line."""
-
-    def runs(items: object) -> str:
-        out = []
-        for item in items if isinstance(items, list) else ():
-            if not isinstance(item, dict):
-                continue
-            if isinstance(item.get("elements"), list):
-                out.append(f"<div>{runs(item['elements'])}</div>")
-            elif item.get("type") == "link" and isinstance(item.get("url"), str):
-                out.append(link(item["url"], str(item.get("text") or item["url"])))
-            elif item.get("type") == "emoji":
-                out.append(emoji(escape(f":{item.get('name', '')}:")))
-            elif "text" in item:
-                out.append(plain(item["text"], with_emoji=False))
-        return "".join(out)
-
-    return f'<div class="block block-rich-text">{runs(block.get("elements"))}</div>'
+    text = text_object(block.get("text"))
+    return f'<div class="block block-section"><div class="section-text">{text}</div></div>'
 
 
 _BLOCKS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -238,9 +176,6 @@ _BLOCKS: dict[str, Callable[[dict[str, Any]], str]] = {
         f'<div class="block block-actions">{"".join(_elements(block.get("elements")))}</div>'
     ),
     "divider": lambda block: '<hr class="block block-divider">',
-    "image": _image,
-    "rich_text": _rich_text,
-    "markdown": lambda block: f'<div class="block block-markdown">{plain(block.get("text", ""))}</div>',
 }
 
 
@@ -256,47 +191,11 @@ def blocks(items: object) -> str:
     return "".join(out)
 
 
-def attachments(items: object) -> str:
-    """Legacy attachments: a coloured bar with pretext, title, text, fields, blocks and footer."""
-    out = []
-    for item in items if isinstance(items, list) else ():
-        if not isinstance(item, dict):
-            continue
-        color = str(item.get("color", ""))
-        color = ATTACHMENT_COLORS.get(color) or (
-            "#" + color.lstrip("#") if _HEX_COLOR.fullmatch(color) else "#dddddd"
-        )
-        parts = []
-        if item.get("pretext"):
-            parts.append(f"<div>{mrkdwn(item['pretext'])}</div>")
-        if item.get("title"):
-            title = str(item["title"])
-            link_to = item.get("title_link")
-            shown = link(link_to, title) if isinstance(link_to, str) else escape(title)
-            parts.append(f'<div class="attachment-title">{shown}</div>')
-        if item.get("text"):
-            parts.append(f"<div>{mrkdwn(item['text'])}</div>")
-        fields = item.get("fields")
-        for field in fields if isinstance(fields, list) else ():
-            if isinstance(field, dict):
-                title = f"<strong>{escape(str(field.get('title', '')))}</strong><br>"
-                parts.append(f"<div>{title}{mrkdwn(field.get('value', ''))}</div>")
-        parts.append(blocks(item.get("blocks")))
-        if item.get("footer"):
-            parts.append(f'<div class="block-context">{mrkdwn(item["footer"])}</div>')
-        out.append(f'<div class="attachment" style="border-left-color: {color}">{"".join(parts)}</div>')
-    return "".join(out)
-
-
 def content(payload: dict[str, Any]) -> str:
-    """What Slack shows of a message: its blocks, else its text; then its attachments."""
+    """What Slack shows of a message: its blocks, else its text."""
     if isinstance(payload.get("blocks"), list) and payload["blocks"]:
-        shown = blocks(payload["blocks"])
-    elif payload.get("mrkdwn") is False:
-        shown = plain(payload.get("text", ""))
-    else:
-        shown = mrkdwn(payload.get("text") or payload.get("markdown_text") or "")
-    return shown + attachments(payload.get("attachments"))
+        return blocks(payload["blocks"])
+    return mrkdwn(payload.get("text") or "")
 
 
 # --- the channel -----------------------------------------------------------------------------------
@@ -324,7 +223,7 @@ def render_message(
     `in_thread`: drawn inside its parent's thread; `parent`: a broadcast reply drawn in the channel.
     """
     payload = message.get("payload") or {}
-    author = payload.get("username") if isinstance(payload.get("username"), str) else bot_name
+    author = bot_name
     when = posted_at(message)
     broadcast = bool(message.get("reply_broadcast"))
     classes = ["message"] + (["reply"] if in_thread else []) + (["broadcast"] if broadcast else [])
@@ -457,25 +356,19 @@ header { border-bottom: 1px solid #ddd; padding: 10px 20px; }
 .block-header { font-size: 18px; font-weight: 900; }
 .block-context { color: #616061; font-size: 12px; }
 .block-divider { border: 0; border-top: 1px solid #ddd; }
-.fields { display: grid; grid-template-columns: 1fr 1fr; gap: 4px 16px; }
 .button { display: inline-block; margin: 4px 8px 0 0; padding: 3px 12px; border: 1px solid #bbb;
   border-radius: 4px; background: #fff; color: #1d1c1d; font: inherit; font-size: 13px; font-weight: 700;
   text-decoration: none; }
-.button-primary { background: #007a5a; border-color: #007a5a; color: #fff; }
-.button-danger { background: #e01e5a; border-color: #e01e5a; color: #fff; }
 code { color: #c01343; background: #f6f6f6; border: 1px solid #ddd; border-radius: 3px; padding: 0 3px;
   font-size: 12px; }
 pre { background: #f8f8f8; border: 1px solid #ddd; border-radius: 4px; padding: 8px; white-space: pre-wrap;
   font-size: 12px; margin: 4px 0; }
 blockquote { margin: 4px 0; padding-left: 10px; border-left: 4px solid #ddd; }
 a { color: #1264a3; }
-.mention { background: #e8f5fa; color: #1264a3; border-radius: 3px; padding: 0 2px; }
-.mention-broadcast { background: #fff0c7; color: #1d1c1d; }
-.attachment { border-left: 4px solid #ddd; padding-left: 10px; margin: 4px 0; }
 .thread { margin-top: 4px; border-left: 2px solid #e8e8e8; }
 .reply-count { color: #1264a3; font-weight: 700; font-size: 13px; padding-left: 10px; }
 .message.reply { padding: 4px 10px; }
 .broadcast-label { color: #616061; font-size: 12px; }
 .deleted .content { color: #616061; font-style: italic; }
-.unsupported, .element, .image { color: #616061; font-size: 12px; }
+.unsupported, .element { color: #616061; font-size: 12px; }
 """

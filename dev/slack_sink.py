@@ -19,8 +19,8 @@
     [SLACK_SINK_BOT_TOKEN=xoxb-...] python -m dev.slack_sink --port 0
 
 Any `xoxb-` token is accepted unless one is pinned: by that variable (not an option, since `ps`
-shows a command line) or by `POST /admin/bot-token`. Standard library only, so it starts in well
-under a second.
+shows a command line) or by `POST /admin/bot-token`. Standard library and `slack_sdk`'s Block Kit
+models (which check the blocks) only, so it starts in well under a second.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
-from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
 
 from dev import slack_render
 from dev._stand_in import AdminClient, FaultQueue, StandInHandler, StandInServer, argument_parser, serve
@@ -62,14 +63,8 @@ SLACK_ERROR_BODIES = {
 # The Web API's codes for a fault that sets an HTTP status but no `error`.
 API_STATUS_ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
 
-# Block Kit, as far as chat.postMessage checks it here: the block types Slack knows and its limits.
-BLOCK_TYPES = {
-    "actions", "context", "divider", "file", "header", "image", "input", "markdown", "rich_text",
-    "section", "table", "video",
-}  # fmt: skip
-MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS = 50, 150, 3000
-MAX_FIELDS, MAX_CONTEXT_ELEMENTS, MAX_ACTIONS_ELEMENTS = 10, 10, 25
-MAX_URL_CHARS = 3000
+# Slack refuses a message of more blocks; `slack_sdk`'s block models check each block, not the list.
+MAX_BLOCKS = 50
 
 
 class ApiError(Exception):
@@ -275,20 +270,13 @@ class SinkState:
             return answer
 
     def _page_of(self, messages: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
-        """The first `limit` of `messages` within `oldest`..`latest` (exclusive unless `inclusive`)."""
+        """The first `limit` of `messages` after `oldest` (what the DAG's lookup sends)."""
         try:
             oldest = float(args.get("oldest") or 0)
-            latest = float(args["latest"]) if args.get("latest") else float("inf")
             limit = int(args.get("limit") or 100)
         except ValueError:
             raise ApiError("invalid_arguments") from None
-        inclusive = _flag(args.get("inclusive"))
-        within = [
-            m
-            for m in messages
-            if (oldest <= float(m.ts) if inclusive else oldest < float(m.ts))
-            and (float(m.ts) <= latest if inclusive else float(m.ts) < latest)
-        ]
+        within = [m for m in messages if oldest < float(m.ts)]
         page = [self._shown(m, args) for m in within[: max(limit, 1)]]
         return {"ok": True, "messages": page, "has_more": len(within) > len(page)}
 
@@ -335,11 +323,7 @@ class SinkState:
             "team": TEAM_ID,
             "ts": message.ts,
             "text": message.payload.get("text", ""),
-            **{
-                key: message.payload[key]
-                for key in ("blocks", "attachments", "metadata", "username")
-                if key in message.payload
-            },
+            **{key: message.payload[key] for key in ("blocks", "metadata") if key in message.payload},
             "bot_profile": {"id": BOT_ID, "app_id": APP_ID, "name": BOT_USER_NAME, "team_id": TEAM_ID},
         }
         if message.thread_ts is not None:
@@ -433,10 +417,6 @@ def _message_payload(args: dict[str, Any]) -> dict[str, Any]:
         payload["blocks"] = _json_arg(payload["blocks"], "invalid_blocks_format")
         if (error := block_error(payload["blocks"])) is not None:
             raise ApiError(error)
-    if "attachments" in payload:
-        payload["attachments"] = _json_arg(payload["attachments"], "invalid_attachments")
-        if not isinstance(payload["attachments"], list):
-            raise ApiError("invalid_attachments")
     if "metadata" in payload:
         metadata = _json_arg(payload["metadata"], "invalid_metadata_format")
         if not (
@@ -448,24 +428,14 @@ def _message_payload(args: dict[str, Any]) -> dict[str, Any]:
         payload["metadata"] = metadata
     if "reply_broadcast" in payload:
         payload["reply_broadcast"] = _flag(payload["reply_broadcast"])
-    has_content = any(payload.get(key) for key in ("text", "blocks", "attachments", "markdown_text"))
-    if not has_content:
+    if not (payload.get("text") or payload.get("blocks")):
         raise ApiError("no_text")
     return payload
 
 
-def _text_object_error(obj: object, *, max_chars: int, plain_only: bool = False) -> bool:
-    if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
-        return True
-    if plain_only and obj["type"] != "plain_text":
-        return True
-    text = obj.get("text")
-    return not isinstance(text, str) or not 0 < len(text) <= max_chars
-
-
 def _absolute_url(url: object) -> bool:
     """Slack takes a button's URL only with a scheme and a host ("/dags/..." is refused)."""
-    if not isinstance(url, str) or not 0 < len(url) <= MAX_URL_CHARS:
+    if not isinstance(url, str):
         return False
     try:
         parts = urlsplit(url)
@@ -477,50 +447,34 @@ def _absolute_url(url: object) -> bool:
 def block_error(blocks: object) -> str | None:
     """`invalid_blocks` (or `invalid_blocks_format`) when Slack would refuse `blocks`, else None.
 
-    It checks what the DAG's messages use (header, section, context, actions with buttons,
-    divider) against Slack's limits; other known block types pass unchecked.
+    Each block is checked by `slack_sdk`'s Block Kit models (types, required parts, Slack's
+    limits); on top, what they let through and Slack refuses: a header in mrkdwn, a button's
+    relative URL.
     """
     if not isinstance(blocks, list):
         return "invalid_blocks_format"
-    if len(blocks) > MAX_BLOCKS:
+    if len(blocks) > MAX_BLOCKS or not all(isinstance(block, dict) for block in blocks):
         return "invalid_blocks"
     for block in blocks:
-        if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
+        try:
+            parsed = Block.parse(block)  # None for a type it does not know
+            if parsed is None:
+                return "invalid_blocks"
+            parsed.to_dict()  # `validate_json()` on the block and every part of it
+        except (SlackObjectFormationError, TypeError, KeyError, AttributeError):
+            return "invalid_blocks"  # a limit passed, a part missing or of the wrong shape
+        if isinstance(parsed, HeaderBlock) and parsed.text.type != "plain_text":
             return "invalid_blocks"
-        kind = block["type"]
-        if kind == "header":
-            bad = _text_object_error(block.get("text"), max_chars=MAX_HEADER_CHARS, plain_only=True)
-        elif kind == "section":
-            fields = block.get("fields")
-            bad = ("text" not in block and not fields) or (
-                "text" in block and _text_object_error(block["text"], max_chars=MAX_SECTION_CHARS)
-            )
-            if fields is not None:
-                bad = bad or not isinstance(fields, list) or len(fields) > MAX_FIELDS
-                bad = bad or any(_text_object_error(f, max_chars=2000) for f in fields)
-        elif kind in ("context", "actions"):
-            limit = MAX_CONTEXT_ELEMENTS if kind == "context" else MAX_ACTIONS_ELEMENTS
-            elements = block.get("elements")
-            bad = not isinstance(elements, list) or not 0 < len(elements) <= limit
-            bad = bad or any(not isinstance(e, dict) or "type" not in e for e in elements)
-            if not bad and kind == "actions":
-                bad = any(
-                    e["type"] == "button"
-                    and (
-                        _text_object_error(e.get("text"), max_chars=75, plain_only=True)
-                        or ("url" in e and not _absolute_url(e["url"]))
-                    )
-                    for e in elements
-                )
-        else:
-            bad = False
-        if bad:
+        if isinstance(parsed, ActionsBlock) and any(
+            isinstance(e, ButtonElement) and e.url is not None and not _absolute_url(e.url)
+            for e in parsed.elements
+        ):
             return "invalid_blocks"
     return None
 
 
 def parse_arguments(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
-    """A Web API call's arguments: the query string's, then the body's (JSON, urlencoded or multipart)."""
+    """A Web API call's arguments: the query string's, then the body's (JSON or urlencoded)."""
     args: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
     media_type = content_type.split(";")[0].strip().lower()
     if media_type == "application/json":
@@ -533,16 +487,6 @@ def parse_arguments(raw: bytes, content_type: str, query: str) -> dict[str, Any]
         # Slack takes a JSON body's token from the header only; drop it here so it is never stored.
         body.pop("token", None)
         args.update(body)
-    elif media_type == "multipart/form-data":
-        message = BytesParser(policy=policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + raw
-        )
-        if not message.is_multipart():
-            raise ApiError("invalid_form_data")
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if name:
-                args[str(name)] = part.get_content()
     elif raw:
         try:
             args.update(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True))
@@ -626,7 +570,7 @@ class SinkHandler(StandInHandler):
             payload = None
         if not isinstance(payload, dict):
             self._send(400, "invalid_payload")
-        elif not any(payload.get(key) for key in ("text", "blocks", "attachments")):
+        elif not (payload.get("text") or payload.get("blocks")):
             self._send(400, "no_text")
         elif "blocks" in payload and (error := block_error(payload["blocks"])) is not None:
             self._send(400, error)  # as Slack's webhooks answer: the whole message is refused

@@ -339,6 +339,30 @@ def test_events_read_are_bounded_and_newest_first(story, db):
     assert store.totals(win.start, win.end).count == 43
 
 
+def test_the_range_is_read_as_the_dag_reads_its_window(db):
+    """`(start, end]`, as `events.window_start` says: an event at the start is out, one at the end in."""
+    from batch_cleanup.ui.queries import HistoryStore
+
+    start, end = NOW - timedelta(hours=1), NOW
+    for name, at in [("at-start", start), ("inside", start + timedelta(minutes=30)), ("at-end", end)]:
+        db.collection(history_data.EVENTS).document(name).set(
+            {
+                "timestamp": at,
+                "stalled_count": 1,
+                "batches_checked": 10,
+                "batch_ids": [name],
+                "dag_id": history_data.DAG_ID,
+            }
+        )
+    store = HistoryStore(dag_id=history_data.DAG_ID)
+
+    events, _ = store.events(start, end)
+    assert [e.batch_ids for e in events] == [("at-end",), ("inside",)]
+    assert store.totals(start, end).count == 2
+    window, _ = store.window_events(start, end)
+    assert [e.id for e in window] == ["at-end", "inside"]
+
+
 def test_the_page_shows_the_numbers(story, make_client):
     response = make_client(last_run=run()).get("/batch-cleanup/?range=7d")
 
@@ -462,16 +486,3 @@ def test_thirty_days_at_one_cleanup_per_15_minutes(db, make_client):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(timings, indent=2))
     print(f"\nin-process, 2,880 events on the emulator (seconds): {json.dumps(timings)}")
-
-
-def test_documents_reads_what_stream_reads(story, db):
-    """The fast path of `queries.documents` and Google's `stream()` give the same fields."""
-    from types import SimpleNamespace
-
-    from batch_cleanup.ui.queries import documents
-
-    query = db.collection(history_data.EVENTS).order_by("timestamp")
-    expected = [snapshot.to_dict() for snapshot in query.stream()]
-    assert len(expected) == 44
-    assert list(documents(query)) == expected
-    assert list(documents(SimpleNamespace(stream=query.stream))) == expected  # the fallback

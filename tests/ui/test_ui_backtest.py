@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 
@@ -250,16 +249,6 @@ def test_the_read_is_what_the_dags_window_reads(db, make_client):
     # Three DAG cleanups in the window at 11:45 make a WARNING; the copy does not make a fourth.
     [incident] = backtest(make_client(), range_="24h")["current"]["incidents"]
     assert (incident["opened_at"], incident["peak_count"]) == ("2026-03-10T11:45:00Z", 3)
-
-
-def test_named_documents_reads_what_stream_reads(story, db):
-    from batch_cleanup.ui.queries import named_documents
-
-    query = db.collection(history_data.EVENTS).order_by("timestamp")
-    expected = [(snapshot.id, snapshot.to_dict()) for snapshot in query.stream()]
-    assert len(expected) == 44
-    assert list(named_documents(query)) == expected
-    assert list(named_documents(SimpleNamespace(stream=query.stream))) == expected  # the fallback
 
 
 # --- the page's section -----------------------------------------------------------------------------

@@ -50,11 +50,7 @@ def assert_only_own_markup(fragment: str) -> None:
         ),
         ("<https://example.com>", ">https://example.com</a>"),
         ("<mailto:ops@example.com|mail us>", 'href="mailto:ops@example.com"'),
-        ("<!channel> <!here|here>", '<span class="mention mention-broadcast">@channel</span>'),
-        ("hi <@U123|ana> in <#C456|ops>", 'hi <span class="mention mention-user">@ana</span> in '),
-        ("<#C456|ops>", '<span class="mention mention-channel">#ops</span>'),
-        ("<!subteam^S1|@oncall>", '<span class="mention mention-user">@oncall</span>'),
-        ("<!date^1392734382^{date}|Feb 18th>", "Feb 18th"),
+        ("<!channel> <@U123|ana>", "&lt;!channel&gt; &lt;@U123|ana&gt;"),
         ("&lt;b&gt; &amp; &amp;lt;", "&lt;b&gt; &amp; &amp;lt;"),
         (":rotating_light: :no_such_emoji:", "🚨 :no_such_emoji:"),
         ("one\ntwo", "one<br>two"),
@@ -100,11 +96,7 @@ def test_no_posted_text_makes_markup_of_its_own(source: str) -> None:
 
 
 HEADER = {"type": "header", "text": {"type": "plain_text", "text": ":x: Cleanup <failed> *now*"}}
-SECTION = {
-    "type": "section",
-    "text": {"type": "mrkdwn", "text": "*3* cleanups"},
-    "fields": [{"type": "mrkdwn", "text": "*Window*\n60 min"}, {"type": "plain_text", "text": "a_b_c"}],
-}
+SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*3* cleanups"}}
 CONTEXT = {"type": "context", "elements": [{"type": "mrkdwn", "text": "run `manual__1`"}]}
 BUTTONS = {
     "type": "actions",
@@ -114,7 +106,6 @@ BUTTONS = {
             "text": {"type": "plain_text", "text": "Open"},
             "url": "https://a.example/r?x=1&y=2",
         },
-        {"type": "button", "text": {"type": "plain_text", "text": "Ack"}, "style": "danger"},
         {"type": "button", "text": {"type": "plain_text", "text": "Evil"}, "url": "javascript:alert(1)"},
     ],
 }
@@ -125,11 +116,9 @@ def test_blocks_render_header_section_context_actions_and_divider() -> None:
 
     assert '<div class="block block-header">❌ Cleanup &lt;failed&gt; *now*</div>' in rendered
     assert '<div class="section-text"><strong>3</strong> cleanups</div>' in rendered
-    assert "<div><strong>Window</strong><br>60 min</div><div>a_b_c</div>" in rendered
     assert '<div class="block block-context"><span>run <code>manual__1</code></span></div>' in rendered
     assert '<hr class="block block-divider">' in rendered
     assert '<a class="button" href="https://a.example/r?x=1&amp;y=2"' in rendered
-    assert '<button type="button" class="button button-danger">Ack</button>' in rendered
     assert '<button type="button" class="button">Evil</button>' in rendered, "no javascript: link"
     assert_only_own_markup(rendered)
 
@@ -141,9 +130,7 @@ def test_blocks_render_header_section_context_actions_and_divider() -> None:
         {"type": "<img src=x onerror=alert(1)>"},
         {"type": "section", "text": "<b>a string, not an object</b>"},
         {"type": "actions", "elements": "not a list"},
-        {"type": "context", "elements": [{"type": "image", "alt_text": "<b>"}, 5, None]},
-        {"type": "image", "image_url": "javascript:alert(1)", "alt_text": "<b>"},
-        {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [{"text": "<b>"}]}]},
+        {"type": "context", "elements": [{"type": "<b>", "alt_text": "<b>"}, 5, None]},
     ],
     ids=[
         "unsupported",
@@ -151,8 +138,6 @@ def test_blocks_render_header_section_context_actions_and_divider() -> None:
         "text-not-object",
         "elements-not-list",
         "odd-elements",
-        "image",
-        "rich",
     ],
 )
 def test_odd_or_hostile_blocks_are_drawn_safely(block: dict) -> None:
@@ -162,21 +147,11 @@ def test_odd_or_hostile_blocks_are_drawn_safely(block: dict) -> None:
     assert_only_own_markup(rendered)
 
 
-def test_attachments_keep_a_valid_colour_only() -> None:
-    good = slack_render.attachments([{"color": "danger", "text": "*x*"}, {"color": "36a64f", "title": "t"}])
-    hostile = slack_render.attachments([{"color": "red;background:url(https://x.example)", "text": "y"}])
-
-    assert "border-left-color: #e01e5a" in good and "border-left-color: #36a64f" in good
-    assert "<strong>x</strong>" in good
-    assert "border-left-color: #dddddd" in hostile and "url(" not in hostile
-
-
 @pytest.mark.parametrize(
     ("payload", "html"),
     [
         ({"text": "*only* text"}, "<strong>only</strong> text"),
         ({"text": "fallback", "blocks": [HEADER]}, "block-header"),
-        ({"text": "*plain*", "mrkdwn": False}, "*plain*"),
     ],
 )
 def test_content_is_the_blocks_else_the_text(payload: dict, html: str) -> None:
@@ -223,8 +198,7 @@ def test_page_names_the_channel_and_escapes_what_it_is_given() -> None:
         {"id": "C000LOCAL", "name": "daily-orchestration"},
         {"id": "C2", "name": "<script>x</script>", "is_archived": True},
     ]
-    posted = {**message("100.000001", "hello"), "payload": {"text": "hello", "username": "<i>me</i>"}}
-    page = render_page(channels, "C000LOCAL", [posted], bot_name="b")
+    page = render_page(channels, "C000LOCAL", [message("100.000001", "hello")], bot_name="<i>me</i>")
 
     assert "<h1 class='channel-name'>#daily-orchestration</h1>" in page
     assert "&lt;script&gt;x&lt;/script&gt; (archived)" in page and "<script" not in page
