@@ -120,11 +120,16 @@ AFTER_THE_SCANS = (
     "tests/dags/test_monitoring_e2e.py",
     "tests/dags/test_cutover_e2e.py",
 )
+# The injected faults read nothing earlier runs left either, and take minutes (outages waited out):
+# a third worker's Airflow runs them beside the other two.
+OWN_SESSION = ("tests/faults/",)
 AIRFLOW_SESSION_GROUP, AIRFLOW_SESSION_AFTER_SCANS = "airflow-session", "airflow-session-after-scans"
+AIRFLOW_SESSION_FAULTS = "airflow-session-faults"
 # Started first, as they take longest (each a prefix of a group's name).
 SLOW_FIRST = (
     AIRFLOW_SESSION_GROUP,
     AIRFLOW_SESSION_AFTER_SCANS,
+    AIRFLOW_SESSION_FAULTS,
     "tests/system/test_scheduler.py",
     "tests/system/test_run_timeout.py",
     "tests/system/test_deadline_and_overlap.py",
@@ -164,7 +169,10 @@ def _xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
         else:
             module = item.nodeid.split("::", 1)[0]
             first = index <= scans_end and module not in AFTER_THE_SCANS
-            groups[item.nodeid] = AIRFLOW_SESSION_GROUP if first else AIRFLOW_SESSION_AFTER_SCANS
+            if module.startswith(OWN_SESSION):
+                groups[item.nodeid] = AIRFLOW_SESSION_FAULTS
+            else:
+                groups[item.nodeid] = AIRFLOW_SESSION_GROUP if first else AIRFLOW_SESSION_AFTER_SCANS
     return groups
 
 
