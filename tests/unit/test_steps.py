@@ -161,7 +161,7 @@ def opened(store: MemoryStore) -> dict[str, Any]:
     return evaluate(store)
 
 
-def send(store, evaluation, slack, **params):
+def send(store, evaluation, slack, posts=None, **params):
     return steps.send(
         store,
         {"stalled_count": 1},
@@ -172,7 +172,48 @@ def send(store, evaluation, slack, **params):
         base_url="https://airflow.example.com",
         slack=slack,
         now=NOW,
+        posts=posts,
     )
+
+
+class Variable:
+    """Airflow's record of the last accepted post (hooks.posted.AirflowPostRecord), in memory;
+    `broken` makes its write fail as an unreachable metadata database would."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.value: dict[str, str] | None = None
+        self.broken = broken
+
+    def get(self, dag_id: str) -> dict[str, str] | None:
+        return self.value
+
+    def put(self, dag_id: str, posted: dict[str, str]) -> None:
+        if self.broken:
+            raise ConnectionError("metadata database unreachable")
+        self.value = posted
+
+
+def test_a_failed_airflow_record_after_slack_accepted_neither_fails_nor_loses_the_post(caplog):
+    store, slack = MemoryStore(), MemorySlack()
+
+    with caplog.at_level("ERROR"):
+        assert send(store, opened(store), slack, posts=Variable(broken=True)) == "sent"
+
+    assert len(slack.messages) == 1
+    assert "Could not record the accepted alert in Airflow's metadata" in caplog.text
+    assert store.state["posted"]["run_id"] == RUN, "Firestore's record is still written"
+
+
+def test_a_retry_that_finds_only_airflows_record_posts_nothing_and_writes_firestores():
+    store, slack, variable = MemoryStore(), MemorySlack(), Variable()
+    evaluation = opened(store)
+    store.lease = RUN  # the first try holds the lease; its Firestore record met an outage
+    variable.put(DAG, {"run_id": RUN, "kind": "alert"})
+
+    assert send(store, evaluation, slack, posts=variable) == "sent"
+
+    assert slack.messages == [], "the retry must not post the alert a second time"
+    assert store.state["posted"] == {"run_id": RUN, "kind": "alert"}
 
 
 def test_send_posts_once_and_links_the_run():
