@@ -15,16 +15,6 @@ REPO = Path(__file__).resolve().parent.parent
 LOCAL_PROJECT = "demo-batch-cleanup"
 
 
-def sqlite_url(home: Path | str) -> str:
-    """The metadata database in `home`, waiting up to 60 s for a lock instead of SQLite's 5 s.
-
-    The scheduler, triggerer, dag-processor and api-server each write to one SQLite file; on a
-    loaded machine a writer can hold it for over 5 s, and the scheduler dies on "database is
-    locked" (seen in CI). SQLAlchemy hands `timeout` to `sqlite3.connect`, for the async engine too.
-    """
-    return f"sqlite:///{Path(home) / 'airflow.db'}?timeout=60"
-
-
 def slack_bot_connection(api_url: str, token: str, channel: str = DEFAULT_CHANNEL) -> str:
     """`AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION` in bot-token mode: the Slack provider's `slack`
     connection (token as password), pointed at `api_url` (the stand-in's `/api/`) and `channel`."""
@@ -74,11 +64,14 @@ def airflow_env(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlite_url(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # A longer wait for SQLite's lock than its 5 s, for all but the api-server: dev/sqlite_locks.py.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "dev.sqlite_locks.CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "dev.sqlite_locks.CONNECT_ARGS",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "FIRESTORE_EMULATOR_HOST": firestore_host,
         "GOOGLE_CLOUD_PROJECT": project,
-        "PYTHONPATH": str(REPO / "plugins"),
+        "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",  # the repo root for dev.sqlite_locks
     }
     if monitoring_url is not None:  # the run's metrics go to the Monitoring stand-in
         env["AIRFLOW__BATCH_CLEANUP__MONITORING_API_ENDPOINT"] = monitoring_url

@@ -15,8 +15,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from dev.airflow_env import sqlite_url
-
 REPO = Path(__file__).resolve().parent.parent
 # Under pytest-xdist each worker (gw0, gw1, ...) is a session of its own, with its own folder for
 # everything it writes: its Airflow home, its stand-ins' logs, its DAG runs' output.
@@ -30,4 +28,4 @@ os.environ["AIRFLOW_HOME"] = str(HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sqlite_url(HOME)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'airflow.db'}"

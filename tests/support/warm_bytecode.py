@@ -15,11 +15,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
 from fork_server import PRELOAD
-
-from dev.airflow_env import sqlite_url
 
 # What Airflow's components and the test processes import beyond a DAG run's modules.
 COMPONENTS = (
@@ -47,7 +44,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="warm-bytecode-") as home:
         os.environ["AIRFLOW_HOME"] = home
         os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sqlite_url(home)
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
         missing = []
         for name in (*PRELOAD, *COMPONENTS):
             try:

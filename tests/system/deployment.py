@@ -426,8 +426,10 @@ def new_deployment(
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
         }
     )
-    if database_url is not None:
+    if database_url is not None:  # not SQLite: no lock timeout to hand its driver
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+        for suffix in ("", "_ASYNC"):
+            del env[f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS{suffix}"]
     if celery:
         env.update(
             {
