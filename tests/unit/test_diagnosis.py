@@ -153,15 +153,12 @@ def test_an_answer_of_another_shape_is_one_line_saying_so(answer, line):
 
 def test_at_most_max_components_are_listed_then_how_many_more():
     answer = {"components": {f"w{n}": {"status": "down"} for n in range(MAX_COMPONENTS + 4)}}
-
     lines = answer_summary(answer)
-
     assert lines == [f"w{n}: down" for n in range(MAX_COMPONENTS)] + ["+4 more"]
 
 
 def test_healthy_components_do_not_use_up_the_cap():
     components = {f"ok{n}": {"status": "ok"} for n in range(20)} | {"bad": {"status": "down"}}
-
     assert answer_summary({"components": components}) == ["bad: down"]
 
 
@@ -219,9 +216,7 @@ def test_hostile_text_is_escaped_once_wherever_it_comes(text, where):
         "overall status": ok({"status": text}),
         "check error": {"ok": False, "error": text},
     }
-
     lines = health_summary(answers[where])
-
     assert_mrkdwn_safe(lines)
     # What Slack shows after reading the entities is exactly the text that came.
     assert text in html.unescape(texts_of(lines))
@@ -242,7 +237,6 @@ def test_hostile_text_is_escaped_once_wherever_it_comes(text, where):
 )
 def test_long_texts_are_cut_to_one_short_line_with_an_ellipsis(answer, limit):
     [line] = health_summary(answer)
-
     assert len(line) <= limit
     assert "…" in line
     assert "\n" not in line
@@ -250,7 +244,6 @@ def test_long_texts_are_cut_to_one_short_line_with_an_ellipsis(answer, limit):
 
 def test_a_text_is_cut_before_it_is_escaped_so_no_entity_is_cut_in_half():
     [line] = health_summary({"ok": False, "error": "&" * 10_000})
-
     assert_mrkdwn_safe([line])
     assert line.endswith("&amp;…")
     assert len(html.unescape(line)) == len("Health check failed: ") + MAX_REASON_CHARS
@@ -277,7 +270,6 @@ def parts(url: str) -> dict[str, str]:
 
 def test_the_link_has_the_query_the_range_in_utc_and_the_project():
     url = logs_explorer_url("my-project", DEFAULT_QUERY, START, END)
-
     assert url == (
         "https://console.cloud.google.com/logs/query"
         ";query=resource.type%3D%22cloud_run_revision%22%20severity%3E%3DWARNING"
@@ -288,9 +280,7 @@ def test_the_link_has_the_query_the_range_in_utc_and_the_project():
 
 def test_times_in_another_zone_are_given_in_utc():
     new_york = timezone(timedelta(hours=-5))
-
     url = logs_explorer_url("p", "q", START.astimezone(new_york), END.astimezone(new_york))
-
     assert parts(url)["startTime"] == "2026-03-08T05:47:12.250Z"
     assert parts(url)["endTime"] == "2026-03-08T06:47:12.250Z"
 
@@ -318,7 +308,6 @@ def test_times_in_another_zone_are_given_in_utc():
 )
 def test_no_query_can_break_the_link_and_it_comes_back_exactly(query):
     url = logs_explorer_url("my-project", query, START, END)
-
     assert re.fullmatch(r"[A-Za-z0-9%._~:/;=?\-]+", url), url
     assert parts(url) == {
         "query": query,
@@ -332,7 +321,6 @@ def test_no_query_can_break_the_link_and_it_comes_back_exactly(query):
 
 def test_a_hostile_project_cannot_break_the_link_either():
     url = logs_explorer_url("p?x=1&y#z;w", "q", START, END)
-
     assert parts(url)["project"] == "p?x=1&y#z;w"
     assert parts(url)["query"] == "q"
 

@@ -87,7 +87,6 @@ def test_another_run_or_another_stalled_set_gives_another_id(other):
 )
 def test_the_id_is_a_valid_firestore_document_id(run_id):
     document_id = event_id(DAG_ID, run_id, FP_A)
-
     assert document_id
     assert "/" not in document_id
     assert document_id not in {".", ".."}
@@ -186,7 +185,6 @@ LONG = 500
 )
 def test_any_summary_fits_firestores_document_limit_with_a_true_count(results):
     document = event(summary_of(results))
-
     assert stored_size(document, event_id(DAG_ID, RUN_ID, FP_A)) < FIRESTORE_MAX_DOCUMENT_BYTES
     assert document["stalled_count"] == len(results)
     assert document["truncated"] is True
@@ -200,10 +198,8 @@ def test_batch_ids_are_kept_before_full_results():
     ids_only_size = firestore_size({**whole, "results": []})
     one_result = firestore_size(results[0])
     assert one_result > firestore_size(whole["batch_ids"])
-
     # Room for every id and one result, or (results first) for two results and not every id.
     document = event(summary_of(results), max_bytes=ids_only_size + 2 * one_result - 1)
-
     assert document["batch_ids"] == [r["batch_id"] for r in results]
     assert document["results"] == results[:1]
     assert document["truncated"] is True
@@ -212,9 +208,7 @@ def test_batch_ids_are_kept_before_full_results():
 def test_when_room_is_short_full_results_are_dropped_first():
     results = [stalled(f"b{i:03d}", log="z" * 1_000) for i in range(100)]
     empty_size = firestore_size(event(summary_of([])))
-
     document = event(summary_of(results), max_bytes=empty_size + 5 * 5)
-
     assert document["results"] == []
     assert document["batch_ids"] == ["b000", "b001", "b002", "b003", "b004"]
     assert document["truncated"] is True
@@ -223,9 +217,7 @@ def test_when_room_is_short_full_results_are_dropped_first():
 
 def test_an_event_that_fits_is_whole_and_not_truncated():
     results = [stalled(f"b{i}", completion_pct=92.5) for i in range(500)]
-
     document = event(summary_of(results))
-
     assert document["batch_ids"] == [r["batch_id"] for r in results]
     assert document["results"] == results
     assert document["truncated"] is False
@@ -263,7 +255,6 @@ def test_an_event_that_fits_is_whole_and_not_truncated():
 )
 def test_the_window_starts_the_given_minutes_before_the_run(run_after, minutes, expected):
     start = window_start(run_after, minutes)
-
     assert start.utcoffset() is not None
     assert start == expected
     assert run_after.astimezone(UTC) - start.astimezone(UTC) == timedelta(minutes=minutes)
@@ -272,7 +263,6 @@ def test_the_window_starts_the_given_minutes_before_the_run(run_after, minutes, 
 def test_the_window_is_taken_from_the_run_time_not_the_clock():
     # A run in 2020 gives a 2020 window whatever today is, and the same one every time.
     run_after = datetime(2020, 6, 15, 12, 0, tzinfo=UTC)
-
     assert (
         window_start(run_after, 5) == window_start(run_after, 5) == datetime(2020, 6, 15, 11, 55, tzinfo=UTC)
     )
@@ -320,5 +310,4 @@ def test_a_coordinator_copy_is_the_same_batches_written_within_the_runs_lifetime
 def test_only_coordinator_events_are_copies_and_the_dags_own_never_are():
     again = StoredEvent("dag-2", RUN + timedelta(seconds=5), ["b1"], "stalled_batch_cleanup")
     alone = StoredEvent("legacy", RUN + timedelta(seconds=5), ["b9"])
-
     assert double_recorded([dag_event(["b1"]), again, alone], TIMEOUT) == set()

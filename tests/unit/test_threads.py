@@ -142,9 +142,7 @@ def test_an_incident_is_one_thread_a_card_above_every_step_in_full():
 
 def test_webhook_mode_posts_every_message_on_its_own_and_edits_nothing():
     runs = Runs(MemorySlack(threads=False))
-
     assert incident(runs) == ["alert", "reminder", "escalation", "resolved"]
-
     assert [post["thread_ts"] for post in runs.slack.posts] == [None] * 4
     assert runs.slack.posts[0]["message"].text.startswith("WARNING: systemic batch stalls")
     assert runs.slack.edits == [] and runs.slack.lookups == []
@@ -153,10 +151,8 @@ def test_webhook_mode_posts_every_message_on_its_own_and_edits_nothing():
 def test_the_next_incident_starts_a_thread_of_its_own():
     runs = Runs(MemorySlack(threads=True))
     incident(runs)
-
     runs.cleanups(minutes(300), 3)
     assert runs.run(minutes(300))["kind"] == "alert"
-
     card, alert = runs.slack.posts[-2:]
     assert card["thread_ts"] is None and alert["thread_ts"] == card["ts"]
     assert runs.store.state["slack_ts"] == card["ts"]
@@ -214,9 +210,7 @@ def test_an_edit_that_finds_the_first_message_gone_ends_the_thread_and_the_next_
 def test_a_retry_after_slack_accepted_posts_nothing_again_and_keeps_the_thread():
     runs = Runs(MemorySlack(threads=True))
     runs.cleanups(minutes(0), 3)
-
     runs.run(minutes(0), send_tries=2)  # the second try: the task failed after the post
-
     assert len(runs.slack.posts) == 2, "the card and the WARNING, once"
     assert runs.store.state["slack_ts"] == runs.slack.posts[0]["ts"]
 
@@ -271,7 +265,6 @@ def test_a_retry_after_only_the_card_was_posted_posts_only_the_step():
 def test_a_first_try_looks_for_nothing():
     runs = Runs(MemorySlack(threads=True))
     incident(runs)
-
     assert runs.slack.lookups == []
 
 
@@ -309,9 +302,7 @@ def test_a_failed_edit_of_the_first_message_is_logged_and_never_fails_the_delive
     runs.cleanups(minutes(0), 3)
     runs.run(minutes(0))
     runs.cleanups(minutes(15), 5)
-
     assert runs.run(minutes(15))["kind"] == "escalation"
-
     assert len(runs.slack.posts) == 3
     assert "Could not edit the incident's first message" in caplog.text
     assert "internal_error" in caplog.text
