@@ -48,20 +48,9 @@ def opened_alert(store: MemoryStore) -> dict:
 
 
 def send(store, evaluation, slack, coordinator, project="proj-1"):
-    return steps.send(
-        store,
-        {"stalled_count": 1},
-        evaluation,
-        PARAMS,
-        dag_id=DAG,
-        run_id=RUN,
-        base_url="",
-        slack=slack,
-        now=NOW,
-        run_after=NOW,
-        coordinator=coordinator,
-        project=project,
-    )
+    where = {"dag_id": DAG, "run_id": RUN, "base_url": "", "slack": slack, "now": NOW, "run_after": NOW}
+    diagnosis = {"coordinator": coordinator, "project": project}
+    return steps.send(store, {"stalled_count": 1}, evaluation, PARAMS, **diagnosis, **where)
 
 
 def test_the_alert_lists_the_unhealthy_components_escaped_and_links_the_windows_logs():

@@ -230,17 +230,9 @@ def test_a_cleanup_the_coordinator_recorded_too_counts_once(copy, expected):
 def test_a_copy_whose_original_left_the_read_counts_as_the_live_run_counts_it():
     """A day-long window reaches back to the edge of the 24 h read: the DAG event exactly 24 h
     before is not read, so its coordinator copy is not known to be one, in the live run as here."""
-    original, copy = dag(0, "x"), coordinator(5, "x")
-    events = [original, copy, dag(600), dag(1425, "y")]
-    run_after = at(24 * 60)
-    store = MemoryStore()
-    for event in events:
-        store.events[event.id] = {"timestamp": event.timestamp, "batch_ids": event.batch_ids}
-        if event.dag_id:
-            store.events[event.id]["dag_id"] = event.dag_id
+    events, run_after = [dag(0, "x"), coordinator(5, "x"), dag(600), dag(1425, "y")], at(24 * 60)
     params = {**PARAMS, "window_minutes": 1440}
-
-    live = steps.evaluate(store, params, dag_id=DAG_ID, run_after=run_after, mute_value=None)
+    live = steps.evaluate(store_of(events), params, dag_id=DAG_ID, run_after=run_after, mute_value=None)
     result = replay(Recorded(events, within=RUN_TIMEOUT), [run_after], PolicyConfig(window_minutes=1440))
 
     assert live["decision"]["kind"] == "alert"
@@ -306,12 +298,17 @@ def history_of(drawn_cleanups, drawn_copies) -> list[StoredEvent]:
     return events
 
 
-def live_incidents(events: list[StoredEvent], runs: list[datetime], config: PolicyConfig):
-    """Each run through `steps.evaluate` and `steps.record_state`, delivered as `send` would."""
+def store_of(events: list[StoredEvent]) -> MemoryStore:
     store = MemoryStore()
     for event in events:
         document = {"timestamp": event.timestamp, "batch_ids": event.batch_ids}
         store.events[event.id] = {**document, "dag_id": event.dag_id} if event.dag_id else document
+    return store
+
+
+def live_incidents(events: list[StoredEvent], runs: list[datetime], config: PolicyConfig):
+    """Each run through `steps.evaluate` and `steps.record_state`, delivered as `send` would."""
+    store = store_of(events)
     params = {**PARAMS, **dataclasses.asdict(config)}
     messages: Counter[str] = Counter()
     for run_after in runs:
@@ -354,7 +351,6 @@ def test_the_backtest_makes_the_incidents_the_live_steps_make(
     runs = scheduled_runs(T0, T0 + (run_count - 1) * RUN_EVERY)
     result = replay(Recorded(events, within=RUN_TIMEOUT), runs, config)
     expected, messages = live_incidents(events, runs, config)
-    assert [
-        (i.opened_at, i.closed_at, i.peak_severity, i.peak_count, i.messages) for i in result.incidents
-    ] == (expected)
+    found = [(i.opened_at, i.closed_at, i.peak_severity, i.peak_count, i.messages) for i in result.incidents]
+    assert found == expected
     assert result.messages == messages

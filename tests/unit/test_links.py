@@ -49,14 +49,8 @@ def test_only_http_urls_with_a_host_are_absolute(url, absolute):
 
 
 def _decision() -> dict:
-    decision, _ = decide(
-        State(),
-        count=3,
-        window_events={"e": ["b1", "b2", "b3"]},
-        offenders=(),
-        now=NOW,
-        config=PolicyConfig(),
-    )
+    window = {"e": ["b1", "b2", "b3"]}
+    decision, _ = decide(State(), count=3, window_events=window, offenders=(), now=NOW, config=PolicyConfig())
     return json.loads(json.dumps(decision.to_dict()))
 
 
