@@ -48,20 +48,9 @@ def opened_alert(store: MemoryStore) -> dict:
 
 
 def send(store, evaluation, slack, coordinator, project="proj-1"):
-    return steps.send(
-        store,
-        {"stalled_count": 1},
-        evaluation,
-        PARAMS,
-        dag_id=DAG,
-        run_id=RUN,
-        base_url="",
-        slack=slack,
-        now=NOW,
-        run_after=NOW,
-        coordinator=coordinator,
-        project=project,
-    )
+    where = {"dag_id": DAG, "run_id": RUN, "base_url": "", "slack": slack, "now": NOW, "run_after": NOW}
+    diagnosis = {"coordinator": coordinator, "project": project}
+    return steps.send(store, {"stalled_count": 1}, evaluation, PARAMS, **diagnosis, **where)
 
 
 def test_the_alert_lists_the_unhealthy_components_escaped_and_links_the_windows_logs():
@@ -90,9 +79,7 @@ def test_the_alert_lists_the_unhealthy_components_escaped_and_links_the_windows_
 def test_a_failed_health_check_is_one_line_and_the_alert_still_goes_out():
     store, slack = MemoryStore(), MemorySlack()
     failed = {"ok": False, "error": "timed out after 5 s"}
-
     assert send(store, opened_alert(store), slack, Coordinator(failed)) == "sent"
-
     [message] = slack.messages
     assert "Health check failed: timed out after 5 s" in message.blocks[2]["text"]["text"]
     assert "Health check failed: timed out after 5 s" in message.text
@@ -100,9 +87,7 @@ def test_a_failed_health_check_is_one_line_and_the_alert_still_goes_out():
 
 def test_without_a_project_the_alert_says_why_there_is_no_logs_link():
     store, slack = MemoryStore(), MemorySlack()
-
     send(store, opened_alert(store), slack, Coordinator(UNHEALTHY), project=None)
-
     [message] = slack.messages
     assert NO_LOGS_LINK in message.text
     assert "console.cloud.google.com" not in message.text
@@ -119,8 +104,6 @@ def test_only_messages_of_a_problem_now_ask_for_the_diagnosis(kind, asks):
     store, slack, coordinator = MemoryStore(), MemorySlack(), Coordinator(UNHEALTHY)
     evaluation = opened_alert(store)
     evaluation["decision"] = {**evaluation["decision"], "kind": kind}
-
     send(store, evaluation, slack, coordinator)
-
     assert bool(coordinator.timeouts) is asks
     assert ("Coordinator health" in slack.messages[0].text) is asks

@@ -98,7 +98,6 @@ def test_scheduled_runs_are_utc_quarter_hours_whatever_the_zone_of_the_ends():
     # The night summer time starts: New York's 02:00-03:00 does not exist, UTC goes on as usual.
     start = datetime(2026, 3, 8, 1, 50, tzinfo=new_york)
     runs = scheduled_runs(start, start + timedelta(hours=1))
-
     assert runs[0] == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
     assert [b - a for a, b in itertools.pairwise(runs)] == [RUN_EVERY] * 3
     assert all(run.tzinfo is UTC for run in runs)
@@ -157,7 +156,6 @@ BURST = [dag(240), dag(255), dag(270), dag(275, "manual"), dag(285)]  # five in 
 )
 def test_incidents_messages_pages_and_hours(events, expected, messages, pages, at_level):
     result = replayed(events)
-
     assert incidents(result) == expected
     assert (result.messages, result.messages_sent) == (messages, sum(messages.values()))
     assert result.critical_pages == pages
@@ -174,7 +172,6 @@ SUSTAINED = [dag(m) for m in range(60, 211, 15)]  # one cleanup per run from 60 
 )
 def test_the_cooldown_sets_the_reminders_of_a_long_incident(cooldown, reminders):
     result = replayed(SUSTAINED, cooldown_minutes=cooldown)
-
     # ALERT at 90 (three in the window), CRITICAL at 105 (every run of the window cleaned up: on
     # the schedule alone), RESOLVED at 240 (195 and 210 left).
     assert incidents(result) == [(90, 240, CRITICAL, 4, 3 + reminders)]
@@ -185,7 +182,6 @@ def test_warning_at_4_spares_the_blip_and_still_pages_for_the_burst():
     """The question the backtest is for: fewer messages, and the real incident is not missed."""
     current = replayed(BLIP + BURST)
     candidate = replayed(BLIP + BURST, warning_threshold=4, critical_threshold=5)
-
     assert [i[:3] for i in incidents(current)] == [(90, 120, WARNING), (270, 330, CRITICAL)]
     # Four is reached only when the burst is at five: CRITICAL at once, over when three are left.
     assert incidents(candidate) == [(285, 315, CRITICAL, 5, 2)]
@@ -197,7 +193,6 @@ def test_warning_at_4_spares_the_blip_and_still_pages_for_the_burst():
 
 def test_a_longer_window_sees_an_incident_a_short_one_does_not():
     spread = [dag(0), dag(45), dag(90), dag(135)]
-
     assert replayed(spread).incidents == ()
     assert incidents(replayed(spread, window_minutes=120)) == [
         (90, 120, WARNING, 3, 2),  # 0, 45 and 90 in the window; 0 leaves it at 120
@@ -207,7 +202,6 @@ def test_a_longer_window_sees_an_incident_a_short_one_does_not():
 
 def test_an_incident_open_at_the_end_is_reported_open_until_the_end():
     result = replayed([dag(300), dag(315), dag(330), dag(345)], until_minutes=345)
-
     assert incidents(result) == [(330, None, CRITICAL, 4, 2)]
     assert result.until == at(360)  # one interval after the last run, by default
     assert hours(result) == (0.25, 0.25)
@@ -215,9 +209,7 @@ def test_an_incident_open_at_the_end_is_reported_open_until_the_end():
 
 def test_an_open_incident_lasts_until_the_given_end():
     recorded = Recorded([dag(0), dag(15), dag(30)], within=RUN_TIMEOUT)
-
     result = replay(recorded, runs_until(30), DEFAULTS, until=at(40))
-
     assert (result.incidents[0].closed_at, result.incidents[0].end(result.until)) == (None, at(40))
     assert result.time_at[WARNING] == timedelta(minutes=10)
 
@@ -238,17 +230,9 @@ def test_a_cleanup_the_coordinator_recorded_too_counts_once(copy, expected):
 def test_a_copy_whose_original_left_the_read_counts_as_the_live_run_counts_it():
     """A day-long window reaches back to the edge of the 24 h read: the DAG event exactly 24 h
     before is not read, so its coordinator copy is not known to be one, in the live run as here."""
-    original, copy = dag(0, "x"), coordinator(5, "x")
-    events = [original, copy, dag(600), dag(1425, "y")]
-    run_after = at(24 * 60)
-    store = MemoryStore()
-    for event in events:
-        store.events[event.id] = {"timestamp": event.timestamp, "batch_ids": event.batch_ids}
-        if event.dag_id:
-            store.events[event.id]["dag_id"] = event.dag_id
+    events, run_after = [dag(0, "x"), coordinator(5, "x"), dag(600), dag(1425, "y")], at(24 * 60)
     params = {**PARAMS, "window_minutes": 1440}
-
-    live = steps.evaluate(store, params, dag_id=DAG_ID, run_after=run_after, mute_value=None)
+    live = steps.evaluate(store_of(events), params, dag_id=DAG_ID, run_after=run_after, mute_value=None)
     result = replay(Recorded(events, within=RUN_TIMEOUT), [run_after], PolicyConfig(window_minutes=1440))
 
     assert live["decision"]["kind"] == "alert"
@@ -314,12 +298,17 @@ def history_of(drawn_cleanups, drawn_copies) -> list[StoredEvent]:
     return events
 
 
-def live_incidents(events: list[StoredEvent], runs: list[datetime], config: PolicyConfig):
-    """Each run through `steps.evaluate` and `steps.record_state`, delivered as `send` would."""
+def store_of(events: list[StoredEvent]) -> MemoryStore:
     store = MemoryStore()
     for event in events:
         document = {"timestamp": event.timestamp, "batch_ids": event.batch_ids}
         store.events[event.id] = {**document, "dag_id": event.dag_id} if event.dag_id else document
+    return store
+
+
+def live_incidents(events: list[StoredEvent], runs: list[datetime], config: PolicyConfig):
+    """Each run through `steps.evaluate` and `steps.record_state`, delivered as `send` would."""
+    store = store_of(events)
     params = {**PARAMS, **dataclasses.asdict(config)}
     messages: Counter[str] = Counter()
     for run_after in runs:
@@ -360,11 +349,8 @@ def test_the_backtest_makes_the_incidents_the_live_steps_make(
 ):
     events = history_of(drawn_cleanups, drawn_copies)
     runs = scheduled_runs(T0, T0 + (run_count - 1) * RUN_EVERY)
-
     result = replay(Recorded(events, within=RUN_TIMEOUT), runs, config)
-
     expected, messages = live_incidents(events, runs, config)
-    assert [
-        (i.opened_at, i.closed_at, i.peak_severity, i.peak_count, i.messages) for i in result.incidents
-    ] == (expected)
+    found = [(i.opened_at, i.closed_at, i.peak_severity, i.peak_count, i.messages) for i in result.incidents]
+    assert found == expected
     assert result.messages == messages

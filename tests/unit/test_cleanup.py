@@ -31,43 +31,31 @@ def xcom_sizes(value) -> tuple[int, int]:
 # --- parse_response: valid answers ------------------------------------------------------------
 
 
-def test_a_minimal_answer_gets_its_counts_from_the_results():
-    data = parse_response(body([result("b1"), result("b2", False), result("b3")]))
-
-    assert data["batches_checked"] == 3
-    assert data["batches_completed"] == 2
-
-
-def test_an_empty_result_list_is_valid_and_counts_zero():
-    data = parse_response(body([]))
-
-    assert data["results"] == []
-    assert (data["batches_checked"], data["batches_completed"]) == (0, 0)
+@pytest.mark.parametrize(
+    ("results", "checked", "completed"),
+    [([result("b1"), result("b2", False), result("b3")], 3, 2), ([], 0, 0)],
+    ids=["minimal", "empty-list-is-valid"],
+)
+def test_an_answer_without_counts_gets_them_from_the_results(results, checked, completed):
+    data = parse_response(body(results))
+    assert data["results"] == results
+    assert (data["batches_checked"], data["batches_completed"]) == (checked, completed)
 
 
 @pytest.mark.parametrize(("checked", "completed"), [(0, 0), (7, 1), (10_000, 250)])
 def test_given_counts_are_kept_rather_than_recomputed(checked, completed):
     data = parse_response(body([result("b1")], batches_checked=checked, batches_completed=completed))
-
     assert (data["batches_checked"], data["batches_completed"]) == (checked, completed)
 
 
 def test_other_result_fields_are_kept_exactly_as_given():
-    extra = {
-        "completion_pct": 93.5,
-        "minutes_since_progress": 42,
-        "action": "auto_completed",
-        "nested": {"a": [1, None, "x"]},
-    }
-
-    data = parse_response(body([result("b1", **extra)]))
-
-    assert data["results"] == [result("b1", **extra)]
+    extra = {"completion_pct": 93.5, "minutes_since_progress": 42, "action": "auto_completed"}
+    extra["nested"] = {"a": [1, None, "x"]}
+    assert parse_response(body([result("b1", **extra)]))["results"] == [result("b1", **extra)]
 
 
 def test_unknown_top_level_fields_are_tolerated():
     data = parse_response(body([result("b1")], coordinator_version="2.3", warnings=["slow"], extra=None))
-
     assert [r["batch_id"] for r in data["results"]] == ["b1"]
 
 
@@ -84,9 +72,7 @@ def test_unknown_top_level_fields_are_tolerated():
     ids=["500-ascii", "cjk-greek", "500-emoji", "mixed-500", "punctuation", "newline"],
 )
 def test_unicode_and_long_batch_ids_are_accepted(batch_id):
-    data = parse_response(body([result(batch_id)]))
-
-    assert data["results"][0]["batch_id"] == batch_id
+    assert parse_response(body([result(batch_id)]))["results"][0]["batch_id"] == batch_id
 
 
 # --- parse_response: broken answers, each naming what is wrong --------------------------------
@@ -122,10 +108,8 @@ def test_results_that_are_not_a_list_are_refused_naming_the_field(results):
 
 @pytest.mark.parametrize("bad", [None, "b4", 4, ["b4"], True])
 def test_a_result_that_is_not_an_object_is_refused_naming_its_index(bad):
-    results = [result("b0"), result("b1"), bad]
-
     with pytest.raises(CoordinatorResponseError, match=r"results\[2\]"):
-        parse_response(body(results))
+        parse_response(body([result("b0"), result("b1"), bad]))
 
 
 @pytest.mark.parametrize(
@@ -143,10 +127,8 @@ def test_a_result_that_is_not_an_object_is_refused_naming_its_index(bad):
     ids=["missing", "null", "int", "empty", "list", "object", "bool", "misnamed"],
 )
 def test_a_result_without_a_string_batch_id_is_refused_naming_the_field(entry):
-    results = [result("b0"), result("b1", False), result("b2"), entry, result("b4")]
-
     with pytest.raises(CoordinatorResponseError, match=r"results\[3\]\.batch_id"):
-        parse_response(body(results))
+        parse_response(body([result("b0"), result("b1", False), result("b2"), entry, result("b4")]))
 
 
 @pytest.mark.parametrize(
@@ -198,6 +180,8 @@ def test_contract_errors_are_value_errors():
 
 # --- summarize --------------------------------------------------------------------------------
 
+SUMMARY = ("stalled_count", "stalled_batch_ids", "stalled_results", "truncated", "batches_checked")
+
 
 def test_the_summary_lists_the_stalled_batches_only_in_the_coordinators_order():
     results = [
@@ -205,29 +189,18 @@ def test_the_summary_lists_the_stalled_batches_only_in_the_coordinators_order():
         result("b2", False, completion_pct=50),
         result("b3", minutes_since_progress=30),
     ]
-
     summary = summarize(parse_response(body(results)))
-
-    assert summary["stalled_count"] == 2
-    assert summary["stalled_batch_ids"] == ["b1", "b3"]
-    assert summary["stalled_results"] == [results[0], results[2]]
-    assert summary["truncated"] is False
-    assert summary["batches_checked"] == 3
-    assert summary["batches_completed"] == 2
+    expected = [2, ["b1", "b3"], [results[0], results[2]], False, 3, 2]
+    assert [summary[key] for key in (*SUMMARY, "batches_completed")] == expected
 
 
 def test_a_summary_with_nothing_stalled_is_empty_and_not_truncated():
     summary = summarize(parse_response(body([result("b1", False), result("b2", False)])))
-
-    assert summary["stalled_count"] == 0
-    assert summary["stalled_batch_ids"] == []
-    assert summary["stalled_results"] == []
-    assert summary["truncated"] is False
+    assert [summary[key] for key in SUMMARY[:4]] == [0, [], [], False]
 
 
 def test_the_summary_is_json_able_and_round_trips():
     summary = summarize(parse_response(body([result("b1", extra={"x": [1, 2]}), result("b2", False)])))
-
     assert json.loads(json.dumps(summary)) == summary
 
 
@@ -241,13 +214,10 @@ def test_ten_thousand_long_stalled_ids_stay_under_the_xcom_limit(pattern):
     ids = [pattern.format(i=i) for i in range(10_000)]
     assert all(len(batch_id) >= 500 for batch_id in ids)
     results = [result(b, completion_pct=91.5, action="auto_completed", note="é" * 50) for b in ids]
-
     summary = summarize(parse_response(body(results)))
-
     assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
-    assert summary["stalled_count"] == 10_000
-    assert summary["batches_completed"] == 10_000
-    assert summary["truncated"] is True
+    counts = (summary["stalled_count"], summary["batches_completed"])
+    assert counts == (10_000, 10_000) and summary["truncated"] is True
     # What is kept is the head of the list, unchanged, ids first.
     kept_ids = summary["stalled_batch_ids"]
     assert 0 < len(kept_ids) < 10_000
@@ -260,45 +230,31 @@ def test_ten_thousand_mostly_healthy_batches_keep_every_stalled_one():
     results = [
         result(f"batch-{i:05d}-" + "y" * 488, i in stalled_at, completion_pct=99) for i in range(10_000)
     ]
-
     summary = summarize(parse_response(body(results)))
-
     assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
-    assert summary["batches_checked"] == 10_000
-    assert summary["stalled_count"] == len(stalled_at) == 10
-    assert summary["stalled_batch_ids"] == [results[i]["batch_id"] for i in sorted(stalled_at)]
-    assert summary["stalled_results"] == [results[i] for i in sorted(stalled_at)]
-    assert summary["truncated"] is False
+    kept = [results[i] for i in sorted(stalled_at)]
+    assert [summary[key] for key in SUMMARY[:5]] == [10, [r["batch_id"] for r in kept], kept, False, 10_000]
 
 
 @pytest.mark.parametrize("count", [1, 100, 300, 320, 340, 360, 400, 500, 1_000, 10_000])
 def test_truncated_says_whether_either_list_was_cut(count):
     results = [result(f"batch-{i:05d}-" + "w" * 86) for i in range(count)]
-
     summary = summarize(parse_response(body(results)))
-
     cut = len(summary["stalled_batch_ids"]) < count or len(summary["stalled_results"]) < count
     assert summary["truncated"] is cut
     assert summary["stalled_count"] == count
 
 
 def test_huge_result_fields_are_cut_but_the_count_stays_true():
-    results = [result(f"b{i}", log="z" * 20_000) for i in range(10_000)]
-
-    summary = summarize(parse_response(body(results)))
-
+    summary = summarize(parse_response(body([result(f"b{i}", log="z" * 20_000) for i in range(10_000)])))
     assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
-    assert summary["stalled_count"] == 10_000
-    assert summary["truncated"] is True
+    assert (summary["stalled_count"], summary["truncated"]) == (10_000, True)
 
 
 def test_a_single_result_larger_than_the_budget_is_dropped_not_kept_whole():
     summary = summarize(parse_response(body([result("big", log="z" * 200_000)])))
-
     assert max(xcom_sizes(summary)) < XCOM_LIMIT_BYTES
-    assert summary["stalled_count"] == 1
-    assert summary["stalled_batch_ids"] == ["big"]
-    assert summary["truncated"] is True
+    assert [summary[key] for key in ("stalled_count", "stalled_batch_ids", "truncated")] == [1, ["big"], True]
 
 
 # --- the fingerprint --------------------------------------------------------------------------
@@ -309,7 +265,6 @@ def test_the_fingerprint_does_not_depend_on_order(seed):
     ids = [f"b{i}" for i in range(50)] + ["批次", "🚀", "x" * 500]
     shuffled = ids[:]
     random.Random(seed).shuffle(shuffled)
-
     assert stalled_fingerprint(shuffled) == stalled_fingerprint(ids)
 
 
@@ -334,18 +289,14 @@ def test_different_stalled_sets_have_different_fingerprints(first, second):
 def test_the_summary_fingerprint_ignores_result_order_and_healthy_batches():
     one = [result("b1"), result("h1", False), result("b2")]
     other = [result("b2"), result("b1"), result("h2", False), result("h3", False)]
-
-    assert (
-        summarize(parse_response(body(one)))["fingerprint"]
-        == summarize(parse_response(body(other)))["fingerprint"]
-    )
+    fingerprints = {summarize(parse_response(body(results)))["fingerprint"] for results in (one, other)}
+    assert len(fingerprints) == 1
 
 
 def test_the_summary_fingerprint_covers_ids_beyond_the_cut():
     ids = [LONG_ASCII.format(i=i) for i in range(10_000)]
     first = summarize(parse_response(body([result(b) for b in ids])))
     second = summarize(parse_response(body([result(b) for b in [*ids[:-1], "another-last-one"]])))
-
     assert first["truncated"] and second["truncated"]
     assert first["stalled_batch_ids"] == second["stalled_batch_ids"]
     assert first["fingerprint"] != second["fingerprint"]

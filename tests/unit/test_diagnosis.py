@@ -31,137 +31,110 @@ def ok(answer: Any) -> dict[str, Any]:
     return {"ok": True, "http_status": 200, "answer": answer}
 
 
-# --- health lines: what the answer says ------------------------------------------------------------
+def with_components(components) -> dict[str, Any]:
+    return {"components": components}
 
 
-@pytest.mark.parametrize(
-    ("answer", "lines"),
-    [
-        (
-            {"status": "healthy", "components": {"firestore": {"status": "healthy", "latency_ms": 12}}},
-            ["All 1 components healthy"],
-        ),
-        (
-            {"components": {"a": {"status": "OK"}, "b": {"status": " Up "}, "c": {"status": "PASS"}}},
-            ["All 3 components healthy"],
-        ),
-        (
-            {
-                "status": "degraded",
-                "components": {"firestore": {"status": "healthy"}, "workers": WORKERS_DOWN},
-            },
-            ["workers: unhealthy — 3 of 10 workers not reporting"],
-        ),
-        (
-            {"components": [{"name": "firestore", "status": "healthy"}, {"name": "workers", **WORKERS_DOWN}]},
-            ["workers: unhealthy — 3 of 10 workers not reporting"],
-        ),
-        (
-            {"components": {"firestore": {"status": "Degraded", "latency_ms": 1200}}},
-            ["firestore: Degraded, 1200 ms"],
-        ),
-        (
-            {"components": {"db": {"status": "down", "latency_ms": 2.5, "message": "pool exhausted"}}},
-            ["db: down, 2.5 ms — pool exhausted"],
-        ),
-        (
-            {"components": {"workers": {"status": "warn", "details": {"reporting": 7, "expected": 10}}}},
-            ['workers: warn — {"reporting": 7, "expected": 10}'],
-        ),
-        ({"components": {"firestore": "ok", "workers": "down"}}, ["workers: down"]),
-        ({"components": {"a": True, "b": False}}, ["b: false"]),
-        ({"components": {"cache": {"latency_ms": 3}}}, ["cache: no status, 3 ms"]),
-        ({"components": {"cache": {"status": None, "latency_ms": True}}}, ["cache: no status"]),
-        (
-            {"components": [{"status": "ok"}, {"status": "down"}, "loose"]},
-            ["component 2: down", "component 3: loose"],
-        ),
-        ({"components": [{"name": "", "status": "down"}]}, ["component 1: down"]),
-        ({"components": {"x": {"status": "down", "error": ""}}}, ["x: down"]),
-        (
-            {
-                "status": "healthy",
-                "uptime_s": 9,
-                "components": {"a": {"status": "ok", "region": "eu", "extra": [1]}},
-            },
-            ["All 1 components healthy"],
-        ),
-        ({"status": "healthy"}, ["Healthy (no components listed)"]),
-        ({"status": "healthy", "components": []}, ["Healthy (no components listed)"]),
-        ({"status": "unhealthy"}, ["Overall status unhealthy; no component reported unhealthy"]),
-        (
-            {"status": "degraded", "components": {"a": {"status": "ok"}}},
-            ["Overall status degraded; no component reported unhealthy"],
-        ),
-        ({"status": None}, ["Overall status no status; no component reported unhealthy"]),
-    ],
-    ids=[
-        "all healthy",
-        "healthy in any case",
-        "one unhealthy with its error",
-        "components as a list with names",
-        "latency",
-        "latency and message",
-        "details not a string",
-        "bare statuses",
-        "boolean statuses",
-        "no status",
-        "null status, boolean latency ignored",
-        "list without names",
-        "empty name",
-        "empty error",
-        "unknown fields",
-        "only a status",
-        "empty component list",
-        "overall unhealthy, no components",
-        "overall degraded, all components healthy",
-        "null overall status",
-    ],
-)
+NOT_HEALTHY = "no component reported unhealthy"
+# The answer's components (or the whole answer, where it has a status) → the lines.
+LINES = {
+    "all healthy": (
+        {"status": "healthy", "components": {"firestore": {"status": "healthy", "latency_ms": 12}}},
+        ["All 1 components healthy"],
+    ),
+    "healthy in any case": (
+        with_components({"a": {"status": "OK"}, "b": {"status": " Up "}, "c": {"status": "PASS"}}),
+        ["All 3 components healthy"],
+    ),
+    "one unhealthy with its error": (
+        {"status": "degraded", "components": {"firestore": {"status": "healthy"}, "workers": WORKERS_DOWN}},
+        ["workers: unhealthy — 3 of 10 workers not reporting"],
+    ),
+    "components as a list with names": (
+        with_components([{"name": "firestore", "status": "healthy"}, {"name": "workers", **WORKERS_DOWN}]),
+        ["workers: unhealthy — 3 of 10 workers not reporting"],
+    ),
+    "latency": (
+        with_components({"firestore": {"status": "Degraded", "latency_ms": 1200}}),
+        ["firestore: Degraded, 1200 ms"],
+    ),
+    "latency and message": (
+        with_components({"db": {"status": "down", "latency_ms": 2.5, "message": "pool exhausted"}}),
+        ["db: down, 2.5 ms — pool exhausted"],
+    ),
+    "details not a string": (
+        with_components({"workers": {"status": "warn", "details": {"reporting": 7, "expected": 10}}}),
+        ['workers: warn — {"reporting": 7, "expected": 10}'],
+    ),
+    "bare statuses": (with_components({"firestore": "ok", "workers": "down"}), ["workers: down"]),
+    "boolean statuses": (with_components({"a": True, "b": False}), ["b: false"]),
+    "no status": (with_components({"cache": {"latency_ms": 3}}), ["cache: no status, 3 ms"]),
+    "null status, boolean latency ignored": (
+        with_components({"cache": {"status": None, "latency_ms": True}}),
+        ["cache: no status"],
+    ),
+    "list without names": (
+        with_components([{"status": "ok"}, {"status": "down"}, "loose"]),
+        ["component 2: down", "component 3: loose"],
+    ),
+    "empty name": (with_components([{"name": "", "status": "down"}]), ["component 1: down"]),
+    "empty error": (with_components({"x": {"status": "down", "error": ""}}), ["x: down"]),
+    "unknown fields": (
+        {
+            "status": "healthy",
+            "uptime_s": 9,
+            "components": {"a": {"status": "ok", "region": "eu", "extra": [1]}},
+        },
+        ["All 1 components healthy"],
+    ),
+    "only a status": ({"status": "healthy"}, ["Healthy (no components listed)"]),
+    "empty component list": ({"status": "healthy", "components": []}, ["Healthy (no components listed)"]),
+    "overall unhealthy, no components": (
+        {"status": "unhealthy"},
+        [f"Overall status unhealthy; {NOT_HEALTHY}"],
+    ),
+    "overall degraded, all components healthy": (
+        {"status": "degraded", "components": {"a": {"status": "ok"}}},
+        [f"Overall status degraded; {NOT_HEALTHY}"],
+    ),
+    "null overall status": ({"status": None}, [f"Overall status no status; {NOT_HEALTHY}"]),
+}
+
+
+@pytest.mark.parametrize(("answer", "lines"), LINES.values(), ids=list(LINES))
 def test_the_lines_name_what_is_not_healthy(answer, lines):
     assert health_summary(ok(answer)) == lines
 
 
-@pytest.mark.parametrize(
-    ("answer", "line"),
-    [
-        ([{"name": "a"}], "expected a JSON object, got a list"),
-        ("healthy", "expected a JSON object, got a string"),
-        (None, "expected a JSON object, got null"),
-        (3, "expected a JSON object, got a number"),
-        (True, "expected a JSON object, got a boolean"),
-        ({}, "an object with neither status nor components"),
-        ({"health": "ok"}, "an object with neither status nor components"),
-        ({"components": "all good"}, "components is a string, expected an object or a list"),
-        ({"status": "ok", "components": 7}, "components is a number, expected an object or a list"),
-    ],
-    ids=[
-        "list",
-        "string",
-        "null",
-        "number",
-        "boolean",
-        "empty object",
-        "other fields",
-        "components text",
-        "components number",
-    ],
-)
+SHAPES = {
+    "list": ([{"name": "a"}], "expected a JSON object, got a list"),
+    "string": ("healthy", "expected a JSON object, got a string"),
+    "null": (None, "expected a JSON object, got null"),
+    "number": (3, "expected a JSON object, got a number"),
+    "boolean": (True, "expected a JSON object, got a boolean"),
+    "empty object": ({}, "an object with neither status nor components"),
+    "other fields": ({"health": "ok"}, "an object with neither status nor components"),
+    "components text": ({"components": "all good"}, "components is a string, expected an object or a list"),
+    "components number": (
+        {"status": "ok", "components": 7},
+        "components is a number, expected an object or a list",
+    ),
+}
+
+
+@pytest.mark.parametrize(("answer", "line"), SHAPES.values(), ids=list(SHAPES))
 def test_an_answer_of_another_shape_is_one_line_saying_so(answer, line):
     assert health_summary(ok(answer)) == [f"Health answer not understood: {line}"]
 
 
 def test_at_most_max_components_are_listed_then_how_many_more():
     answer = {"components": {f"w{n}": {"status": "down"} for n in range(MAX_COMPONENTS + 4)}}
-
     lines = answer_summary(answer)
-
     assert lines == [f"w{n}: down" for n in range(MAX_COMPONENTS)] + ["+4 more"]
 
 
 def test_healthy_components_do_not_use_up_the_cap():
     components = {f"ok{n}": {"status": "ok"} for n in range(20)} | {"bad": {"status": "down"}}
-
     assert answer_summary({"components": components}) == ["bad: down"]
 
 
@@ -219,9 +192,7 @@ def test_hostile_text_is_escaped_once_wherever_it_comes(text, where):
         "overall status": ok({"status": text}),
         "check error": {"ok": False, "error": text},
     }
-
     lines = health_summary(answers[where])
-
     assert_mrkdwn_safe(lines)
     # What Slack shows after reading the entities is exactly the text that came.
     assert text in html.unescape(texts_of(lines))
@@ -242,7 +213,6 @@ def test_hostile_text_is_escaped_once_wherever_it_comes(text, where):
 )
 def test_long_texts_are_cut_to_one_short_line_with_an_ellipsis(answer, limit):
     [line] = health_summary(answer)
-
     assert len(line) <= limit
     assert "…" in line
     assert "\n" not in line
@@ -250,7 +220,6 @@ def test_long_texts_are_cut_to_one_short_line_with_an_ellipsis(answer, limit):
 
 def test_a_text_is_cut_before_it_is_escaped_so_no_entity_is_cut_in_half():
     [line] = health_summary({"ok": False, "error": "&" * 10_000})
-
     assert_mrkdwn_safe([line])
     assert line.endswith("&amp;…")
     assert len(html.unescape(line)) == len("Health check failed: ") + MAX_REASON_CHARS
@@ -277,7 +246,6 @@ def parts(url: str) -> dict[str, str]:
 
 def test_the_link_has_the_query_the_range_in_utc_and_the_project():
     url = logs_explorer_url("my-project", DEFAULT_QUERY, START, END)
-
     assert url == (
         "https://console.cloud.google.com/logs/query"
         ";query=resource.type%3D%22cloud_run_revision%22%20severity%3E%3DWARNING"
@@ -288,37 +256,27 @@ def test_the_link_has_the_query_the_range_in_utc_and_the_project():
 
 def test_times_in_another_zone_are_given_in_utc():
     new_york = timezone(timedelta(hours=-5))
-
     url = logs_explorer_url("p", "q", START.astimezone(new_york), END.astimezone(new_york))
-
     assert parts(url)["startTime"] == "2026-03-08T05:47:12.250Z"
     assert parts(url)["endTime"] == "2026-03-08T06:47:12.250Z"
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        DEFAULT_QUERY,
-        "a;b=c?d#e&f/g h",
-        'textPayload:"100%" OR textPayload:"%3B"',
-        '(severity>=ERROR OR textPayload=~"panic|fatal")\nresource.labels.service_name="worker"',
-        "<https://evil.example|click> <!channel>",
-        "jsonPayload.message:\"café ☕\" + 'quoted'",
-        "",
-    ],
-    ids=[
-        "default",
-        "reserved characters",
-        "percent signs",
-        "parentheses, pipe, newline",
-        "mrkdwn",
-        "unicode",
-        "empty",
-    ],
-)
+QUERIES = {
+    "default": DEFAULT_QUERY,
+    "reserved characters": "a;b=c?d#e&f/g h",
+    "percent signs": 'textPayload:"100%" OR textPayload:"%3B"',
+    "parentheses, pipe, newline": (
+        '(severity>=ERROR OR textPayload=~"panic|fatal")\nresource.labels.service_name="worker"'
+    ),
+    "mrkdwn": "<https://evil.example|click> <!channel>",
+    "unicode": "jsonPayload.message:\"café ☕\" + 'quoted'",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("query", QUERIES.values(), ids=list(QUERIES))
 def test_no_query_can_break_the_link_and_it_comes_back_exactly(query):
     url = logs_explorer_url("my-project", query, START, END)
-
     assert re.fullmatch(r"[A-Za-z0-9%._~:/;=?\-]+", url), url
     assert parts(url) == {
         "query": query,
@@ -332,7 +290,6 @@ def test_no_query_can_break_the_link_and_it_comes_back_exactly(query):
 
 def test_a_hostile_project_cannot_break_the_link_either():
     url = logs_explorer_url("p?x=1&y#z;w", "q", START, END)
-
     assert parts(url)["project"] == "p?x=1&y#z;w"
     assert parts(url)["query"] == "q"
 

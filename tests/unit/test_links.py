@@ -49,14 +49,8 @@ def test_only_http_urls_with_a_host_are_absolute(url, absolute):
 
 
 def _decision() -> dict:
-    decision, _ = decide(
-        State(),
-        count=3,
-        window_events={"e": ["b1", "b2", "b3"]},
-        offenders=(),
-        now=NOW,
-        config=PolicyConfig(),
-    )
+    window = {"e": ["b1", "b2", "b3"]}
+    decision, _ = decide(State(), count=3, window_events=window, offenders=(), now=NOW, config=PolicyConfig())
     return json.loads(json.dumps(decision.to_dict()))
 
 
@@ -93,7 +87,6 @@ def _urls(blocks: list) -> list[str]:
 @pytest.mark.parametrize("kind", ["alert", "incident_card", "run_failed", "run_overdue", "task_failure"])
 def test_without_an_absolute_url_no_link_is_sent_and_slack_takes_the_message(kind, run_url):
     message = _messages(run_url)[kind]
-
     assert _urls(message.blocks) == []
     assert block_error(message.blocks) is None, "the Slack stand-in refuses what Slack refuses"
     assert "/dags/" not in message.text and "/dags/" not in json.dumps(message.blocks)
@@ -102,7 +95,6 @@ def test_without_an_absolute_url_no_link_is_sent_and_slack_takes_the_message(kin
 @pytest.mark.parametrize("kind", ["alert", "run_failed", "run_overdue", "task_failure"])
 def test_without_a_link_the_run_id_is_still_in_the_text_and_the_blocks(kind):
     message = _messages(None)[kind]
-
     assert RUN_ID in message.text
     assert RUN_ID in json.dumps(message.blocks)
 
@@ -110,7 +102,6 @@ def test_without_a_link_the_run_id_is_still_in_the_text_and_the_blocks(kind):
 @pytest.mark.parametrize("kind", ["alert", "incident_card", "run_failed", "run_overdue", "task_failure"])
 def test_an_absolute_url_is_linked(kind):
     message = _messages(ABSOLUTE)[kind]
-
     assert _urls(message.blocks) == [ABSOLUTE]
     assert block_error(message.blocks) is None
 
@@ -120,7 +111,6 @@ def test_the_overdue_message_says_when_the_runs_state_was_unknown():
     message = run_overdue(
         dag_id=DAG_ID, run_id=RUN_ID, queued_at="09:00", minutes=10, run_url=None, state_note=note
     )
-
     assert note in message.text
     assert note in json.dumps(message.blocks)
 
@@ -131,10 +121,8 @@ def test_without_an_absolute_base_url_there_are_no_links_and_the_log_says_why_on
 ):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", value)
     config._no_links.cache_clear()
-
     with caplog.at_level(logging.WARNING, logger=config.__name__):
         assert [config.api_base_url() for _ in range(3)] == [None, None, None]
-
     [record] = caplog.records
     assert "[api] base_url" in record.message and "no links" in record.message
 
@@ -142,7 +130,6 @@ def test_without_an_absolute_base_url_there_are_no_links_and_the_log_says_why_on
 def test_an_absolute_base_url_is_used_without_a_warning(monkeypatch, caplog):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
     config._no_links.cache_clear()
-
     with caplog.at_level(logging.WARNING, logger=config.__name__):
         assert config.api_base_url() == "https://airflow.example.com"
     assert caplog.records == []

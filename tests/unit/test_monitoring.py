@@ -75,7 +75,6 @@ def test_metric_names_are_the_custom_batch_cleanup_ones():
 
 def test_messages_carry_kind_and_severity_the_others_only_the_dag():
     series = by_type(run_series(FULL, project_id="p"))
-
     message = {"dag_id": "stalled_batch_cleanup", "kind": "escalation", "severity": "CRITICAL"}
     assert series[MESSAGES_SENT]["metric"]["labels"] == message
     assert series[MESSAGES_FAILED]["metric"]["labels"] == message
@@ -87,17 +86,13 @@ def test_messages_carry_kind_and_severity_the_others_only_the_dag():
 @pytest.mark.parametrize("severity", ["WARNING", "CRITICAL", None])
 def test_label_keys_are_fixed_whatever_the_decision(kind, severity):
     figures = RunFigures(dag_id="d", end_time=END, kind=kind, severity=severity)
-
     labels = by_type(run_series(figures, project_id="p"))[MESSAGES_SENT]["metric"]["labels"]
-
     assert labels == {"dag_id": "d", "kind": kind, "severity": severity or "NONE"}
 
 
 def test_a_run_that_learnt_nothing_still_beats_and_counts_its_messages():
     figures = RunFigures(dag_id="d", end_time=END, messages_failed=1, kind="alert", severity="WARNING")
-
     series = by_type(run_series(figures, project_id="p"))
-
     assert set(series) == {MESSAGES_SENT, MESSAGES_FAILED, HEARTBEAT}, "unknown figures are not written as 0"
     assert value(series[HEARTBEAT]) == 1
     assert value(series[MESSAGES_FAILED]) == 1
@@ -117,6 +112,5 @@ def test_a_run_that_learnt_nothing_still_beats_and_counts_its_messages():
 )
 def test_figures_outside_the_contract_are_refused_by_name(changes, names):
     figures = RunFigures(**{**FULL.__dict__, **changes})
-
     with pytest.raises(ValueError, match=names):
         run_series(figures, project_id="p")

@@ -58,7 +58,6 @@ def test_on_3_1_the_deadline_alert_is_off_and_the_log_says_why_and_what_stands_i
 )
 def test_a_trigger_mistake_is_recognised_from_the_params_or_the_exception(context, named):
     mistake = invalid_params(context)
-
     assert mistake is not None
     assert all(field in mistake for field in named)
 

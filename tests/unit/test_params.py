@@ -75,7 +75,6 @@ def test_a_missing_threshold_is_the_dags_default(values, expected):
 def test_a_value_the_schema_refuses_is_named_in_airflows_words(values, field, message):
     with pytest.raises(InvalidParam) as refused:
         policy_config(values)
-
     assert refused.value.field == field
     assert str(refused.value) == f"Invalid input for param {message}"  # its first line only
 
@@ -95,5 +94,4 @@ def test_a_value_the_schema_refuses_is_named_in_airflows_words(values, field, me
 def test_what_the_schema_lets_through_policy_config_still_checks(values, field, message):
     with pytest.raises(InvalidParam, match=message) as refused:
         policy_config(values)
-
     assert refused.value.field == field

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -45,13 +46,13 @@ def run(
     offenders: tuple[tuple[str, int], ...] = (),
     muted: bool = False,
     config: PolicyConfig = CONFIG,
+    auto_completed: int | None = None,
 ) -> tuple[Decision, State]:
     """One evaluation; by default the window holds one event named after the run's time."""
     if events is None:
         events = {f"event-{at:%H%M%S%f}": [f"batch-{at:%H%M}"]} if count else {}
-    return decide(
-        state, count=count, window_events=events, offenders=offenders, now=at, config=config, muted=muted
-    )
+    inputs = {"window_events": events, "offenders": offenders, "config": config, "muted": muted}
+    return decide(state, count=count, now=at, auto_completed=auto_completed, **inputs)
 
 
 # --- the previous states, each reached through decide() itself ---------------------------------
@@ -80,13 +81,8 @@ PREVIOUS = {
 INSIDE, OUTSIDE = minutes(30), minutes(90)
 
 
-NONE, ALERT, ESCALATION, REMINDER, RESOLVED = (
-    Kind.NONE,
-    Kind.ALERT,
-    Kind.ESCALATION,
-    Kind.REMINDER,
-    Kind.RESOLVED,
-)
+NONE, ALERT, ESCALATION = Kind.NONE, Kind.ALERT, Kind.ESCALATION
+REMINDER, RESOLVED = Kind.REMINDER, Kind.RESOLVED
 DEESCALATED = "warning-deescalated-from-critical"
 
 # fmt: off
@@ -122,14 +118,8 @@ SEVERITY_OF = {"none": None, "warning": WARNING, "critical": CRITICAL}
 
 
 def test_the_transition_table_covers_every_pair():
-    pairs = [row[:3] for row in TRANSITIONS]
-
-    assert sorted(pairs) == sorted(
-        (previous, count, cooldown)
-        for previous in PREVIOUS
-        for count in COUNTS
-        for cooldown in ("inside", "outside")
-    )
+    every = itertools.product(PREVIOUS, COUNTS, ("inside", "outside"))
+    assert sorted(row[:3] for row in TRANSITIONS) == sorted(every)
 
 
 @pytest.mark.parametrize(
@@ -138,10 +128,7 @@ def test_the_transition_table_covers_every_pair():
     ids=[f"{previous}/{count}/{cooldown}-cooldown" for previous, count, cooldown, *_ in TRANSITIONS],
 )
 def test_transition(previous, count, cooldown, kind, severity, still_open, deescalated_from):
-    before = PREVIOUS[previous]()
-
-    decision, after = run(before, COUNTS[count], INSIDE if cooldown == "inside" else OUTSIDE)
-
+    decision, after = run(PREVIOUS[previous](), COUNTS[count], INSIDE if cooldown == "inside" else OUTSIDE)
     assert (decision.kind, decision.severity) == (kind, severity)
     assert decision.notify is (kind is not NONE)
     assert decision.deescalated_from == deescalated_from
@@ -159,21 +146,17 @@ def test_transition(previous, count, cooldown, kind, severity, still_open, deesc
     ids=["exactly-at-cooldown", "1us-before-cooldown"],
 )
 def test_the_cooldown_edge(severity, elapsed, kind):
-    decision, _ = run(opened(severity), COUNTS[severity.lower()], T0 + elapsed)
-
-    assert decision.kind is kind
+    assert run(opened(severity), COUNTS[severity.lower()], T0 + elapsed)[0].kind is kind
 
 
 def test_the_cooldown_counts_from_the_last_message_not_from_the_opening():
     _, state = run(opened(WARNING), COUNTS["warning"], minutes(60))  # reminder
-
     assert run(state, COUNTS["warning"], minutes(119))[0].kind is Kind.NONE
     assert run(state, COUNTS["warning"], minutes(120))[0].kind is Kind.REMINDER
 
 
 def test_an_escalation_notifies_at_once_right_after_the_alert():
     decision, state = run(opened(WARNING), COUNTS["critical"], minutes(15))
-
     assert (decision.kind, decision.severity, decision.notify) == (Kind.ESCALATION, CRITICAL, True)
     assert (state.severity, state.peak_severity, state.last_notified_at) == (CRITICAL, CRITICAL, minutes(15))
     assert decision.opened_at == T0
@@ -183,20 +166,15 @@ def test_a_deescalation_is_noted_in_the_next_reminder_only():
     _, state = run(deescalated(), COUNTS["warning"], minutes(30))
     reminder, state = run(state, COUNTS["warning"], minutes(60))
     later, _ = run(state, COUNTS["warning"], minutes(120))
-
     assert (reminder.kind, reminder.deescalated_from) == (Kind.REMINDER, CRITICAL)
     assert (later.kind, later.deescalated_from) == (Kind.REMINDER, None)
 
 
 def test_a_reminder_names_the_count_the_age_and_the_batches_new_since_the_last_message():
     _, state = run(State(), 3, T0, events={"e0": ["b0"], "e1": ["b1", "b2"]})
-
     reminder, _ = run(state, 3, minutes(60), events={"e1": ["b1", "b2"], "e2": ["b2", "b3"], "e3": ["b4"]})
-
-    assert reminder.kind is Kind.REMINDER
-    assert reminder.count == 3
+    assert (reminder.kind, reminder.count, reminder.opened_at) == (Kind.REMINDER, 3, T0)
     assert reminder.duration == timedelta(minutes=60)
-    assert reminder.opened_at == T0
     assert reminder.batch_ids == ("b1", "b2", "b3", "b4")
     assert reminder.new_batch_ids == ("b3", "b4")
 
@@ -209,7 +187,6 @@ def test_batches_stalled_between_messages_are_named_even_after_leaving_the_windo
     reminder, state = run(state, 3, minutes(60), events={"e3": ["b3"]}, config=config)
     quiet_again, state = run(state, 3, minutes(75), events={"e3": ["b3"], "e4": ["b4"]}, config=config)
     resolved, _ = run(state, 0, minutes(120), events={}, config=config)
-
     assert quiet.kind is quiet_again.kind is Kind.NONE
     assert reminder.new_batch_ids == ("b2", "b3")
     assert resolved.batch_ids == ("b1", "b2", "b3", "b4")
@@ -220,35 +197,20 @@ def test_resolved_gives_the_duration_the_total_and_the_batches_involved():
     _, state = run(State(), 3, T0, events={"e1": ["b1"], "e2": ["b2"], "e3": ["b1"]})
     _, state = run(state, 5, minutes(15), events={"e2": ["b2"], "e3": ["b1"], "e4": ["b3"], "e5": ["b4"]})
     _, state = run(state, 3, minutes(30), events={"e4": ["b3"], "e5": ["b4"], "e6": ["b5"]})
-
     resolved, after = run(state, 1, minutes(105), events={"e6": ["b5"]})
-
-    assert (resolved.kind, resolved.notify) == (Kind.RESOLVED, True)
-    assert resolved.duration == timedelta(minutes=105)
-    assert resolved.opened_at == T0
-    assert resolved.total_cleanups == 6
+    assert (resolved.kind, resolved.notify, resolved.opened_at) == (Kind.RESOLVED, True, T0)
+    assert (resolved.duration, resolved.total_cleanups) == (timedelta(minutes=105), 6)
     assert resolved.batch_ids == ("b1", "b2", "b3", "b4", "b5")
     assert (resolved.severity, resolved.peak_severity) == (CRITICAL, CRITICAL)
     assert after == State(evaluated_at=minutes(105))
     assert run(after, 1, minutes(120))[0].kind is Kind.NONE
 
 
-def test_the_count_at_the_warning_threshold_is_still_an_incident():
-    _, state = run(opened(WARNING), 3, minutes(15))
-
-    assert state.open
-
-
-# --- mute -------------------------------------------------------------------------------------
-
-
 def test_a_muted_alert_is_logged_not_posted_and_the_state_moves_on():
     decision, state = run(State(), 3, T0, muted=True)
-
     assert (decision.kind, decision.suppressed, decision.notify) == (Kind.ALERT, True, False)
     assert "muted" in decision.reason
-    assert state.open and state.last_notified_at == T0
-    assert state.notifications == 0
+    assert (state.open, state.last_notified_at, state.notifications) == (True, T0, 0)
     assert len(state.muted) == 1 and "ALERT WARNING" in state.muted[0]
 
 
@@ -256,15 +218,12 @@ def test_the_first_message_after_the_mute_names_what_was_muted():
     _, state = run(State(), 3, T0, muted=True)
     _, state = run(state, 5, minutes(15), muted=True)  # escalation, muted
     _, state = run(state, 5, minutes(30), muted=True)  # inside the cooldown: nothing to hold back
-
     decision, after = run(state, 5, minutes(45))
-
     assert (decision.kind, decision.notify) == (Kind.REMINDER, True)  # at once, inside the cooldown
     assert len(decision.muted_before) == 2
     assert decision.muted_before[0].startswith("ALERT WARNING")
     assert decision.muted_before[1].startswith("ESCALATION CRITICAL")
-    assert after.muted == ()
-    assert after.notifications == 1
+    assert (after.muted, after.notifications) == ((), 1)
     assert run(after, 5, minutes(60))[0].kind is Kind.NONE
 
 
@@ -272,9 +231,7 @@ def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
     _, state = run(State(), 3, T0, muted=True)
     resolved, state = run(state, 0, minutes(30), muted=True)
     quiet, state = run(state, 0, minutes(45))
-
     alert, after = run(state, 3, minutes(300))
-
     assert (resolved.kind, resolved.suppressed) == (Kind.RESOLVED, True)
     assert not state.open and len(state.muted) == 2
     assert quiet.kind is Kind.NONE
@@ -284,10 +241,7 @@ def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
 
 def test_a_mute_that_held_nothing_back_causes_no_extra_reminder():
     _, state = run(opened(WARNING), 3, minutes(15), muted=True)
-
-    decision, _ = run(state, 3, minutes(30))
-
-    assert decision.kind is Kind.NONE
+    assert run(state, 3, minutes(30))[0].kind is Kind.NONE
 
 
 # --- properties over random sequences ---------------------------------------------------------
@@ -414,19 +368,13 @@ def test_an_empty_or_missing_state_document_is_a_closed_incident():
 
 def test_unknown_fields_of_a_stored_state_are_ignored():
     stored = {**opened(WARNING).to_dict(), "lease": {"run_id": "r"}, "updated_at": T0, "version": 4}
-
     assert State.from_dict(stored) == opened(WARNING)
 
 
 def test_a_state_in_another_offset_round_trips_as_the_same_instant():
-    state = State(
-        open=True, severity=WARNING, opened_at=datetime(2026, 3, 2, 4, tzinfo=timezone(-timedelta(hours=5)))
-    )
-
+    new_york = timezone(-timedelta(hours=5))
+    state = State(open=True, severity=WARNING, opened_at=datetime(2026, 3, 2, 4, tzinfo=new_york))
     assert State.from_dict(state.to_dict(iso=True)).opened_at == datetime(2026, 3, 2, 9, tzinfo=UTC)
-
-
-# --- PolicyConfig -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -459,15 +407,11 @@ def test_critical_must_be_above_warning(warning, critical):
 
 def test_the_config_takes_its_settings_from_the_dag_params_and_ignores_the_rest():
     params = {"warning_threshold": 2, "critical_threshold": 4, "cooldown_minutes": 30, "notify": True}
-
     assert PolicyConfig.from_params(params) == PolicyConfig(2, 4, 60, 30)
 
 
 def test_the_threshold_a_severity_is_compared_with():
     assert (CONFIG.threshold(None), CONFIG.threshold(WARNING), CONFIG.threshold(CRITICAL)) == (3, 3, 4)
-
-
-# --- repeat_offenders -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -479,27 +423,17 @@ def test_the_threshold_a_severity_is_compared_with():
         ([["b1", "b1"]], ()),
         ([["b2", "b1"], ["b1", "b2"], ["b1"], ["b3"]], (("b1", 3), ("b2", 2))),
         ([["b", "a"], ["a", "b"]], (("a", 2), ("b", 2))),
+        (iter([["b1"], ["b1"], ["b1"]]), (("b1", 3),)),
     ],
-    ids=["none", "once-each", "twice", "twice-in-one-event", "most-often-first", "ties-by-id"],
+    ids=["none", "once-each", "twice", "twice-in-one-event", "most-often-first", "ties-by-id", "one-pass"],
 )
 def test_repeat_offenders(events, expected):
     assert repeat_offenders(events) == expected
 
 
-def test_repeat_offenders_take_any_iterable_once():
-    assert repeat_offenders(ids for ids in [["b1"], ["b1"], ["b1"]]) == (("b1", 3),)
-
-
-# --- incident_record --------------------------------------------------------------------------
-
-
 def test_an_alert_opens_the_incidents_timeline_entry():
-    before = State()
-    decision, after = run(before, 3, T0, events={"e1": ["b1", "b2"]})
-
-    record = incident_record(DAG_ID, decision, before, after, T0)
-
-    assert record == {
+    decision, after = run(State(), 3, T0, events={"e1": ["b1", "b2"]})
+    assert incident_record(DAG_ID, decision, State(), after, T0) == {
         "id": "stalled_batch_cleanup-20260302T090000Z",
         "dag_id": DAG_ID,
         "opened_at": T0,
@@ -515,86 +449,66 @@ def test_an_alert_opens_the_incidents_timeline_entry():
 
 
 def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
-    before = State()
-    states, records = [before], []
+    states, records = [State()], []
     for count, at in [(3, T0), (6, minutes(15)), (4, minutes(75)), (1, minutes(90))]:
         decision, after = run(states[-1], count, at)
         records.append(incident_record(DAG_ID, decision, states[-1], after, at))
         states.append(after)
-
     assert {record["id"] for record in records} == {"stalled_batch_cleanup-20260302T090000Z"}
     closing = records[-1]
     assert closing["closed_at"] == minutes(90)
     assert (closing["severity"], closing["peak_severity"], closing["peak_count"]) == (CRITICAL, CRITICAL, 6)
-    assert closing["total_cleanups"] == 4
-    assert closing["notifications"] == 4
+    assert (closing["total_cleanups"], closing["notifications"]) == (4, 4)
     assert [r["closed_at"] for r in records[:-1]] == [None, None, None]
 
 
 def test_the_entry_id_is_in_utc_whatever_the_offset():
-    new_york = timezone(-timedelta(hours=5))
-    decision, after = run(State(), 3, T0.astimezone(new_york))
-
-    assert (
-        incident_record(DAG_ID, decision, State(), after, T0)["id"]
-        == "stalled_batch_cleanup-20260302T090000Z"
-    )
+    decision, after = run(State(), 3, T0.astimezone(timezone(-timedelta(hours=5))))
+    record = incident_record(DAG_ID, decision, State(), after, T0)
+    assert record["id"] == "stalled_batch_cleanup-20260302T090000Z"
 
 
 def test_a_muted_message_is_recorded_but_not_counted_as_sent():
     decision, after = run(State(), 3, T0, muted=True)
-
     assert incident_record(DAG_ID, decision, State(), after, T0)["notifications"] == 0
 
 
 @pytest.mark.parametrize("make", ["quiet", "test"])
 def test_no_entry_when_no_incident_changes(make):
     state = opened(WARNING)
-    if make == "quiet":
-        decision, after = run(state, 3, minutes(15))
-    else:
-        decision, after = make_test_decision(3, {}, ()), state
-
+    quiet = make == "quiet"
+    decision, after = run(state, 3, minutes(15)) if quiet else (make_test_decision(3, {}, ()), state)
     assert incident_record(DAG_ID, decision, state, after, minutes(15)) is None
-
-
-# --- forced_test_decision ----------------------------------------------------------------------------
 
 
 def test_the_test_decision_carries_todays_numbers_and_touches_no_incident():
     decision = make_test_decision(4, {"e1": ["b1", "b2"], "e2": ["b2", "b3"]}, (("b2", 2),))
-
-    assert (decision.kind, decision.severity, decision.count) == (Kind.TEST, None, 4)
-    assert decision.notify
-    assert decision.batch_ids == ("b1", "b2", "b3")
-    assert decision.repeat_offenders == (("b2", 2),)
+    assert (decision.kind, decision.severity, decision.count, decision.notify) == (Kind.TEST, None, 4, True)
+    assert (decision.batch_ids, decision.repeat_offenders) == (("b1", "b2", "b3"), (("b2", 2),))
     assert decision.opened_at is None and decision.muted_before == ()
     assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
 
 
-# --- mute_until -------------------------------------------------------------------------------
-
 VARIABLE = "batch_cleanup_mute_until"
+SIX_PM = datetime(2026, 11, 28, 18, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("2026-11-28T18:00:00+00:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
-        ("2026-11-28T18:00:00Z", datetime(2026, 11, 28, 18, tzinfo=UTC)),
-        ("2026-11-28T13:00:00-05:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
-        ("2026-11-28T18:00:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
-        ("2026-11-28 18:00", datetime(2026, 11, 28, 18, tzinfo=UTC)),
-        ("  2026-11-28T18:00:00+00:00\n", datetime(2026, 11, 28, 18, tzinfo=UTC)),
+        ("2026-11-28T18:00:00+00:00", SIX_PM),
+        ("2026-11-28T18:00:00Z", SIX_PM),
+        ("2026-11-28T13:00:00-05:00", SIX_PM),
+        ("2026-11-28T18:00:00", SIX_PM),
+        ("2026-11-28 18:00", SIX_PM),
+        ("  2026-11-28T18:00:00+00:00\n", SIX_PM),
         ("2026-11-28", datetime(2026, 11, 28, tzinfo=UTC)),
     ],
     ids=["utc-offset", "z", "new-york-offset", "no-offset-is-utc", "space", "padded", "date-only"],
 )
 def test_mute_until_reads_an_iso_date_time(value, expected):
     until = mute_until(value, variable=VARIABLE)
-
-    assert until == expected
-    assert until.tzinfo is not None
+    assert (until, until.tzinfo is not None) == (expected, True)
 
 
 @pytest.mark.parametrize("value", [None, "", "   ", "\n"], ids=["unset", "empty", "spaces", "newline"])
@@ -606,7 +520,6 @@ def test_a_blank_mute_is_no_mute(value):
 def test_a_garbled_mute_names_the_variable_and_the_expected_form(value):
     with pytest.raises(ValueError, match=rf"Variable '{VARIABLE}' must be an ISO date-time") as raised:
         mute_until(value, variable=VARIABLE)
-
     assert repr(value) in str(raised.value)
 
 
@@ -617,29 +530,21 @@ def test_a_garbled_mute_names_the_variable_and_the_expected_form(value):
 def test_a_run_older_than_the_last_evaluation_neither_posts_nor_moves_the_state(hours_back):
     state = opened(WARNING)  # open since T0, evaluated at T0
     _, state = run(state, 3, minutes(15))
-
     decision, after = run(state, 0, minutes(15) - timedelta(hours=hours_back))
-
-    assert (decision.kind, decision.notify) == (Kind.NONE, False)
-    assert after == state
+    assert (decision.kind, decision.notify, after) == (Kind.NONE, False, state)
     assert "older than the last evaluation (09:15 UTC)" in decision.reason
     assert "It would have said RESOLVED" in decision.reason
 
 
 def test_an_old_run_opens_no_incident_for_its_old_window():
     _, state = run(State(), 1, T0)  # a healthy run: no incident, but evaluated
-
     decision, after = run(state, 5, T0 - timedelta(hours=3))
-
     assert decision.kind is Kind.NONE and after == state
     assert "It would have said ALERT" in decision.reason
 
 
 def test_a_retry_of_the_latest_run_is_not_older():
-    _, state = run(State(), 1, T0)
-
-    decision, after = run(state, 3, T0)
-
+    decision, after = run(run(State(), 1, T0)[1], 3, T0)
     assert decision.kind is Kind.ALERT and after.open
 
 
@@ -647,24 +552,18 @@ def test_every_evaluation_remembers_its_run_time():
     _, state = run(State(), 1, T0)
     _, opened_state = run(state, 3, minutes(15))
     _, resolved = run(opened_state, 0, minutes(30))
-
-    assert (state.evaluated_at, opened_state.evaluated_at, resolved.evaluated_at) == (
-        T0,
-        minutes(15),
-        minutes(30),
-    )
+    evaluated = [state.evaluated_at, opened_state.evaluated_at, resolved.evaluated_at]
+    assert evaluated == [T0, minutes(15), minutes(30)]
 
 
 # --- CRITICAL on the schedule alone (issue 17, item 2) -------------------------------------------
 
 
 def test_every_scheduled_run_of_the_window_cleaning_up_is_critical():
-    state = State()
-    kinds = []
-    for at in (0, 15, 30, 45):  # one cleanup per scheduled run: the window holds 4
-        decision, state = run(state, {0: 1, 15: 2, 30: 3, 45: 4}[at], minutes(at))
+    state, kinds = State(), []
+    for count, at in enumerate((0, 15, 30, 45), 1):  # one cleanup per scheduled run: the window holds 4
+        decision, state = run(state, count, minutes(at))
         kinds.append((decision.kind, decision.severity))
-
     assert kinds[2:] == [(Kind.ALERT, WARNING), (Kind.ESCALATION, CRITICAL)]
 
 
@@ -681,7 +580,6 @@ def test_every_scheduled_run_of_the_window_cleaning_up_is_critical():
 )
 def test_a_threshold_the_window_cannot_reach_on_the_schedule_is_named(config, unreachable):
     notes = config.unreachable()
-
     assert [" ".join(note.split()[:2]) for note in notes] == list(unreachable)
     for note in notes:
         assert f"the {config.window_minutes}-minute window holds" in note
@@ -692,12 +590,10 @@ def test_a_threshold_the_window_cannot_reach_on_the_schedule_is_named(config, un
 
 def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldown():
     state = opened(CRITICAL)  # CRITICAL at 4
-
     same, state = run(state, 4, minutes(15))
     worse, state = run(state, 6, minutes(20))  # manual runs add cleanups
     again, state = run(state, 6, minutes(30))
     lower_then_back, state = run(state, 5, minutes(45))
-
     assert same.kind is Kind.NONE
     assert (worse.kind, worse.severity, worse.notify) == (Kind.WORSENING, CRITICAL, True)
     assert worse.worse == "6 cleanups in the window, up from 4"
@@ -707,55 +603,27 @@ def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldow
 
 def test_twice_the_batches_of_any_message_is_worse_and_a_few_more_is_not():
     events = {"e1": ["b1"], "e2": ["b2"], "e3": ["b3"], "e4": ["b4"]}
-    _, state = run(State(), 4, T0, events=events, config=CONFIG)  # told: 4 batches
+    _, state = run(State(), 4, T0, events=events)  # told: 4 batches
     assert state.told_batches == 4
-
-    def at(minute: float, batches: int) -> Decision:
-        return decide(
-            state,
-            count=4,
-            window_events=events,
-            offenders=(),
-            now=minutes(minute),
-            config=CONFIG,
-            auto_completed=batches,
-        )[0]
-
-    assert at(15, 7).kind is Kind.NONE  # less than twice
-    assert at(15, 8).kind is Kind.WORSENING
-    assert at(15, 8).worse == "8 batches auto-completed in the window, up from 4"
+    assert run(state, 4, minutes(15), events=events, auto_completed=7)[0].kind is Kind.NONE  # less than twice
+    worse, _ = run(state, 4, minutes(15), events=events, auto_completed=8)
+    assert (worse.kind, worse.worse) == (Kind.WORSENING, "8 batches auto-completed in the window, up from 4")
 
 
 def test_one_batch_becoming_two_is_not_worse():
     _, state = run(State(), 3, T0)  # one batch told
-
-    decision, _ = decide(
-        state,
-        count=3,
-        window_events={"e": ["x"]},
-        offenders=(),
-        now=minutes(15),
-        config=CONFIG,
-        auto_completed=2,
-    )
-
-    assert decision.kind is Kind.NONE
+    assert run(state, 3, minutes(15), events={"e": ["x"]}, auto_completed=2)[0].kind is Kind.NONE
 
 
 def test_an_escalation_comes_before_getting_worse():
-    decision, _ = run(opened(WARNING), 9, minutes(15))
-
-    assert decision.kind is Kind.ESCALATION
+    assert run(opened(WARNING), 9, minutes(15))[0].kind is Kind.ESCALATION
 
 
 def test_a_state_written_before_worsening_existed_is_not_worse_at_once():
     stored = {**opened(CRITICAL).to_dict(), "peak_count": 5}
     for field in ("told_count", "told_batches"):
         del stored[field]
-
-    decision, _ = run(State.from_dict(stored), 5, minutes(15))
-
-    assert decision.kind is Kind.NONE
+    assert run(State.from_dict(stored), 5, minutes(15))[0].kind is Kind.NONE
 
 
 # --- a bounded state (issue 17, item 4) --------------------------------------------------------
@@ -775,12 +643,8 @@ def thirty_day_incident(*, muted_until: int = 0) -> tuple[list[State], list[dict
     for index in range(30 * 96):
         at = T0 + timedelta(minutes=15 * index)
         window = {f"e{index:05d}": [long_id(index, 1), long_id(index, 2)], **dict(list(window.items())[:3])}
-        muted = index < muted_until
-        decision, after = decide(
-            state, count=4, window_events=window, offenders=(), now=at, config=CONFIG, muted=muted
-        )
-        record = incident_record(DAG_ID, decision, state, after, at)
-        if record:
+        decision, after = run(state, 4, at, events=window, muted=index < muted_until)
+        if record := incident_record(DAG_ID, decision, state, after, at):
             records.append(record)
         states.append(after)
         state = after
@@ -790,9 +654,7 @@ def thirty_day_incident(*, muted_until: int = 0) -> tuple[list[State], list[dict
 def test_the_state_and_the_incident_stay_under_64_kib_for_a_30_day_incident_with_long_ids():
     states, records = thirty_day_incident(muted_until=30 * 96 - 4)
     last = states[-1]
-
-    assert last.open and last.total_cleanups == 30 * 96
-    assert last.batch_count == 2 * 30 * 96
+    assert (last.open, last.total_cleanups, last.batch_count) == (True, 30 * 96, 2 * 30 * 96)
     assert max(firestore_size(state.to_dict()) for state in states) < 64 * 1024
     assert max(firestore_size(record) for record in records) < 64 * 1024
     assert records[-1]["batch_count"] > 2 * 29 * 96  # as of the incident's last message
@@ -805,18 +667,9 @@ def test_batches_are_named_once_even_after_thousands():
     index, told = next(
         (i, s) for i, s in reversed(list(enumerate(states))) if s.last_notified_at == s.evaluated_at
     )
-
-    decision, _ = decide(
-        told,
-        count=4,
-        window_events={"again": [long_id(index, 1)], "new": ["fresh"]},
-        offenders=(),
-        now=told.evaluated_at + timedelta(hours=1),
-        config=CONFIG,
-    )
-
-    assert decision.kind is Kind.REMINDER
-    assert decision.new_batch_ids == ("fresh",)
+    events = {"again": [long_id(index, 1)], "new": ["fresh"]}
+    decision, _ = run(told, 4, told.evaluated_at + timedelta(hours=1), events=events)
+    assert (decision.kind, decision.new_batch_ids) == (Kind.REMINDER, ("fresh",))
 
 
 def test_a_state_written_with_the_old_unbounded_lists_still_loads():
@@ -835,9 +688,7 @@ def test_a_state_written_with_the_old_unbounded_lists_still_loads():
         "notifications": 9,
         "version": 41,
     }
-
     state = State.from_dict(old)
-
     assert (state.total_cleanups, state.batch_count, state.told_count) == (3_000, 2_300, 6)
     assert len(state.unreported_batch_ids) + state.unreported_more == 300
     assert firestore_size(state.to_dict()) < 64 * 1024
@@ -863,19 +714,14 @@ def test_a_state_written_with_the_old_unbounded_lists_still_loads():
 )
 def test_a_field_of_the_wrong_type_is_logged_by_name_and_dropped(field, garbage, caplog):
     stored = {**opened(WARNING).to_dict(), field: garbage}
-
     with caplog.at_level("WARNING"):
         state = State.from_dict(stored)
-
     assert getattr(state, field) == getattr(State(), field)
     assert repr(field) in caplog.text
 
 
 def test_a_decisions_lists_are_capped_and_say_how_many_there_are():
-    events = {f"e{i}": [long_id(i, 1), long_id(i, 2)] for i in range(200)}
-
-    decision, _ = run(State(), 200, T0, events=events)
-
+    decision, _ = run(State(), 200, T0, events={f"e{i}": [long_id(i, 1), long_id(i, 2)] for i in range(200)})
     assert decision.batch_count == 400 and len(decision.batch_ids) < 400
     assert firestore_size(list(decision.batch_ids)) <= 8_192
 
@@ -885,5 +731,4 @@ def test_a_decisions_lists_are_capped_and_say_how_many_there_are():
 
 def test_the_muted_note_gives_the_time_as_people_read_it():
     _, state = run(State(), 3, datetime(2026, 3, 2, 14, 39, 30, tzinfo=UTC), muted=True)
-
     assert state.muted == ("ALERT WARNING at 14:39 UTC",)

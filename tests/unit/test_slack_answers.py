@@ -42,7 +42,6 @@ def test_what_only_the_connection_can_heal_fails_at_once_naming_it(error):
 )
 def test_a_missing_scope_names_the_scope_the_method_needs(method, scope):
     failure = api_error("slack_x", method, answer("missing_scope"), thread=method == "conversations.replies")
-
     assert type(failure) is AirflowFailException
     assert f"the bot token needs the scope {scope}" in str(failure)
 

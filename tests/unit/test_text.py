@@ -14,7 +14,6 @@ PARIS_WINTER = timezone(timedelta(hours=1))
 
 def test_an_aware_time_comes_back_in_utc_as_the_same_instant():
     moment = datetime(2026, 3, 8, 7, 47, tzinfo=PARIS_WINTER)
-
     assert as_utc(moment, "x") == moment
     assert as_utc(moment, "x").tzinfo is UTC
     assert as_utc(moment, "x").hour == 6

@@ -32,9 +32,12 @@ class Runs:
             self.store.events[f"e{self.events}"] = {"timestamp": at, "batch_ids": [f"batch-{self.events}"]}
             self.events += 1
 
+    def evaluate(self, at: datetime, params: dict[str, Any] = PARAMS) -> dict[str, Any]:
+        return steps.evaluate(self.store, params, dag_id=DAG, run_after=at, mute_value=None)
+
     def run(self, at: datetime, *, send_tries: int = 1) -> dict[str, Any]:
         run_id = f"scheduled__{at.isoformat()}"
-        evaluation = steps.evaluate(self.store, PARAMS, dag_id=DAG, run_after=at, mute_value=None)
+        evaluation = self.evaluate(at)
         outcome = None
         if steps.choose_alert(evaluation) != steps.NO_ALERT:
             for attempt in range(send_tries):
@@ -45,20 +48,15 @@ class Runs:
         steps.record_state(self.store, evaluation, outcome, PARAMS, dag_id=DAG, run_id=run_id, run_after=at)
         return evaluation["decision"]
 
-    def send(self, evaluation: dict[str, Any], run_id: str, at: datetime, *, retry: bool) -> str:
-        return steps.send(
-            self.store,
-            {"stalled_count": 1},
-            evaluation,
-            PARAMS,
-            dag_id=DAG,
-            run_id=run_id,
-            base_url="https://airflow.example.com",
-            slack=self.slack,
-            now=at,
-            run_after=at,
-            retry=retry,
-        )
+    def send(self, evaluation, run_id: str, at: datetime, *, retry: bool = False, params=PARAMS) -> str:
+        when = {"now": at, "run_after": at, "retry": retry}
+        where = {
+            "dag_id": DAG,
+            "run_id": run_id,
+            "base_url": "https://airflow.example.com",
+            "slack": self.slack,
+        }
+        return steps.send(self.store, {"stalled_count": 1}, evaluation, params, **when, **where)
 
 
 class Crash(Exception):
@@ -138,13 +136,12 @@ def test_an_incident_is_one_thread_a_card_above_every_step_in_full():
     assert "slack_ts" not in runs.store.state or runs.store.state["slack_ts"] is None, (
         "RESOLVED ends the thread"
     )
+    assert runs.slack.lookups == [], "a first try looks for nothing"
 
 
 def test_webhook_mode_posts_every_message_on_its_own_and_edits_nothing():
     runs = Runs(MemorySlack(threads=False))
-
     assert incident(runs) == ["alert", "reminder", "escalation", "resolved"]
-
     assert [post["thread_ts"] for post in runs.slack.posts] == [None] * 4
     assert runs.slack.posts[0]["message"].text.startswith("WARNING: systemic batch stalls")
     assert runs.slack.edits == [] and runs.slack.lookups == []
@@ -153,10 +150,8 @@ def test_webhook_mode_posts_every_message_on_its_own_and_edits_nothing():
 def test_the_next_incident_starts_a_thread_of_its_own():
     runs = Runs(MemorySlack(threads=True))
     incident(runs)
-
     runs.cleanups(minutes(300), 3)
     assert runs.run(minutes(300))["kind"] == "alert"
-
     card, alert = runs.slack.posts[-2:]
     assert card["thread_ts"] is None and alert["thread_ts"] == card["ts"]
     assert runs.store.state["slack_ts"] == card["ts"]
@@ -214,9 +209,7 @@ def test_an_edit_that_finds_the_first_message_gone_ends_the_thread_and_the_next_
 def test_a_retry_after_slack_accepted_posts_nothing_again_and_keeps_the_thread():
     runs = Runs(MemorySlack(threads=True))
     runs.cleanups(minutes(0), 3)
-
     runs.run(minutes(0), send_tries=2)  # the second try: the task failed after the post
-
     assert len(runs.slack.posts) == 2, "the card and the WARNING, once"
     assert runs.store.state["slack_ts"] == runs.slack.posts[0]["ts"]
 
@@ -258,8 +251,7 @@ def test_a_retry_after_only_the_card_was_posted_posts_only_the_step():
 
     runs = Runs(RefusesTheFirstReply(threads=True))
     runs.cleanups(minutes(0), 3)
-    evaluation = steps.evaluate(runs.store, PARAMS, dag_id=DAG, run_after=minutes(0), mute_value=None)
-
+    evaluation = runs.evaluate(minutes(0))
     with pytest.raises(AirflowException):
         runs.send(evaluation, "scheduled__first", minutes(0), retry=False)
     assert runs.send(evaluation, "scheduled__first", minutes(0), retry=True) == "sent"
@@ -268,36 +260,15 @@ def test_a_retry_after_only_the_card_was_posted_posts_only_the_step():
     assert card["thread_ts"] is None and alert["thread_ts"] == card["ts"]
 
 
-def test_a_first_try_looks_for_nothing():
-    runs = Runs(MemorySlack(threads=True))
-    incident(runs)
-
-    assert runs.slack.lookups == []
-
-
 def test_a_concurrent_run_that_decided_the_same_posts_nothing():
-    slack = MemorySlack(threads=True)
-    runs = Runs(slack)
+    runs = Runs(MemorySlack(threads=True))
     runs.cleanups(minutes(0), 3)
-    evaluation = steps.evaluate(runs.store, PARAMS, dag_id=DAG, run_after=minutes(0), mute_value=None)
-
-    said = [
-        steps.send(
-            runs.store,
-            {"stalled_count": 1},
-            evaluation,
-            PARAMS,
-            dag_id=DAG,
-            run_id=run_id,
-            base_url="",
-            slack=slack,
-            now=minutes(0),
-        )
-        for run_id in ("manual__a", "manual__b")
+    evaluation = runs.evaluate(minutes(0))
+    assert [runs.send(evaluation, run_id, minutes(0)) for run_id in ("manual__a", "manual__b")] == [
+        "sent",
+        "skipped",
     ]
-
-    assert said == ["sent", "skipped"]
-    assert len(slack.posts) == 2, "one card and one WARNING"
+    assert len(runs.slack.posts) == 2, "one card and one WARNING"
 
 
 def test_a_failed_edit_of_the_first_message_is_logged_and_never_fails_the_delivered_step(caplog):
@@ -309,9 +280,7 @@ def test_a_failed_edit_of_the_first_message_is_logged_and_never_fails_the_delive
     runs.cleanups(minutes(0), 3)
     runs.run(minutes(0))
     runs.cleanups(minutes(15), 5)
-
     assert runs.run(minutes(15))["kind"] == "escalation"
-
     assert len(runs.slack.posts) == 3
     assert "Could not edit the incident's first message" in caplog.text
     assert "internal_error" in caplog.text
@@ -323,21 +292,6 @@ def test_a_test_message_stands_alone_and_touches_no_thread(threads):
     runs = Runs(MemorySlack(threads=threads))
     runs.cleanups(minutes(0), 3)
     runs.run(minutes(0))
-    evaluation = steps.evaluate(
-        runs.store, {**PARAMS, "force_alert": True}, dag_id=DAG, run_after=minutes(5), mute_value=None
-    )
-
-    steps.send(
-        runs.store,
-        {"stalled_count": 0},
-        evaluation,
-        {**PARAMS, "force_alert": True},
-        dag_id=DAG,
-        run_id="manual__test",
-        base_url="",
-        slack=runs.slack,
-        now=minutes(5),
-    )
-
-    assert runs.slack.posts[-1]["thread_ts"] is None
-    assert runs.slack.edits == []
+    forced = {**PARAMS, "force_alert": True}
+    runs.send(runs.evaluate(minutes(5), forced), "manual__test", minutes(5), params=forced)
+    assert runs.slack.posts[-1]["thread_ts"] is None and runs.slack.edits == []
