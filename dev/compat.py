@@ -144,11 +144,7 @@ def ensure_venv(version: Version, uv: str, python: str) -> str:
 
 def installed_airflow(version: Version) -> str:
     probe = "from importlib.metadata import version; print(version('apache-airflow'))"
-    done = subprocess.run(
-        [str(version.python), "-c", probe],
-        capture_output=True,
-        text=True,
-    )
+    done = subprocess.run([str(version.python), "-c", probe], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else "?"
 
 

@@ -48,7 +48,7 @@ CONN_TYPES = {
 
 # Mounted folders that are not in the repo, and why that is fine. Each must be git-ignored.
 RUNTIME_MOUNTS = {
-    "./logs": "task logs, written at run time; Docker creates it, airflow-init hands it to AIRFLOW_UID",
+    "./logs": "task logs, written at run time; Docker creates it, airflow-init hands it to AIRFLOW_UID"
 }
 
 # Environment values that name a host as a browser on the developer's machine sees it, not a service.

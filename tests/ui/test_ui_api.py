@@ -190,11 +190,7 @@ def test_days_older_than_airflows_runs_fall_back_to_the_cleanups(story, make_cli
     assert "<td>2026-02-28</td><td>4</td><td>4</td><td>800</td><td>0</td><td>≤ 0.50 %</td>" in page
     assert "A rate marked ≤ is for a day without run results" in page
     # February 8 (from 13:00): nothing at all.
-    assert days["2026-02-08"] == {
-        "day": "2026-02-08",
-        "cleanups": 0,
-        **NOTHING_CHECKED,
-    }
+    assert days["2026-02-08"] == {"day": "2026-02-08", "cleanups": 0, **NOTHING_CHECKED}
 
 
 @pytest.mark.parametrize(
@@ -295,11 +291,7 @@ def test_a_last_run_without_an_event(story, make_client, state, stalled):
 
 def test_an_empty_database_shows_no_history_rather_than_failing(db, make_client):
     body = make_client().get("/batch-cleanup/api/summary?range=30d").json()
-    assert body["cleanups"]["totals"] == {
-        "cleanups": 0,
-        **NOTHING_CHECKED,
-        "runs_truncated": False,
-    }
+    assert body["cleanups"]["totals"] == {"cleanups": 0, **NOTHING_CHECKED, "runs_truncated": False}
     assert (body["incidents"], body["offenders"], body["last_run"]) == ([], [], None)
     assert body["state"]["open"] is False
 

@@ -115,10 +115,7 @@ def test_warning_at_4_spares_todays_incident_and_still_pages_for_the_burst(story
     # The burst pages at once when it reaches five; the older one opens a run later, at four.
     assert [
         (i["opened_at"], i["peak_severity"], i["duration"], i["messages"]) for i in candidate["incidents"]
-    ] == [
-        ("2026-03-08T10:45:00Z", "CRITICAL", "45 min", 3),
-        ("2026-02-28T12:30:00Z", "WARNING", "45 min", 2),
-    ]
+    ] == [("2026-03-08T10:45:00Z", "CRITICAL", "45 min", 3), ("2026-02-28T12:30:00Z", "WARNING", "45 min", 2)]
 
 
 def test_without_a_candidate_both_sides_are_the_dags_thresholds(story, make_client):
