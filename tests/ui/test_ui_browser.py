@@ -310,12 +310,8 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     opened = (h + timedelta(minutes=35) - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M UTC")
     assert rows.nth(0).locator("td").nth(1).inner_text() == opened
     assert rows.nth(0).locator("td").nth(2).inner_text() == "open"
-    assert [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()][3:] == [
-        "1 h 45 min",
-        "6",
-        "6",
-        "3",
-    ]
+    burst = [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()]
+    assert burst[3:] == ["1 h 45 min", "6", "6", "3"]
     assert "CRITICAL" in rows.nth(1).inner_text()
     # Repeat offenders, most cleanups first.
     offenders = [r.locator("td").all_inner_texts()[:2] for r in page.locator("#offenders tbody tr").all()]
@@ -335,13 +331,14 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     events = [e for e in story.events if e["timestamp"].date() == burst_day]
     runs = [r for r in story.runs if r["at"].date() == burst_day]
     stalled, checked = sum(r["stalled"] for r in runs), sum(r["checked"] for r in runs)
-    assert days[burst_day.isoformat()] == [
+    shown = [
         str(len(events)),
         str(stalled),
         f"{checked:,}",
         str(len(runs)),
         f"{stalled / checked * 100:.2f} %",
     ]
+    assert days[burst_day.isoformat()] == shown
     assert stalled >= 12 and len(runs) > len(events)  # the burst's 6 × 2, and runs without cleanup
     # Three charts drawn by Chart.js, served by the plugin.
     assert page.evaluate("Object.keys(Chart.instances).length") == 3
