@@ -144,11 +144,7 @@ def ensure_venv(version: Version, uv: str, python: str) -> str:
 
 def installed_airflow(version: Version) -> str:
     probe = "from importlib.metadata import version; print(version('apache-airflow'))"
-    done = subprocess.run(
-        [str(version.python), "-c", probe],
-        capture_output=True,
-        text=True,
-    )
+    done = subprocess.run([str(version.python), "-c", probe], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else "?"
 
 
@@ -274,11 +270,8 @@ def table(results: list[Result]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if "--" in argv:
-        split = argv.index("--")
-        argv, pytest_args = argv[:split], argv[split + 1 :]
-    else:
-        pytest_args = []
+    split = argv.index("--") if "--" in argv else len(argv)
+    argv, pytest_args = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="*", metavar="VERSION", help=f"any of {', '.join(VERSIONS)} (all)")
     parser.add_argument("--uv", default=str(REPO / ".venv" / "bin" / "uv"), help="uv to create venvs with")

@@ -325,28 +325,14 @@ Stop with Ctrl-C.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    port, slack = int(os.environ.get("AIRFLOW__API__PORT", "8080")), os.environ.get("SLACK_MODE") or "webhook"
     parser.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("AIRFLOW__API__PORT", "8080")),
-        help="port of the Airflow UI and API (default: $AIRFLOW__API__PORT or 8080)",
+        "--port", type=int, default=port, help="of the UI and API ($AIRFLOW__API__PORT, 8080)"
     )
-    parser.add_argument(
-        "--home", type=Path, default=REPO / ".airflow", help="AIRFLOW_HOME (default .airflow)"
-    )
-    parser.add_argument(
-        "--log-dir",
-        type=Path,
-        default=REPO / ".run" / "services",
-        help="service logs (default .run/services)",
-    )
-    parser.add_argument(
-        "--slack",
-        choices=("webhook", "bot"),
-        default=os.environ.get("SLACK_MODE") or "webhook",
-        help="Slack connection: an incoming webhook (default), or a bot token whose incidents are "
-        "threads (default: $SLACK_MODE or webhook)",
-    )
+    parser.add_argument("--home", type=Path, default=REPO / ".airflow", help="AIRFLOW_HOME (.airflow)")
+    parser.add_argument("--log-dir", type=Path, default=REPO / ".run" / "services", help="service logs")
+    slack_help = "a webhook, or a bot token: one thread per incident ($SLACK_MODE, webhook)"
+    parser.add_argument("--slack", choices=("webhook", "bot"), default=slack, help=slack_help)
     parser.add_argument("--check", action="store_true", help="start, check the DAG over REST, print OK, stop")
     args = parser.parse_args(argv)
     home, log_dir = args.home.resolve(), args.log_dir.resolve()
@@ -363,27 +349,16 @@ def main(argv: list[str] | None = None) -> int:
     started: list[services.Service | KeptFirestore | Airflow] = []
     try:
         print(f"Starting the stand-ins (logs in {_shown(log_dir)}/) ...", flush=True)
-        firestore = KeptFirestore(log_dir, home / FIRESTORE_EXPORT)
-        started.append(firestore)
-        emulator = firestore.service
-        api_key = new_api_key()
-        coordinator = services.start_coordinator(log_dir, api_key=api_key, seed_demo=True)
-        started.append(coordinator)
-        sink = services.start_slack_sink(log_dir)
-        started.append(sink)
-        monitoring = services.start_monitoring_api(log_dir)
-        started.append(monitoring)
-
+        started.append(KeptFirestore(log_dir, home / FIRESTORE_EXPORT))
+        emulator, api_key = started[-1].service, new_api_key()
+        started.append(services.start_coordinator(log_dir, api_key=api_key, seed_demo=True))
+        started.append(services.start_slack_sink(log_dir))
+        started.append(services.start_monitoring_api(log_dir))
+        coordinator, sink, monitoring = started[1:]
         env = local_env(
-            home,
-            args.port,
-            coordinator=coordinator,
-            api_key=api_key,
-            sink=sink,
-            emulator=emulator,
-            monitoring=monitoring,
-            slack_mode=args.slack,
-        )
+            home, args.port, coordinator=coordinator, api_key=api_key, sink=sink, emulator=emulator,
+            monitoring=monitoring, slack_mode=args.slack,
+        )  # fmt: skip
         airflow = Airflow(env, log_dir, base_url)
         started.append(airflow)
         print(f"Starting Airflow standalone in {_shown(home)}/ (takes a minute) ...", flush=True)
@@ -392,20 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         password = airflow.password()
         token = airflow.token(password)
         dag = airflow.unpause_dag(token, DAG_PARSE_TIMEOUT)
-        print(
-            banner(
-                base_url,
-                password,
-                home,
-                log_dir,
-                coordinator.url,
-                sink.url,
-                emulator.host,
-                monitoring.url,
-                args.slack,
-            ),
-            flush=True,
-        )
+        where = (coordinator.url, sink.url, emulator.host, monitoring.url)
+        print(banner(base_url, password, home, log_dir, *where, args.slack), flush=True)
 
         if args.check:
             if dag.get("dag_id") != DAG_ID or dag.get("is_paused") is not False:

@@ -247,16 +247,9 @@ class _PortTaken(Exception):
 
 def _start_firestore_emulator(java: str, jar: Path, log_dir: Path, port: int, flags: list[str]) -> Service:
     url = f"http://127.0.0.1:{port}"
-    command = [
-        java,
-        "-Duser.language=en",  # as Google's wrapper script: its error messages exist in English only
-        "-cp",
-        str(jar),
-        EMULATOR_MAIN_CLASS,
-        "--host=127.0.0.1",
-        f"--port={port}",
-        *flags,
-    ]
+    # -Duser.language=en as Google's wrapper script: its error messages exist in English only.
+    command = [java, "-Duser.language=en", "-cp", str(jar), EMULATOR_MAIN_CLASS, "--host=127.0.0.1"]
+    command += [f"--port={port}", *flags]
     name = "firestore-emulator"
     process, log_path = spawn(name, command, log_dir)
     deadline = time.monotonic() + EMULATOR_START_TIMEOUT

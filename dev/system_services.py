@@ -126,19 +126,8 @@ def start_postgres(*, database: str = "airflow", user: str = "airflow") -> Postg
         shutil.chown(folder, POSTGRES_OS_USER, POSTGRES_OS_USER)
     server = Postgres(bin_dir, folder, free_port(), database, user)
     try:
-        initdb = _as_postgres_user(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(server.data_dir),
-                "-U",
-                user,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ]
-        )
+        initdb = [str(bin_dir / "initdb"), "-D", str(server.data_dir), "-U", user, "--auth=trust"]
+        initdb = _as_postgres_user([*initdb, "--encoding=UTF8", "--locale=C", "--no-sync"])
         done = subprocess.run(initdb, capture_output=True, text=True, timeout=POSTGRES_START_TIMEOUT)
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed ({' '.join(initdb)}):\n{done.stdout}{done.stderr}")

@@ -48,19 +48,14 @@ CONN_TYPES = {
 
 # Mounted folders that are not in the repo, and why that is fine. Each must be git-ignored.
 RUNTIME_MOUNTS = {
-    "./logs": "task logs, written at run time; Docker creates it, airflow-init hands it to AIRFLOW_UID",
+    "./logs": "task logs, written at run time; Docker creates it, airflow-init hands it to AIRFLOW_UID"
 }
 
 # Environment values that name a host as a browser on the developer's machine sees it, not a service.
 HOST_SIDE_SETTINGS = {"AIRFLOW__API__BASE_URL"}
 
 
-def _load_compose() -> dict[str, Any]:
-    with COMPOSE_FILE.open() as f:
-        return yaml.safe_load(f)
-
-
-COMPOSE = _load_compose()
+COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE.get("services") or {}
 
 
@@ -123,16 +118,7 @@ def _dag_conn_ids() -> list[str]:
 
 
 def _env_of(service: dict[str, Any]) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.partition("=")[::2] for item in env)
-    return {key: str(value) for key, value in env.items()}
-
-
-def _env_files(service: dict[str, Any]) -> list[str]:
-    files = service.get("env_file") or []
-    files = [files] if isinstance(files, str | dict) else files
-    return [f["path"] if isinstance(f, dict) else f for f in files]
+    return {key: str(value) for key, value in (service.get("environment") or {}).items()}
 
 
 def _container_ports(service: dict[str, Any]) -> set[int]:
@@ -145,15 +131,10 @@ def _published_host_ports(service: dict[str, Any]) -> list[int]:
     return [int(str(port).split(":")[-2]) for port in service.get("ports") or [] if ":" in str(port)]
 
 
-def _bind_mounts() -> list[tuple[str, str]]:
-    """(service, source) of every bind mount; sources are paths, named volumes are plain names."""
-    mounts = []
-    for name, service in SERVICES.items():
-        for volume in service.get("volumes") or []:
-            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
-            if source.startswith((".", "/", "~")):
-                mounts.append((name, source))
-    return mounts
+def _mounts() -> list[tuple[str, str, bool]]:
+    """(service, source, is a bind mount) of every volume: bind mounts name paths, named volumes not."""
+    sources = [(n, v.split(":")[0]) for n, s in SERVICES.items() for v in s.get("volumes") or []]
+    return [(name, source, source.startswith((".", "/", "~"))) for name, source in sources]
 
 
 def _git_ignored(path: str) -> bool:
@@ -205,9 +186,8 @@ def test_compose_file_parses_with_every_anchor_merged():
     assert unmerged(COMPOSE, "compose") == [], "a `<<` merge key was left unresolved (quoted or not an alias)"
 
 
-@pytest.mark.parametrize("name", REQUIRED_SERVICES)
-def test_service_is_defined(name):
-    assert name in SERVICES, f"docker-compose.yaml has no service {name!r}; it has {sorted(SERVICES)}"
+def test_every_required_service_is_defined():
+    assert [n for n in REQUIRED_SERVICES if n not in SERVICES] == [], sorted(SERVICES)
 
 
 @pytest.mark.parametrize("name", sorted(set(SERVICES) - set(ONE_SHOT_SERVICES)))
@@ -223,9 +203,7 @@ def test_depends_on_names_defined_services_that_can_meet_the_condition(name):
     for target, spec in depends_on.items():
         assert target in SERVICES, f"{name} depends on {target!r}, which is not a service"
         if (spec or {}).get("condition") == "service_healthy":
-            assert SERVICES[target].get("healthcheck"), (
-                f"{name} waits for {target} to be healthy, but {target} has no healthcheck: it never starts"
-            )
+            assert SERVICES[target].get("healthcheck"), f"{name} waits for {target}, which cannot be healthy"
 
 
 @pytest.mark.parametrize(("where", "url"), _urls_services_must_serve())
@@ -234,57 +212,29 @@ def test_address_names_a_service_listening_on_that_port(where, url):
     assert parts.hostname in SERVICES, f"{where} points at {parts.hostname!r}, which is not a service"
     if parts.port is not None:
         ports = _container_ports(SERVICES[parts.hostname])
-        assert parts.port in ports, (
-            f"{where} uses port {parts.port}, but {parts.hostname} exposes or publishes only {sorted(ports)}"
-        )
+        assert parts.port in ports, f"{where}: {parts.hostname} exposes or publishes no such port"
 
 
 @pytest.mark.parametrize("name", AIRFLOW_SERVICES)
-def test_airflow_service_is_built_from_the_dockerfile_with_the_env_file(name):
+def test_airflow_service_is_built_from_the_dockerfile_reads_env_and_loads_no_examples(name):
     service = SERVICES.get(name, {})
     context = service.get("build")
-    context = context.get("context", ".") if isinstance(context, dict) else context
     assert context is not None, f"{name} is not built from the Dockerfile (no `build`)"
-    assert (REPO / context / "Dockerfile").is_file(), (
-        f"{name} builds from {context!r}, which has no Dockerfile"
-    )
-    assert ".env" in _env_files(service), (
-        f"{name} does not read .env (env_file: {_env_files(service)}): it would lack the DAG's connections"
-    )
-
-
-@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
-def test_airflow_service_loads_no_examples(name):
-    env = _env_of(SERVICES.get(name, {}))
-    assert env.get("AIRFLOW__CORE__LOAD_EXAMPLES", "").lower() == "false", (
-        f"{name} sets AIRFLOW__CORE__LOAD_EXAMPLES={env.get('AIRFLOW__CORE__LOAD_EXAMPLES')!r}; "
-        "Airflow's default loads the example DAGs"
-    )
+    assert (REPO / context / "Dockerfile").is_file(), f"{name} builds from {context!r}: no Dockerfile"
+    files = service.get("env_file") or []
+    assert ".env" in files, f"{name} does not read .env (env_file: {files}): it would lack the connections"
+    examples = _env_of(service).get("AIRFLOW__CORE__LOAD_EXAMPLES")
+    assert str(examples).lower() == "false", f"{name}: Airflow's default loads the example DAGs"
 
 
 def test_nothing_is_pip_installed_at_container_start():
-    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE_FILE.read_text(), (
-        "docker-compose.yaml uses _PIP_ADDITIONAL_REQUIREMENTS; dependencies belong in requirements.txt"
-    )
+    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE_FILE.read_text(), "use requirements.txt"
 
 
-def test_dockerfile_builds_from_the_pinned_airflow_version():
-    image, _, tag = _dockerfile_from().partition(":")
-    assert image == "apache/airflow", f"Dockerfile builds FROM {image!r}, not apache/airflow"
-    version = tag.split("-")[0]
-    assert version == _pinned_airflow_version(), (
-        f"Dockerfile uses Airflow {version!r}, requirements.txt pins {_pinned_airflow_version()!r}"
-    )
-
-
-def test_dockerfile_uses_the_projects_python():
-    match = re.search(r"-python(\d+\.\d+)$", _dockerfile_from())
-    assert match, (
-        f"FROM {_dockerfile_from()} picks no Python: the image default may not be what the lock is for"
-    )
-    assert match[1] == _project_python(), (
-        f"Dockerfile uses Python {match[1]}, pyproject.toml requires {_project_python()}"
-    )
+def test_dockerfile_builds_from_the_pinned_airflow_on_the_projects_python():
+    expected = f"apache/airflow:{_pinned_airflow_version()}-python{_project_python()}"
+    # An image without -pythonX.Y picks the image's default Python, which the lock may not be for.
+    assert _dockerfile_from() == expected, "requirements.txt's Airflow and pyproject.toml's Python"
 
 
 def test_compose_names_no_other_airflow_version():
@@ -298,12 +248,8 @@ def test_compose_names_no_other_airflow_version():
 
 def test_dockerfile_installs_requirements_txt():
     text = DOCKERFILE.read_text()
-    assert re.search(r"^COPY\s+requirements\.txt\s", text, re.MULTILINE), (
-        "Dockerfile does not COPY requirements.txt"
-    )
-    assert re.search(r"pip install\b.*\s-r\s+\S*requirements\.txt", text), (
-        "Dockerfile does not `pip install -r requirements.txt`"
-    )
+    assert re.search(r"^COPY\s+requirements\.txt\s", text, re.MULTILINE), "no COPY requirements.txt"
+    assert re.search(r"pip install\b.*\s-r\s+\S*requirements\.txt", text), "no pip install -r"
 
 
 def test_build_context_holds_only_what_the_dockerfile_copies():
@@ -314,23 +260,17 @@ def test_build_context_holds_only_what_the_dockerfile_copies():
     ]
     assert patterns[:1] == ["*"], ".dockerignore should start by excluding everything (`*`): .env is a secret"
     copied = re.findall(r"^COPY\s+(\S+)\s", DOCKERFILE.read_text(), re.MULTILINE)
-    assert sorted(p[1:] for p in patterns[1:] if p.startswith("!")) == sorted(copied), (
-        f".dockerignore should let in exactly what the Dockerfile copies ({copied}), found {patterns}"
-    )
+    assert sorted(p[1:] for p in patterns[1:] if p.startswith("!")) == sorted(copied), "what COPY takes"
 
 
 def test_the_dag_uses_the_connections_this_file_expects():
-    assert _dag_conn_ids() == sorted(CONN_TYPES), (
-        f"the DAG's *_CONN_ID constants are {_dag_conn_ids()}; update CONN_TYPES here and .env.example"
-    )
+    assert _dag_conn_ids() == sorted(CONN_TYPES), "update CONN_TYPES here and .env.example"
 
 
 @pytest.mark.parametrize("conn_id", sorted(CONN_TYPES))
 def test_env_example_defines_the_connection(conn_id):
     connection = _connection(conn_id)
-    assert connection.get("conn_type") == CONN_TYPES[conn_id], (
-        f"{conn_id} has conn_type {connection.get('conn_type')!r}, its hook needs {CONN_TYPES[conn_id]!r}"
-    )
+    assert connection.get("conn_type") == CONN_TYPES[conn_id], f"{conn_id}: the type its hook needs"
 
 
 def test_connections_come_only_from_the_env_file():
@@ -345,13 +285,9 @@ def test_connections_come_only_from_the_env_file():
 
 def test_coordinator_accepts_the_key_of_the_connection():
     password = _connection("prediction_coordinator").get("password")
-    assert _env_example().get("COORDINATOR_API_KEY") == password, (
-        ".env.example: COORDINATOR_API_KEY differs from the password of AIRFLOW_CONN_PREDICTION_COORDINATOR"
-    )
+    assert _env_example().get("COORDINATOR_API_KEY") == password, ".env.example: key ≠ the connection's"
     key = _env_of(SERVICES.get("coordinator", {})).get("COORDINATOR_API_KEY", "")
-    assert key.startswith("${COORDINATOR_API_KEY"), (
-        f"the coordinator's environment does not pass COORDINATOR_API_KEY from .env: {key!r}"
-    )
+    assert key.startswith("${COORDINATOR_API_KEY"), "the coordinator must take its key from .env"
 
 
 def test_no_secret_is_on_a_command_line():
@@ -359,9 +295,7 @@ def test_no_secret_is_on_a_command_line():
     for name, service in SERVICES.items():
         command = service.get("command") or []
         command = " ".join(command) if isinstance(command, list) else str(command)
-        assert not re.search(r"API_KEY|SECRET|PASSWORD", command, re.IGNORECASE), (
-            f"{name} puts a secret on its command line: {command!r}"
-        )
+        assert not re.search(r"API_KEY|SECRET|PASSWORD", command, re.IGNORECASE), f"{name}: {command!r}"
 
 
 def test_env_file_is_git_ignored_and_its_example_is_not():
@@ -369,12 +303,10 @@ def test_env_file_is_git_ignored_and_its_example_is_not():
     assert not _git_ignored(".env.example"), ".env.example is git-ignored, so it would never be committed"
 
 
-@pytest.mark.parametrize(("name", "source"), _bind_mounts())
+@pytest.mark.parametrize(("name", "source"), [(n, s) for n, s, bind in _mounts() if bind])
 def test_mounted_folder_is_in_the_repo(name, source):
     if source in RUNTIME_MOUNTS:
-        assert _git_ignored(source.rstrip("/") + "/"), (
-            f"{source} is created at run time ({RUNTIME_MOUNTS[source]}) but is not git-ignored"
-        )
+        assert _git_ignored(source.rstrip("/") + "/"), f"{source} is made at run time: git-ignore it"
         return
     assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repo"
 
@@ -392,9 +324,7 @@ def test_stand_in_module_is_in_the_mounted_folder(name):
             break
     else:
         pytest.fail(f"{name} runs `python -m {module}` from {in_container}, which no bind mount provides")
-    assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), (
-        f"{name} runs `python -m {module}`, but the mount has no {path.relative_to(REPO)}.py"
-    )
+    assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), f"{name}: no {module}"
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in SERVICES.items() if "image" in s and "build" not in s))
@@ -407,9 +337,7 @@ def test_pulled_image_has_a_fixed_tag(name):
 def test_firestore_emulator_is_pinned_to_a_gcloud_release():
     image = SERVICES.get("firestore-emulator", {}).get("image", "")
     pattern = r"gcr\.io/google\.com/cloudsdktool/google-cloud-cli:\d+\.\d+\.\d+-emulators"
-    assert re.fullmatch(pattern, image), (
-        f"firestore-emulator runs {image!r}, not google-cloud-cli:<release>-emulators"
-    )
+    assert re.fullmatch(pattern, image), "google-cloud-cli:<release>-emulators"
 
 
 def test_published_host_ports_do_not_collide():
@@ -419,10 +347,5 @@ def test_published_host_ports_do_not_collide():
 
 def test_named_volumes_are_declared():
     declared = set(COMPOSE.get("volumes") or {})
-    used = {
-        (volume["source"] if isinstance(volume, dict) else volume.split(":")[0])
-        for service in SERVICES.values()
-        for volume in service.get("volumes") or []
-    }
-    undeclared = sorted(v for v in used if not v.startswith((".", "/", "~")) and v not in declared)
+    undeclared = sorted({source for _, source, bind in _mounts() if not bind and source not in declared})
     assert undeclared == [], f"named volumes used but not declared under `volumes:`: {undeclared}"

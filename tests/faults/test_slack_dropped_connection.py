@@ -11,18 +11,14 @@ import pytest
 from batch_cleanup.hooks import slack
 from batch_cleanup.messages import Message
 from dev.slack_sink import DEFAULT_CHANNEL, SlackSinkAdmin
-from tests.conftest import SLACK_WEBHOOK_PATH
+from tests.support.slack_webhook import webhook_connection
 
 CONN_ID = "slack_dropped_test"
 
 
 @pytest.fixture
 def webhook(slack_sink, monkeypatch) -> SlackSinkAdmin:
-    connection = {"conn_type": "slackwebhook", "password": slack_sink.url + SLACK_WEBHOOK_PATH}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-    admin = SlackSinkAdmin(slack_sink.url)
-    admin.reset()
-    return admin
+    return webhook_connection(monkeypatch, slack_sink.url, CONN_ID)
 
 
 @pytest.fixture

@@ -4,25 +4,20 @@ no supervisor to ask): a hung run is still posted, saying so; a run the schedule
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
 from batch_cleanup.notify import deadline_missed
 from dev.slack_sink import SlackSinkAdmin
-from tests.conftest import SLACK_WEBHOOK_PATH
+from tests.support.slack_webhook import webhook_connection
 
 CONN_ID = "slack_deadline_test"
 
 
 @pytest.fixture
 def sink(slack_sink, monkeypatch) -> SlackSinkAdmin:
-    connection = {"conn_type": "slackwebhook", "password": slack_sink.url + SLACK_WEBHOOK_PATH}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
     monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
-    admin = SlackSinkAdmin(slack_sink.url)
-    admin.reset()
-    return admin
+    return webhook_connection(monkeypatch, slack_sink.url, CONN_ID)
 
 
 def missed(state: str) -> None:

@@ -1,29 +1,32 @@
-"""FirestoreHook against Google's Firestore emulator: idempotent writes, the window's edges, the 1 MiB cap."""
+"""FirestoreHook against Google's Firestore emulator: what only the hook does. The rules it shares with
+the in-memory store (idempotent writes, the window's edges, the lease, the version) are
+tests/integration/test_store_contract.py's; here the 1 MiB cap, Firestore's own clock and
+transactions, the errors and logs that name the document, connection and project."""
 
 from __future__ import annotations
 
-import json
+import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.cloud import firestore
 
 from batch_cleanup.cleanup import stalled_fingerprint
-from batch_cleanup.events import build_event, event_id, firestore_size
-from batch_cleanup.hooks.firestore import FirestoreHook
+from batch_cleanup.delivery import thread_posted
+from batch_cleanup.events import build_event, firestore_size
+from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
 
+DAG = "stalled_batch_cleanup"
+OPEN = {"open": True, "severity": "WARNING", "notifications": 1}
 PARAMS = {"stall_threshold_minutes": 10, "min_completion_pct": 90}
 RUN_AFTER = datetime(2026, 3, 8, 6, 45, tzinfo=UTC)
+START = RUN_AFTER - timedelta(minutes=60)
 
 
 @pytest.fixture
-def hook(firestore, monkeypatch):
-    connection = {
-        "conn_type": "google_cloud_platform",
-        "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
-    return FirestoreHook(gcp_conn_id="google_cloud_default")
+def hook(firestore_hook):
+    return firestore_hook
 
 
 def summary(batch_ids, results=None):
@@ -39,7 +42,7 @@ def summary(batch_ids, results=None):
     }
 
 
-def event(batch_ids, timestamp=firestore.SERVER_TIMESTAMP, **kw):
+def event(batch_ids, timestamp=RUN_AFTER, **kw):
     return build_event(
         summary(batch_ids, **kw),
         dag_id="stalled_batch_cleanup",
@@ -59,105 +62,19 @@ def test_emulator_needs_no_google_credentials(hook):
     assert stored(hook) == []
 
 
-def test_create_event_is_idempotent_and_keeps_the_first_timestamp(hook):
-    doc_id = event_id("stalled_batch_cleanup", "run-1", stalled_fingerprint(["b1"]))
-    assert hook.create_event(doc_id, event(["b1"])) is True
-    first = stored(hook)
-    assert hook.create_event(doc_id, event(["b1"])) is False, "a second create must not overwrite"
-    again = stored(hook)
-    assert len(again) == 1
-    assert again[0]["timestamp"] == first[0]["timestamp"]
-    assert again[0]["batch_ids"] == ["b1"]
-
-
-def test_other_stalled_set_in_same_run_adds_its_own_document(hook):
-    for ids in (["b1"], ["b2", "b3"]):
-        hook.create_event(event_id("stalled_batch_cleanup", "run-1", stalled_fingerprint(ids)), event(ids))
-    assert sorted(len(doc["batch_ids"]) for doc in stored(hook)) == [1, 2]
-
-
-def test_event_fields(hook):
+def test_an_event_is_stored_whole_with_firestores_write_time_apart_from_the_run_time(hook):
     hook.create_event("e1", event(["b1", "b2"]))
     [doc] = stored(hook)
-    assert doc["stalled_count"] == 2
-    assert doc["batch_ids"] == ["b1", "b2"]
+    assert (doc["stalled_count"], doc["batch_ids"], doc["timestamp"]) == (2, ["b1", "b2"], RUN_AFTER)
     assert doc["results"] == [
         {"batch_id": "b1", "was_stalled": True},
         {"batch_id": "b2", "was_stalled": True},
     ]
     assert doc["expire_at"] == RUN_AFTER + timedelta(days=30)
-    assert isinstance(doc["timestamp"], datetime)
     assert {"dag_id", "run_id", "batches_checked", "stall_threshold_minutes", "min_completion_pct"} <= set(
         doc
     )
-
-
-@pytest.mark.parametrize(
-    ("offset", "counted"),
-    [
-        (timedelta(minutes=-61), False),
-        (timedelta(minutes=-60), False),
-        (timedelta(minutes=-60, milliseconds=1), True),
-        (timedelta(minutes=-59), True),
-        (timedelta(0), True),
-        (timedelta(milliseconds=1), False),
-        (timedelta(minutes=5), False),
-    ],
-    ids=[
-        "61-min-before",
-        "at-start-excluded",
-        "just-after-start",
-        "59-min-before",
-        "at-run-time-included",
-        "just-after-run-time",
-        "after-run-time",
-    ],
-)
-def test_count_in_at_the_window_edges(hook, offset, counted):
-    start = RUN_AFTER - timedelta(minutes=60)
-    hook.create_event("edge", event(["b1"], timestamp=RUN_AFTER + offset))
-    hook.create_event("inside", event(["b2"], timestamp=RUN_AFTER - timedelta(minutes=30)))
-    assert hook.count_in(start, RUN_AFTER) == (2 if counted else 1)
-    assert len(hook.events_in(start, RUN_AFTER)) == (2 if counted else 1)
-
-
-def test_a_60_minute_window_of_a_15_minute_schedule_holds_four_runs(hook):
-    """The run from exactly an hour ago is the fifth: its event carries its run time, the start."""
-    for minutes in (60, 45, 30, 15, 0):
-        hook.create_event(
-            f"run-{minutes}", event([f"b{minutes}"], timestamp=RUN_AFTER - timedelta(minutes=minutes))
-        )
-    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 4
-
-
-def test_count_uses_no_document_reads_beyond_the_aggregation(hook):
-    for index in range(25):
-        hook.create_event(f"e{index}", event([f"b{index}"], timestamp=RUN_AFTER - timedelta(minutes=index)))
-    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 25
-    assert hook.count_in(RUN_AFTER - timedelta(minutes=10), RUN_AFTER) == 10
-
-
-def test_events_in_lists_newest_first_with_their_batch_ids(hook):
-    hook.create_event("old", event(["old"], timestamp=RUN_AFTER - timedelta(minutes=90)))
-    hook.create_event("a", event(["a1", "a2"], timestamp=RUN_AFTER - timedelta(minutes=40)))
-    hook.create_event("b", event(["b1"], timestamp=RUN_AFTER - timedelta(minutes=10)))
-    listed = hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
-    assert [(event.id, event.batch_ids, event.dag_id) for event in listed] == [
-        ("b", ["b1"], "stalled_batch_cleanup"),
-        ("a", ["a1", "a2"], "stalled_batch_cleanup"),
-    ]
-    assert hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER, limit=1)[0].id == "b"
-
-
-def test_an_event_the_coordinator_wrote_itself_reads_without_a_dag_id(hook):
-    """The seed's schema: timestamp, stalled_count, batch_ids, results, and no dag_id."""
-    at = RUN_AFTER - timedelta(minutes=10)
-    hook.events.document("legacy").set(
-        {"timestamp": at, "stalled_count": 1, "batch_ids": ["l1"], "results": []}
-    )
-    [event] = hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
-    assert (event.id, event.timestamp, event.batch_ids, event.dag_id) == ("legacy", at, ["l1"], None)
-    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 1
+    assert isinstance(doc["recorded_at"], datetime) and doc["recorded_at"] > RUN_AFTER
 
 
 def test_huge_response_is_capped_under_one_mebibyte_and_accepted(hook):
@@ -182,60 +99,51 @@ def test_uncapped_document_is_refused_by_firestore(hook):
         hook.events.document("too-big").create(too_big)
 
 
-def test_the_write_time_is_kept_apart_from_the_run_time(hook):
-    hook.create_event("e1", event(["b1"], timestamp=RUN_AFTER))
-    [doc] = stored(hook)
-    assert doc["timestamp"] == RUN_AFTER
-    assert isinstance(doc["recorded_at"], datetime) and doc["recorded_at"] > RUN_AFTER
-
-
 @pytest.mark.parametrize(
-    "batch_ids", [None, "b-1", [1, 2], {"b-1": True}], ids=["missing", "string", "numbers", "map"]
+    ("document", "logged"),
+    [
+        ({}, "batch_cleanup_events/bad has no `batch_ids`"),
+        ({"batch_ids": "b-1"}, "batch_cleanup_events/bad has `batch_ids` of type str"),
+        ({"batch_ids": [1, 2]}, "batch_cleanup_events/bad has `batch_ids` of type list"),
+        ({"batch_ids": {"b-1": True}}, "batch_cleanup_events/bad has `batch_ids` of type dict"),
+        ({"timestamp": "2026-03-08T06:35:00", "batch_ids": ["t1"]}, "string `timestamp`"),
+    ],
+    ids=["missing", "string", "numbers", "map", "string-timestamp"],
 )
-def test_an_event_with_garbage_batch_ids_counts_with_none_and_is_logged_by_id(hook, caplog, batch_ids):
+def test_a_bad_event_is_named_in_the_log_when_the_window_is_read(hook, caplog, document, logged):
     at = RUN_AFTER - timedelta(minutes=10)
-    bad = {"timestamp": at, "stalled_count": 1} | ({} if batch_ids is None else {"batch_ids": batch_ids})
-    hook.events.document("bad-ids").set(bad)
+    hook.events.document("bad").set({"timestamp": at, "stalled_count": 1, **document})
     hook.create_event("good", event(["g1"], timestamp=at - timedelta(minutes=1)))
-    listed = hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
-    assert [(e.id, e.batch_ids) for e in listed] == [("bad-ids", []), ("good", ["g1"])]
-    assert hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER) == 2
-    assert "batch_cleanup_events/bad-ids" in caplog.text
+    hook.events_in(START, RUN_AFTER)
+    assert logged in caplog.text and "bad" in caplog.text
     assert "good" not in caplog.text
-
-
-def test_events_with_a_string_timestamp_are_named_in_the_log_when_the_window_is_read(hook, caplog):
-    at = RUN_AFTER - timedelta(minutes=10)
-    hook.events.document("text-time").set({"timestamp": at.isoformat(), "batch_ids": ["t1"]})
-    hook.create_event("good", event(["g1"], timestamp=at))
-    assert [e.id for e in hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)] == ["good"]
-    assert "string `timestamp`" in caplog.text
-    assert "text-time" in caplog.text
 
 
 def test_a_window_read_with_only_good_events_logs_no_error(hook, caplog):
     hook.create_event("good", event(["g1"], timestamp=RUN_AFTER - timedelta(minutes=10)))
-    hook.events_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER)
+    hook.events_in(START, RUN_AFTER)
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
 
 
-def test_an_unreachable_firestore_is_named_with_its_connection_and_project(firestore, monkeypatch):
+@pytest.mark.parametrize("garbage", ["seven", 7.5, None, True], ids=["text", "fraction", "null", "bool"])
+def test_a_garbage_version_is_logged_naming_the_state_document(hook, caplog, garbage):
+    hook._state_ref(DAG).set({**OPEN, "version": garbage})
+    assert hook.read_state(DAG)[1] == 0
+    assert f"{STATE_COLLECTION}/{DAG}" in caplog.text
+
+
+def test_an_unreachable_firestore_is_named_with_its_connection_and_project(hook, monkeypatch):
     """A port nothing listens on: the error says Firestore, the connection id and the project, and is
     an AirflowException (retried by Airflow), not a bare RetryError."""
     from batch_cleanup.compat import AirflowException, AirflowFailException
     from dev import services
 
-    connection = {
-        "conn_type": "google_cloud_platform",
-        "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{services.free_port()}")
     hook = FirestoreHook(gcp_conn_id="google_cloud_default", retry_seconds=1)
     for call in (
         lambda: hook.create_event("e", event(["b1"])),
-        lambda: hook.count_in(RUN_AFTER - timedelta(minutes=60), RUN_AFTER),
-        lambda: hook.read_state("stalled_batch_cleanup"),
+        lambda: hook.count_in(START, RUN_AFTER),
+        lambda: hook.read_state(DAG),
     ):
         with pytest.raises(AirflowException) as failed:
             call()
@@ -243,3 +151,100 @@ def test_an_unreachable_firestore_is_named_with_its_connection_and_project(fires
         text = str(failed.value)
         assert "Firestore" in text and "unreachable" in text, text
         assert "'google_cloud_default'" in text and "'demo-batch-cleanup'" in text, text
+
+
+# --- transactions ---------------------------------------------------------------------------------
+
+
+def test_concurrent_claims_in_threads_grant_exactly_one(hook):
+    results = {}
+
+    def claim(run_id):
+        results[run_id] = FirestoreHook().claim_lease(DAG, run_id=run_id, version=0, kind="alert")
+
+    threads = [threading.Thread(target=claim, args=(f"run-{index}",)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(outcome is None for outcome in results.values()) == 1, results
+
+
+class _PausedState(Mapping):
+    """A state whose first read inside the transaction body waits for the test: the point where the
+    body has read the document (and holds its lock) and is building what it writes."""
+
+    def __init__(self, state: dict, reached: threading.Event, resume: threading.Event) -> None:
+        self.state, self.reached, self.resume, self.reads = state, reached, resume, 0
+
+    def __getitem__(self, key):
+        return self.state[key]
+
+    def __iter__(self):
+        return iter(self.state)
+
+    def __len__(self):
+        return len(self.state)
+
+    def keys(self):
+        self.reads += 1
+        if self.reads == 1:
+            self.reached.set()
+            self.resume.wait(20)
+        return self.state.keys()
+
+
+def test_a_save_that_collides_with_another_writer_is_rerun_by_firestore_and_completes(hook):
+    """Two writers really collide on the emulator: the save's transaction is aborted and run again,
+    and the second run of its body must do exactly what the first would have."""
+    hook.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+    ref = hook._state_ref(DAG)
+    other_read, other_write = threading.Event(), threading.Event()
+    save_read, save_resume = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def other_writer():  # e.g. an operator's edit: reads the state, then writes a field of its own
+        client = FirestoreHook().client
+
+        @firestore.transactional
+        def touch(transaction):
+            ref.get(transaction=transaction)
+            other_read.set()
+            other_write.wait(20)
+            transaction.set(ref, {"note": "edited"}, merge=True)
+
+        touch(client.transaction())
+        outcome["other"] = "committed"
+
+    state = _PausedState(OPEN, save_read, save_resume)
+    incident = {"id": "stalled_batch_cleanup-20261128T150000Z", "severity": "WARNING"}
+
+    def saver():
+        try:
+            outcome["save"] = FirestoreHook().save_state(
+                DAG, state, run_id="run-a", version=0, carry=thread_posted, incident=incident
+            )
+        except Exception as err:  # the assertion below names it
+            outcome["save"] = err
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    assert other_read.wait(20)
+    saving = threading.Thread(target=saver)
+    saving.start()
+    assert save_read.wait(20)
+    # The save asks to commit first and waits on the other writer's lock; when the other commits
+    # too, the emulator aborts the save's transaction and the client runs its body again.
+    save_resume.set()
+    saving.join(1)
+    other_write.set()
+    saving.join(30)
+    writer.join(30)
+
+    assert state.reads == 2, "the two writers did not collide: the save's body ran once"
+    assert outcome == {"other": "committed", "save": None}
+    stored, version = hook.read_state(DAG)
+    assert version == 1 and stored["severity"] == "WARNING" and stored["lease"] is None
+    [entry] = [doc.to_dict() for doc in hook.client.collection(INCIDENT_COLLECTION).stream()]
+    assert entry == {"severity": "WARNING"}
+    assert incident["id"] == "stalled_batch_cleanup-20261128T150000Z", "the caller's incident is untouched"

@@ -4,7 +4,6 @@ warning line and False, never an exception."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -23,17 +22,8 @@ from tests.conftest import SERVICE_LOGS
 CONN_ID = "monitoring_hook_test"
 PROJECT = "demo-monitoring"
 END = datetime(2026, 3, 8, 6, 47, 12, 250000, tzinfo=UTC)
-FIGURES = RunFigures(
-    dag_id="stalled_batch_cleanup",
-    end_time=END,
-    batches_checked=12,
-    batches_auto_completed=2,
-    cleanups_in_window=3,
-    messages_sent=1,
-    messages_failed=0,
-    kind="alert",
-    severity="WARNING",
-)
+# Checked 12, auto-completed 2, 3 cleanups in the window, 1 message sent and 0 failed: an alert.
+FIGURES = RunFigures("stalled_batch_cleanup", END, 12, 2, 3, 1, 0, "alert", "WARNING")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +34,8 @@ def monitoring_api() -> Iterator[services.Service]:
 
 
 @pytest.fixture
-def api(monitoring_api, monkeypatch) -> MonitoringAdmin:
-    connection = {"conn_type": "google_cloud_platform", "extra": {"project": PROJECT, "is_anonymous": True}}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+def api(monitoring_api, gcp_connection) -> MonitoringAdmin:
+    gcp_connection(CONN_ID, project=PROJECT)
     admin = MonitoringAdmin(monitoring_api.url)
     admin.reset()
     return admin
@@ -148,9 +137,8 @@ def test_a_hung_api_is_given_up_after_the_timeout(api, caplog):
     assert "Timeout" in record.getMessage()
 
 
-def test_a_connection_without_a_project_is_a_warning_not_a_crash(api, monkeypatch, caplog):
-    connection = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True}}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+def test_a_connection_without_a_project_is_a_warning_not_a_crash(api, gcp_connection, monkeypatch, caplog):
+    gcp_connection(CONN_ID)
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
 
     with caplog.at_level(logging.WARNING):

@@ -13,7 +13,7 @@ from batch_cleanup.hooks import slack
 from batch_cleanup.masking import mask_secret
 from batch_cleanup.messages import Message
 from dev.slack_sink import SlackSinkAdmin
-from tests.conftest import SLACK_WEBHOOK_PATH
+from tests.support.slack_webhook import webhook_connection
 
 CONN_ID = "slack_hook_test"
 SECRET = "sk-live-0c1d2e3f4a5b6c7d-NEVER-POST"
@@ -21,11 +21,7 @@ SECRET = "sk-live-0c1d2e3f4a5b6c7d-NEVER-POST"
 
 @pytest.fixture
 def sink(slack_sink, monkeypatch) -> SlackSinkAdmin:
-    connection = {"conn_type": "slackwebhook", "password": slack_sink.url + SLACK_WEBHOOK_PATH}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-    admin = SlackSinkAdmin(slack_sink.url)
-    admin.reset()
-    return admin
+    return webhook_connection(monkeypatch, slack_sink.url, CONN_ID)
 
 
 def nested(text: str) -> Message:

@@ -4,7 +4,6 @@ rules say, so the fake cannot pass on a rule production does not have."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from batch_cleanup.delivery import thread_posted
 from batch_cleanup.events import StoredEvent
-from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
+from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION
 from tests.support.memory_store import MemoryStore
 
 DAG = "stalled_batch_cleanup"
@@ -23,16 +22,8 @@ TICK = timedelta(microseconds=1)  # Firestore keeps microseconds: the bounds are
 
 
 @pytest.fixture(params=["firestore", "memory"])
-def store(request, monkeypatch):
-    if request.param == "memory":
-        return MemoryStore()
-    request.getfixturevalue("firestore")  # the session's emulator, wiped for this test
-    connection = {
-        "conn_type": "google_cloud_platform",
-        "extra": {"project": "demo-batch-cleanup", "is_anonymous": True},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
-    return FirestoreHook()
+def store(request):
+    return MemoryStore() if request.param == "memory" else request.getfixturevalue("firestore_hook")
 
 
 def seed_state(store, document: dict[str, Any]) -> None:

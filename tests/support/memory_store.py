@@ -156,15 +156,8 @@ class MemorySlack:
         if thread_ts in self.gone:
             thread_ts, broadcast = None, False
         ts = f"{1764650000 + len(self.posts)}.000100" if self.threads else None
-        self.posts.append(
-            {
-                "message": message,
-                "ts": ts,
-                "thread_ts": thread_ts,
-                "broadcast": broadcast,
-                "metadata": metadata,
-            }
-        )
+        post = {"message": message, "ts": ts, "thread_ts": thread_ts, "broadcast": broadcast}
+        self.posts.append({**post, "metadata": metadata})
         if not self.threads:
             return {}
         return {"channel": self.channel, "ts": ts, **({"thread_ts": thread_ts} if thread_ts else {})}

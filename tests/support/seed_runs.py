@@ -47,42 +47,21 @@ def replace_runs(dag_id: str, runs: Iterable[Mapping[str, Any]]) -> int:
         for index, run in enumerate(runs):
             at: datetime = run["at"]
             run_id = f"{PREFIX}{at.isoformat()}-{index}"
+            ids = {"dag_id": dag_id, "run_id": run_id}
+            times = {"run_after": at - timedelta(seconds=30), "start_date": at - timedelta(seconds=20)}
             dag_run_id = session.execute(
                 insert(DagRun)
-                .values(
-                    dag_id=dag_id,
-                    run_id=run_id,
-                    run_type="scheduled",
-                    run_after=at - timedelta(seconds=30),
-                    start_date=at - timedelta(seconds=20),
-                    end_date=at + timedelta(seconds=20),
-                    state="success",
-                    clear_number=0,
-                )
+                .values(**ids, **times, end_date=at + timedelta(seconds=20), run_type="scheduled")
+                .values(state="success", clear_number=0)
                 .returning(DagRun.id)
             ).scalar_one()
+            task = {**ids, "task_id": CHECK_TASK_ID, "map_index": -1}
             session.execute(
-                insert(TaskInstance).values(
-                    dag_id=dag_id,
-                    task_id=CHECK_TASK_ID,
-                    run_id=run_id,
-                    map_index=-1,
-                    state="success",
-                    pool="default_pool",
-                    try_number=1,
-                )
+                insert(TaskInstance).values(**task, state="success", pool="default_pool", try_number=1)
             )
+            value = summary(run["checked"], run["stalled"])
             session.add(
-                XComModel(
-                    dag_run_id=dag_run_id,
-                    dag_id=dag_id,
-                    run_id=run_id,
-                    task_id=CHECK_TASK_ID,
-                    map_index=-1,
-                    key="return_value",
-                    value=summary(run["checked"], run["stalled"]),
-                    timestamp=at,
-                )
+                XComModel(**task, dag_run_id=dag_run_id, key="return_value", value=value, timestamp=at)
             )
             written += 1
         session.flush()

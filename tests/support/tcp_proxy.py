@@ -31,10 +31,6 @@ class TcpProxy:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @property
-    def refusing(self) -> bool:
-        return self._listener is None
-
     def refuse(self) -> None:
         """New connections refused, open ones reset."""
         with self._lock:

@@ -20,24 +20,14 @@ from fork_server import PRELOAD
 
 # What Airflow's components and the test processes import beyond a DAG run's modules.
 COMPONENTS = (
-    "airflow.cli.commands.api_server_command",
-    "airflow.cli.commands.scheduler_command",
-    "airflow.cli.commands.dag_processor_command",
-    "airflow.cli.commands.triggerer_command",
-    "airflow.cli.commands.standalone_command",
-    "airflow.cli.commands.db_command",
-    "airflow.api_fastapi.app",
-    "airflow.api_fastapi.core_api.app",
-    "airflow.jobs.scheduler_job_runner",
-    "airflow.jobs.triggerer_job_runner",
-    "airflow.dag_processing.manager",
-    "airflow.executors.local_executor",
-    "airflow.providers.celery.executors.celery_executor",
-    "uvicorn",
-    "fastapi.testclient",
-    "hypothesis",
-    "playwright.sync_api",
-)
+    "airflow.cli.commands.api_server_command", "airflow.cli.commands.scheduler_command",
+    "airflow.cli.commands.dag_processor_command", "airflow.cli.commands.triggerer_command",
+    "airflow.cli.commands.standalone_command", "airflow.cli.commands.db_command", "airflow.api_fastapi.app",
+    "airflow.api_fastapi.core_api.app", "airflow.jobs.scheduler_job_runner",
+    "airflow.jobs.triggerer_job_runner", "airflow.dag_processing.manager",
+    "airflow.executors.local_executor", "airflow.providers.celery.executors.celery_executor", "uvicorn",
+    "fastapi.testclient", "hypothesis", "playwright.sync_api",
+)  # fmt: skip
 
 
 def main() -> int:

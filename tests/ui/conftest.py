@@ -11,7 +11,6 @@ from tests.ui import history_data
 
 # A frozen clock: H = 12:00 on a Tuesday, and the page is looked at half an hour later.
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
-OUTPUT_DIR = "ui"
 
 
 @pytest.fixture

@@ -28,6 +28,22 @@ def story(db):
     history_data.seed_runs(story)
 
 
+def rates(cleanups, stalled, checked, runs, source="runs"):
+    """A range's or a day's figures: `source` says whose checked batches the rate is over."""
+    figures = dict(
+        zip(("cleanups", "stalled", "checked", "runs"), (cleanups, stalled, checked, runs), strict=True)
+    )
+    return {**figures, "rate": stalled / checked, "rate_source": source}
+
+
+def totals(*figures, source="runs", truncated=False):
+    return {**rates(*figures, source=source), "runs_truncated": truncated}
+
+
+def day(date, *figures, source="runs"):
+    return {"day": date, **rates(*figures, source=source)}
+
+
 def run(run_id=LAST_EVENT_RUN, state="success"):
     return {
         "run_id": run_id,
@@ -58,16 +74,8 @@ def test_cleanups_per_hour_and_totals(story, make_client, range_, cleanups, hour
     body = make_client().get(f"/batch-cleanup/api/cleanups?range={range_}").json()
 
     data = body["cleanups"]
-    assert data["totals"] == {
-        "cleanups": cleanups,
-        "stalled": stalled,
-        "checked": checked,
-        "rate": stalled / checked,
-        "runs": runs,
-        "rate_source": "runs",
-        "runs_truncated": False,
-    }
-    assert len(data["hours"]) == len(data["cleanups"]) == history_data_hours(range_)
+    assert data["totals"] == totals(cleanups, stalled, checked, runs)
+    assert len(data["hours"]) == len(data["cleanups"]) == {"24h": 24, "7d": 168, "30d": 720}[range_]
     assert {i: n for i, n in enumerate(data["cleanups"]) if n > 1} == hours  # the busy ones
     assert sum(data["cleanups"]) == cleanups
     assert data["hours"][-1] == "2026-03-10T12:00:00Z"
@@ -80,25 +88,13 @@ def test_without_runs_in_airflow_the_rate_is_the_cleanups_upper_bound(db, make_c
     """XComs cleaned up (or never there): the rate over the runs that cleaned up, and said so."""
     history_data.write(db, history_data.story(NOW))  # events only
 
-    totals = make_client().get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
+    got = make_client().get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
 
-    assert totals == {
-        "cleanups": 17,
-        "stalled": 23,
-        "checked": 3300,
-        "rate": 23 / 3300,
-        "runs": 0,
-        "rate_source": "cleanups",
-        "runs_truncated": False,
-    }
+    assert got == totals(17, 23, 3300, 0, source="cleanups")
     page = make_client().get("/batch-cleanup/?range=7d").text
     assert '<p class="big" id="total-rate">≤ 0.70 %</p>' in page
     assert "checked in the runs that cleaned up" in page
     assert "it is an upper bound" in page
-
-
-def history_data_hours(range_: str) -> int:
-    return {"24h": 24, "7d": 168, "30d": 720}[range_]
 
 
 def test_hours_at_warning_and_critical(story, make_client):
@@ -115,18 +111,10 @@ def test_past_the_runs_limit_only_the_newest_count_and_the_page_says_so(story, m
     limited = partial(run_checks, history_data.DAG_ID, limit=10)
     client = make_client(overrides={ui.get_run_checks: lambda: limited})
 
-    totals = client.get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
+    got = client.get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
     # The newest ten: today's five cleanups' runs (180 checked, 1 stalled each) and the runs
     # without one at 11:45, 10:45, 09:45, 08:45 and 07:45 (200 each).
-    assert totals == {
-        "cleanups": 17,
-        "stalled": 5,
-        "checked": 5 * 180 + 5 * 200,
-        "rate": 5 / 1900,
-        "runs": 10,
-        "rate_source": "runs",
-        "runs_truncated": True,
-    }
+    assert got == totals(17, 5, 5 * 180 + 5 * 200, 10, truncated=True)
     assert "Only the newest 10 runs are counted." in client.get("/batch-cleanup/?range=7d").text
 
 
@@ -137,36 +125,12 @@ def test_daily_auto_completions_and_rate(story, make_client):
     assert (min(days), max(days), len(days)) == ("2026-03-03", "2026-03-10", 8)
     # The burst (6 × 2 stalled of 200) and the quiet day's cleanup at 12:10 fall on March 8,
     # with 24 runs that found nothing stalled in 200 batches each.
-    assert days["2026-03-08"] == {
-        "day": "2026-03-08",
-        "cleanups": 7,
-        "stalled": 13,
-        "checked": 1400 + 24 * 200,
-        "rate": 13 / 6200,
-        "runs": 7 + 24,
-        "rate_source": "runs",
-    }
+    assert days["2026-03-08"] == day("2026-03-08", 7, 13, 1400 + 24 * 200, 7 + 24)
     # Today: the open incident's 5 cleanups (180 checked each) and 12 runs without one.
-    assert days["2026-03-10"] == {
-        "day": "2026-03-10",
-        "cleanups": 5,
-        "stalled": 5,
-        "checked": 900 + 12 * 200,
-        "rate": 5 / 3300,
-        "runs": 17,
-        "rate_source": "runs",
-    }
+    assert days["2026-03-10"] == day("2026-03-10", 5, 5, 900 + 12 * 200, 17)
     assert days["2026-03-07"]["rate"] == 1 / 5000
     # The window starts at 13:00: no cleanup, 11 runs that found nothing: a rate of 0.
-    assert days["2026-03-03"] == {
-        "day": "2026-03-03",
-        "cleanups": 0,
-        "stalled": 0,
-        "checked": 11 * 200,
-        "rate": 0.0,
-        "runs": 11,
-        "rate_source": "runs",
-    }
+    assert days["2026-03-03"] == day("2026-03-03", 0, 0, 11 * 200, 11)
     assert body["rate_target"] == 0.01
 
 
@@ -174,15 +138,7 @@ def test_days_older_than_airflows_runs_fall_back_to_the_cleanups(story, make_cli
     days = {d["day"]: d for d in make_client().get("/batch-cleanup/api/daily?range=30d").json()["daily"]}
 
     # February 28: batch-d's 3 cleanups and a quiet day's, 200 checked each; no run kept.
-    assert days["2026-02-28"] == {
-        "day": "2026-02-28",
-        "cleanups": 4,
-        "stalled": 4,
-        "checked": 800,
-        "rate": 0.005,
-        "runs": 0,
-        "rate_source": "cleanups",
-    }
+    assert days["2026-02-28"] == day("2026-02-28", 4, 4, 800, 0, source="cleanups")
     # March 2, the day Airflow's runs begin at 12:00: the quiet day's run and 12 without cleanup.
     assert (days["2026-03-02"]["runs"], days["2026-03-02"]["checked"]) == (13, 13 * 200)
     assert days["2026-03-02"]["rate_source"] == "runs"
@@ -190,11 +146,7 @@ def test_days_older_than_airflows_runs_fall_back_to_the_cleanups(story, make_cli
     assert "<td>2026-02-28</td><td>4</td><td>4</td><td>800</td><td>0</td><td>≤ 0.50 %</td>" in page
     assert "A rate marked ≤ is for a day without run results" in page
     # February 8 (from 13:00): nothing at all.
-    assert days["2026-02-08"] == {
-        "day": "2026-02-08",
-        "cleanups": 0,
-        **NOTHING_CHECKED,
-    }
+    assert days["2026-02-08"] == {"day": "2026-02-08", "cleanups": 0, **NOTHING_CHECKED}
 
 
 @pytest.mark.parametrize(
@@ -218,30 +170,17 @@ def test_offenders_limit(story, make_client):
     assert client.get("/batch-cleanup/api/offenders?limit=0").status_code == 422
 
 
-@pytest.mark.parametrize(
-    ("range_", "expected"),
-    [
-        ("24h", [("stalled_batch_cleanup-20260310T103500Z", True, "WARNING", "1 h 55 min")]),
-        (
-            "7d",
-            [
-                ("stalled_batch_cleanup-20260310T103500Z", True, "WARNING", "1 h 55 min"),
-                ("stalled_batch_cleanup-20260308T102000Z", False, "CRITICAL", "1 h 45 min"),
-            ],
-        ),
-        (
-            "30d",
-            [
-                ("stalled_batch_cleanup-20260310T103500Z", True, "WARNING", "1 h 55 min"),
-                ("stalled_batch_cleanup-20260308T102000Z", False, "CRITICAL", "1 h 45 min"),
-                ("stalled_batch_cleanup-20260228T122500Z", False, "WARNING", "1 h 00 min"),
-            ],
-        ),
-    ],
-)
-def test_incidents_in_the_window_newest_first(story, make_client, range_, expected):
+INCIDENTS = [
+    ("stalled_batch_cleanup-20260310T103500Z", True, "WARNING", "1 h 55 min"),
+    ("stalled_batch_cleanup-20260308T102000Z", False, "CRITICAL", "1 h 45 min"),
+    ("stalled_batch_cleanup-20260228T122500Z", False, "WARNING", "1 h 00 min"),
+]
+
+
+@pytest.mark.parametrize(("range_", "shown"), [("24h", 1), ("7d", 2), ("30d", 3)])
+def test_incidents_in_the_window_newest_first(story, make_client, range_, shown):
     incidents = make_client().get(f"/batch-cleanup/api/incidents?range={range_}").json()["incidents"]
-    assert [(i["id"], i["open"], i["peak_severity"], i["duration"]) for i in incidents] == expected
+    assert [(i["id"], i["open"], i["peak_severity"], i["duration"]) for i in incidents] == INCIDENTS[:shown]
 
 
 def test_an_incident_row_has_start_end_and_counts(story, make_client):
@@ -274,11 +213,8 @@ def test_status_shows_the_open_incident_and_what_the_last_run_cleaned_up(story, 
     body = make_client(last_run=run()).get("/batch-cleanup/api/status").json()
 
     assert body["state"]["open"] is True
-    assert (body["state"]["severity"], body["state"]["open_for"], body["state"]["last_count"]) == (
-        "WARNING",
-        "1 h 55 min",
-        2,
-    )
+    state = body["state"]
+    assert (state["severity"], state["open_for"], state["last_count"]) == ("WARNING", "1 h 55 min", 2)
     assert body["last_run"]["stalled_count"] == 1
     assert body["last_run"]["state"] == "success"
     # A link into Airflow's UI, from the root Airflow is served at.
@@ -295,11 +231,7 @@ def test_a_last_run_without_an_event(story, make_client, state, stalled):
 
 def test_an_empty_database_shows_no_history_rather_than_failing(db, make_client):
     body = make_client().get("/batch-cleanup/api/summary?range=30d").json()
-    assert body["cleanups"]["totals"] == {
-        "cleanups": 0,
-        **NOTHING_CHECKED,
-        "runs_truncated": False,
-    }
+    assert body["cleanups"]["totals"] == {"cleanups": 0, **NOTHING_CHECKED, "runs_truncated": False}
     assert (body["incidents"], body["offenders"], body["last_run"]) == ([], [], None)
     assert body["state"]["open"] is False
 
@@ -307,10 +239,8 @@ def test_an_empty_database_shows_no_history_rather_than_failing(db, make_client)
 def test_summary_is_the_parts_together(story, make_client):
     client = make_client(last_run=run())
     summary = client.get("/batch-cleanup/api/summary?range=7d").json()
-    assert summary["cleanups"] == client.get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]
-    assert summary["daily"] == client.get("/batch-cleanup/api/daily?range=7d").json()["daily"]
-    assert summary["incidents"] == client.get("/batch-cleanup/api/incidents?range=7d").json()["incidents"]
-    assert summary["offenders"] == client.get("/batch-cleanup/api/offenders?range=7d").json()["offenders"]
+    for part in ("cleanups", "daily", "incidents", "offenders"):
+        assert summary[part] == client.get(f"/batch-cleanup/api/{part}?range=7d").json()[part]
     status = client.get("/batch-cleanup/api/status").json()
     assert (summary["state"], summary["last_run"]) == (status["state"], status["last_run"])
 
@@ -443,15 +373,8 @@ def test_static_assets_are_public_like_airflows_own(db, make_client):
 
 def test_the_openapi_schema_documents_every_endpoint(db, make_client):
     schema = make_client().get("/batch-cleanup/api/openapi.json").json()
-    assert set(schema["paths"]) == {
-        "/api/summary",
-        "/api/cleanups",
-        "/api/daily",
-        "/api/offenders",
-        "/api/incidents",
-        "/api/status",
-        "/api/backtest",
-    }
+    endpoints = ("summary", "cleanups", "daily", "offenders", "incidents", "status", "backtest")
+    assert set(schema["paths"]) == {f"/api/{name}" for name in endpoints}
 
 
 # --- latency -----------------------------------------------------------------------------------------

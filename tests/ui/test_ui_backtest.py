@@ -30,36 +30,19 @@ fresh = scenarios.fresh  # empty stand-ins, for the DAG runs below
 
 H = history_data.hour_of(NOW)
 DEFAULTS = {"warning_threshold": 3, "critical_threshold": 4, "window_minutes": 60, "cooldown_minutes": 60}
-TODAY = {
-    "opened_at": "2026-03-10T10:45:00Z",
-    "closed_at": "2026-03-10T11:30:00Z",
-    "open": False,
-    "peak_severity": "WARNING",
-    "peak_count": 3,
-    "duration_seconds": 45 * 60,
-    "duration": "45 min",
-    "messages": 2,
-}
-BURST = {
-    "opened_at": "2026-03-08T10:30:00Z",
-    "closed_at": "2026-03-08T11:45:00Z",
-    "open": False,
-    "peak_severity": "CRITICAL",
-    "peak_count": 6,
-    "duration_seconds": 75 * 60,
-    "duration": "1 h 15 min",
-    "messages": 4,  # WARNING, CRITICAL, getting worse (six), RESOLVED
-}
-TEN_DAYS_AGO = {
-    "opened_at": "2026-02-28T12:15:00Z",
-    "closed_at": "2026-02-28T13:15:00Z",
-    "open": False,
-    "peak_severity": "CRITICAL",  # four: every scheduled run of the window cleaned up
-    "peak_count": 4,
-    "duration_seconds": 3600,
-    "duration": "1 h 00 min",
-    "messages": 3,
-}
+FIELDS = ("opened_at", "closed_at", "peak_severity", "peak_count", "duration_seconds", "duration", "messages")
+
+
+def closed(*values) -> dict:
+    """An incident of the replay, opened and closed: FIELDS in order."""
+    return {"open": False, **dict(zip(FIELDS, values, strict=True))}
+
+
+TODAY = closed("2026-03-10T10:45:00Z", "2026-03-10T11:30:00Z", "WARNING", 3, 45 * 60, "45 min", 2)
+# Four messages: WARNING, CRITICAL, getting worse (six), RESOLVED.
+BURST = closed("2026-03-08T10:30:00Z", "2026-03-08T11:45:00Z", "CRITICAL", 6, 75 * 60, "1 h 15 min", 4)
+# CRITICAL at four: every scheduled run of the window cleaned up.
+TEN_DAYS_AGO = closed("2026-02-28T12:15:00Z", "2026-02-28T13:15:00Z", "CRITICAL", 4, 3600, "1 h 00 min", 3)
 
 
 @pytest.fixture
@@ -115,10 +98,7 @@ def test_warning_at_4_spares_todays_incident_and_still_pages_for_the_burst(story
     # The burst pages at once when it reaches five; the older one opens a run later, at four.
     assert [
         (i["opened_at"], i["peak_severity"], i["duration"], i["messages"]) for i in candidate["incidents"]
-    ] == [
-        ("2026-03-08T10:45:00Z", "CRITICAL", "45 min", 3),
-        ("2026-02-28T12:30:00Z", "WARNING", "45 min", 2),
-    ]
+    ] == [("2026-03-08T10:45:00Z", "CRITICAL", "45 min", 3), ("2026-02-28T12:30:00Z", "WARNING", "45 min", 2)]
 
 
 def test_without_a_candidate_both_sides_are_the_dags_thresholds(story, make_client):
@@ -145,49 +125,25 @@ def test_a_missing_candidate_field_is_the_dags_default(story, make_client, query
     assert backtest(make_client(), query, range_="7d")["candidate"]["settings"] == settings
 
 
-def refused(field: str, reason: str) -> str:
-    """What Airflow says of a value its Param's schema refuses (the first line)."""
-    return f"Invalid input for param {field}: {reason}"
+def refused(query: str, reason: str) -> tuple[str, str, str]:
+    """A value its Param's schema refuses, and what Airflow says of it (the first line)."""
+    field = query.partition("=")[0]
+    return query, field, f"Invalid input for param {field}: {reason}"
+
+
+NOT_ABOVE = "critical_threshold ({}) must be greater than warning_threshold ({})"
 
 
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [
-        (
-            "warning_threshold=0",
-            "warning_threshold",
-            refused("warning_threshold", "0 is less than the minimum of 1"),
-        ),
-        (
-            "window_minutes=1441",
-            "window_minutes",
-            refused("window_minutes", "1441 is greater than the maximum of 1440"),
-        ),
-        (
-            "cooldown_minutes=soon",
-            "cooldown_minutes",
-            refused("cooldown_minutes", "'soon' is not of type 'integer'"),
-        ),
-        (
-            "critical_threshold=4.5",
-            "critical_threshold",
-            refused("critical_threshold", "4.5 is not of type 'integer'"),
-        ),
-        (
-            "critical_threshold=true",
-            "critical_threshold",
-            refused("critical_threshold", "True is not of type 'integer'"),
-        ),
-        (
-            "warning_threshold=5",
-            "critical_threshold",
-            "critical_threshold (4) must be greater than warning_threshold (5)",
-        ),
-        (
-            "warning_threshold=6&critical_threshold=4",
-            "critical_threshold",
-            "critical_threshold (4) must be greater than warning_threshold (6)",
-        ),
+        refused("warning_threshold=0", "0 is less than the minimum of 1"),
+        refused("window_minutes=1441", "1441 is greater than the maximum of 1440"),
+        refused("cooldown_minutes=soon", "'soon' is not of type 'integer'"),
+        refused("critical_threshold=4.5", "4.5 is not of type 'integer'"),
+        refused("critical_threshold=true", "True is not of type 'integer'"),
+        ("warning_threshold=5", "critical_threshold", NOT_ABOVE.format(4, 5)),
+        ("warning_threshold=6&critical_threshold=4", "critical_threshold", NOT_ABOVE.format(4, 6)),
     ],
     ids=[
         "below-the-minimum",

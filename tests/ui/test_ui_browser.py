@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import statistics
@@ -30,6 +29,7 @@ import pytest
 
 from dev import services
 from dev.coordinator import CoordinatorAdmin
+from dev.system_services import apt_install
 from tests.airflow_cli import AIRFLOW, AirflowCLI
 from tests.conftest import OUTPUT, REPO, migrated_airflow
 from tests.scenario import healthy
@@ -49,7 +49,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-INSTALL_CHROMIUM = "apt-get update && apt-get install -y chromium"
 SHOTS = OUTPUT / "ui"
 ADMIN_PASSWORD = "ui-test-admin-7c41e0"
 API_SERVER_START_TIMEOUT = 240
@@ -59,21 +58,7 @@ API_SERVER_START_TIMEOUT = 240
 def chromium() -> str:
     """Debian's Chromium; installed with apt-get when missing (the machine runs tests as root)."""
     if not Path(CHROMIUM).exists():
-        if shutil.which("apt-get") is None:
-            pytest.fail(
-                f"{CHROMIUM} is missing and there is no apt-get; install Chromium: {INSTALL_CHROMIUM}"
-            )
-        done = subprocess.run(
-            ["bash", "-c", f"DEBIAN_FRONTEND=noninteractive {INSTALL_CHROMIUM}"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0 or not Path(CHROMIUM).exists():
-            pytest.fail(
-                f"{CHROMIUM} is missing and `{INSTALL_CHROMIUM}` failed (exit {done.returncode}); "
-                f"run it by hand. Output tail:\n{(done.stdout + done.stderr)[-2000:]}"
-            )
+        apt_install("chromium")
     return CHROMIUM
 
 
@@ -146,19 +131,10 @@ def api_server(ui_airflow, last_run):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret-3f9a0d6c5e8b",
         "AIRFLOW__API__BASE_URL": url,
-        "PYTHONUNBUFFERED": "1",
     }
-    log = SHOTS / "api-server.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its uvicorn workers stop with it
-        )
+    command = [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # Its own process group: its uvicorn workers stop with it.
+    process, log = services.spawn("api-server", command, SHOTS, env, own_group=True)
     server = ApiServer(url, process, log)
     deadline = time.monotonic() + API_SERVER_START_TIMEOUT
     while True:
@@ -334,12 +310,8 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     opened = (h + timedelta(minutes=35) - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M UTC")
     assert rows.nth(0).locator("td").nth(1).inner_text() == opened
     assert rows.nth(0).locator("td").nth(2).inner_text() == "open"
-    assert [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()][3:] == [
-        "1 h 45 min",
-        "6",
-        "6",
-        "3",
-    ]
+    burst = [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()]
+    assert burst[3:] == ["1 h 45 min", "6", "6", "3"]
     assert "CRITICAL" in rows.nth(1).inner_text()
     # Repeat offenders, most cleanups first.
     offenders = [r.locator("td").all_inner_texts()[:2] for r in page.locator("#offenders tbody tr").all()]
@@ -359,13 +331,14 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     events = [e for e in story.events if e["timestamp"].date() == burst_day]
     runs = [r for r in story.runs if r["at"].date() == burst_day]
     stalled, checked = sum(r["stalled"] for r in runs), sum(r["checked"] for r in runs)
-    assert days[burst_day.isoformat()] == [
+    shown = [
         str(len(events)),
         str(stalled),
         f"{checked:,}",
         str(len(runs)),
         f"{stalled / checked * 100:.2f} %",
     ]
+    assert days[burst_day.isoformat()] == shown
     assert stalled >= 12 and len(runs) > len(events)  # the burst's 6 × 2, and runs without cleanup
     # Three charts drawn by Chart.js, served by the plugin.
     assert page.evaluate("Object.keys(Chart.instances).length") == 3
@@ -382,11 +355,7 @@ def test_the_page_inside_airflows_ui(api_server, db, browser):
     """The Browse menu's entry opens the page in Airflow's own frame, at /plugin/batch-cleanup."""
     history_data.write(db, history_data.story(datetime.now(UTC)))
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{api_server.url}/batch-cleanup/?range=24h")
-    page.locator("input[name=username]").fill("admin")
-    page.locator("input[name=password]").fill(ADMIN_PASSWORD)
-    page.locator("button[type=submit]").click()
-    page.wait_for_selector("body[data-charts-ready=true]")
+    sign_in(page, f"{api_server.url}/batch-cleanup/?range=24h")
 
     page.goto(f"{api_server.url}/")
     page.get_by_role("button", name="Browse").click()

@@ -39,18 +39,12 @@ def load_plugins() -> dict:
 def test_airflow_loads_the_plugin_and_the_app_only_when_asked():
     loaded = load_plugins()
 
-    assert not any("batch_cleanup_ui" in path or "/ui/" in path for path in loaded["errors"]), loaded[
-        "errors"
-    ]
+    errors = loaded["errors"]
+    assert not any("batch_cleanup_ui" in path or "/ui/" in path for path in errors), errors
     # Loading plugins (every Airflow process does) imports neither FastAPI nor the app, and
     # Airflow did not run ui/*.py as top-level modules (plugins/batch_cleanup/ui/.airflowignore).
-    assert loaded["before_apps_were_read"] == {
-        "fastapi": False,
-        "batch_cleanup.ui.app": False,
-        "history": False,
-        "queries": False,
-        "app": False,
-    }
+    modules = ("fastapi", "batch_cleanup.ui.app", "history", "queries", "app")
+    assert loaded["before_apps_were_read"] == dict.fromkeys(modules, False)
     assert loaded["apps"] == [
         {"app": "FastAPI", "url_prefix": "/batch-cleanup", "name": "Batch cleanup history"}
     ]
@@ -79,11 +73,7 @@ def test_the_vendored_chart_js_is_the_pinned_release():
 
 
 def test_the_page_loads_nothing_from_the_internet():
-    for path in [
-        UI / "templates" / "history.html",
-        UI / "static" / "history.js",
-        UI / "static" / "history.css",
-    ]:
-        text = path.read_text()
+    for path in ("templates/history.html", "static/history.js", "static/history.css"):
+        text = (UI / path).read_text()
         assert not re.search(r"(src|href)=\"(https?:)?//", text), path
         assert "url(http" not in text and "import(" not in text, path
