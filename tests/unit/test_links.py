@@ -20,7 +20,7 @@ from batch_cleanup.messages import (
     run_overdue,
     task_failure,
 )
-from batch_cleanup.policy import PolicyConfig, State, decide
+from batch_cleanup.policy import Decision, PolicyConfig, State, decide
 from dev.slack_sink import block_error
 
 RUN_ID = "manual__2026-03-02T09:00:00+00:00"
@@ -48,7 +48,7 @@ def test_only_http_urls_with_a_host_are_absolute(url, absolute):
     assert is_absolute_url(url) is absolute
 
 
-def _decision() -> dict:
+def _decision() -> Decision:
     decision, _ = decide(
         State(),
         count=3,
@@ -57,7 +57,7 @@ def _decision() -> dict:
         now=NOW,
         config=PolicyConfig(),
     )
-    return json.loads(json.dumps(decision.to_dict()))
+    return Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
 
 
 def _messages(run_url: str | None) -> dict[str, Message]:
