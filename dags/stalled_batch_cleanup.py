@@ -175,7 +175,9 @@ def stalled_batch_cleanup():
     @task
     def no_alert(evaluation: dict[str, Any]) -> str:
         """Nothing to post this run; the reason is in the log."""
-        return f"No message: {evaluation['decision']['reason']}"
+        from batch_cleanup.policy import Evaluation
+
+        return f"No message: {Evaluation.from_xcom(evaluation).decision.reason}"
 
     @task(trigger_rule="none_failed_min_one_success")
     def record_state(
@@ -195,15 +197,19 @@ def stalled_batch_cleanup():
         )
 
     # A teardown: it runs however the run went (a heartbeat from every finished run) and its own
-    # outcome never decides the run's state.
+    # outcome never decides the run's state. A task that failed or was skipped hands it None.
     @teardown
-    def report_metrics(params=None, dag_run=None, ti=None) -> bool:
+    def report_metrics(
+        summary: Any, evaluation: Any, alerted: str | None, resolved: str | None, params=None, dag_run=None
+    ) -> bool:
         """Write the run's figures and heartbeat to Cloud Monitoring; never fails the run."""
         from batch_cleanup import hooks, steps
 
-        return steps.report_metrics(
-            hooks.monitoring_hook(), ti.xcom_pull, params, dag_id=dag_run.dag_id, end_time=datetime.now(UTC)
+        outcome, end_time = alerted or resolved, datetime.now(UTC)
+        figures = steps.run_figures(
+            summary, evaluation, outcome, params, dag_id=dag_run.dag_id, end_time=end_time
         )
+        return steps.write_run_metrics(hooks.monitoring_hook(), figures)
 
     summary = check_stalled()
     evaluation = evaluate(summary)
@@ -212,7 +218,8 @@ def stalled_batch_cleanup():
     resolved = send_resolved(summary, evaluation)
     quiet = no_alert(evaluation)
     choose_alert(evaluation) >> [alerted, resolved, quiet]
-    quiet >> record_state(evaluation, alerted, resolved) >> report_metrics()
+    recorded = record_state(evaluation, alerted, resolved)
+    quiet >> recorded >> report_metrics(summary, evaluation, alerted, resolved)
 
 
 stalled_batch_cleanup()

@@ -16,7 +16,7 @@ from typing import Any
 
 from batch_cleanup import metrics
 from batch_cleanup.messages import with_note
-from batch_cleanup.policy import CRITICAL, State
+from batch_cleanup.policy import CRITICAL, Decision, Evaluation, Kind, State
 from batch_cleanup.ports import Channel, Message, PostRecord, Store, ThreadGone
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,8 @@ UNTHREADED = "unthreaded"
 
 def deliver(
     message: Message,
+    evaluation: Evaluation,
     *,
-    decision: dict[str, Any],
-    evaluation: dict[str, Any],
     notify: bool,
     dag_id: str,
     run_id: str,
@@ -47,22 +46,24 @@ def deliver(
     retry: bool = False,
     posts: PostRecord | None = None,
 ) -> str:
-    """Post `message` for `decision`: SENT, SKIPPED (another run has it) or RENDERED (notify=false).
+    """Post `message` for the evaluation's decision: SENT, SKIPPED (another run has it) or RENDERED
+    (notify=false).
 
     `card` is what the incident's first message shows after this one, in bot-token mode. A `retry`
     (not the task's first try) first looks in Slack for what an earlier try posted since `since`,
     the run's time: Slack may have taken it and the try died before it was recorded. An accepted
     post is recorded in `posts` first (it needs no Firestore), then in the Firestore state.
     """
-    kind = decision["kind"]
+    decision = evaluation.decision
+    kind = decision.kind.value
     if not notify:
         log.info("notify=false: nothing sent, state untouched. The message would read:\n%s", message.text)
         return RENDERED
-    if kind == "test":  # No incident: a stand-alone message, no lease, nothing remembered.
+    if decision.kind is Kind.TEST:  # No incident: a stand-alone message, no lease, nothing remembered.
         slack.post(message)
         return _accepted(decision)
     stored, _ = store.read_state(dag_id)
-    conflict = store.claim_lease(dag_id, run_id=run_id, version=evaluation["version"], kind=kind)
+    conflict = store.claim_lease(dag_id, run_id=run_id, version=evaluation.version, kind=kind)
     if conflict:
         log.info("Not sending the %s: %s.", kind, conflict)
         return SKIPPED
@@ -71,8 +72,8 @@ def deliver(
         try:
             if slack.threads and card is not None:
                 key = {"dag_id": dag_id, "run_id": run_id, "kind": kind}
-                before = State.from_dict(evaluation["before"])
-                where = Thread(slack, key, card, since, look=retry).deliver(message, decision, before)
+                thread = Thread(slack, key, card, since, look=retry)
+                where = thread.deliver(message, decision, evaluation.before)
             else:
                 where = slack.post(message)
         except Exception:
@@ -172,12 +173,13 @@ class Thread:
             )
         return by_part
 
-    def deliver(self, message: Message, decision: dict[str, Any], before: State) -> dict[str, str]:
+    def deliver(self, message: Message, decision: Decision, before: State) -> dict[str, str]:
         """Post the step and show the card; where the thread's first message is now (with `gone`:
         Slack's answer when an edit found it gone, which ends the thread for the next message)."""
-        broadcast = decision["kind"] == "escalation" and decision["severity"] == CRITICAL
-        thread = before.thread if decision["kind"] != "alert" else None
-        lost = before.slack_thread_gone if decision["kind"] != "alert" else None
+        broadcast = decision.kind is Kind.ESCALATION and decision.severity == CRITICAL
+        opening = decision.kind is Kind.ALERT
+        thread = None if opening else before.thread
+        lost = None if opening else before.slack_thread_gone
         stray = None
         if thread is not None:
             try:
@@ -244,9 +246,8 @@ def _why(lost: str) -> str:
     )
 
 
-def _accepted(decision: dict[str, Any]) -> str:
-    log.info("Slack accepted the %s (%s).", decision["kind"], decision["severity"])
-    metrics.count(
-        metrics.MESSAGES_SENT, severity=decision["severity"] or metrics.NO_SEVERITY, kind=decision["kind"]
-    )
+def _accepted(decision: Decision) -> str:
+    log.info("Slack accepted the %s (%s).", decision.kind.value, decision.severity)
+    kind, severity = decision.kind.value, decision.severity or metrics.NO_SEVERITY
+    metrics.count(metrics.MESSAGES_SENT, severity=severity, kind=kind)
     return SENT

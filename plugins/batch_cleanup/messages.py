@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from batch_cleanup.policy import Decision, Kind
 from batch_cleanup.ports import Message
 from batch_cleanup.text import (
     ago_text,
@@ -94,7 +95,7 @@ def _shown(batch_id: str) -> str:
 
 
 def alert(
-    decision: dict[str, Any],
+    decision: Decision,
     *,
     window_minutes: int,
     threshold: int,
@@ -103,12 +104,12 @@ def alert(
     run_id: str,
     diagnosis: Diagnosis | None = None,
 ) -> Message:
-    """The message for a policy decision (`Decision.to_dict()`): alert, escalation, reminder,
+    """The message for a policy decision: alert, escalation, reminder,
     resolved or test. `threshold` is the one the count is compared with; `diagnosis` adds the
     coordinator's health and the worker-logs link. Without an absolute `run_url`, the run's id
     stands in for its link."""
-    kind = decision["kind"]
-    header = _HEADERS[kind].format(severity=decision.get("severity") or "")
+    kind = decision.kind
+    header = _HEADERS[kind].format(severity=decision.severity or "")
     facts = _facts(decision, window_minutes, threshold, completed_this_run)
     sections = _sections(decision)
 
@@ -117,7 +118,7 @@ def alert(
     if diagnosis is not None:
         text_lines.append(f"{HEALTH_TITLE} " + "; ".join(diagnosis.health))
     text_lines += [f"{title} " + ", ".join(escape(i) for i in items) for title, items, _ in sections]
-    if kind != "resolved":
+    if kind is not Kind.RESOLVED:
         text_lines.append(WHAT_TO_CHECK)
     if diagnosis is not None:
         text_lines.append(_logs_line(diagnosis, plain=True))
@@ -133,7 +134,7 @@ def alert(
         blocks.append(
             _section(f"*{title}*\n" + _bullets(f"`{escape(i)}`" if code else escape(i) for i in items))
         )
-    if kind != "resolved":
+    if kind is not Kind.RESOLVED:
         blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
     if diagnosis is not None:
         blocks.append(_section(_logs_line(diagnosis, plain=False)))
@@ -160,58 +161,55 @@ def _double_recorded(n: int) -> str:
     )
 
 
-def _facts(decision: dict[str, Any], window_minutes: int, threshold: int, completed: int) -> list[str]:
-    twice = [_double_recorded(decision["double_recorded"])] if decision.get("double_recorded") else []
-    kind, count = decision["kind"], decision["count"]
-    if kind == "resolved":
+def _facts(decision: Decision, window_minutes: int, threshold: int, completed: int) -> list[str]:
+    twice = [_double_recorded(decision.double_recorded)] if decision.double_recorded else []
+    kind, count = decision.kind, decision.count
+    if kind is Kind.RESOLVED:
         return [
-            f"Lasted *{duration_text(decision.get('duration_seconds'))}*, "
-            f"*{plural(decision['total_cleanups'], 'cleanup')}* in total, peak severity "
-            f"{decision.get('peak_severity')}",
+            f"Lasted *{duration_text(decision.duration)}*, "
+            f"*{plural(decision.total_cleanups, 'cleanup')}* in total, peak severity "
+            f"{decision.peak_severity}",
             f"Now {in_window(count, window_minutes)} (below {threshold})",
             *twice,
         ]
     cleanups, window = in_window(count, window_minutes).split(" in ", 1)
     facts = [f"*{cleanups}* in {window} (threshold: {threshold})"]
-    if kind == "worsening":
-        facts.append(f"Worse than the last message said: {decision['worse']}")
-    if kind in ("reminder", "worsening"):
-        facts.append(f"Open for {duration_text(decision.get('duration_seconds'))}")
-        if decision.get("deescalated_from"):
-            facts.append(f"De-escalated from {decision['deescalated_from']} to {decision['severity']}")
-    if kind == "test":
+    if kind is Kind.WORSENING:
+        facts.append(f"Worse than the last message said: {decision.worse}")
+    if kind in (Kind.REMINDER, Kind.WORSENING):
+        facts.append(f"Open for {duration_text(decision.duration)}")
+        if decision.deescalated_from:
+            facts.append(f"De-escalated from {decision.deescalated_from} to {decision.severity}")
+    if kind is Kind.TEST:
         facts.append("This only checks the Slack wiring: the incident state was not changed.")
     facts.append(f"*{plural(completed, 'batch', 'batches')}* auto-completed in this run")
     return facts + twice
 
 
-def _sections(decision: dict[str, Any]) -> list[tuple[str, list[str], bool]]:
+def _sections(decision: Decision) -> list[tuple[str, list[str], bool]]:
     """(title, items, items are batch ids) for each list the message carries."""
-    kind = decision["kind"]
+    kind = decision.kind
     sections = []
-    if decision.get("muted_before"):
-        sections.append(
-            ("While muted, these messages were held back:", list(decision["muted_before"]), False)
-        )
-    if kind == "resolved":
-        title, ids, total = "Batches involved:", decision.get("batch_ids"), decision.get("batch_count")
-    elif kind in ("reminder", "worsening"):
-        title, ids = "New batches since the last message:", decision.get("new_batch_ids")
-        total = decision.get("new_batch_count")
-    else:
+    if decision.muted_before:
+        sections.append(("While muted, these messages were held back:", list(decision.muted_before), False))
+    if kind is Kind.RESOLVED:
+        title, ids, total = "Batches involved:", decision.batch_ids, decision.batch_count
+    elif kind in (Kind.REMINDER, Kind.WORSENING):
         title, ids, total = (
-            "Recently stalled batches:",
-            decision.get("batch_ids"),
-            decision.get("batch_count"),
+            "New batches since the last message:",
+            decision.new_batch_ids,
+            decision.new_batch_count,
         )
-    sections.append((title, listed([_shown(b) for b in unique(ids or [])], total=total) or ["none"], True))
+    else:
+        title, ids, total = "Recently stalled batches:", decision.batch_ids, decision.batch_count
+    sections.append((title, listed([_shown(b) for b in unique(ids)], total=total) or ["none"], True))
     offenders = [
         f"{_shown(batch)} stalled {plural(times, 'time')} in 24 h"
-        for batch, times in decision.get("repeat_offenders") or []
+        for batch, times in decision.repeat_offenders
     ]
     if offenders:
         sections.append(("Repeat offenders:", listed(offenders), False))
-    if kind != "resolved":
+    if kind is not Kind.RESOLVED:
         sections.append(("Possible causes:", list(POSSIBLE_CAUSES), False))
     return sections
 
@@ -230,32 +228,30 @@ _CARD_HEADERS = {
 
 
 def incident_card(
-    decision: dict[str, Any], *, window_minutes: int, threshold: int, now: datetime, run_url: str | None
+    decision: Decision, *, window_minutes: int, threshold: int, now: datetime, run_url: str | None
 ) -> Message:
     """The incident's first message in bot-token mode, edited after each step: where the incident
     stands at `now`, in a few lines (severity, counts, since when, last update). The lists and the
     diagnosis are in the steps, each a reply in full below it."""
-    ongoing = decision["kind"] != "resolved"
-    opened = datetime.fromisoformat(decision["opened_at"]) if decision.get("opened_at") else now
+    ongoing = decision.kind is not Kind.RESOLVED
+    opened = decision.opened_at or now
     # The incident's length by the runs' times (as the policy measured it); "ago" by the clock.
-    seconds = decision.get("duration_seconds")
-    ended = opened + timedelta(seconds=seconds) if seconds is not None else now
+    ended = opened + decision.duration if decision.duration is not None else now
     lasted = duration_text(ended - opened)
-    header = _CARD_HEADERS[ongoing].format(severity=decision.get("severity") or "", lasted=lasted)
-    peak = decision.get("peak_severity") or decision.get("severity")
-    batch_count = decision.get("batch_count") or len(unique(decision.get("batch_ids") or []))
-    batches = plural(batch_count, "batch", "batches")
+    header = _CARD_HEADERS[ongoing].format(severity=decision.severity or "", lasted=lasted)
+    peak = decision.peak_severity or decision.severity
+    batches = plural(decision.batch_count or len(unique(decision.batch_ids)), "batch", "batches")
     if ongoing:
-        cleanups, window = in_window(decision["count"], window_minutes).split(" in ", 1)
+        cleanups, window = in_window(decision.count, window_minutes).split(" in ", 1)
         facts = [
             f"*{cleanups}* in {window} (threshold: {threshold}), {batches}",
             f"*Since* {clock_text(opened, now)}, {ago_text(now - opened)}"
-            + (f" · peak {peak}" if peak != decision.get("severity") else ""),
+            + (f" · peak {peak}" if peak != decision.severity else ""),
         ]
     else:
         facts = [
             f"*From* {clock_text(opened, now)} *to* {clock_text(ended, now)} · peak {peak} · "
-            f"{plural(decision['total_cleanups'], 'cleanup')} in total, {batches}",
+            f"{plural(decision.total_cleanups, 'cleanup')} in total, {batches}",
         ]
     context = f"Updated {clock_text(now, now)}. Every step of the incident is in the thread, in full."
     text = "\n".join([header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts), context])

@@ -24,62 +24,57 @@ SCHEDULE_ARITHMETIC = (
 )
 
 
+def _param(default: Any, title: str, description: str | None = None, **schema: Any) -> Param:
+    """A whole number ≥ 1 unless `schema` says otherwise."""
+    return Param(default, description, title=title, **{"type": "integer", "minimum": 1, **schema})
+
+
 def dag_params() -> dict[str, Param]:
     return {
-        "stall_threshold_minutes": Param(
+        "stall_threshold_minutes": _param(
             STALL_THRESHOLD_MINUTES,
-            type="integer",
-            minimum=1,
+            "Stall threshold (minutes)",
+            "A batch counts as stalled after this many minutes without progress.",
             maximum=1440,
-            title="Stall threshold (minutes)",
-            description="A batch counts as stalled after this many minutes without progress.",
         ),
-        "min_completion_pct": Param(
+        "min_completion_pct": _param(
             MIN_COMPLETION_PCT,
+            "Minimum completion (%)",
+            "Only batches at least this complete are auto-completed.",
             type="number",
             minimum=0,
             maximum=100,
-            title="Minimum completion (%)",
-            description="Only batches at least this complete are auto-completed.",
         ),
-        "warning_threshold": Param(
+        "warning_threshold": _param(
             DEFAULTS.warning_threshold,
-            type="integer",
-            minimum=1,
-            title="WARNING at (cleanups in the window)",
-            description=f"{SCHEDULE_ARITHMETIC}: {DEFAULTS.warning_threshold} means cleanups in "
+            "WARNING at (cleanups in the window)",
+            f"{SCHEDULE_ARITHMETIC}: {DEFAULTS.warning_threshold} means cleanups in "
             f"{DEFAULTS.warning_threshold} of them.",
         ),
-        "critical_threshold": Param(
+        "critical_threshold": _param(
             DEFAULTS.critical_threshold,
-            type="integer",
-            minimum=1,
-            title="CRITICAL at (cleanups in the window)",
-            description=f"Must be greater than the WARNING threshold. {SCHEDULE_ARITHMETIC}: "
+            "CRITICAL at (cleanups in the window)",
+            f"Must be greater than the WARNING threshold. {SCHEDULE_ARITHMETIC}: "
             f"{DEFAULTS.critical_threshold} means cleanups in every one of them; more is reached only "
             "with manual or cleared runs.",
         ),
-        "window_minutes": Param(
-            DEFAULTS.window_minutes, type="integer", minimum=1, maximum=1440, title="Window (minutes)"
-        ),
-        "cooldown_minutes": Param(
+        "window_minutes": _param(DEFAULTS.window_minutes, "Window (minutes)", maximum=1440),
+        "cooldown_minutes": _param(
             DEFAULTS.cooldown_minutes,
-            type="integer",
-            minimum=1,
-            title="Cooldown (minutes)",
-            description="At most one reminder per cooldown while an incident is unchanged.",
+            "Cooldown (minutes)",
+            "At most one reminder per cooldown while an incident is unchanged.",
         ),
         "notify": Param(
             True,
+            "Off: the message is written to the task log only; nothing is sent or changed.",
             type="boolean",
             title="Post to Slack",
-            description="Off: the message is written to the task log only; nothing is sent or changed.",
         ),
         "force_alert": Param(
             False,
+            "Posts a marked TEST message to check the Slack wiring; no incident state changes.",
             type="boolean",
             title="Send a TEST message",
-            description="Posts a marked TEST message to check the Slack wiring; no incident state changes.",
         ),
     }
 

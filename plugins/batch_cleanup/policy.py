@@ -18,16 +18,17 @@ import functools
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ParamSpec
 
 from batch_cleanup.names import RUN_EVERY_MINUTES
 from batch_cleanup.text import duration_text, in_window, unique
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 WARNING = "WARNING"
 CRITICAL = "CRITICAL"
@@ -306,6 +307,35 @@ class Decision:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate` decided: the one value that crosses XCom to the tasks after it. The decision,
+    the state before and after it, and the state's version (which the lease and the save check)."""
+
+    decision: Decision
+    before: State
+    state: State
+    version: int
+
+    def to_xcom(self) -> dict[str, Any]:
+        """JSON values only, and no secret: counts, batch ids, times, where the Slack thread is."""
+        return {
+            "decision": self.decision.to_dict(),
+            "before": self.before.to_dict(iso=True),
+            "state": self.state.to_dict(iso=True),
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_xcom(cls, value: Mapping[str, Any]) -> Evaluation:
+        return cls(
+            Decision.from_dict(value["decision"]),
+            State.from_dict(value["before"]),
+            State.from_dict(value["state"]),
+            value["version"],
+        )
+
+
 def repeat_offenders(events_24h: Iterable[Sequence[str]], minimum: int = 2) -> tuple[tuple[str, int], ...]:
     """Batches auto-completed in `minimum` or more events, most often first (then by id)."""
     times = Counter(batch_id for batch_ids in events_24h for batch_id in set(batch_ids))
@@ -313,8 +343,33 @@ def repeat_offenders(events_24h: Iterable[Sequence[str]], minimum: int = 2) -> t
     return tuple(ranked)
 
 
+def _older_runs_post_nothing(
+    decide: Callable[P, tuple[Decision, State]],
+) -> Callable[P, tuple[Decision, State]]:
+    """A run older than `state.evaluated_at` (a cleared or re-run old run) decides NONE, leaves the
+    state as it is and says in its reason what it would have said."""
+
+    @functools.wraps(decide)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> tuple[Decision, State]:
+        would, after = decide(*args, **kwargs)
+        state, now = args[0], kwargs["now"]
+        if state.evaluated_at is None or now >= state.evaluated_at:
+            return would, after
+        said = would.kind.value.upper() + (" (muted)" if would.suppressed else "")
+        reason = (
+            f"this run ({_hhmm(now)}) is older than the last evaluation ({_hhmm(state.evaluated_at)}): "
+            f"a cleared or re-run old run posts nothing and leaves the incident as it is. "
+            f"It would have said {said}: {would.reason}"
+        )
+        return dataclasses.replace(would, kind=Kind.NONE, suppressed=False, reason=reason), state
+
+    return checked
+
+
+@_older_runs_post_nothing
 def decide(
     state: State,
+    /,
     *,
     count: int,
     window_events: Mapping[str, Sequence[str]],
@@ -331,35 +386,10 @@ def decide(
     fewer events than `count` when the read was capped), newest first; `auto_completed` is the
     batches those events auto-completed (their `stalled_count`s; by default their batch ids). While
     `muted`, the decision is made and the state moves on as if delivered, and the decision is
-    remembered in `muted` for the next message to name. A run older than `state.evaluated_at`
-    decides NONE, leaves the state as it is and says in its reason what it would have said.
+    remembered in `muted` for the next message to name.
     """
     if auto_completed is None:
         auto_completed = sum(len(ids) for ids in window_events.values())
-    inputs = (count, window_events, offenders, now, config, muted, double_recorded, auto_completed)
-    if state.evaluated_at is not None and now < state.evaluated_at:
-        would, _ = _decide(state, *inputs)
-        said = would.kind.value.upper() + (" (muted)" if would.suppressed else "")
-        reason = (
-            f"this run ({_hhmm(now)}) is older than the last evaluation ({_hhmm(state.evaluated_at)}): "
-            f"a cleared or re-run old run posts nothing and leaves the incident as it is. "
-            f"It would have said {said}: {would.reason}"
-        )
-        return dataclasses.replace(would, kind=Kind.NONE, suppressed=False, reason=reason), state
-    return _decide(state, *inputs)
-
-
-def _decide(
-    state: State,
-    count: int,
-    window_events: Mapping[str, Sequence[str]],
-    offenders: tuple[tuple[str, int], ...],
-    now: datetime,
-    config: PolicyConfig,
-    muted: bool,
-    double_recorded: int,
-    auto_completed: int,
-) -> tuple[Decision, State]:
     severity = config.severity(count)
     batch_ids = unique(b for ids in window_events.values() for b in ids)
     words = in_window(count, config.window_minutes)

@@ -5,9 +5,14 @@ hooks and the pure modules both import it and neither imports the other (tests/u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
+
+Doc = dict[str, Any]  # a document's fields (the state, an incident)
+# `delivery.thread_posted`: the fields of the stored state (`Doc`) that the lease holder's save keeps.
+Carry = Callable[[Doc, str], Doc]
 
 
 @dataclass(frozen=True)
@@ -63,21 +68,8 @@ class Store(Protocol):
     def release_lease(self, dag_id: str, *, run_id: str) -> None: ...
     def record_post(self, dag_id: str, *, run_id: str, kind: str, where: dict[str, str]) -> None: ...
     def save_state(
-        self,
-        dag_id: str,
-        state: dict[str, Any],
-        *,
-        run_id: str,
-        version: int,
-        carry: Carry,
-        incident: dict[str, Any] | None = None,
+        self, dag_id: str, state: Doc, *, run_id: str, version: int, carry: Carry, incident: Doc | None = None
     ) -> str | None: ...
-
-
-class Carry(Protocol):
-    """`delivery.thread_posted`: the fields of the stored state the lease holder's save keeps."""
-
-    def __call__(self, stored: dict[str, Any], run_id: str) -> dict[str, Any]: ...
 
 
 class Channel(Protocol):

@@ -8,7 +8,7 @@ channel (the real one is `batch_cleanup.hooks.slack.OnCallChannel`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,8 +22,6 @@ from batch_cleanup.events import build_event, double_recorded, event_id, window_
 from batch_cleanup.messages import Diagnosis, alert, dag_run_url, incident_card
 from batch_cleanup.monitoring import RunFigures, run_series
 from batch_cleanup.names import (
-    CHECK_STALLED,
-    EVALUATE,
     MUTE_VARIABLE,
     NO_ALERT,
     OFFENDER_HOURS,
@@ -33,6 +31,8 @@ from batch_cleanup.names import (
 )
 from batch_cleanup.policy import (
     Decision,
+    Evaluation,
+    Kind,
     PolicyConfig,
     State,
     decide,
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 LOGGED_IDS = 20
 # The messages that tell of a systemic problem now (and the TEST of their wiring): they carry the
 # coordinator's health and the worker-logs link. A RESOLVED one does not.
-DIAGNOSED = frozenset({"alert", "escalation", "worsening", "reminder", "test"})
+DIAGNOSED = frozenset({Kind.ALERT, Kind.ESCALATION, Kind.WORSENING, Kind.REMINDER, Kind.TEST})
 
 
 class InvalidParams(AirflowFailException):
@@ -127,7 +127,7 @@ def evaluate(
     """Count the cleanups in the window ending at the run's time and decide what Slack hears.
 
     `recorded`: this run wrote a cleanup, so it looks for the coordinator writing the same one.
-    Returns the decision, the state before and after it, and the state's version (for delivery).
+    Returns the `Evaluation`, as XCom holds it.
     """
     config = PolicyConfig.from_params(params)
     for unreachable in config.unreachable():
@@ -173,12 +173,7 @@ def evaluate(
     if params["force_alert"]:
         decision, new_state = forced_test_decision(count, window_events, offenders), state
         log.info("force_alert: a TEST message goes out instead; the incident state is not touched.")
-    return {
-        "decision": decision.to_dict(),
-        "before": state.to_dict(iso=True),
-        "state": new_state.to_dict(iso=True),
-        "version": version,
-    }
+    return Evaluation(decision, state, new_state, version).to_xcom()
 
 
 def _muted(value: str | None, now: datetime) -> bool:
@@ -194,24 +189,23 @@ def _muted(value: str | None, now: datetime) -> bool:
 
 
 def choose_alert(evaluation: dict[str, Any]) -> str:
-    """The task that follows the decision: `send_alert`, `send_resolved` or `no_alert`."""
-    decision = evaluation["decision"]
-    if decision["suppressed"] or decision["kind"] == "none":
+    """The task that follows the decision (`evaluation` as XCom holds it): `send_alert`,
+    `send_resolved` or `no_alert`."""
+    decision = Evaluation.from_xcom(evaluation).decision
+    if not decision.notify:
         return NO_ALERT
-    return SEND_RESOLVED if decision["kind"] == "resolved" else SEND_ALERT
+    return SEND_RESOLVED if decision.kind is Kind.RESOLVED else SEND_ALERT
 
 
-def compared_with(decision: dict[str, Any], config: PolicyConfig) -> int:
+def compared_with(decision: Decision, config: PolicyConfig) -> int:
     """The threshold a message compares the count with: a RESOLVED one carries the peak severity,
     but it resolved below the warning threshold."""
-    return (
-        config.warning_threshold if decision["kind"] == "resolved" else config.threshold(decision["severity"])
-    )
+    return config.warning_threshold if decision.kind is Kind.RESOLVED else config.threshold(decision.severity)
 
 
 def message_for(
     summary: dict[str, Any],
-    evaluation: dict[str, Any],
+    decision: Decision,
     params: Mapping[str, Any],
     *,
     run_url: str | None,
@@ -220,7 +214,6 @@ def message_for(
 ) -> Message:
     """The Slack message for this run's decision."""
     config = PolicyConfig.from_params(params)
-    decision = evaluation["decision"]
     return alert(
         decision,
         window_minutes=config.window_minutes,
@@ -278,9 +271,10 @@ def send(
     """
     run_url = dag_run_url(base_url, dag_id, run_id) if base_url else None
     config = PolicyConfig.from_params(params)
-    decision = evaluation["decision"]
+    evaluated = Evaluation.from_xcom(evaluation)
+    decision = evaluated.decision
     diagnosis = None
-    if coordinator is not None and decision["kind"] in DIAGNOSED:
+    if coordinator is not None and decision.kind in DIAGNOSED:
         end = run_after or now
         diagnosis = diagnose(
             coordinator,
@@ -290,7 +284,7 @@ def send(
             timeout_seconds=HEALTH_TIMEOUT_SECONDS,
             query=WORKER_LOGS_QUERY,
         )
-    message = message_for(summary, evaluation, params, run_url=run_url, run_id=run_id, diagnosis=diagnosis)
+    message = message_for(summary, decision, params, run_url=run_url, run_id=run_id, diagnosis=diagnosis)
     card = incident_card(
         decision,
         window_minutes=config.window_minutes,
@@ -300,8 +294,7 @@ def send(
     )
     return deliver(
         message,
-        decision=decision,
-        evaluation=evaluation,
+        evaluated,
         notify=params["notify"],
         dag_id=dag_id,
         run_id=run_id,
@@ -325,19 +318,19 @@ def record_state(
     run_after: datetime,
 ) -> str:
     """Remember the incident for the next run, once Slack accepted what this run posted; says what it did."""
-    decision = Decision.from_dict(evaluation["decision"])
+    evaluated = Evaluation.from_xcom(evaluation)
+    decision, before, after = evaluated.decision, evaluated.before, evaluated.state
     if params["force_alert"] or not params["notify"]:
         return _said("State untouched (force_alert or notify=false).")
-    if decision.notify and outcome != "sent":
+    if decision.notify and outcome != SENT:
         return _said(f"State unchanged: the {decision.kind} was not posted by this run ({outcome}).")
-    if evaluation["state"] == evaluation["before"]:
+    if after == before:
         return _said("State unchanged.")
-    before, after = State.from_dict(evaluation["before"]), State.from_dict(evaluation["state"])
     conflict = store.save_state(
         dag_id,
         after.to_dict(),
         run_id=run_id,
-        version=evaluation["version"],
+        version=evaluated.version,
         carry=thread_posted,
         incident=incident_record(dag_id, decision, before, after, run_after),
     )
@@ -349,23 +342,6 @@ def record_state(
 def _said(text: str) -> str:
     log.info("%s", text)
     return text
-
-
-def report_metrics(
-    monitoring: Any, pull: Callable[..., Any], params: Mapping[str, Any], *, dag_id: str, end_time: datetime
-) -> bool:
-    """Write the run's figures and heartbeat to Cloud Monitoring in one call; False (logged once) when
-    that fails, which never fails the run. `pull` is the task instance's `xcom_pull`."""
-    outcome = pull(task_ids=SEND_ALERT) or pull(task_ids=SEND_RESOLVED)
-    figures = run_figures(
-        pull(task_ids=CHECK_STALLED),
-        pull(task_ids=EVALUATE),
-        outcome,
-        params,
-        dag_id=dag_id,
-        end_time=end_time,
-    )
-    return write_run_metrics(monitoring, figures)
 
 
 def write_run_metrics(monitoring: Any, figures: RunFigures) -> bool:
@@ -390,20 +366,21 @@ def run_figures(
     dag_id: str,
     end_time: datetime,
 ) -> RunFigures:
-    """What the run did, for Cloud Monitoring; None where a failed task never learnt it.
+    """What the run did, for Cloud Monitoring; None where a failed task never learnt it (Airflow
+    hands the teardown None for a task that failed or was skipped).
 
     A message counts as failed when the run had one to post and no send task said what became of it.
     """
-    decision = (evaluation or {}).get("decision") or {}
-    due = bool(decision) and decision["kind"] != "none" and not decision["suppressed"] and params["notify"]
+    decision = Evaluation.from_xcom(evaluation).decision if evaluation else None
+    due = decision is not None and decision.notify and params["notify"]
     return RunFigures(
         dag_id=dag_id,
         end_time=end_time,
         batches_checked=summary["batches_checked"] if summary else None,
         batches_auto_completed=summary["stalled_count"] if summary else None,
-        cleanups_in_window=decision.get("count"),
+        cleanups_in_window=decision.count if decision else None,
         messages_sent=int(outcome == SENT),
         messages_failed=int(due and outcome is None),
-        kind=decision.get("kind", "none"),
-        severity=decision.get("severity"),
+        kind=decision.kind.value if decision else Kind.NONE.value,
+        severity=decision.severity if decision else None,
     )

@@ -30,6 +30,23 @@ def incident(opened: datetime, closed: datetime | None, **kw) -> Incident:
     )
 
 
+RATE_FIELDS = ("stalled", "checked", "rate", "runs", "rate_source")
+
+
+def day(name: str, cleanups: int, *rates) -> dict:
+    """A row of `history.daily`: the day, its cleanups, then the fields of RATE_FIELDS in order."""
+    return {"day": name, "cleanups": cleanups, **dict(zip(RATE_FIELDS, rates, strict=True))}
+
+
+def totals(cleanups: int, *rates, runs_truncated: bool) -> dict:
+    """`history.cleanups`' totals: the cleanups, the fields of RATE_FIELDS in order, `runs_truncated`."""
+    return {
+        "cleanups": cleanups,
+        **dict(zip(RATE_FIELDS, rates, strict=True)),
+        "runs_truncated": runs_truncated,
+    }
+
+
 @pytest.mark.parametrize(
     ("name", "start", "hours"),
     [
@@ -62,22 +79,21 @@ def test_naive_times_are_refused():
         history.window("24h", datetime(2026, 3, 10, 12))
 
 
-def test_hourly_buckets_include_the_start_and_exclude_the_end():
+def test_hours_exclude_their_start_and_include_their_end_as_the_dags_window_does():
     win = history.window("24h", NOW)
     events = [
-        ev(win.start),  # first bucket
-        ev(win.start - timedelta(microseconds=1)),  # before the window
-        ev(H + timedelta(minutes=59, seconds=59)),  # last bucket
-        ev(win.end),  # after the window
-        ev(H - timedelta(hours=2) + timedelta(minutes=5)),
-        ev(H - timedelta(hours=2) + timedelta(minutes=50)),
+        ev(win.start),  # before the window, as the run at win.start - 1 h ... win.start counted it
+        ev(win.start + timedelta(microseconds=1)),  # first bucket
+        ev(H),  # the 12:00 run's cleanup: its window (11:00, 12:00] is bucket 22
+        ev(win.end),  # last bucket
+        ev(win.end + timedelta(microseconds=1)),  # after the window
     ]
     counts = history.hourly_cleanups(events, win)
     assert len(counts) == 24
-    assert counts[0] == 1
-    assert counts[21] == 2
-    assert counts[23] == 1
-    assert sum(counts) == 4
+    assert (counts[0], counts[22], counts[23], sum(counts)) == (1, 1, 1, 3)
+    assert [ev.timestamp in win for ev in events] == [False, True, True, True, False]
+    # On the hour, `now` closes the last bucket.
+    assert history.window("24h", H).end == H
 
 
 def test_hour_labels_are_the_buckets_starts():
@@ -94,15 +110,7 @@ def test_cleanups_count_hours_per_threshold_band():
     )
     assert (data["peak"], data["hours_at_warning"], data["hours_at_critical"]) == (5, 2, 1)
     # No run results: the rate is over the cleanups alone, an upper bound.
-    assert data["totals"] == {
-        "cleanups": 12,
-        "stalled": 12,
-        "checked": 1200,
-        "rate": 0.01,
-        "runs": 0,
-        "rate_source": "cleanups",
-        "runs_truncated": False,
-    }
+    assert data["totals"] == totals(12, 12, 1200, 0.01, 0, "cleanups", runs_truncated=False)
 
 
 def test_totals_rate_counts_every_run_in_the_window_also_those_that_cleaned_up_nothing():
@@ -111,23 +119,15 @@ def test_totals_rate_counts_every_run_in_the_window_also_those_that_cleaned_up_n
     checks = [
         RunCheck(H - timedelta(hours=1), 100, 2),  # the run that wrote the event
         RunCheck(H - timedelta(minutes=45), 300, 0),
-        RunCheck(win.start, 100, 0),  # the window's first instant counts
-        RunCheck(win.start - timedelta(microseconds=1), 5000, 0),  # before the window
-        RunCheck(win.end, 5000, 5),  # after it
+        RunCheck(win.end, 100, 0),  # the window's last instant counts
+        RunCheck(win.start, 5000, 0),  # before the window
+        RunCheck(win.end + timedelta(microseconds=1), 5000, 5),  # after it
     ]
     data = history.cleanups(
         cleanups, Sums(1, 2, 100), win, truncated=False, warning=3, critical=5, checks=checks,
         checks_truncated=True,
     )  # fmt: skip
-    assert data["totals"] == {
-        "cleanups": 1,
-        "stalled": 2,
-        "checked": 500,
-        "rate": 2 / 500,
-        "runs": 3,
-        "rate_source": "runs",
-        "runs_truncated": True,
-    }
+    assert data["totals"] == totals(1, 2, 500, 2 / 500, 3, "runs", runs_truncated=True)
 
 
 def test_nothing_checked_and_nothing_cleaned_up_has_no_rate_and_no_source():
@@ -149,32 +149,16 @@ def test_rate(stalled, checked, expected):
 def test_daily_sums_per_utc_day_including_days_without_cleanups():
     win = history.window("7d", NOW)
     events = [
-        ev(datetime(2026, 3, 8, 23, 59, tzinfo=UTC), 2, 200),
-        ev(datetime(2026, 3, 9, 0, 0, tzinfo=UTC), 1, 100),
+        ev(datetime(2026, 3, 9, 0, 0, tzinfo=UTC), 2, 200),  # midnight closes March 8
+        ev(datetime(2026, 3, 9, 0, 0, 1, tzinfo=UTC), 1, 100),
         ev(datetime(2026, 3, 9, 6, 0, tzinfo=UTC), 3, 100),
-        ev(datetime(2026, 3, 3, 12, 59, tzinfo=UTC), 5, 5),  # before the window's first hour
+        ev(datetime(2026, 3, 3, 13, 0, tzinfo=UTC), 5, 5),  # the window's start: before its first hour
     ]
     days = {d["day"]: d for d in history.daily(events, win)}
     assert list(days) == [(date(2026, 3, 3) + timedelta(days=i)).isoformat() for i in range(8)]
     # Without run results, each day's rate is over its cleanups: an upper bound.
-    assert days["2026-03-08"] == {
-        "day": "2026-03-08",
-        "cleanups": 1,
-        "stalled": 2,
-        "checked": 200,
-        "rate": 0.01,
-        "runs": 0,
-        "rate_source": "cleanups",
-    }
-    assert days["2026-03-09"] == {
-        "day": "2026-03-09",
-        "cleanups": 2,
-        "stalled": 4,
-        "checked": 200,
-        "rate": 0.02,
-        "runs": 0,
-        "rate_source": "cleanups",
-    }
+    assert days["2026-03-08"] == day("2026-03-08", 1, 2, 200, 0.01, 0, "cleanups")
+    assert days["2026-03-09"] == day("2026-03-09", 2, 4, 200, 0.02, 0, "cleanups")
     assert days["2026-03-03"] == {
         "day": "2026-03-03",
         "cleanups": 0,
@@ -191,29 +175,13 @@ def test_daily_rate_is_over_the_days_runs_where_airflow_holds_them():
     checks = [
         RunCheck(datetime(2026, 3, 9, 6, 0, tzinfo=UTC), 100, 3),  # the run of March 9's cleanup
         RunCheck(datetime(2026, 3, 9, 6, 15, tzinfo=UTC), 250, 0),  # runs that found nothing
-        RunCheck(datetime(2026, 3, 9, 23, 59, tzinfo=UTC), 250, 0),
-        RunCheck(datetime(2026, 3, 10, 0, 0, tzinfo=UTC), 400, 0),  # the next day
+        RunCheck(datetime(2026, 3, 10, 0, 0, tzinfo=UTC), 250, 0),  # midnight: still March 9
+        RunCheck(datetime(2026, 3, 10, 0, 15, tzinfo=UTC), 400, 0),  # the next day
     ]
     days = {d["day"]: d for d in history.daily(events, win, checks)}
-    assert days["2026-03-09"] == {
-        "day": "2026-03-09",
-        "cleanups": 1,
-        "stalled": 3,
-        "checked": 600,
-        "rate": 0.005,
-        "runs": 3,
-        "rate_source": "runs",
-    }
+    assert days["2026-03-09"] == day("2026-03-09", 1, 3, 600, 0.005, 3, "runs")
     # A day of healthy runs has a rate of 0, not "none".
-    assert days["2026-03-10"] == {
-        "day": "2026-03-10",
-        "cleanups": 0,
-        "stalled": 0,
-        "checked": 400,
-        "rate": 0.0,
-        "runs": 1,
-        "rate_source": "runs",
-    }
+    assert days["2026-03-10"] == day("2026-03-10", 0, 0, 400, 0.0, 1, "runs")
     # March 8 has a cleanup but no run left in Airflow's database: the upper bound, marked so.
     assert days["2026-03-08"]["rate_source"] == "cleanups"
     assert (days["2026-03-08"]["rate"], days["2026-03-08"]["runs"]) == (0.01, 0)
@@ -225,7 +193,7 @@ def test_daily_rate_is_over_the_days_runs_where_airflow_holds_them():
 def test_the_days_add_up_to_the_ranges_totals(runs):
     win = history.window("7d", NOW)
     checks = [RunCheck(win.start + timedelta(seconds=s), checked, stalled) for s, checked, stalled in runs]
-    inside = [c for c in checks if win.start <= c.timestamp < win.end]
+    inside = [c for c in checks if win.start < c.timestamp <= win.end]
 
     days = history.daily([], win, checks)
     totals = history.cleanups([], Sums(0, 0, 0), win, truncated=False, warning=3, critical=5, checks=checks)[
@@ -259,7 +227,7 @@ def test_incidents_overlapping_the_window_newest_first_with_durations():
     rows = history.incident_rows(
         [
             incident(H - timedelta(hours=30), H - timedelta(hours=22, minutes=30), id="spans-start"),
-            incident(H - timedelta(hours=30), H - timedelta(hours=24), id="ended-before"),
+            incident(H - timedelta(hours=30), H - timedelta(hours=23), id="ended-before"),  # at the start
             incident(
                 H - timedelta(hours=3),
                 H - timedelta(hours=1, minutes=55),

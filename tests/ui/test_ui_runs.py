@@ -43,10 +43,11 @@ def test_run_checks_are_bounded_by_the_window_and_the_limit(airflow):
     from batch_cleanup.ui.runs import run_checks
 
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    at = [start - timedelta(microseconds=1), start, start + timedelta(hours=1), start + timedelta(days=1)]
+    end = start + timedelta(days=1)
+    at = [start, start + timedelta(hours=1), end, end + timedelta(microseconds=1)]  # read as (start, end]
     seed_runs.replace_runs(OTHER_DAG, [{"at": t, "checked": 10 * i, "stalled": i} for i, t in enumerate(at)])
 
-    checks, truncated = run_checks(OTHER_DAG, start, start + timedelta(days=1))
+    checks, truncated = run_checks(OTHER_DAG, start, end)
     assert [(c.timestamp, c.checked, c.stalled) for c in checks] == [(at[2], 20, 2), (at[1], 10, 1)]
     assert truncated is False
 
@@ -74,7 +75,7 @@ def test_a_result_without_the_counts_is_left_out_and_logged(airflow, caplog):
         )
 
     with caplog.at_level(logging.WARNING, logger="batch_cleanup.ui.runs"):
-        checks, _ = run_checks(OTHER_DAG, start, start + timedelta(hours=1))
+        checks, _ = run_checks(OTHER_DAG, start - timedelta(minutes=1), start + timedelta(hours=1))
 
     assert [c.timestamp for c in checks] == [runs[2]["at"], runs[1]["at"]]
     assert "1 of 3 check_stalled results hold no batches_checked or stalled_count" in caplog.text

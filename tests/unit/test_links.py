@@ -20,7 +20,7 @@ from batch_cleanup.messages import (
     run_overdue,
     task_failure,
 )
-from batch_cleanup.policy import PolicyConfig, State, decide
+from batch_cleanup.policy import Decision, PolicyConfig, State, decide
 from dev.slack_sink import block_error
 
 RUN_ID = "manual__2026-03-02T09:00:00+00:00"
@@ -48,10 +48,10 @@ def test_only_http_urls_with_a_host_are_absolute(url, absolute):
     assert is_absolute_url(url) is absolute
 
 
-def _decision() -> dict:
+def _decision() -> Decision:
     window = {"e": ["b1", "b2", "b3"]}
     decision, _ = decide(State(), count=3, window_events=window, offenders=(), now=NOW, config=PolicyConfig())
-    return json.loads(json.dumps(decision.to_dict()))
+    return Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
 
 
 def _messages(run_url: str | None) -> dict[str, Message]:

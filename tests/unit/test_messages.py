@@ -6,7 +6,6 @@ import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -24,7 +23,7 @@ from batch_cleanup.messages import (
     task_failure,
     with_note,
 )
-from batch_cleanup.policy import PolicyConfig, State, decide
+from batch_cleanup.policy import Decision, PolicyConfig, State, decide
 from batch_cleanup.policy import forced_test_decision as make_test_decision
 
 # Slack refuses more blocks in a message; `slack_sdk`'s models check each block, not the list.
@@ -62,13 +61,13 @@ def decided(
     count: int | None = None,
     offenders: tuple[tuple[str, int], ...] = (),
     before: State | None = None,
-) -> dict[str, Any]:
+) -> Decision:
     """A real `decide()` (or forced) output of `kind`, as the message tasks get it from XCom;
     `batch_ids` are in the window of the run whose message is tested."""
     events = window(["b1"] if batch_ids is None else batch_ids)
     if kind == "test":
         decision = make_test_decision(7 if count is None else count, events, offenders)
-        return json.loads(json.dumps(decision.to_dict()))
+        return Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
     opening, later, default = SCENARIOS[kind]
     state = before or State()
     if opening is not None:
@@ -79,11 +78,11 @@ def decided(
     count, at = default if count is None else count, T0 + timedelta(minutes=later)
     decision, _ = decide(state, count=count, window_events=events, offenders=offenders, now=at, config=CONFIG)
     assert decision.kind.value == kind, decision.reason
-    return json.loads(json.dumps(decision.to_dict()))
+    return Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
 
 
-def message_for(decision: dict[str, Any], **overrides) -> Message:
-    threshold = CONFIG.threshold(decision["severity"])
+def message_for(decision: Decision, **overrides) -> Message:
+    threshold = CONFIG.threshold(decision.severity)
     defaults = {"window_minutes": 60, "completed_this_run": 3, "run_url": RUN_URL, "run_id": RUN_ID}
     return alert(decision, **{**defaults, "threshold": threshold, **overrides})
 
@@ -186,8 +185,7 @@ def test_the_fallback_gives_the_completions_of_this_run_even_when_zero(kind, com
 
 
 def test_the_fallback_lists_the_window_ids_once_each_in_order():
-    decision = decided("alert", [])
-    decision["batch_ids"] = ["b2", "b1", "b2", "b3", "b1"]
+    decision = dataclasses.replace(decided("alert", []), batch_ids=("b2", "b1", "b2", "b3", "b1"))
     line = listed_line(message_for(decision).text)
     assert line.endswith("b2, b1, b3") and "more" not in line
 
@@ -237,7 +235,7 @@ def test_a_reminder_says_still_ongoing_how_long_and_what_is_new():
 def test_a_reminder_after_a_deescalation_says_so():
     decision = decided("reminder", count=3)
     text = message_for(decision).text
-    assert decision["severity"] == "WARNING"
+    assert decision.severity == "WARNING"
     assert "Still ongoing (WARNING)" in text
     assert "De-escalated from CRITICAL to WARNING" in text
     assert "threshold: 3" in text
@@ -423,7 +421,7 @@ def card_for(kind: str, minutes_later: float, **overrides) -> Message:
     return incident_card(
         decision,
         window_minutes=60,
-        threshold=5 if decision["severity"] == "CRITICAL" and kind != "resolved" else 3,
+        threshold=5 if decision.severity == "CRITICAL" and kind != "resolved" else 3,
         now=T0 + timedelta(minutes=minutes_later),
         run_url=RUN_URL,
     )
@@ -458,12 +456,10 @@ def test_a_resolved_card_says_how_long_and_differs_from_the_resolved_step():
 
 
 def test_one_of_anything_is_singular():
-    one = message_for(
-        {**decided("alert", ["b1"]), "count": 1}, window_minutes=1, threshold=1, completed_this_run=1
-    )
+    one_cleanup = dataclasses.replace(decided("alert", ["b1"]), count=1)
+    one = message_for(one_cleanup, window_minutes=1, threshold=1, completed_this_run=1)
     resolved = render("resolved", ["b1"])
-    decision = decided("alert", ["b1"], offenders=(("b1", 1),))
-    decision["double_recorded"] = 1
+    decision = dataclasses.replace(decided("alert", ["b1"], offenders=(("b1", 1),)), double_recorded=1)
     once = message_for(decision)
     assert "1 cleanup in the last minute (threshold: 1)" in one.text
     assert "*1 cleanup* in the last minute" in block_text(one)

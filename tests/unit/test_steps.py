@@ -3,6 +3,7 @@ hooks (the real hooks are tested against the emulator and the stand-ins in tests
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.events import event_id
 from batch_cleanup.names import NO_ALERT, SEND_ALERT, SEND_RESOLVED
 from batch_cleanup.params import dag_params
+from batch_cleanup.policy import Evaluation
 from tests.support.memory_store import MemorySlack, MemoryStore
 
 DAG, RUN = "stalled_batch_cleanup", "scheduled__2026-03-01T12:00:00+00:00"
@@ -141,6 +143,19 @@ def test_force_alert_decides_a_test_message_and_keeps_the_state():
     assert evaluation["decision"]["kind"] == "test"
     assert evaluation["state"] == evaluation["before"]
     assert steps.choose_alert(evaluation) == SEND_ALERT
+
+
+def test_one_evaluation_crosses_xcom_as_json_and_reads_back_whole():
+    store = MemoryStore()
+    seed(store, 30, 20, 10)
+    opened = evaluate(store)
+    steps.record_state(store, opened, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+
+    evaluation = evaluate(store)  # a state with times, tuples and a decision of every field
+
+    pulled = Evaluation.from_xcom(json.loads(json.dumps(evaluation)))  # what the next task reads
+    assert pulled == Evaluation.from_xcom(evaluation) and pulled.to_xcom() == evaluation
+    assert pulled.before.opened_at == NOW and pulled.state.open and pulled.version == 1
 
 
 def test_recovery_is_sent_by_send_resolved():
@@ -386,8 +401,9 @@ def test_a_cleanup_recorded_by_both_counts_once_and_the_message_says_why(caplog)
     decision = evaluation["decision"]
     assert (decision["kind"], decision["count"], decision["double_recorded"]) == ("alert", 3, 1)
     assert "recorded by the coordinator too: its own tracking is still on" in caplog.text
+    decided = Evaluation.from_xcom(evaluation).decision
     message = steps.message_for(
-        {"stalled_count": 0}, evaluation, PARAMS, run_url="https://a.example/run", run_id="r"
+        {"stalled_count": 0}, decided, PARAMS, run_url="https://a.example/run", run_id="r"
     )
     assert "1 cleanup was also recorded by the coordinator's own tracking" in message.text
 

@@ -31,7 +31,9 @@ HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class Window:
-    """Hour-aligned span `[start, end)` of a range: `hours` buckets, the last one holding `now`."""
+    """Hour-aligned span `(start, end]` of a range, as the DAG reads its window (`events.window_start`):
+    `hours` buckets `(hour, hour + 1 h]`, the last one holding `now`. A bucket's count is then what
+    a 60-minute window of the run at its end counted."""
 
     name: str
     start: datetime
@@ -39,7 +41,7 @@ class Window:
     hours: int
 
     def __contains__(self, ts: datetime) -> bool:
-        return self.start <= ts.astimezone(UTC) < self.end
+        return self.start < ts.astimezone(UTC) <= self.end
 
     @property
     def days(self) -> list[date]:
@@ -118,7 +120,9 @@ def window(name: str, now: datetime) -> Window:
     if name not in RANGES:
         raise ValueError(f"range must be one of {', '.join(RANGES)}; got {name!r}")
     now = as_utc(now, "now")
-    end = now.replace(minute=0, second=0, microsecond=0) + HOUR
+    end = now.replace(minute=0, second=0, microsecond=0)
+    if end < now:  # the hour holding `now`, which closes it when on the hour
+        end += HOUR
     hours = RANGES[name]
     return Window(name, end - hours * HOUR, end, hours)
 
@@ -178,7 +182,8 @@ def daily(events: Iterable[Event], win: Window, checks: Iterable[RunCheck] = ())
 
 
 def _day_in(ts: datetime, win: Window) -> date | None:
-    return ts.astimezone(UTC).date() if ts in win else None
+    """The UTC day of the hour bucket holding `ts` (so midnight closes the day before)."""
+    return (win.start + _index(ts, win.start, HOUR) * HOUR).date() if ts in win else None
 
 
 def offender_rows(events: Iterable[Event], *, minimum: int = 2, limit: int = 10) -> list[dict[str, Any]]:
@@ -203,7 +208,7 @@ def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> 
     rows = []
     unique = {incident.id: incident for incident in incidents}.values()
     for incident in sorted(unique, key=lambda i: i.opened_at, reverse=True):
-        if incident.opened_at >= win.end or (incident.closed_at and incident.closed_at < win.start):
+        if incident.opened_at > win.end or (incident.closed_at and incident.closed_at <= win.start):
             continue
         seconds = int(((incident.closed_at or now) - incident.opened_at).total_seconds())
         rows.append(
@@ -368,4 +373,5 @@ def window_json(win: Window) -> dict[str, Any]:
 
 
 def _index(ts: datetime, start: datetime, step: timedelta) -> int:
-    return int((ts.astimezone(UTC) - start) // step)
+    """The bucket `(start + i·step, start + (i + 1)·step]` that holds `ts`: `i`."""
+    return -((start - ts.astimezone(UTC)) // step) - 1

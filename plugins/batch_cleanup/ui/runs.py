@@ -68,7 +68,7 @@ def evaluated_at(dag_id: str, start: datetime, end: datetime, limit: int = MAX_R
 def run_checks(
     dag_id: str, start: datetime, end: datetime, limit: int = MAX_RUNS
 ) -> tuple[list[RunCheck], bool]:
-    """What each run's `check_stalled` returned in `[start, end)`, newest first; and whether cut.
+    """What each run's `check_stalled` returned in `(start, end]`, newest first; and whether cut.
 
     One query on the `xcom` table (the `dag_id, task_id` index, then the time), reading two
     integers out of each JSON value in the database, not the values themselves (a big answer's
@@ -90,8 +90,8 @@ def run_checks(
             XComModel.task_id == CHECK_STALLED,
             XComModel.map_index == -1,
             XComModel.key == "return_value",
-            XComModel.timestamp >= start,
-            XComModel.timestamp < end,
+            XComModel.timestamp > start,
+            XComModel.timestamp <= end,
         )
         .order_by(XComModel.timestamp.desc())
         .limit(limit)
