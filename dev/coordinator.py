@@ -5,7 +5,7 @@ It speaks the real service's contract (`POST /check-stalled` with `X-API-Key`, r
 unauthenticated `/admin/` API so tests can seed batches, queue faults, set the health answer and
 read what the DAG sent.
 
-    COORDINATOR_API_KEY=KEY python -m dev.coordinator --port 0 [--forbidden-key K2] [--seed-demo]
+    COORDINATOR_API_KEY=KEY python -m dev.coordinator --port 0 [--seed-demo]
 
 The key comes from the environment, not the command line, so that `ps` does not show it.
 Standard library only, so it starts in well under a second.
@@ -25,9 +25,6 @@ from urllib.parse import urlsplit
 from dev._stand_in import AdminClient, FaultQueue, StandInHandler, StandInServer, argument_parser, serve
 
 API_KEY_VARIABLE = "COORDINATOR_API_KEY"
-
-DEFAULT_STALL_THRESHOLD_MINUTES = 10.0
-DEFAULT_MIN_COMPLETION_PCT = 90.0
 
 DEMO_BATCHES = [
     {"batch_id": "demo-stalled-1", "completion_pct": 96.5, "stalled_minutes": 45},
@@ -62,29 +59,7 @@ def json_reply(status: int, payload: Any) -> Reply:
     return Reply(status, json.dumps(payload).encode())
 
 
-@dataclass
-class Batch:
-    batch_id: str
-    completion_pct: float
-    last_progress_at: datetime
-    status: str = "active"
-
-    @classmethod
-    def from_admin(cls, spec: dict[str, Any], now: datetime) -> Batch:
-        if "last_progress_at" in spec:
-            last = datetime.fromisoformat(spec["last_progress_at"])
-            last = last if last.tzinfo else last.replace(tzinfo=UTC)
-        else:
-            last = now - timedelta(minutes=float(spec.get("stalled_minutes", 0)))
-        return cls(str(spec["batch_id"]), float(spec["completion_pct"]), last.astimezone(UTC))
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "completion_pct": self.completion_pct,
-            "last_progress_at": self.last_progress_at.isoformat(),
-            "status": self.status,
-        }
+UNAUTHORISED = json_reply(401, {"error": "invalid or missing API key"})
 
 
 def fault_reply(fault: dict[str, Any]) -> Reply | None:
@@ -116,40 +91,50 @@ def thresholds(body: Any) -> tuple[float, float]:
     """(stall_threshold_minutes, min_completion_pct) from the request body, or ValueError saying why not."""
     if not isinstance(body, dict):
         raise ValueError("request body must be a JSON object")
-    values = []
-    for name, default in (
-        ("stall_threshold_minutes", DEFAULT_STALL_THRESHOLD_MINUTES),
-        ("min_completion_pct", DEFAULT_MIN_COMPLETION_PCT),
-    ):
-        value = body.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        values.append(float(value))
-    return values[0], values[1]
+    values = {"stall_threshold_minutes": 10.0, "min_completion_pct": 90.0} | body
+    for name in ("stall_threshold_minutes", "min_completion_pct"):
+        if isinstance(values[name], bool) or not isinstance(values[name], int | float):
+            raise ValueError(f"{name} must be a number, got {values[name]!r}")
+    return float(values["stall_threshold_minutes"]), float(values["min_completion_pct"])
 
 
 class CoordinatorState:
     """Batches, faults, recorded calls and stored idempotent replies, behind one lock."""
 
-    def __init__(self, api_key: str, forbidden_key: str | None = None) -> None:
+    def __init__(self, api_key: str) -> None:
         self.api_key = api_key
-        self.forbidden_key = forbidden_key
         self._lock = threading.Lock()
-        self._batches: dict[str, Batch] = {}
         self._faults = FaultQueue()
-        self._calls: list[dict[str, Any]] = []
-        self._replies: dict[str, Reply] = {}
-        self._health = health_reply({})
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._batches: dict[str, dict[str, Any]] = {}  # by id; `last_progress_at` a datetime
+            self._faults.clear()
+            self._calls: list[dict[str, Any]] = []
+            self._replies: dict[str, Reply] = {}
+            self._health = health_reply({})
 
     def seed(self, specs: list[dict[str, Any]]) -> None:
+        """Batches `{batch_id, completion_pct, stalled_minutes}`: active, last progress that long ago."""
         now = datetime.now(UTC)
-        batches = [Batch.from_admin(spec, now) for spec in specs]
+        batches = {
+            str(spec["batch_id"]): {
+                "batch_id": str(spec["batch_id"]),
+                "completion_pct": float(spec["completion_pct"]),
+                "last_progress_at": now - timedelta(minutes=float(spec.get("stalled_minutes", 0))),
+                "status": "active",
+            }
+            for spec in specs
+        }
         with self._lock:
-            self._batches.update((batch.batch_id, batch) for batch in batches)
+            self._batches.update(batches)
 
     def batches(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [batch.as_json() for batch in self._batches.values()]
+            return [
+                {**b, "last_progress_at": b["last_progress_at"].isoformat()} for b in self._batches.values()
+            ]
 
     def add_faults(self, faults: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -177,14 +162,6 @@ class CoordinatorState:
         with self._lock:
             return self._health
 
-    def reset(self) -> None:
-        with self._lock:
-            self._batches.clear()
-            self._faults.clear()
-            self._calls.clear()
-            self._replies.clear()
-            self._health = health_reply({})
-
     def check_stalled(
         self, idempotency_key: str | None, threshold_minutes: float, min_pct: float
     ) -> tuple[Reply, bool]:
@@ -194,29 +171,22 @@ class CoordinatorState:
                 return self._replies[idempotency_key], True
             now = datetime.now(UTC)
             results = []
-            for batch in self._batches.values():
-                if batch.status != "active":
-                    continue
-                minutes = (now - batch.last_progress_at).total_seconds() / 60
-                stalled = batch.completion_pct >= min_pct and minutes >= threshold_minutes
-                if stalled:
-                    batch.status = "completed"
+            for batch in (b for b in self._batches.values() if b["status"] == "active"):
+                minutes = (now - batch["last_progress_at"]).total_seconds() / 60
+                stalled = batch["completion_pct"] >= min_pct and minutes >= threshold_minutes
+                batch["status"] = "completed" if stalled else "active"
                 results.append(
                     {
-                        "batch_id": batch.batch_id,
+                        "batch_id": batch["batch_id"],
                         "was_stalled": stalled,
-                        "completion_pct": batch.completion_pct,
+                        "completion_pct": batch["completion_pct"],
                         "minutes_since_progress": round(minutes, 3),
                         "action": "auto_completed" if stalled else "none",
                     }
                 )
+            completed = sum(result["was_stalled"] for result in results)
             reply = json_reply(
-                200,
-                {
-                    "batches_checked": len(results),
-                    "batches_completed": sum(result["was_stalled"] for result in results),
-                    "results": results,
-                },
+                200, {"batches_checked": len(results), "batches_completed": completed, "results": results}
             )
             if idempotency_key is not None:
                 self._replies[idempotency_key] = reply
@@ -255,76 +225,51 @@ class CoordinatorHandler(StandInHandler):
             self._send(json_reply(404, {"error": f"no route POST {path}"}))
 
     def _check_stalled(self, path: str, raw: bytes) -> None:
+        state = self.server.state
         api_key = self.headers.get("X-API-Key")
-        idempotency_key = self.headers.get("X-Idempotency-Key")
         try:
-            # Like the real service, an empty body means "use the defaults".
-            body = json.loads(raw) if raw.strip() else {}
+            body = json.loads(raw) if raw.strip() else {}  # like the real service: empty, the defaults
         except ValueError:
             body = None
         # The key's value is never recorded: calls() ends up in test output.
-        call = {
-            "path": path,
-            "idempotency_key": idempotency_key,
-            "api_key_ok": api_key == self.server.state.api_key,
-            "body": body,
-            "status": None,
-            "replayed": False,
-        }
-        reply, delay = self._answer(call, api_key, idempotency_key, body)
+        call = {"path": path, "idempotency_key": self.headers.get("X-Idempotency-Key")}
+        call |= {"api_key_ok": api_key == state.api_key, "body": body, "replayed": False}
+        reply, delay = self._answer(call, body)
         # Recorded before any delay, so a test whose client timed out already sees the call.
-        call["status"] = reply.status
-        self.server.state.record_call(call)
+        state.record_call(call | {"status": reply.status})
         time.sleep(delay)
         self._send(reply)
 
     def _deep_health(self, path: str) -> None:
         state = self.server.state
         api_key = self.headers.get("X-API-Key")
-        rejected = self._rejected(api_key)
-        reply, delay = (rejected, 0.0) if rejected is not None else state.health()
+        reply, delay = (UNAUTHORISED, 0.0) if api_key != state.api_key else state.health()
         # Like /check-stalled's calls: never the key's value, and recorded before the delay.
         state.record_call({"path": path, "api_key_ok": api_key == state.api_key, "status": reply.status})
         time.sleep(delay)
         self._send(reply)
 
-    def _rejected(self, api_key: str | None) -> Reply | None:
-        """The 403 or 401 for a forbidden, wrong or missing key; None for the right one."""
+    def _answer(self, call: dict[str, Any], body: Any) -> tuple[Reply, float]:
+        """The reply and how long to wait before sending it; `call["replayed"]` set."""
         state = self.server.state
-        if state.forbidden_key is not None and api_key == state.forbidden_key:
-            return json_reply(403, {"error": "API key not allowed"})
-        if api_key != state.api_key:
-            return json_reply(401, {"error": "invalid or missing API key"})
-        return None
-
-    def _answer(
-        self, call: dict[str, Any], api_key: str | None, idempotency_key: str | None, body: Any
-    ) -> tuple[Reply, float]:
-        """The reply and how long to wait before sending it."""
-        state = self.server.state
-        rejected = self._rejected(api_key)
-        if rejected is not None:
-            return rejected, 0.0
+        if not call["api_key_ok"]:
+            return UNAUTHORISED, 0.0
         try:
             threshold, min_pct = thresholds(body)
         except ValueError as err:
             return json_reply(400, {"error": str(err)}), 0.0
         # Only authorised, well-formed calls consume faults, so auth tests never eat a queued fault.
-        fault = state.next_fault()
-        if fault is None:
-            reply, call["replayed"] = state.check_stalled(idempotency_key, threshold, min_pct)
-            return reply, 0.0
-        delay = float(fault.get("delay_seconds", 0))
+        fault = state.next_fault() or {}
         injected = fault_reply(fault)
-        if fault.get("after_action"):
-            # "Timed out after the coordinator acted": the work and its stored reply happen first.
-            reply, call["replayed"] = state.check_stalled(idempotency_key, threshold, min_pct)
-            return injected or reply, delay
-        if injected is not None:
+        delay = float(fault.get("delay_seconds", 0))
+        if injected is not None and not fault.get("after_action"):
             return injected, delay
-        time.sleep(delay)  # a slow coordinator: it waits, then acts and answers
-        reply, call["replayed"] = state.check_stalled(idempotency_key, threshold, min_pct)
-        return reply, 0.0
+        if injected is None and not fault.get("after_action"):
+            time.sleep(delay)  # a slow coordinator: it waits, then acts and answers
+            delay = 0.0
+        # After acting, an `after_action` fault's answer: "timed out after the coordinator acted".
+        reply, call["replayed"] = state.check_stalled(call["idempotency_key"], threshold, min_pct)
+        return injected or reply, delay
 
     def _send(self, reply: Reply) -> None:
         self.write_reply(reply.status, reply.body, reply.content_type, reply.headers)
@@ -342,28 +287,11 @@ class CoordinatorAdmin(AdminClient):
     def calls(self) -> list[dict[str, Any]]:
         return self.request("GET", "/admin/calls")["calls"]
 
-    def set_health(
-        self,
-        answer: Any = None,
-        *,
-        status: int | None = None,
-        body: str | None = None,
-        content_type: str | None = None,
-        delay_seconds: float | None = None,
-    ) -> None:
+    def set_health(self, answer: Any = None, **setting: Any) -> None:
         """What `/health/deep` answers from now on: `answer` as JSON, or a raw `body` (text/plain
-        unless `content_type`), with `status` (200 by default), after `delay_seconds`. No argument: the
-        healthy default again (so does `reset`)."""
-        setting = {
-            "answer": answer,
-            "status": status,
-            "body": body,
-            "content_type": content_type,
-            "delay_seconds": delay_seconds,
-        }
-        self.request(
-            "POST", "/admin/health", {key: value for key, value in setting.items() if value is not None}
-        )
+        unless `content_type`), with `status` (200 by default), after `delay_seconds` (the stand-in
+        refuses any other setting). No argument: the healthy default again (so does `reset`)."""
+        self.request("POST", "/admin/health", setting if answer is None else {"answer": answer, **setting})
 
     def health_calls(self) -> list[dict[str, Any]]:
         """`{"path", "api_key_ok", "status"}` for each `/health/deep` request, oldest first."""
@@ -372,14 +300,13 @@ class CoordinatorAdmin(AdminClient):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(__doc__)
-    parser.add_argument("--forbidden-key", help="a key that is recognised but answered with 403")
     parser.add_argument("--seed-demo", action="store_true", help="start with a few batches, some stalled")
     args = parser.parse_args(argv)
     api_key = os.environ.get(API_KEY_VARIABLE)
     if not api_key:
         parser.error(f"set the environment variable {API_KEY_VARIABLE} to the key the coordinator accepts")
 
-    state = CoordinatorState(api_key, args.forbidden_key)
+    state = CoordinatorState(api_key)
     if args.seed_demo:
         state.seed(DEMO_BATCHES)
     serve(StandInServer((args.host, args.port), CoordinatorHandler, state), "coordinator")

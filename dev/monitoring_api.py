@@ -1,16 +1,13 @@
 """A stand-in for Cloud Monitoring's REST API (`projects.timeSeries.create`), for local runs and tests.
 
 `POST /v3/projects/{project}/timeSeries` answers like Google: `{}` once the body is accepted,
-else an error body `{"error": {"code", "message", "status"}}`. It checks what bites in
-practice: a `timeSeries` list (1 to 200), each with `metric.type`, `resource.type` and exactly
-one point with `interval.endTime` and `value`, no series twice in a request, and each series'
-points in time order (Google refuses a point not newer than the series' last one; here the
-whole request is refused then, Google would still write the other series). An unauthenticated
-`/admin/` API lets tests read the accepted requests, count attempts and queue faults.
-
-    python -m dev.monitoring_api --port 0
-
-Standard library only, so it starts in well under a second.
+else `{"error": {"code", "message", "status"}}`. It checks what bites in practice: a `timeSeries`
+list (1 to 200), each with `metric.type`, `resource.type` and exactly one point with
+`interval.endTime` and `value`, no series twice in a request, and each series' points in time order
+(Google refuses a point not newer than the series' last one; here the whole request is refused,
+Google would still write the other series). An unauthenticated `/admin/` API lets tests read the
+accepted requests, count attempts and queue faults. Standard library only:
+`python -m dev.monitoring_api --port 0`.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import json
 import re
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,19 +25,15 @@ from dev._stand_in import AdminClient, FaultQueue, StandInHandler, StandInServer
 _CREATE = re.compile(r"^/v3/projects/([^/]+)/timeSeries$")
 MAX_SERIES = 200
 
-# Google's canonical status for each HTTP code, and a message like the one it sends.
+# Google's canonical status for each HTTP code the tests meet, and a message like the one it sends.
 GOOGLE_ERRORS = {
     400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
-    401: ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
     403: (
         "PERMISSION_DENIED",
         "Permission monitoring.timeSeries.create denied (or the resource may not exist).",
     ),
     404: ("NOT_FOUND", "Requested entity was not found."),
-    429: ("RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Time series ingestion requests'."),
-    500: ("INTERNAL", "Internal error encountered."),
     503: ("UNAVAILABLE", "The service is currently unavailable."),
-    504: ("DEADLINE_EXCEEDED", "The request timed out."),
 }
 
 
@@ -54,10 +47,8 @@ class MonitoringState:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests: list[dict[str, Any]] = []
-        self._last_point: dict[str, datetime] = {}
         self._faults = FaultQueue()
-        self._attempts = 0
+        self.reset()
 
     def attempt(self) -> dict[str, Any] | None:
         """Count one create call; return the fault it meets, if any."""
@@ -77,9 +68,7 @@ class MonitoringState:
                         "an older start time than the most recent point."
                     )
             self._last_point.update(times)
-            self._requests.append(
-                {"project": project, "body": body, "received_at": datetime.now(UTC).isoformat()}
-            )
+            self._requests.append({"project": project, "body": body})
         return None
 
     def requests(self) -> list[dict[str, Any]]:
@@ -96,8 +85,8 @@ class MonitoringState:
 
     def reset(self) -> None:
         with self._lock:
-            self._requests.clear()
-            self._last_point.clear()
+            self._requests: list[dict[str, Any]] = []
+            self._last_point: dict[str, datetime] = {}
             self._faults.clear()
             self._attempts = 0
 
@@ -158,7 +147,7 @@ class MonitoringHandler(StandInHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         state = self.server.state
-        if path in ("/", "/admin/requests"):
+        if path == "/admin/requests":
             self._send_json(200, {"requests": state.requests()})
         elif path == "/admin/attempts":
             self._send_json(200, {"attempts": state.attempts()})
@@ -182,7 +171,7 @@ class MonitoringHandler(StandInHandler):
         time.sleep(float(fault.get("delay_seconds", 0)))
         if "status" in fault:
             status = int(fault["status"])
-            self._send_json(status, error_body(status, fault.get("message")))
+            self._send_json(status, error_body(status))
             return
         try:
             body = json.loads(raw)

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 from dev.airflow_env import REPO
 from dev.coordinator import API_KEY_VARIABLE
-from dev.slack_sink import BOT_TOKEN_VARIABLE as SLACK_BOT_TOKEN_VARIABLE
 
 STAND_IN_START_TIMEOUT = 15.0
 # Measured: the emulator answers `Ok` about 0.7-0.9 s after `java` starts (Debian package
@@ -140,23 +139,15 @@ def _start_stand_in(
     raise _start_failed(name, process, log_path, why)
 
 
-def start_coordinator(
-    log_dir: Path, *, api_key: str, forbidden_key: str | None = None, seed_demo: bool = False
-) -> Service:
-    args = []
-    if forbidden_key is not None:
-        args += ["--forbidden-key", forbidden_key]
-    if seed_demo:
-        args.append("--seed-demo")
+def start_coordinator(log_dir: Path, *, api_key: str, seed_demo: bool = False) -> Service:
+    args = ["--seed-demo"] if seed_demo else []
     # Through the environment: a command line is visible to every user of the machine in `ps`.
     env = {API_KEY_VARIABLE: api_key}
     return _start_stand_in("coordinator", "dev.coordinator", log_dir, *args, env=env)
 
 
-def start_slack_sink(log_dir: Path, *, bot_token: str | None = None) -> Service:
-    """`bot_token`: the only token its Web API accepts; by default any `xoxb-` token."""
-    env = {} if bot_token is None else {SLACK_BOT_TOKEN_VARIABLE: bot_token}
-    return _start_stand_in("slack-sink", "dev.slack_sink", log_dir, env=env)
+def start_slack_sink(log_dir: Path) -> Service:
+    return _start_stand_in("slack-sink", "dev.slack_sink", log_dir)
 
 
 def start_monitoring_api(log_dir: Path) -> Service:

@@ -1,8 +1,8 @@
 """Slack's mrkdwn, Block Kit and a channel with its threads as HTML, for the Slack sink's page:
-what the DAG's messages use (header, section, context, actions with link buttons, divider).
+what the DAG's messages use (header, section, context, actions with link buttons), and a divider.
 
 Pure functions, standard library only. Everything they render was posted by someone else and is
-hostile data: every piece of it is HTML-escaped, links keep only http(s) and mailto targets, and
+hostile data: every piece of it is HTML-escaped, links keep only http(s) targets, and
 attribute values are escaped with their quotes, so nothing posted can add an element or a script.
 """
 
@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-LINK_SCHEMES = ("http://", "https://", "mailto:")
-# The shortcodes the DAG's messages use, and a few more; any other is shown as its :code:.
+LINK_SCHEMES = ("http://", "https://")
+REFRESH_SECONDS = 5
+# The shortcodes the DAG's messages use; any other is shown as its :code:.
 EMOJI = {
     "alarm_clock": "⏰",
-    "bell": "🔔",
-    "fire": "🔥",
+    "chart_with_upwards_trend": "📈",
     "hourglass": "⌛",
-    "information_source": "ℹ️",
-    "large_green_circle": "🟢",
-    "red_circle": "🔴",
     "rotating_light": "🚨",
     "test_tube": "🧪",
-    "warning": "⚠️",
     "white_check_mark": "✅",
     "x": "❌",
 }
@@ -67,8 +62,8 @@ def plain(text: object) -> str:
 
 
 def mrkdwn(text: object) -> str:
-    """Slack's mrkdwn as HTML: *bold*, _italic_, ~strike~, `code`, ```pre```, > quotes, links,
-    mentions and :emoji:, with `&amp;`, `&lt;`, `&gt;` shown as the characters they stand for."""
+    """Slack's mrkdwn as HTML: *bold*, _italic_, ~strike~, `code`, ```pre```, links, mentions and
+    :emoji:, with `&amp;`, `&lt;`, `&gt;` shown as the characters they stand for."""
     holes: list[str] = []
 
     def hole(rendered: str) -> str:
@@ -76,42 +71,14 @@ def mrkdwn(text: object) -> str:
         return f"{_HOLE_START}{len(holes) - 1}{_HOLE_END}"
 
     source = str(text).replace(_HOLE_START, "\ufffd").replace(_HOLE_END, "\ufffd")
-    source = _PREFORMATTED.sub(lambda match: hole(_preformatted(match[1])), source)
+    source = _PREFORMATTED.sub(lambda m: hole(f"<pre>{escape(unescape(m[1].strip(chr(10))))}</pre>"), source)
     source = _CODE.sub(lambda match: hole(f"<code>{escape(unescape(match[1]))}</code>"), source)
     source = _CONTROL.sub(lambda match: hole(_control(match[1])), source)
     shown = emoji(escape(unescape(source)))
     for pattern, tag in _EMPHASIS:
         shown = pattern.sub(rf"<{tag}>\1</{tag}>", shown)
-    shown = _lines(shown.split("\n"))
+    shown = shown.replace("\n", "<br>")
     return _HOLE.sub(lambda match: holes[int(match[1])], shown)
-
-
-def _preformatted(body: str) -> str:
-    return f"<pre>{escape(unescape(body.strip(chr(10))))}</pre>"
-
-
-def _lines(lines: list[str]) -> str:
-    """Lines joined by `<br>`; a run of lines starting with `>` is one quote."""
-    out: list[str] = []
-    quoted: list[str] = []
-    for line in lines:
-        if line.startswith("&gt;"):
-            quoted.append(line.removeprefix("&gt;").removeprefix(" "))
-            continue
-        if quoted:
-            out.append(f"<blockquote>{'<br>'.join(quoted)}</blockquote>")
-            quoted = []
-        out.append(line + "<br>")
-    if quoted:
-        out.append(f"<blockquote>{'<br>'.join(quoted)}</blockquote>")
-    return "".join(out).removesuffix("<br>")
-
-
-def link(url: str, label: str) -> str:
-    """An `<a>` to `url` (already unescaped) when it is http(s) or mailto; else the label alone."""
-    if not url.lower().startswith(LINK_SCHEMES):
-        return escape(label)
-    return f'<a href="{escape(url)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
 
 
 def _control(inner: str) -> str:
@@ -119,7 +86,8 @@ def _control(inner: str) -> str:
     target, _, label = inner.partition("|")
     if target.lower().startswith(LINK_SCHEMES):
         url = unescape(target)
-        return link(url, unescape(label) or url)
+        shown = escape(unescape(label) or url)
+        return f'<a href="{escape(url)}" target="_blank" rel="noopener noreferrer">{shown}</a>'
     return escape(f"<{unescape(inner)}>")
 
 
@@ -128,67 +96,46 @@ def _control(inner: str) -> str:
 
 def text_object(obj: object) -> str:
     """A composition text object: `mrkdwn` rendered, `plain_text` shown as it is."""
-    if isinstance(obj, str):
-        return plain(obj)
     if not isinstance(obj, dict):
         return ""
-    if obj.get("type") == "mrkdwn":
-        return mrkdwn(obj.get("text", ""))
-    return plain(obj.get("text", ""))
+    return (mrkdwn if obj.get("type") == "mrkdwn" else plain)(obj.get("text", ""))
 
 
 def element(obj: object) -> str:
-    """An element of an `actions` or `context` block."""
+    """An element of an `actions` or `context` block: a text, a button (a link when its URL is one)."""
     if not isinstance(obj, dict):
         return ""
-    kind = obj.get("type")
+    kind, url = obj.get("type"), obj.get("url")
     if kind in ("mrkdwn", "plain_text"):
         return f"<span>{text_object(obj)}</span>"
+    if kind == "button" and isinstance(url, str) and url.lower().startswith(LINK_SCHEMES):
+        label = text_object(obj.get("text"))
+        return f'<a class="button" href="{escape(url)}" target="_blank" rel="noopener noreferrer">{label}</a>'
     if kind == "button":
-        return _button(obj)
+        return f'<button type="button" class="button">{text_object(obj.get("text"))}</button>'
     return f'<span class="element">[{escape(str(kind))}]</span>'
 
 
-def _button(obj: dict[str, Any]) -> str:
-    label = text_object(obj.get("text"))
-    url = obj.get("url")
-    if isinstance(url, str) and url.lower().startswith(LINK_SCHEMES):
-        return f'<a class="button" href="{escape(url)}" target="_blank" rel="noopener noreferrer">{label}</a>'
-    return f'<button type="button" class="button">{label}</button>'
-
-
-def _elements(elements: object) -> Iterable[str]:
-    return (element(item) for item in elements) if isinstance(elements, list) else ()
-
-
-def _section(block: dict[str, Any]) -> str:
-    text = text_object(block.get("text"))
-    return f'<div class="block block-section"><div class="section-text">{text}</div></div>'
-
-
-_BLOCKS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "header": lambda block: f'<div class="block block-header">{text_object(block.get("text"))}</div>',
-    "section": _section,
-    "context": lambda block: (
-        f'<div class="block block-context">{" ".join(_elements(block.get("elements")))}</div>'
-    ),
-    "actions": lambda block: (
-        f'<div class="block block-actions">{"".join(_elements(block.get("elements")))}</div>'
-    ),
-    "divider": lambda block: '<hr class="block block-divider">',
-}
+def block(item: dict[str, Any]) -> str:
+    """One block as HTML; a block type this page does not draw says so in its place."""
+    kind = item.get("type")
+    elements = item.get("elements") if isinstance(item.get("elements"), list) else []
+    if kind == "header":
+        inner = text_object(item.get("text"))
+    elif kind == "section":
+        inner = f'<div class="section-text">{text_object(item.get("text"))}</div>'
+    elif kind in ("context", "actions"):
+        inner = (" " if kind == "context" else "").join(element(one) for one in elements)
+    elif kind == "divider":
+        return '<hr class="block block-divider">'
+    else:
+        return f'<div class="block unsupported">[{escape(str(kind))} block]</div>'
+    return f'<div class="block block-{kind}">{inner}</div>'
 
 
 def blocks(items: object) -> str:
-    """Block Kit blocks as HTML; a block type this page does not draw says so in its place."""
-    out = []
-    for block in items if isinstance(items, list) else ():
-        if not isinstance(block, dict):
-            continue
-        draw = _BLOCKS.get(str(block.get("type")))
-        kind = escape(str(block.get("type")))
-        out.append(draw(block) if draw else f'<div class="block unsupported">[{kind} block]</div>')
-    return "".join(out)
+    """Block Kit blocks as HTML."""
+    return "".join(block(item) for item in items if isinstance(item, dict)) if isinstance(items, list) else ""
 
 
 def content(payload: dict[str, Any]) -> str:
@@ -199,15 +146,6 @@ def content(payload: dict[str, Any]) -> str:
 
 
 # --- the channel -----------------------------------------------------------------------------------
-
-
-def posted_at(message: dict[str, Any]) -> datetime:
-    return datetime.fromtimestamp(float(message["ts"]), UTC)
-
-
-def _snippet(message: dict[str, Any] | None, limit: int = 80) -> str:
-    text = unescape(str((message or {}).get("payload", {}).get("text") or "a message"))
-    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def render_message(
@@ -222,19 +160,16 @@ def render_message(
 
     `in_thread`: drawn inside its parent's thread; `parent`: a broadcast reply drawn in the channel.
     """
-    payload = message.get("payload") or {}
-    author = bot_name
-    when = posted_at(message)
+    when = datetime.fromtimestamp(float(message["ts"]), UTC)
     broadcast = bool(message.get("reply_broadcast"))
-    classes = ["message"] + (["reply"] if in_thread else []) + (["broadcast"] if broadcast else [])
-    label = ""
-    if broadcast and in_thread:
-        label = '<div class="broadcast-label">also sent to the channel</div>'
-    elif broadcast:
-        thread_ts = escape(str(message.get("thread_ts")))
+    classes = "message" + (" reply" if in_thread else "") + (" broadcast" if broadcast else "")
+    label = '<div class="broadcast-label">also sent to the channel</div>' if broadcast else ""
+    if broadcast and not in_thread:
+        snippet = escape(unescape(str((parent or {}).get("payload", {}).get("text") or "a message"))[:80])
+        thread_ts = escape(str(message["thread_ts"]))
         label = (
             f'<div class="broadcast-label">replied to a thread: <a href="#m-{thread_ts}">'
-            f"{_snippet(parent)}</a> · also sent to the channel</div>"
+            f"{snippet}</a> · also sent to the channel</div>"
         )
     edited = ' <span class="edited">(edited)</span>' if message.get("edited") else ""
     thread = _thread(replies, bot_name) if replies else ""
@@ -242,12 +177,12 @@ def render_message(
     via = escape(str(message.get("via", "webhook")))
     anchor = "" if in_thread or broadcast else f' id="m-{ts}"'
     return (
-        f'<article class="{" ".join(classes)}"{anchor} data-ts="{ts}" data-via="{via}">'
-        f'<div class="avatar">{escape(author[:1].upper() or "?")}</div><div class="main">'
-        f'<div class="meta"><span class="author">{escape(author)}</span><span class="app">APP</span>'
+        f'<article class="{classes}"{anchor} data-ts="{ts}" data-via="{via}">'
+        f'<div class="avatar">{escape(bot_name[:1].upper() or "?")}</div><div class="main">'
+        f'<div class="meta"><span class="author">{escape(bot_name)}</span>'
         f'<time datetime="{when.isoformat()}" title="{when.isoformat()}">{when:%H:%M:%S} UTC</time>'
         f'<span class="via">{via}</span></div>{label}'
-        f'<div class="content">{content(payload)}{edited}</div>{thread}</div></article>'
+        f'<div class="content">{content(message.get("payload") or {})}{edited}</div>{thread}</div></article>'
     )
 
 
@@ -290,85 +225,44 @@ def channel_items(messages: list[dict[str, Any]], bot_name: str) -> list[str]:
     return [shown for _, shown in sorted(items, key=lambda item: item[0], reverse=True)]
 
 
-def render_page(
-    channels: list[dict[str, Any]],
-    channel_id: str,
-    messages: list[dict[str, Any]],
-    *,
-    bot_name: str,
-    refresh_seconds: int = 5,
-) -> str:
-    """The Slack-like page: the channels on the left, `channel_id`'s messages (newest first) on the right.
-
-    Newest first, unlike Slack: the page reloads itself at the top, where the newest then stays in view.
-    """
-    current = next((channel for channel in channels if channel["id"] == channel_id), None)
-    sidebar = "".join(
-        '<li><a href="/?channel={id}"{current}>#&nbsp;{name}{archived}</a></li>'.format(
-            id=escape(channel["id"]),
-            current=' class="current"' if channel["id"] == channel_id else "",
-            name=escape(channel["name"]),
-            archived=" (archived)" if channel.get("is_archived") else "",
-        )
-        for channel in channels
-    )
-    name = escape(current["name"]) if current else f"{escape(channel_id)} (no such channel)"
+def render_page(channel_name: str, messages: list[dict[str, Any]], *, bot_name: str) -> str:
+    """The Slack-like page of the channel's messages, newest first (unlike Slack: the page reloads
+    itself at the top, where the newest then stays in view)."""
+    name = escape(channel_name)
     items = "".join(channel_items(messages, bot_name)) or '<p class="empty">No messages yet.</p>'
     count = sum(1 for message in messages if message.get("thread_ts") in (None, message["ts"]))
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<meta http-equiv='refresh' content='{refresh_seconds}'>"
+        f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>"
         f"<title>#{name} · Slack sink</title><style>{PAGE_CSS}</style></head><body>"
-        f"<nav class='sidebar'><div class='workspace'>Local (Slack sink)</div><ul>{sidebar}</ul></nav>"
         f"<main><header><h1 class='channel-name'>#{name}</h1>"
         f"<p class='note'>{count} message(s), newest first, threads under their parent. "
-        f"Refreshes every {refresh_seconds} s.</p></header>"
+        f"Refreshes every {REFRESH_SECONDS} s.</p></header>"
         f"<section class='messages'>{items}</section></main></body></html>"
     )
 
 
 PAGE_CSS = """
-body { margin: 0; display: flex; min-height: 100vh; font: 15px/1.46 -apple-system, "Segoe UI", Lato,
-  Helvetica, Arial, sans-serif; color: #1d1c1d; }
-.sidebar { width: 220px; background: #3f0e40; color: #cfc3cf; padding: 12px 0; flex: none; }
-.sidebar .workspace { color: #fff; font-weight: 900; padding: 0 16px 12px; }
-.sidebar ul { list-style: none; margin: 0; padding: 0; }
-.sidebar a { display: block; padding: 4px 16px; color: #cfc3cf; text-decoration: none; }
-.sidebar a.current { background: #1164a3; color: #fff; }
-main { flex: 1; min-width: 0; }
+body { margin: 0; font: 15px/1.46 -apple-system, "Segoe UI", Lato, Helvetica, Arial, sans-serif;
+  color: #1d1c1d; }
 header { border-bottom: 1px solid #ddd; padding: 10px 20px; }
-.channel-name { font-size: 18px; margin: 0; font-weight: 900; }
-.note, .via, time { color: #616061; font-size: 12px; margin: 0; }
-.messages { padding: 8px 0; }
-.empty { padding: 20px; color: #616061; }
+.channel-name, .block-header { font-size: 18px; margin: 0; font-weight: 900; }
+.note, .via, time, .edited, .block-context, .broadcast-label, .unsupported, .element, .empty {
+  color: #616061; font-size: 12px; }
 .message { display: flex; gap: 8px; padding: 8px 20px; }
-.message:hover { background: #f8f8f8; }
 .avatar { flex: none; width: 36px; height: 36px; border-radius: 4px; background: #2bac76; color: #fff;
   font-weight: 900; display: flex; align-items: center; justify-content: center; }
-.main { min-width: 0; flex: 1; }
+.main { min-width: 0; flex: 1; overflow-wrap: anywhere; }
 .meta { display: flex; gap: 6px; align-items: baseline; }
 .author { font-weight: 900; }
-.app { background: #e8e8e8; color: #616061; font-size: 10px; font-weight: 700; padding: 0 3px;
-  border-radius: 2px; }
-.content { overflow-wrap: anywhere; }
-.edited { color: #616061; font-size: 12px; }
 .block { margin: 4px 0; }
-.block-header { font-size: 18px; font-weight: 900; }
-.block-context { color: #616061; font-size: 12px; }
 .block-divider { border: 0; border-top: 1px solid #ddd; }
 .button { display: inline-block; margin: 4px 8px 0 0; padding: 3px 12px; border: 1px solid #bbb;
-  border-radius: 4px; background: #fff; color: #1d1c1d; font: inherit; font-size: 13px; font-weight: 700;
-  text-decoration: none; }
-code { color: #c01343; background: #f6f6f6; border: 1px solid #ddd; border-radius: 3px; padding: 0 3px;
-  font-size: 12px; }
-pre { background: #f8f8f8; border: 1px solid #ddd; border-radius: 4px; padding: 8px; white-space: pre-wrap;
-  font-size: 12px; margin: 4px 0; }
-blockquote { margin: 4px 0; padding-left: 10px; border-left: 4px solid #ddd; }
-a { color: #1264a3; }
-.thread { margin-top: 4px; border-left: 2px solid #e8e8e8; }
-.reply-count { color: #1264a3; font-weight: 700; font-size: 13px; padding-left: 10px; }
-.message.reply { padding: 4px 10px; }
-.broadcast-label { color: #616061; font-size: 12px; }
+  border-radius: 4px; background: #fff; color: #1d1c1d; font-weight: 700; text-decoration: none; }
+code, pre { background: #f6f6f6; border: 1px solid #ddd; border-radius: 3px; padding: 0 3px; font-size: 12px }
+pre { padding: 8px; white-space: pre-wrap; }
+a, .reply-count { color: #1264a3; }
+.thread { margin-top: 4px; border-left: 2px solid #e8e8e8; padding-left: 10px; }
+.message.reply { padding: 4px 0; }
 .deleted .content { color: #616061; font-style: italic; }
-.unsupported, .element { color: #616061; font-size: 12px; }
 """

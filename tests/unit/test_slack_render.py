@@ -12,7 +12,7 @@ from dev import slack_render
 from dev.slack_render import blocks, channel_items, mrkdwn, render_page
 
 # What the renderer itself writes; anything else in its output came from posted data.
-OWN_TAGS = {"a", "blockquote", "br", "button", "code", "del", "div", "em", "hr", "pre", "span", "strong"}
+OWN_TAGS = {"a", "br", "button", "code", "del", "div", "em", "hr", "pre", "span", "strong"}
 OWN_ATTRIBUTES = {"class", "href", "target", "rel", "type", "style"}
 
 
@@ -49,12 +49,10 @@ def assert_only_own_markup(fragment: str) -> None:
             'see <a href="https://example.com/a?b=1&amp;c=2"',
         ),
         ("<https://example.com>", ">https://example.com</a>"),
-        ("<mailto:ops@example.com|mail us>", 'href="mailto:ops@example.com"'),
         ("<!channel> <@U123|ana>", "&lt;!channel&gt; &lt;@U123|ana&gt;"),
         ("&lt;b&gt; &amp; &amp;lt;", "&lt;b&gt; &amp; &amp;lt;"),
         (":rotating_light: :no_such_emoji:", "🚨 :no_such_emoji:"),
         ("one\ntwo", "one<br>two"),
-        ("&gt; quoted\n&gt; twice\nafter", "<blockquote>quoted<br>twice</blockquote>after"),
         ("snake_case_name and 2*3*4", "snake_case_name and 2*3*4"),
         ("* not bold * and _ not italic _", "* not bold * and _ not italic _"),
     ],
@@ -101,12 +99,8 @@ CONTEXT = {"type": "context", "elements": [{"type": "mrkdwn", "text": "run `manu
 BUTTONS = {
     "type": "actions",
     "elements": [
-        {
-            "type": "button",
-            "text": {"type": "plain_text", "text": "Open"},
-            "url": "https://a.example/r?x=1&y=2",
-        },
-        {"type": "button", "text": {"type": "plain_text", "text": "Evil"}, "url": "javascript:alert(1)"},
+        {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}
+        for label, url in [("Open", "https://a.example/r?x=1&y=2"), ("Evil", "javascript:alert(1)")]
     ],
 }
 
@@ -123,42 +117,27 @@ def test_blocks_render_header_section_context_actions_and_divider() -> None:
     assert_only_own_markup(rendered)
 
 
-@pytest.mark.parametrize(
-    "block",
-    [
-        {"type": "video", "title": "<b>x</b>"},
-        {"type": "<img src=x onerror=alert(1)>"},
-        {"type": "section", "text": "<b>a string, not an object</b>"},
-        {"type": "actions", "elements": "not a list"},
-        {"type": "context", "elements": [{"type": "<b>", "alt_text": "<b>"}, 5, None]},
-    ],
-    ids=[
-        "unsupported",
-        "hostile-type",
-        "text-not-object",
-        "elements-not-list",
-        "odd-elements",
-    ],
-)
-def test_odd_or_hostile_blocks_are_drawn_safely(block: dict) -> None:
-    rendered = blocks([block, "not a block", None])
+def test_odd_or_hostile_blocks_are_drawn_safely() -> None:
+    rendered = blocks(
+        [
+            {"type": "video", "title": "<b>x</b>"},
+            {"type": "<img src=x onerror=alert(1)>"},
+            {"type": "section", "text": "<b>a string, not an object</b>"},
+            {"type": "actions", "elements": "not a list"},
+            {"type": "context", "elements": [{"type": "<b>", "alt_text": "<b>"}, 5, None]},
+            "not a block",
+            None,
+        ]
+    )
 
+    assert "[video block]" in rendered and "[&lt;b&gt;]" in rendered
     assert "<b>" not in rendered and "<img" not in rendered
     assert_only_own_markup(rendered)
 
 
-@pytest.mark.parametrize(
-    ("payload", "html"),
-    [
-        ({"text": "*only* text"}, "<strong>only</strong> text"),
-        ({"text": "fallback", "blocks": [HEADER]}, "block-header"),
-    ],
-)
-def test_content_is_the_blocks_else_the_text(payload: dict, html: str) -> None:
-    rendered = slack_render.content(payload)
-
-    assert html in rendered
-    assert "fallback" not in rendered
+def test_content_is_the_blocks_else_the_text() -> None:
+    assert slack_render.content({"text": "*only* text"}) == "<strong>only</strong> text"
+    assert "fallback" not in slack_render.content({"text": "fallback", "blocks": [HEADER]})
 
 
 def message(ts: str, text: str, thread_ts: str | None = None, **extra: object) -> dict:
@@ -183,25 +162,16 @@ def test_channel_shows_threads_under_their_parent_and_broadcasts_twice() -> None
     assert "replied to a thread: " in broadcast and "first parent" in broadcast
     assert "also sent to the channel" in broadcast
     assert "2 replies" in thread and "(edited)" in thread
+    [orphan] = channel_items(messages[2:3], "bot")  # its parent deleted
+    assert "This message was deleted." in orphan and "1 reply" in orphan and "reply one" in orphan
     assert thread.index("first parent") < thread.index("reply one") < thread.index("reply two")
     assert thread.count("also sent to the channel") == 1
 
 
-def test_a_deleted_parent_leaves_its_thread() -> None:
-    [item] = channel_items([message("100.000003", "orphan reply", "100.000001")], "bot")
-
-    assert "This message was deleted." in item and "1 reply" in item and "orphan reply" in item
-
-
 def test_page_names_the_channel_and_escapes_what_it_is_given() -> None:
-    channels = [
-        {"id": "C000LOCAL", "name": "daily-orchestration"},
-        {"id": "C2", "name": "<script>x</script>", "is_archived": True},
-    ]
-    page = render_page(channels, "C000LOCAL", [message("100.000001", "hello")], bot_name="<i>me</i>")
+    page = render_page("<script>x</script>", [message("100.000001", "hello")], bot_name="<i>me</i>")
 
-    assert "<h1 class='channel-name'>#daily-orchestration</h1>" in page
-    assert "&lt;script&gt;x&lt;/script&gt; (archived)" in page and "<script" not in page
-    assert "&lt;i&gt;me&lt;/i&gt;" in page
+    assert "<h1 class='channel-name'>#&lt;script&gt;x&lt;/script&gt;</h1>" in page and "<script" not in page
+    assert "&lt;i&gt;me&lt;/i&gt;" in page and "hello" in page
     assert "http-equiv='refresh' content='5'" in page
-    assert "(no such channel)" in render_page(channels, "C404", [], bot_name="b")
+    assert "No messages yet." in render_page("c", [], bot_name="b")
