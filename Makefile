@@ -51,9 +51,9 @@ run: venv
 	$(BIN)/python -m dev.run_local --slack $(SLACK_MODE)
 
 # The whole suite on TEST_WORKERS pytest-xdist workers, each a session of its own (own Airflow home,
-# emulator, stand-ins and test-output/gwN). tests/conftest.py schedules them: every test that uses
-# the session's Airflow in one group, in serial order, each other module in its own, so that
-# module-scoped deployments stay on one worker; the slowest groups start first.
+# emulator, stand-ins and test-output/gwN). tests/conftest.py schedules them: the tests that use
+# the session's Airflow dealt out to three groups (three Airflows to start), each other module in a
+# group of its own, so that module-scoped deployments stay on one worker; the slowest start first.
 # Most of the suite waits (on schedulers, retries, timeouts), so it runs more workers than cores.
 TEST_WORKERS ?= 6
 PYTEST_PARALLEL := -n $(TEST_WORKERS)

@@ -64,10 +64,11 @@ class DagRun:
 
 
 class AirflowCLI:
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, secrets: tuple[str, ...] = ()) -> None:
         self.env = {**os.environ, **env}
         self.home = Path(env["AIRFLOW_HOME"])
         self.log_dir = log_dir
+        self.secrets = secrets  # that no run may leave anywhere (`dags_test` checks every run)
         self.outputs: list[str] = []
         log_dir.mkdir(parents=True, exist_ok=True)
         self._warm: WarmAirflow | None = None
@@ -124,8 +125,37 @@ class AirflowCLI:
                 f"`airflow dags test` did not finish a run (rc={done.returncode}):\n{output[-5000:]}"
             )
         run_id, state = finished[-1]
+        # Every run of the suite is scanned for secrets as it ends: no test relies on another's runs.
+        scanned = {f"the output of {name}-{len(self.outputs)}": output}
+        scanned |= {f"table {table}, run {run_id}": t for table, t in self.database_text(run_id).items()}
+        self.assert_no_secret(scanned)
         states, tries = self.task_instances(dag_id, run_id)
         return DagRun(done.returncode, output, run_id, state, states, tries)
+
+    def assert_no_secret(self, scanned: dict[str, str]) -> None:
+        """None of `secrets` in any of the `scanned` texts (where → text); each leak shown in place."""
+        leaks = {
+            f"{secret[:8]}… in {where}": text[max(0, text.find(secret) - 120) :][:200]
+            for where, text in scanned.items()
+            for secret in self.secrets
+            if secret in text
+        }
+        assert leaks == {}, f"a secret leaked: {leaks}"
+
+    def database_text(self, run_id: str | None = None) -> dict[str, str]:
+        """Each table of the metadata database as text; with `run_id`, that run's rows of each table
+        that has a `run_id` (XCom, rendered fields, task instances, the audit log, ...)."""
+        with contextlib.closing(sqlite3.connect(self.home / "airflow.db")) as db:
+            text = {}
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                if run_id is None:
+                    rows = db.execute(f'SELECT * FROM "{table}"')
+                elif "run_id" in {column[1] for column in db.execute(f'PRAGMA table_info("{table}")')}:
+                    rows = db.execute(f'SELECT * FROM "{table}" WHERE run_id = ?', (run_id,))
+                else:
+                    continue
+                text[table] = "\n".join(map(repr, rows))
+        return text
 
     def _execute(
         self, command: list[str], env: dict[str, str], *, airflow_main: bool, timeout: int = 300

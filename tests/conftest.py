@@ -23,6 +23,7 @@ __all__ = ["OUTPUT", "REPO"]
 # Tests use a recognisable fake key, so that a leak is easy to find in any log.
 API_KEY = "test-api-key-4f1c9e27-DO-NOT-LOG"
 SLACK_WEBHOOK_PATH = "/services/T0TEST/B0TEST/webhook-secret-7d3a91"
+SLACK_WEBHOOK_SECRET = SLACK_WEBHOOK_PATH.rsplit("/", 1)[-1]
 SERVICE_LOGS = OUTPUT / "services"
 
 
@@ -89,7 +90,7 @@ def migrated_airflow(home: Path, log_dir: Path, coordinator, slack_sink, firesto
         firestore_host=firestore_emulator.host,
         retry_delay_seconds=1,
     )
-    cli = AirflowCLI(env, log_dir)
+    cli = AirflowCLI(env, log_dir, secrets=(API_KEY, SLACK_WEBHOOK_SECRET))
     cli.migrate()
     cli.warm_up()
     return cli
@@ -105,31 +106,16 @@ def airflow(coordinator, slack_sink, firestore_emulator):
 
 # --- pytest-xdist: what must share a worker ---------------------------------------------------
 
-# The tests that use the session's Airflow (`airflow`) share it in the order of a serial run:
-# some read what the session's earlier runs left. These modules read all of it (test_secrets_e2e
-# scans every run's output and log and the whole metadata database), so every test that comes
-# before their end in a serial run (test_end_to_end's scan of every log among them) shares one
-# worker's Airflow, in serial order; the tests that come after them share another worker's.
-SCANS_THE_SESSION = ("tests/dags/test_secrets_e2e.py",)
-# Modules that read nothing earlier runs left, and whose runs handle no secret the scan would miss
-# (no API key or webhook URL in their error paths): they join the second worker's Airflow wherever
-# they sort, which halves the first one's serial queue (the suite's longest).
-AFTER_THE_SCANS = (
-    "tests/dags/test_firestore_outage_e2e.py",
-    "tests/dags/test_metrics_e2e.py",
-    "tests/dags/test_monitoring_e2e.py",
-    "tests/dags/test_cutover_e2e.py",
-)
-# The injected faults read nothing earlier runs left either, and take minutes (outages waited out):
-# a third worker's Airflow runs them beside the other two.
-OWN_SESSION = ("tests/faults/",)
-AIRFLOW_SESSION_GROUP, AIRFLOW_SESSION_AFTER_SCANS = "airflow-session", "airflow-session-after-scans"
-AIRFLOW_SESSION_FAULTS = "airflow-session-faults"
-# Started first, as they take longest (each a prefix of a group's name).
+# Each worker that runs a test using the session's Airflow (`airflow`) starts an Airflow of its own
+# (a migrated home and a warm fork server, ~30 CPU-s). No test reads what another's runs left, so
+# those tests are dealt out in turn, in the collected order, to this many groups, each one worker's
+# session Airflow: few Airflows to start, and each group gets a share of every module's long runs.
+# (A module with module-scoped fixtures stays whole instead: tests/ui/test_ui_browser.py.)
+AIRFLOW_SESSIONS = 3
+# Started first, as they take longest (each a prefix of a group's name): the session Airflows'
+# groups (~350-450 s each), then the module-scoped deployments (~150-260 s each).
 SLOW_FIRST = (
-    AIRFLOW_SESSION_GROUP,
-    AIRFLOW_SESSION_AFTER_SCANS,
-    AIRFLOW_SESSION_FAULTS,
+    "airflow-session-",
     "tests/system/test_scheduler.py",
     "tests/system/test_run_timeout.py",
     "tests/system/test_deadline_and_overlap.py",
@@ -138,41 +124,31 @@ SLOW_FIRST = (
 )
 
 
+def _module_fixtures(item: pytest.Item) -> dict[str, object]:
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return {name: defs[-1] for name, defs in definitions.items() if defs[-1].scope == "module"}
+
+
 def _module_group(item: pytest.Item) -> str:
     """The test's module, with its module-scoped fixtures. A module-scoped fixture with params is
     made once per param, and the tests of one param see nothing of another's: each param its own
     group (tests/system/test_scheduler.py's two configurations)."""
     module = item.nodeid.split("::", 1)[0]
-    callspec = getattr(item, "callspec", None)
-    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    if callspec is not None:
-        per_param = [
-            f"{name}={callspec.params[name]}"
-            for name in sorted(callspec.params)
-            if name in definitions and definitions[name][-1].scope == "module"
-        ]
-        if per_param:
-            return f"{module}[{','.join(per_param)}]"
-    return module
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    per_param = [f"{name}={params[name]}" for name in sorted(params) if name in _module_fixtures(item)]
+    return f"{module}[{','.join(per_param)}]" if per_param else module
 
 
 def _xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
-    """Each test's group, by the rules above; `items` in the serial run's order."""
-    scans_end = max(
-        (index for index, item in enumerate(items) if item.nodeid.split("::", 1)[0] in SCANS_THE_SESSION),
-        default=len(items),
-    )
-    groups = {}
-    for index, item in enumerate(items):
-        if "airflow" not in item.fixturenames:
-            groups[item.nodeid] = _module_group(item)
-        else:
-            module = item.nodeid.split("::", 1)[0]
-            first = index <= scans_end and module not in AFTER_THE_SCANS
-            if module.startswith(OWN_SESSION):
-                groups[item.nodeid] = AIRFLOW_SESSION_FAULTS
-            else:
-                groups[item.nodeid] = AIRFLOW_SESSION_GROUP if first else AIRFLOW_SESSION_AFTER_SCANS
+    """Each test's group: its module's (with a module-scoped fixture, always: a deployment is made
+    once); a test that uses the session's Airflow and no module-scoped fixture is dealt in turn to
+    one of the session Airflows' groups."""
+    groups, dealt = {}, 0
+    for item in items:
+        groups[item.nodeid] = _module_group(item)
+        if "airflow" in item.fixturenames and not _module_fixtures(item):
+            groups[item.nodeid] = f"{SLOW_FIRST[0]}{dealt % AIRFLOW_SESSIONS}"
+            dealt += 1
     return groups
 
 
@@ -181,7 +157,7 @@ def _groups_file(controller_pid: int) -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In an xdist worker: the slowest groups first, the serial order within each group; and each
+    """In an xdist worker: the slowest groups first, the collected order within each group; and each
     test's group written for the controller's scheduler (`pytest_xdist_make_scheduler`), which sees
     test ids only. A run without xdist is left as it is."""
     if not hasattr(config, "workerinput"):

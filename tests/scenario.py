@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from dev import services
+from dev.airflow_env import LOCAL_PROJECT
+from dev.coordinator import CoordinatorAdmin
 from dev.slack_sink import SlackSinkAdmin
 
 DAG_ID = "stalled_batch_cleanup"
+
+
+def reset(coordinator, slack_sink, firestore_emulator) -> tuple[CoordinatorAdmin, SlackSinkAdmin]:
+    """Empty batches, faults, Slack messages and Firestore; the stand-ins' admin clients."""
+    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+    admins = CoordinatorAdmin(coordinator.url), SlackSinkAdmin(slack_sink.url)
+    for admin in admins:
+        admin.reset()
+    return admins
 
 
 def stalled(batch_id: str, minutes: float = 30, pct: float = 95.0) -> dict:
@@ -14,6 +28,19 @@ def stalled(batch_id: str, minutes: float = 30, pct: float = 95.0) -> dict:
 
 def healthy(batch_id: str) -> dict:
     return {"batch_id": batch_id, "completion_pct": 40.0, "stalled_minutes": 1}
+
+
+def record_events(db, at: datetime, *batches: str | list[str]) -> None:
+    """A cleanup event at `at` for each of `batches` (one batch id, or the ids one run completed),
+    as `record_event` writes it."""
+    for ids in batches:
+        ids = [ids] if isinstance(ids, str) else ids
+        event = {"timestamp": at, "batch_ids": ids, "stalled_count": len(ids)}
+        db.collection("batch_cleanup_events").add(event)
+
+
+def alert_state(db) -> dict:
+    return db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict() or {}
 
 
 def texts(sink: SlackSinkAdmin) -> list[str]:

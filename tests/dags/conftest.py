@@ -10,17 +10,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore as gcf
 
 from dev.airflow_env import LOCAL_PROJECT
-from dev.coordinator import CoordinatorAdmin
-from dev.slack_sink import SlackSinkAdmin
 from tests.conftest import OUTPUT, migrated_airflow
+from tests.scenario import reset
 
 
 @pytest.fixture
 def fresh(coordinator, slack_sink, firestore):
-    """Empty batches, faults, Slack messages and Firestore before each scenario."""
-    CoordinatorAdmin(coordinator.url).reset()
-    SlackSinkAdmin(slack_sink.url).reset()
-    return CoordinatorAdmin(coordinator.url), SlackSinkAdmin(slack_sink.url)
+    """Empty batches, faults, Slack messages and Firestore before each scenario; this process
+    pointed at the emulator."""
+    return reset(coordinator, slack_sink, firestore)
 
 
 @pytest.fixture

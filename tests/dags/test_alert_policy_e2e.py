@@ -6,29 +6,21 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.scenario import DAG_ID, stalled, texts
+from tests.scenario import DAG_ID, alert_state, record_events, stalled, texts
 
 pytestmark = pytest.mark.e2e
 
 MUTE_ENV = "AIRFLOW_VAR_BATCH_CLEANUP_MUTE_UNTIL"
 
 
-def seed_events(db, *batches: list[str], minutes_ago: float = 5) -> None:
+def seed_events(db, *batches: list[str]) -> None:
     """Cleanups recorded earlier in the window, as `record_event` writes them."""
-    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    for index, ids in enumerate(batches):
-        db.collection("batch_cleanup_events").document(f"seeded-{index}").set(
-            {"timestamp": at, "batch_ids": ids, "stalled_count": len(ids), "batches_checked": 10}
-        )
-
-
-def alert_state(db) -> dict:
-    return db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict() or {}
+    record_events(db, datetime.now(UTC) - timedelta(minutes=5), *batches)
 
 
 def test_incident_lifecycle_warning_critical_worse_reminder_resolved(airflow, fresh, db):
@@ -137,18 +129,14 @@ def test_slack_5xx_for_good_is_retried_by_airflow(airflow, fresh, db):
 def test_two_deployments_evaluating_at_once_post_one_message(airflow, second_deployment, fresh, db):
     _, sink = fresh
     seed_events(db, ["c1"], ["c2"], ["c3"])
-    runs = {}
+    with ThreadPoolExecutor() as pool:
+        runs = [
+            pool.submit(cli.dags_test, DAG_ID, name=f"concurrent-{n}")
+            for n, cli in enumerate((airflow, second_deployment))
+        ]
+    runs = [run.result() for run in runs]
 
-    def run(name, cli):
-        runs[name] = cli.dags_test(DAG_ID, name=f"concurrent-{name}")
-
-    threads = [threading.Thread(target=run, args=pair) for pair in (("a", airflow), ("b", second_deployment))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert all(r.state == "success" for r in runs.values()), [r.explain() for r in runs.values()]
+    assert all(r.state == "success" for r in runs), [r.explain() for r in runs]
     assert len(texts(sink)) == 1
     assert alert_state(db)["notifications"] == 1
 

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 
 from dev.airflow_env import LOCAL_PROJECT
-from tests.scenario import DAG_ID
+from tests.scenario import DAG_ID, record_events
 
 pytestmark = pytest.mark.e2e
 
@@ -17,10 +17,7 @@ RUN_AFTER = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0,
 
 
 def seed_window(db, prefix: str) -> None:
-    for index in range(3):
-        db.collection("batch_cleanup_events").document(f"{prefix}-{index}").set(
-            {"timestamp": RUN_AFTER - timedelta(minutes=10), "batch_ids": [f"{prefix}-{index}"]}
-        )
+    record_events(db, RUN_AFTER - timedelta(minutes=10), *(f"{prefix}-{index}" for index in range(3)))
 
 
 def alert_of(airflow, sink, name: str, **env: str):

@@ -3,8 +3,8 @@ client's retries (and Airflow's, past them) carry the run through, and a cleanup
 
 from __future__ import annotations
 
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -47,22 +47,14 @@ def test_firestore_outage_then_back(
     port, emulator = own_emulator
     coordinator.seed(batches)
     emulator.stop()  # down before the run reaches Firestore
-    runs = {}
-    thread = threading.Thread(
-        target=lambda: runs.setdefault(
-            "run",
-            airflow.dags_test(
-                DAG_ID, name="firestore-outage", extra_env={"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{port}"}
-            ),
-        )
-    )
-    thread.start()
-    time.sleep(OUTAGE_SECONDS)
-    back_at = datetime.now(UTC)
-    back = services.start_firestore_emulator(SERVICE_LOGS, port=port)
+    extra_env = {"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{port}"}
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(airflow.dags_test, DAG_ID, name="firestore-outage", extra_env=extra_env)
+        time.sleep(OUTAGE_SECONDS)
+        back_at = datetime.now(UTC)
+        back = services.start_firestore_emulator(SERVICE_LOGS, port=port)
     try:
-        thread.join(timeout=300)
-        run = runs["run"]
+        run = running.result(timeout=300)
         assert run.state == "success", run.explain()
         started = _logged_at(run.output, f"[DAG TEST] starting task_id={first_task}")
         done = _logged_at(run.output, done_marker)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from batch_cleanup.monitoring import METRIC_TYPES
-from tests.scenario import DAG_ID, healthy, stalled
+from tests.scenario import DAG_ID, healthy, record_events, stalled
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +41,7 @@ def statsd():
 def test_a_run_emits_its_metrics_over_statsd(airflow, fresh, db, statsd):
     coordinator, sink = fresh
     port, lines = statsd
-    at = datetime.now(UTC) - timedelta(minutes=5)
-    for index in range(2):
-        db.collection("batch_cleanup_events").document(f"earlier-{index}").set(
-            {"timestamp": at, "batch_ids": [f"earlier-{index}"], "stalled_count": 1}
-        )
+    record_events(db, datetime.now(UTC) - timedelta(minutes=5), "earlier-0", "earlier-1")
     coordinator.seed([stalled("metrics-1"), healthy("metrics-ok-1"), healthy("metrics-ok-2")])
 
     run = airflow.dags_test(

@@ -5,6 +5,7 @@ failed Slack post counted, and a metrics write that fails without failing the ru
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,14 +13,14 @@ from dev import services
 from dev.airflow_env import LOCAL_PROJECT
 from dev.monitoring_api import MonitoringAdmin
 from tests.conftest import SERVICE_LOGS
-from tests.scenario import DAG_ID, healthy, stalled, texts
+from tests.scenario import DAG_ID, healthy, record_events, stalled, texts
 
 pytestmark = pytest.mark.e2e
 
 METRIC = "custom.googleapis.com/batch_cleanup/"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # not module-scoped: the module's tests are dealt out to the session Airflows
 def monitoring_api() -> Iterator[services.Service]:
     service = services.start_monitoring_api(SERVICE_LOGS)
     yield service
@@ -77,16 +78,7 @@ def test_a_healthy_run_writes_its_figures_and_heartbeat_and_nothing_to_firestore
 def test_an_alerting_run_counts_its_message(airflow, fresh, db, monitoring):
     coordinator, _ = fresh
     coordinator.seed([stalled("m-now"), healthy("m-busy")])
-    from datetime import UTC, datetime, timedelta
-
-    for index in range(2):
-        db.collection("batch_cleanup_events").document(f"earlier-{index}").set(
-            {
-                "timestamp": datetime.now(UTC) - timedelta(minutes=10),
-                "batch_ids": [f"m{index}"],
-                "stalled_count": 1,
-            }
-        )
+    record_events(db, datetime.now(UTC) - timedelta(minutes=10), "m0", "m1")
 
     run = airflow.dags_test(DAG_ID, name="metrics-alert", extra_env=to(monitoring))
 
@@ -103,16 +95,7 @@ def test_a_message_slack_refused_is_counted_as_failed_and_the_run_still_reports(
 ):
     coordinator, sink = fresh
     coordinator.seed([stalled("m-refused")])
-    from datetime import UTC, datetime, timedelta
-
-    for index in range(2):
-        db.collection("batch_cleanup_events").document(f"earlier-{index}").set(
-            {
-                "timestamp": datetime.now(UTC) - timedelta(minutes=10),
-                "batch_ids": [f"r{index}"],
-                "stalled_count": 1,
-            }
-        )
+    record_events(db, datetime.now(UTC) - timedelta(minutes=10), "r0", "r1")
     sink.faults([{"status": 404, "body": "no_service", "count": 10}])
 
     run = airflow.dags_test(DAG_ID, name="metrics-slack-refused", extra_env=to(monitoring))

@@ -4,14 +4,15 @@ broadcast → RESOLVED); a deleted card ends its thread; retries and concurrent 
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dev.airflow_env import slack_bot_connection
 from dev.slack_sink import DEFAULT_CHANNEL
-from tests.scenario import DAG_ID
+from tests.scenario import DAG_ID, record_events
+from tests.scenario import alert_state as state
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +34,7 @@ def at(minutes: float) -> datetime:
 
 def seed(db, minutes: float, n: int, prefix: str = "t") -> None:
     """`n` cleanups recorded by the run at `at(minutes)`."""
-    for index in range(n):
-        db.collection("batch_cleanup_events").document(f"{prefix}-{minutes}-{index}").set(
-            {"timestamp": at(minutes), "batch_ids": [f"{prefix}-{minutes}-{index}"], "stalled_count": 1}
-        )
+    record_events(db, at(minutes), *(f"{prefix}-{minutes}-{index}" for index in range(n)))
 
 
 def run(airflow, bot, minutes: float, name: str):
@@ -46,8 +44,9 @@ def run(airflow, bot, minutes: float, name: str):
     return done
 
 
-def state(db) -> dict:
-    return db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict() or {}
+def steps(sink, ts: str) -> list[str]:
+    """What each message of the thread at `ts` is, by its text's first words."""
+    return [m["payload"]["text"].split(":")[0] for m in sink.thread(DEFAULT_CHANNEL, ts)]
 
 
 def header(message: dict) -> str:
@@ -71,7 +70,7 @@ def test_an_incident_is_one_thread_and_its_first_message_shows_where_it_stands(a
     run(airflow, bot, 200, "thread-resolved")
 
     first, *replies = sink.thread(DEFAULT_CHANNEL, card["ts"])
-    assert [reply["payload"]["text"].split(":")[0] for reply in replies] == [
+    assert steps(sink, card["ts"])[1:] == [
         "WARNING",
         "Still ongoing (WARNING)",
         "Escalated to CRITICAL",
@@ -144,10 +143,7 @@ def test_a_refused_reply_is_retried_by_airflow_and_posted_once(airflow, fresh, d
 
     assert escalated.tries["send_alert"] == 2, "the first try met internal_error"
     [parent] = sink.channel_messages()[:1]
-    assert [m["payload"]["text"].split(":")[0] for m in sink.thread(DEFAULT_CHANNEL, parent["ts"])[1:]] == [
-        "WARNING",
-        "Escalated to CRITICAL",
-    ]
+    assert steps(sink, parent["ts"])[1:] == ["WARNING", "Escalated to CRITICAL"]
     assert len(sink.api_calls("chat.update")) == 1
 
 
@@ -181,24 +177,14 @@ def test_a_bad_token_fails_at_once_naming_the_connection(airflow, fresh, db, bot
 
 def test_two_deployments_at_once_make_one_thread(airflow, second_deployment, fresh, db, bot):
     _, sink = fresh
-    recent = datetime.now(UTC) - timedelta(minutes=5)
-    for index in range(3):
-        db.collection("batch_cleanup_events").document(f"both-{index}").set(
-            {"timestamp": recent, "batch_ids": [f"both-{index}"], "stalled_count": 1}
-        )
-    runs = {}
+    record_events(db, datetime.now(UTC) - timedelta(minutes=5), "both-0", "both-1", "both-2")
+    with ThreadPoolExecutor() as pool:  # each its own manual run id, both now
+        runs = [
+            pool.submit(cli.dags_test, DAG_ID, extra_env=bot, name=f"bot-concurrent-{n}")
+            for n, cli in enumerate((airflow, second_deployment))
+        ]
+    runs = [run.result() for run in runs]
 
-    def run_on(name, cli):  # each its own manual run id, both now
-        runs[name] = cli.dags_test(DAG_ID, extra_env=bot, name=f"bot-concurrent-{name}")
-
-    threads = [
-        threading.Thread(target=run_on, args=pair) for pair in (("a", airflow), ("b", second_deployment))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert all(r.state == "success" for r in runs.values()), [r.explain() for r in runs.values()]
+    assert all(r.state == "success" for r in runs), [r.explain() for r in runs]
     [parent, _] = sink.messages()
     assert state(db)["slack_ts"] == parent["ts"] and state(db)["notifications"] == 1

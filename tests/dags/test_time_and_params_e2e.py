@@ -3,9 +3,11 @@ acted but answered too late: the retry gets the replayed answer, and the cleanup
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from tests.scenario import DAG_ID, stalled
+from tests.scenario import DAG_ID, record_events, stalled
 
 pytestmark = pytest.mark.e2e
 
@@ -36,19 +38,12 @@ def test_timeout_after_the_coordinator_acted_is_recorded_once(airflow, fresh, ev
 
 
 def test_a_re_run_of_an_old_run_counts_the_same_events(airflow, fresh, db):
-    from datetime import UTC, datetime, timedelta
-
     old = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-    for index in range(3):
-        db.collection("batch_cleanup_events").document(f"then-{index}").set(
-            {"timestamp": old - timedelta(minutes=10), "batch_ids": [f"then-{index}"], "stalled_count": 1}
-        )
+    record_events(db, old - timedelta(minutes=10), "then-0", "then-1", "then-2")
     conf = {"notify": False}
     first = airflow.dags_test(DAG_ID, conf=conf, run_after=old, name="old-run")
-    for index in range(4):  # cleanups recorded since then must not change what that run counted
-        db.collection("batch_cleanup_events").document(f"since-{index}").set(
-            {"timestamp": datetime.now(UTC), "batch_ids": [f"since-{index}"], "stalled_count": 1}
-        )
+    # Cleanups recorded since then must not change what that run counted.
+    record_events(db, datetime.now(UTC), "since-0", "since-1", "since-2", "since-3")
     again = airflow.dags_test(DAG_ID, conf=conf, run_after=old, name="old-run-again")
 
     for run in (first, again):
@@ -81,15 +76,11 @@ def test_critical_not_above_warning_is_refused_before_the_coordinator_and_posts_
 def test_the_window_excludes_its_start_and_ends_at_the_run(airflow, fresh, db, events):
     """A 60-minute window of a 15-minute schedule holds four runs: the run of exactly an hour ago,
     whose event is stamped with its run time, is out; so is anything after this run's time."""
-    from datetime import UTC, datetime, timedelta
-
     coordinator, _ = fresh
     coordinator.seed([stalled("b-this-run")])
     at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
     for minutes in (60, 45, 30, 15, -1):
-        db.collection("batch_cleanup_events").document(f"run-{minutes}").set(
-            {"timestamp": at - timedelta(minutes=minutes), "batch_ids": [f"b-{minutes}"], "stalled_count": 1}
-        )
+        record_events(db, at - timedelta(minutes=minutes), f"b-{minutes}")
 
     run = airflow.dags_test(DAG_ID, conf={"notify": False}, run_after=at, name="window-edges")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dags.conftest import db, fresh  # noqa: F401  (the end-to-end scenarios' fixtures)
+from tests.dags.conftest import db, events, fresh  # noqa: F401  (the end-to-end scenarios' fixtures)
 from tests.support.tcp_proxy import TcpProxy
 
 

@@ -16,12 +16,8 @@ import pytest
 from batch_cleanup.compat import AirflowFailException
 from batch_cleanup.hooks.coordinator import API_KEY_HEADER, CoordinatorHook, CoordinatorUnavailable
 from tests.conftest import API_KEY
-from tests.dags import conftest as scenarios
 from tests.scenario import DAG_ID, explains, stalled, texts
 from tests.support.loopback import Answer, Loopback
-
-# The end-to-end scenarios' fixtures (fresh stand-ins, Firestore's events), for the DAG run below.
-db, events, fresh = scenarios.db, scenarios.events, scenarios.fresh
 
 CONN_ID = "coordinator_fault_test"
 REDIRECTS = [301, 302, 303, 307, 308]
@@ -49,39 +45,30 @@ def check_stalled(timeout: float = 5) -> dict:
 
 
 @pytest.mark.parametrize("status", REDIRECTS)
-def test_a_redirect_of_check_stalled_fails_naming_the_location_and_sends_nothing_there(
+def test_a_redirect_is_not_followed_it_fails_naming_the_location_and_sends_nothing_there(
     monkeypatch, elsewhere, status
 ):
-    location = f"{elsewhere.url}/check-stalled"
-    with Loopback(Answer(status, headers={"Location": location})) as coordinator:
+    """`/check-stalled` fails naming the location; `/health/deep` is a failed check."""
+    stalled_at, health_at = f"{elsewhere.url}/check-stalled", f"{elsewhere.url}/health/deep"
+    with (
+        Loopback(Answer(status, headers={"Location": stalled_at})) as coordinator,
+        Loopback(Answer(status, headers={"Location": health_at})) as health,
+    ):
         connect(monkeypatch, coordinator.url)
-
         with pytest.raises(AirflowFailException) as failure:
             check_stalled()
-
         [asked] = coordinator.requests()
+        connect(monkeypatch, health.url)
+        result = hook().deep_health(5)
+
     message = str(failure.value)
-    assert f"redirected (HTTP {status}) to {location!r}" in message
+    assert f"redirected (HTTP {status}) to {stalled_at!r}" in message
     assert f"set the host of connection {CONN_ID!r}" in message
     assert API_KEY not in message
     assert (asked.method, asked.headers.get(API_KEY_HEADER)) == ("POST", API_KEY)
+    assert (result["ok"], result["http_status"]) == (False, status)
+    assert result["error"].startswith(f"redirected (HTTP {status}) to {health_at!r}; not followed")
     assert elsewhere.requests() == [], "the key (or anything) reached the host the redirect named"
-
-
-@pytest.mark.parametrize("status", REDIRECTS)
-def test_a_redirect_of_the_health_check_is_a_failed_check_and_sends_nothing_there(
-    monkeypatch, elsewhere, status
-):
-    location = f"{elsewhere.url}/health/deep"
-    with Loopback(Answer(status, headers={"Location": location})) as coordinator:
-        connect(monkeypatch, coordinator.url)
-
-        result = hook().deep_health(5)
-
-    assert result["ok"] is False
-    assert result["http_status"] == status
-    assert result["error"].startswith(f"redirected (HTTP {status}) to {location!r}; not followed")
-    assert elsewhere.requests() == []
 
 
 def test_a_coordinator_hanging_mid_body_is_unavailable_within_the_timeout(monkeypatch):

@@ -6,13 +6,13 @@ record kept in Airflow's metadata and posts nothing again)."""
 from __future__ import annotations
 
 import json
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.scenario import DAG_ID, texts
+from tests.scenario import DAG_ID, alert_state, record_events, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -26,32 +26,24 @@ POSTED_VARIABLE = f"batch_cleanup_posted__{DAG_ID}"
 
 def seed_warning(db) -> None:
     """Three cleanups in the window: a WARNING, with nothing stalled now (record_event is skipped)."""
-    at = datetime.now(UTC) - timedelta(minutes=5)
-    for index in range(3):
-        db.collection("batch_cleanup_events").document(f"seeded-{index}").set(
-            {"timestamp": at, "batch_ids": [f"cut-{index}"], "stalled_count": 1, "batches_checked": 10}
-        )
+    record_events(db, datetime.now(UTC) - timedelta(minutes=5), "cut-0", "cut-1", "cut-2")
 
 
 def run_cut_at_acceptance(airflow, sink, proxy, outage_seconds: float, env: dict[str, str] | None = None):
     """Run the DAG through the proxy; once Slack holds the message (and has not answered yet),
     Firestore refuses connections for `outage_seconds`, then comes back with its data."""
     sink.faults([{"answer_after_seconds": ANSWER_AFTER_SECONDS}])
-    runs = {}
     extra_env = {"FIRESTORE_EMULATOR_HOST": proxy.address, **(env or {})}
-    thread = threading.Thread(
-        target=lambda: runs.setdefault("run", airflow.dags_test(DAG_ID, name="cut", extra_env=extra_env))
-    )
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not sink.messages():
-        assert thread.is_alive() and time.monotonic() < deadline, "the WARNING never reached Slack"
-        time.sleep(0.05)
-    proxy.refuse()
-    time.sleep(outage_seconds)
-    proxy.back()
-    thread.join(timeout=300)
-    return runs["run"]
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(airflow.dags_test, DAG_ID, name="cut", extra_env=extra_env)
+        deadline = time.monotonic() + 120
+        while not sink.messages():
+            assert run.running() and time.monotonic() < deadline, "the WARNING never reached Slack"
+            time.sleep(0.05)
+        proxy.refuse()
+        time.sleep(outage_seconds)
+        proxy.back()
+        return run.result(timeout=300)
 
 
 def posted_variable(airflow) -> dict:
@@ -71,7 +63,7 @@ def test_an_outage_shorter_than_the_task_is_waited_out_and_the_warning_goes_out_
     assert len(warnings) == 1, f"posted: {texts(sink)}\n{run.explain()}"
     assert run.state == "success", run.explain()
     assert run.tries["send_alert"] == 1, "the record was retried in place, the task was not"
-    state = db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict()
+    state = alert_state(db)
     assert state["open"] is True and state["severity"] == "WARNING" and state["updated_by"] == run.run_id
 
 
@@ -96,5 +88,5 @@ def test_an_outage_outlasting_the_record_fails_the_try_and_its_retry_posts_nothi
     record = posted_variable(airflow)
     assert record["run_id"] == run.run_id and record["kind"] == "alert"
     assert set(record) <= {"run_id", "kind", "channel", "ts"}, "the record holds no secret"
-    state = db.collection("batch_cleanup_alert_state").document(DAG_ID).get().to_dict()
+    state = alert_state(db)
     assert state["open"] is True and state["updated_by"] == run.run_id, "the incident is remembered"

@@ -14,9 +14,7 @@ import json
 import pytest
 
 from dev.slack_sink import DEFAULT_CHANNEL
-from tests.dags.conftest import db, fresh  # noqa: F401  (the end-to-end scenarios' fixtures)
-from tests.dags.test_slack_threads_e2e import TOKEN, at, header, seed, state
-from tests.scenario import DAG_ID
+from tests.dags.test_slack_threads_e2e import TOKEN, header, run, seed, state, steps
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +22,7 @@ CLIENT_TIMEOUT = 2  # the connection's `timeout` extra: slack_sdk gives up on an
 
 
 @pytest.fixture
-def impatient_bot(fresh):  # noqa: F811
+def impatient_bot(fresh):
     """The bot-token connection, with a client timeout short enough for a late answer to beat it."""
     _, sink = fresh
     extra = {"base_url": sink.api_url, "channel": DEFAULT_CHANNEL, "timeout": CLIENT_TIMEOUT}
@@ -32,18 +30,7 @@ def impatient_bot(fresh):  # noqa: F811
     return {"AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION": json.dumps(connection)}
 
 
-def run(airflow, env, minutes: float, name: str):
-    done = airflow.dags_test(DAG_ID, run_after=at(minutes), extra_env=env, name=name)
-    assert done.state == "success", done.explain()
-    assert TOKEN not in done.output
-    return done
-
-
-def texts(sink, ts: str) -> list[str]:
-    return [m["payload"]["text"].split(":")[0] for m in sink.thread(DEFAULT_CHANNEL, ts)]
-
-
-def test_a_reply_slack_took_but_answered_too_late_is_not_posted_again(airflow, fresh, db, impatient_bot):  # noqa: F811
+def test_a_reply_slack_took_but_answered_too_late_is_not_posted_again(airflow, fresh, db, impatient_bot):
     _, sink = fresh
     seed(db, 0, 3, "late")
     run(airflow, impatient_bot, 0, "late-warning")
@@ -54,7 +41,7 @@ def test_a_reply_slack_took_but_answered_too_late_is_not_posted_again(airflow, f
 
     assert escalated.tries["send_alert"] == 2, "the first try timed out waiting for Slack's answer"
     [card] = sink.channel_messages()[:1]
-    assert texts(sink, card["ts"])[1:] == ["WARNING", "Escalated to CRITICAL"], "posted once"
+    assert steps(sink, card["ts"])[1:] == ["WARNING", "Escalated to CRITICAL"], "posted once"
     assert len(sink.api_calls("chat.postMessage")) == 3, "card, WARNING, the escalation once"
     [lookup] = sink.api_calls("conversations.replies")
     assert lookup["args"]["ts"] == card["ts"] and int(lookup["args"]["limit"]) <= 20
@@ -63,10 +50,7 @@ def test_a_reply_slack_took_but_answered_too_late_is_not_posted_again(airflow, f
 
 
 def test_a_card_slack_took_but_answered_too_late_is_found_and_only_the_step_follows(
-    airflow,
-    fresh,  # noqa: F811
-    db,  # noqa: F811
-    impatient_bot,
+    airflow, fresh, db, impatient_bot
 ):
     _, sink = fresh
     sink.faults([{"method": "chat.postMessage", "answer_after_seconds": CLIENT_TIMEOUT + 2}])
@@ -76,16 +60,13 @@ def test_a_card_slack_took_but_answered_too_late_is_found_and_only_the_step_foll
 
     assert opened.tries["send_alert"] == 2
     [card] = sink.channel_messages()
-    assert texts(sink, card["ts"])[1:] == ["WARNING"]
+    assert steps(sink, card["ts"])[1:] == ["WARNING"]
     assert sink.api_calls("conversations.history"), "the retry looked in the channel"
     assert state(db)["slack_ts"] == card["ts"]
 
 
 def test_an_edit_that_finds_the_card_gone_ends_the_thread_for_the_next_message(
-    airflow,
-    fresh,  # noqa: F811
-    db,  # noqa: F811
-    impatient_bot,
+    airflow, fresh, db, impatient_bot
 ):
     _, sink = fresh
     seed(db, 0, 3, "edit-gone")
@@ -94,7 +75,7 @@ def test_an_edit_that_finds_the_card_gone_ends_the_thread_for_the_next_message(
     sink.faults([{"method": "chat.update", "error": "message_not_found"}])  # as Slack answers once deleted
     seed(db, 60, 3, "edit-gone")
     run(airflow, impatient_bot, 60, "edit-gone-reminder")
-    assert texts(sink, old["ts"])[1:] == ["WARNING", "Still ongoing (WARNING)"]
+    assert steps(sink, old["ts"])[1:] == ["WARNING", "Still ongoing (WARNING)"]
     assert state(db)["slack_thread_gone"] == "message_not_found"
 
     seed(db, 75, 3, "edit-gone")

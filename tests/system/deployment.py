@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ import httpx
 
 from dev import services
 from dev.airflow_env import REPO, airflow_env
+from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "stalled_batch_cleanup"
@@ -61,7 +63,7 @@ class Deployment:
     env: dict[str, str]
     port: int
     password: str
-    celery: bool
+    celery: bool = False
     components: list[Component] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     client: httpx.Client | None = None
@@ -77,6 +79,19 @@ class Deployment:
     @property
     def log_dir(self) -> Path:
         return self.work / "components"
+
+    def use_celery(self, database_url: str, broker_url: str) -> None:
+        """The CeleryExecutor with its own worker, on `database_url` (not SQLite) and `broker_url`."""
+        self.celery = True
+        for suffix in ("", "_ASYNC"):  # not SQLite: no lock timeout to hand its driver
+            del self.env[f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS{suffix}"]
+        self.env |= {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+            "AIRFLOW__CELERY__BROKER_URL": broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        }
 
     # --- start and stop ---------------------------------------------------------------------
 
@@ -365,38 +380,38 @@ def next_quarter_hour(after: datetime) -> datetime:
 
 def new_deployment(
     name: str,
-    work: Path,
-    *,
-    coordinator_url: str,
-    api_key: str,
-    slack_webhook_url: str,
-    firestore_host: str,
-    database_url: str | None = None,
-    broker_url: str | None = None,
+    coordinator: services.Service,
+    slack_sink: services.Service,
+    firestore_emulator: services.Service,
+    **settings: str,
 ) -> Deployment:
-    """The environment of every component: `airflow_env` (the stand-ins, retries after 1 s) plus the
-    executor, the database, the API server's address and what the components must share."""
-    work = work.resolve()  # SQLite and the log folders want absolute paths
+    """A deployment in a new folder under test-output/system, pointed at the session's stand-ins.
+
+    The environment of every component: `airflow_env` (the stand-ins, retries after 1 s), the
+    project's `settings` (`[batch_cleanup]`), the executor, the database, the API server's address
+    and what the components must share."""
+    work = OUTPUT.resolve() / "system" / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"  # absolute: SQLite
+    work.mkdir(parents=True)
     home = work / "home"
     port = services.free_port()
-    celery = broker_url is not None
     env = {
         **os.environ,
         **airflow_env(
             home,
-            coordinator_url=coordinator_url,
-            api_key=api_key,
-            slack_webhook_url=slack_webhook_url,
-            firestore_host=firestore_host,
+            coordinator_url=coordinator.url,
+            api_key=API_KEY,
+            slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
+            firestore_host=firestore_emulator.host,
             retry_delay_seconds=1,
         ),
+        **{f"AIRFLOW__BATCH_CLEANUP__{key}": value for key, value in settings.items()},
     }
     env.update(
         {
             "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
             MARK_VARIABLE: f"{name}-{secrets.token_hex(8)}",
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if celery else "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # LocalExecutor starts this many worker processes; the DAG runs one task at a time anyway.
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__AUTH_MANAGER": (
@@ -426,16 +441,15 @@ def new_deployment(
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
         }
     )
-    if database_url is not None:  # not SQLite: no lock timeout to hand its driver
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
-        for suffix in ("", "_ASYNC"):
-            del env[f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS{suffix}"]
-    if celery:
-        env.update(
-            {
-                "AIRFLOW__CELERY__BROKER_URL": broker_url,
-                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
-                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            }
-        )
-    return Deployment(name, work, env, port, secrets.token_urlsafe(16), celery)
+    return Deployment(name, work, env, port, secrets.token_urlsafe(16))
+
+
+@contextlib.contextmanager
+def running(deployment: Deployment) -> Iterator[Deployment]:
+    """The deployment started and its DAG parsed; stopped afterwards, pass or fail."""
+    try:
+        deployment.start()
+        deployment.wait_for_dag()
+        yield deployment
+    finally:
+        deployment.stop()

@@ -8,19 +8,17 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
-from dev import services
-from dev.airflow_env import LOCAL_PROJECT
-from dev.coordinator import CoordinatorAdmin
-from dev.slack_sink import SlackSinkAdmin
-from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
-from tests.system.deployment import Deployment, new_deployment
+from tests.dags import conftest as scenarios
+from tests.scenario import texts
+from tests.system.deployment import Deployment, new_deployment, running
 from tests.system.test_scheduler import FORM_PARAMS, stalled_under_form_params
 
 pytestmark = pytest.mark.system
+
+db, events, fresh = scenarios.db, scenarios.events, scenarios.fresh  # empty stand-ins, the events
 
 OVERDUE_WAIT = 180.0
 # The deadline is 1 minute after the run was queued; the scheduler then queues the callback and the
@@ -30,43 +28,18 @@ CALLBACK_WAIT = 150.0
 
 @pytest.fixture(scope="module")
 def deployment(coordinator, slack_sink, firestore_emulator) -> Iterator[Deployment]:
-    work = OUTPUT / "system" / f"deadline-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    work.mkdir(parents=True)
-    airflow = new_deployment(
-        "deadline",
-        work,
-        coordinator_url=coordinator.url,
-        api_key=API_KEY,
-        slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
-        firestore_host=firestore_emulator.host,
-    )
-    airflow.env["AIRFLOW__BATCH_CLEANUP__DEADLINE_MINUTES"] = "1"
-    try:
-        airflow.start()
-        airflow.wait_for_dag()
+    with running(
+        new_deployment("deadline", coordinator, slack_sink, firestore_emulator, DEADLINE_MINUTES="1")
+    ) as airflow:
         yield airflow
-    finally:
-        airflow.stop()
 
 
-@pytest.fixture
-def fresh(coordinator, slack_sink, firestore_emulator):
-    CoordinatorAdmin(coordinator.url).reset()
-    SlackSinkAdmin(slack_sink.url).reset()
-    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
-    return CoordinatorAdmin(coordinator.url), SlackSinkAdmin(slack_sink.url)
+def overdue(sink, run_id: str) -> list[str]:
+    return [text for text in texts(sink) if "overdue" in text and run_id in text]
 
 
-def overdue(sink: SlackSinkAdmin, run_id: str) -> list[str]:
-    texts = [message["payload"].get("text", "") for message in sink.messages()]
-    return [text for text in texts if "overdue" in text and run_id in text]
-
-
-def test_manual_trigger_waits_for_the_running_run(
-    deployment: Deployment, fresh, monkeypatch, firestore_emulator
-):
+def test_manual_trigger_waits_for_the_running_run(deployment: Deployment, fresh, events):
     coordinator, _ = fresh
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
     coordinator.seed([stalled_under_form_params("overlap-1")])
     coordinator.faults([{"delay_seconds": 12}])
 
@@ -85,8 +58,7 @@ def test_manual_trigger_waits_for_the_running_run(
     assert seen_waiting, "the second run should wait, queued, while the first runs"
     assert first["state"] == second["state"] == "success", deployment.explain_run("overlap-b")
     assert second["start_date"] >= first["end_date"]
-    events = [doc.to_dict() for doc in _events()]
-    assert [event["batch_ids"] for event in events] == [["overlap-1"]], "the batch is counted once"
+    assert [event["batch_ids"] for event in events()] == [["overlap-1"]], "the batch is counted once"
 
 
 def test_deadline_alert_posts_when_a_run_is_overdue(deployment: Deployment, fresh):
@@ -118,15 +90,11 @@ def test_a_run_that_failed_before_its_deadline_posts_only_its_failure(deployment
 
     assert run["state"] == "failed", deployment.explain_run("failed-early")
     assert callback["state"] == "success", f"the deadline callback failed: {callback}\n{deployment.explain()}"
-    about_the_run = [text for text in _texts(sink) if "failed-early" in text]
+    about_the_run = [text for text in texts(sink) if "failed-early" in text]
     assert len(about_the_run) == 1, f"one message (the failure), got: {about_the_run}"
     assert "rejected the API key" in about_the_run[0]
     assert overdue(sink, "failed-early") == []
     assert "could not be read" not in deployment.component_log("triggerer"), "the state is read live"
-
-
-def _texts(sink: SlackSinkAdmin) -> list[str]:
-    return [message["payload"].get("text", "") for message in sink.messages()]
 
 
 def _wait_for_deadline_callback(deployment: Deployment, run_id: str) -> dict:
@@ -138,22 +106,11 @@ def _wait_for_deadline_callback(deployment: Deployment, run_id: str) -> dict:
     waited = time.monotonic() + CALLBACK_WAIT
     row = None
     while time.monotonic() < waited:
-        with contextlib.closing(sqlite3.connect(deployment.home / "airflow.db", timeout=10)) as db:
-            row = db.execute(query, (run_id,)).fetchone()
+        with contextlib.closing(sqlite3.connect(deployment.home / "airflow.db", timeout=10)) as metadata:
+            row = metadata.execute(query, (run_id,)).fetchone()
         if row is not None and row[2] in ("success", "failed"):
             return dict(zip(("deadline_time", "missed", "state", "output"), row, strict=True))
         time.sleep(2)
     raise AssertionError(
         f"the deadline callback of {run_id} did not run in time: {row}\n{deployment.explain()}"
-    )
-
-
-def _events():
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import firestore
-
-    return (
-        firestore.Client(project=LOCAL_PROJECT, credentials=AnonymousCredentials())
-        .collection("batch_cleanup_events")
-        .stream()
     )

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
-from dev import services
-from dev.airflow_env import LOCAL_PROJECT
-from dev.coordinator import CoordinatorAdmin
-from dev.slack_sink import SlackSinkAdmin
-from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
-from tests.system.deployment import Deployment, new_deployment
+from tests.scenario import reset
+from tests.system.deployment import Deployment, new_deployment, running
 from tests.system.test_scheduler import FORM_PARAMS
 
 pytestmark = pytest.mark.system
@@ -24,35 +19,18 @@ CALLBACK_WAIT = 90.0
 
 @pytest.fixture(scope="module")
 def deployment(coordinator, slack_sink, firestore_emulator) -> Iterator[Deployment]:
-    work = OUTPUT / "system" / f"run-timeout-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    work.mkdir(parents=True)
-    airflow = new_deployment(
-        "run-timeout",
-        work,
-        coordinator_url=coordinator.url,
-        api_key=API_KEY,
-        slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
-        firestore_host=firestore_emulator.host,
-    )
     # A one-minute run: check_stalled's tries (2 s requests, 1 s back-off) still fit in it.
-    airflow.env["AIRFLOW__BATCH_CLEANUP__RUN_TIMEOUT_MINUTES"] = "1"
-    airflow.env["AIRFLOW__BATCH_CLEANUP__COORDINATOR_TIMEOUT_SECONDS"] = "2"
-    airflow.env["AIRFLOW__BATCH_CLEANUP__DEADLINE_MINUTES"] = "30"
-    try:
-        airflow.start()
-        airflow.wait_for_dag()
+    one_minute = {"RUN_TIMEOUT_MINUTES": "1", "COORDINATOR_TIMEOUT_SECONDS": "2", "DEADLINE_MINUTES": "30"}
+    with running(
+        new_deployment("run-timeout", coordinator, slack_sink, firestore_emulator, **one_minute)
+    ) as airflow:
         yield airflow
-    finally:
-        airflow.stop()
 
 
 def test_a_timed_out_run_posts_its_cause_once(
     deployment: Deployment, coordinator, slack_sink, firestore_emulator
 ):
-    CoordinatorAdmin(coordinator.url).reset()
-    sink = SlackSinkAdmin(slack_sink.url)
-    sink.reset()
-    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+    _, sink = reset(coordinator, slack_sink, firestore_emulator)
     # No slot for any task: the run can only time out, and no task callback can speak for it.
     closed = deployment.client.patch(
         "/api/v2/pools/default_pool", params={"update_mask": "slots"}, json={"slots": 0}
@@ -77,6 +55,6 @@ def test_a_timed_out_run_posts_its_cause_once(
     assert "dagrun_timeout" in texts[0] and "unfinished: task check_stalled" in texts[0]
 
 
-def about(sink: SlackSinkAdmin, run_id: str) -> list[str]:
+def about(sink, run_id: str) -> list[str]:
     """Texts naming `run_id`: the DAG is unpaused at creation, so a scheduled run may time out too."""
     return [text for m in sink.messages() if f"run {run_id} " in (text := m["payload"]["text"])]

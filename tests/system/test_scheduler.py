@@ -21,18 +21,18 @@ from urllib.parse import quote
 
 import pytest
 
-from dev import services, system_services
-from dev.airflow_env import LOCAL_PROJECT
+from dev import system_services
 from dev.coordinator import CoordinatorAdmin
 from dev.slack_sink import SlackSinkAdmin
-from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
-from tests.system.deployment import DAG_ID, NEW_YORK, Deployment, new_deployment, next_quarter_hour
+from tests.conftest import API_KEY, SLACK_WEBHOOK_PATH, SLACK_WEBHOOK_SECRET
+from tests.scenario import reset, texts
+from tests.system.deployment import DAG_ID, NEW_YORK, Deployment, new_deployment, next_quarter_hour, running
 
 pytestmark = pytest.mark.system
 
 CONFIGURATIONS = ["local-sqlite", "celery-postgres-redis"]
 FORM_PARAMS = {"stall_threshold_minutes": 20, "min_completion_pct": 75}
-SECRETS = (API_KEY, SLACK_WEBHOOK_PATH, SLACK_WEBHOOK_PATH.rsplit("/", 1)[-1])
+SECRETS = (API_KEY, SLACK_WEBHOOK_PATH, SLACK_WEBHOOK_SECRET)
 NEXT_RUN_TIMEOUT = 120.0
 
 
@@ -45,37 +45,19 @@ def stalled_under_form_params(batch_id: str) -> dict:
 def deployment(request, coordinator, slack_sink, firestore_emulator) -> Iterator[Deployment]:
     """One configuration's components, started from scratch and stopped afterwards, pass or fail."""
     name = request.param
-    work = OUTPUT / "system" / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    work.mkdir(parents=True)
     # Nothing left over from the other configuration or other tests: batches, replies, messages, events.
-    CoordinatorAdmin(coordinator.url).reset()
-    SlackSinkAdmin(slack_sink.url).reset()
-    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
-
+    reset(coordinator, slack_sink, firestore_emulator)
     started = time.monotonic()
     with contextlib.ExitStack() as stop:  # last in, first out: Airflow before its database and broker
-        database_url = broker_url = None
+        airflow = new_deployment(name, coordinator, slack_sink, firestore_emulator)
         if name == "celery-postgres-redis":
             postgres = system_services.start_postgres()
-            stop.callback(postgres.stop, keep_log_in=work / "components")
-            redis = system_services.start_redis(work / "components")
+            stop.callback(postgres.stop, keep_log_in=airflow.log_dir)
+            redis = system_services.start_redis(airflow.log_dir)
             stop.callback(redis.stop)
-            database_url, broker_url = postgres.sqlalchemy_url, redis.url
-        airflow = new_deployment(
-            name,
-            work,
-            coordinator_url=coordinator.url,
-            api_key=API_KEY,
-            slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
-            firestore_host=firestore_emulator.host,
-            database_url=database_url,
-            broker_url=broker_url,
-        )
+            airflow.use_celery(postgres.sqlalchemy_url, redis.url)
         stop.callback(report, request, airflow, started)
-        stop.callback(airflow.stop)
-        airflow.start()
-        airflow.wait_for_dag()
-        yield airflow
+        yield stop.enter_context(running(airflow))
     left = airflow.left_running()
     assert left == [], f"[{name}] processes still running after stop: {left}"
 
@@ -95,13 +77,10 @@ def report(request, airflow: Deployment, started: float) -> None:
 @pytest.fixture(scope="module")
 def three_stalled_runs(deployment, coordinator, slack_sink, firestore_emulator) -> list[str]:
     """Three triggered runs within minutes, each finding one stalled batch: the third reaches 3 ≥ 3."""
-    CoordinatorAdmin(coordinator.url).reset()
-    SlackSinkAdmin(slack_sink.url).reset()
-    services.wipe_firestore(firestore_emulator.url, LOCAL_PROJECT)
+    admin, _ = reset(coordinator, slack_sink, firestore_emulator)
     run_ids = []
     for index in range(1, 4):
-        batch = stalled_under_form_params(f"{deployment.name}-stall-{index}")
-        CoordinatorAdmin(coordinator.url).seed([batch])
+        admin.seed([stalled_under_form_params(f"{deployment.name}-stall-{index}")])
         run_id = f"stalls-{index}-{deployment.name}"
         response = deployment.trigger(FORM_PARAMS, run_id=run_id)
         assert response.status_code == 200, f"trigger refused: {response.status_code} {response.text}"
@@ -184,17 +163,15 @@ def test_invalid_param_is_refused_with_the_schema_message(deployment: Deployment
 def test_three_stalled_runs_post_one_slack_alert(
     deployment: Deployment, three_stalled_runs: list[str], slack_sink
 ) -> None:
-    messages = SlackSinkAdmin(slack_sink.url).messages()
+    sink = SlackSinkAdmin(slack_sink.url)
 
-    texts = [message["payload"].get("text", "") for message in messages]
-    assert len(texts) == 1, f"expected one Slack message, got {texts}"
-    [text] = texts
+    [text] = texts(sink)
     assert "3 cleanups in the last 60 minutes" in text, text
     assert "WARNING" in text, text
     for index in range(1, 4):
         assert f"{deployment.name}-stall-{index}" in text, text
     assert f"{deployment.base_url}/dags/{DAG_ID}/runs/{quote(three_stalled_runs[-1], safe='')}" in text
-    assert messages[0]["path"] == SLACK_WEBHOOK_PATH
+    assert sink.messages()[0]["path"] == SLACK_WEBHOOK_PATH
 
 
 def test_history_rate_counts_the_runs_that_found_nothing_stalled(
