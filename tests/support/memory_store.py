@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_cleanup.events import StoredEvent
+from batch_cleanup.ports import ThreadGone
 
 # The hook's LEASE_SECONDS (not imported: the unit tests stay free of Google's client).
 LEASE = timedelta(seconds=600)
@@ -27,20 +28,18 @@ class MemoryStore:
     @property
     def lease(self) -> str | None:
         """The run holding the lease (expired or not); None when no run does."""
-        lease = self.state.get("lease")
-        return lease["run_id"] if lease else None
+        return (self.state.get("lease") or {}).get("run_id")
 
     @lease.setter
     def lease(self, run_id: str | None) -> None:
         """A test's shortcut: `run_id` holds a live lease (None: no one does)."""
-        live = {"run_id": run_id, "kind": "alert", "expires_at": _now() + LEASE}
+        live = {"run_id": run_id, "kind": "alert", "expires_at": datetime.now(UTC) + LEASE}
         self.state["lease"] = live if run_id else None
 
     def create_event(self, document_id, document):
-        if document_id in self.events:
-            return False
-        self.events[document_id] = document
-        return True
+        created = document_id not in self.events
+        self.events.setdefault(document_id, document)
+        return created
 
     def _in_window(self, start, end):
         # Firestore's range filter on timestamps holds only timestamps: a string one is in no window.
@@ -56,9 +55,7 @@ class MemoryStore:
     def events_in(self, start, end, limit=500):
         self.reads.append("events_in")
         # Firestore breaks a tie of a descending order by the document id, descending too.
-        newest = sorted(
-            self._in_window(start, end), key=lambda item: (item[1]["timestamp"], item[0]), reverse=True
-        )
+        newest = sorted(self._in_window(start, end), key=lambda ie: (ie[1]["timestamp"], ie[0]), reverse=True)
         return [
             StoredEvent(i, e["timestamp"], _batch_ids(e), e.get("dag_id"), e.get("stalled_count"))
             for i, e in newest[:limit]
@@ -68,10 +65,9 @@ class MemoryStore:
         return copy.deepcopy(self.state), _version(self.state)
 
     def claim_lease(self, dag_id, *, run_id, version, kind):
-        conflict = _conflict(self.state, run_id=run_id, version=version)
-        if conflict:
+        if conflict := _conflict(self.state, run_id=run_id, version=version):
             return conflict
-        self.state["lease"] = {"run_id": run_id, "kind": kind, "expires_at": _now() + LEASE}
+        self.state["lease"] = {"run_id": run_id, "kind": kind, "expires_at": datetime.now(UTC) + LEASE}
         return None
 
     def release_lease(self, dag_id, *, run_id):
@@ -83,25 +79,20 @@ class MemoryStore:
 
     def save_state(self, dag_id, state, *, run_id, version, carry, incident=None):
         holder = self.lease == run_id  # the holder saves what it delivered, even on a lapsed lease
-        conflict = None if holder else _conflict(self.state, run_id=run_id, version=version)
-        if conflict:
+        if not holder and (conflict := _conflict(self.state, run_id=run_id, version=version)):
             return conflict
         self.state = {
             **state,
             **(carry(self.state, run_id) if holder and state.get("open") else {}),
             "version": _version(self.state) + 1,
             "lease": None,
-            "updated_at": _now(),
+            "updated_at": datetime.now(UTC),
             "updated_by": run_id,
         }
         if incident is not None:
             entry = dict(incident)
             self.incidents.setdefault(entry.pop("id"), {}).update(entry)  # Firestore's merge
         return None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _batch_ids(event: dict[str, Any]) -> list[str]:
@@ -121,7 +112,7 @@ def _conflict(stored: dict[str, Any], *, run_id: str, version: int) -> str | Non
     if _version(stored) != version:
         return f"the state changed since this run decided (version {version} → {stored.get('version')})"
     lease = stored.get("lease")
-    if lease and lease["run_id"] != run_id and lease["expires_at"] > _now():
+    if lease and lease["run_id"] != run_id and lease["expires_at"] > datetime.now(UTC):
         return f"run {lease['run_id']} is delivering a {lease['kind']} message"
     return None
 
@@ -163,8 +154,6 @@ class MemorySlack:
         return {"channel": self.channel, "ts": ts, **({"thread_ts": thread_ts} if thread_ts else {})}
 
     def update(self, where, message, *, metadata=None):
-        from batch_cleanup.delivery import ThreadGone
-
         if where["ts"] in self.gone | self.tombstones:
             raise ThreadGone("message_not_found")
         self.edits.append({"where": where, "message": message})
@@ -172,8 +161,6 @@ class MemorySlack:
             next(post for post in self.posts if post["ts"] == where["ts"])["metadata"] = metadata
 
     def find(self, event_type, key, *, oldest, thread_ts=None):
-        from batch_cleanup.delivery import ThreadGone
-
         self.lookups.append({"key": key, "thread_ts": thread_ts})
         if thread_ts in self.gone:
             raise ThreadGone("thread_not_found")

@@ -17,6 +17,7 @@ groups, so a new module comes with a decision.
 from __future__ import annotations
 
 import ast
+import graphlib
 import itertools
 from pathlib import Path
 
@@ -25,30 +26,20 @@ import pytest
 PACKAGE = "batch_cleanup"
 ROOT = Path(__file__).resolve().parents[2] / "plugins" / PACKAGE
 
-LEAVES = {
-    "batch_cleanup",
-    "batch_cleanup.budget",
-    "batch_cleanup.cleanup",  # the coordinator's answer contract, which its hook validates
-    "batch_cleanup.compat",
-    "batch_cleanup.config",
-    "batch_cleanup.masking",
-    "batch_cleanup.metrics",
-    "batch_cleanup.names",
-    "batch_cleanup.ports",  # what crosses between steps and hooks: protocols, values, ThreadGone
-    "batch_cleanup.text",
-}
-PURE = {
-    "batch_cleanup.backtest",
-    "batch_cleanup.delivery",
-    "batch_cleanup.diagnosis",
-    "batch_cleanup.events",
-    "batch_cleanup.messages",
-    "batch_cleanup.monitoring",
-    "batch_cleanup.params",
-    "batch_cleanup.policy",
-    "batch_cleanup.steps",
-}
-EDGES = {"batch_cleanup.notify", "batch_cleanup.ui"}
+
+def group(*names: str) -> set[str]:
+    return {f"{PACKAGE}.{name}" for name in names}
+
+
+# `cleanup` is the coordinator's answer contract, which its hook validates; `ports` is what crosses
+# between steps and hooks (protocols, values, ThreadGone).
+LEAVES = {PACKAGE} | group(
+    "budget", "cleanup", "compat", "config", "masking", "metrics", "names", "ports", "text"
+)
+PURE = group(
+    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "steps"
+)
+EDGES = group("notify", "ui")
 
 
 def module_name(path: Path) -> str:
@@ -70,16 +61,13 @@ def is_edge(name: str) -> bool:
 def imports_of(name: str) -> dict[str, int]:
     """The package's modules that `name` imports, with the line of the first such import."""
     path = MODULES[name]
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: dict[str, int] = {}
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
+            assert not node.level, f"a relative import at {path}:{node.lineno} (the house style has none)"
             base = node.module or ""
-            if node.level:  # relative: resolved, though the house style has none
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
             # `from batch_cleanup import steps` imports the submodule `steps`, not the package.
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
         else:
@@ -98,9 +86,7 @@ def edge(source: str, target: str) -> str:
 
 
 def test_every_module_is_in_a_group():
-    unplaced = [
-        name for name in MODULES if not (name in LEAVES or name in PURE or is_hook(name) or is_edge(name))
-    ]
+    unplaced = [name for name in MODULES if not (name in LEAVES | PURE or is_hook(name) or is_edge(name))]
     assert not unplaced, f"modules in no group of {__name__}: {unplaced}"
     gone = (LEAVES | PURE) - set(MODULES)
     assert not gone, f"groups name modules that are gone: {gone}"
@@ -108,25 +94,10 @@ def test_every_module_is_in_a_group():
 
 def find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
     """One import cycle as its modules in order (the first again at the end), or None."""
-    done: set[str] = set()
-    path: list[str] = []
-
-    def visit(name: str) -> list[str] | None:
-        if name in path:
-            return [*path[path.index(name) :], name]
-        if name in done:
-            return None
-        path.append(name)
-        for target in sorted(graph[name]):
-            if cycle := visit(target):
-                return cycle
-        path.pop()
-        done.add(name)
-        return None
-
-    for name in sorted(graph):
-        if cycle := visit(name):
-            return cycle
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        return error.args[1][::-1]  # graphlib walks from a module to its importers
     return None
 
 

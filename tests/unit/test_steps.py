@@ -12,6 +12,7 @@ import pytest
 from batch_cleanup import steps
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.events import event_id
+from batch_cleanup.monitoring import RunFigures
 from batch_cleanup.names import NO_ALERT, SEND_ALERT, SEND_RESOLVED
 from batch_cleanup.params import dag_params
 from batch_cleanup.policy import Evaluation
@@ -20,6 +21,7 @@ from tests.support.memory_store import MemorySlack, MemoryStore
 DAG, RUN = "stalled_batch_cleanup", "scheduled__2026-03-01T12:00:00+00:00"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PARAMS = {name: param.value for name, param in dag_params().items()}
+SUMMARY = {"batches_checked": 7, "stalled_count": 1}  # what check_stalled hands on
 
 
 class Coordinator:
@@ -32,14 +34,33 @@ class Coordinator:
 
 
 def seed(store: MemoryStore, *minutes_ago: float) -> None:
-    for index, minutes in enumerate(minutes_ago):
-        store.events[f"seeded-{index}"] = {
-            "timestamp": NOW - timedelta(minutes=minutes),
-            "batch_ids": [f"b{index}"],
-        }
+    for i, minutes in enumerate(minutes_ago):
+        store.events[f"seeded-{i}"] = {"timestamp": NOW - timedelta(minutes=minutes), "batch_ids": [f"b{i}"]}
 
 
-# --- check_stalled and record_event -------------------------------------------------------------
+def evaluate(store: MemoryStore, mute=None, run_after=NOW, recorded=False, **params) -> dict[str, Any]:
+    params = {**PARAMS, **params}
+    return steps.evaluate(store, params, dag_id=DAG, run_after=run_after, mute_value=mute, recorded=recorded)
+
+
+def opened(store: MemoryStore, **kwargs) -> dict[str, Any]:
+    """Three cleanups in the window: a WARNING alert, decided on a closed state (version 0)."""
+    seed(store, 30, 20, 10)
+    return evaluate(store, **kwargs)
+
+
+def record(store: MemoryStore, evaluation, outcome, run_after=NOW, **params) -> str:
+    run_id, params = f"scheduled__{run_after.isoformat()}", {**PARAMS, **params}  # RUN at NOW
+    return steps.record_state(
+        store, evaluation, outcome, params, dag_id=DAG, run_id=run_id, run_after=run_after
+    )
+
+
+def send(store, evaluation, slack, posts=None, **params):
+    return steps.send(
+        store, {"stalled_count": 1}, evaluation, {**PARAMS, **params}, dag_id=DAG, run_id=RUN,
+        base_url="https://airflow.example.com", slack=slack, now=NOW, posts=posts,
+    )  # fmt: skip
 
 
 def test_check_stalled_sends_the_params_and_the_runs_idempotency_key():
@@ -87,14 +108,7 @@ def test_record_event_stamps_the_run_time_and_writes_once_per_run_and_stalled_se
     assert event["timestamp"] == NOW and event["expire_at"] == NOW + timedelta(days=30)
 
 
-# --- evaluate and choose_alert ------------------------------------------------------------------
-
-
-def evaluate(store: MemoryStore, mute: str | None = None, **params) -> dict[str, Any]:
-    return steps.evaluate(store, {**PARAMS, **params}, dag_id=DAG, run_after=NOW, mute_value=mute)
-
-
-def test_a_healthy_run_reads_no_event_documents():
+def test_a_healthy_run_reads_no_event_documents_and_keeps_the_last_evaluation_current():
     store = MemoryStore()
     seed(store, 5)
 
@@ -103,6 +117,8 @@ def test_a_healthy_run_reads_no_event_documents():
     assert evaluation["decision"]["kind"] == "none"
     assert store.reads == [], "below the threshold with no open incident, only the count is asked"
     assert steps.choose_alert(evaluation) == NO_ALERT
+    assert record(store, evaluation, None) == "State saved: no open incident."
+    assert store.state["evaluated_at"] == NOW and store.incidents == {}
 
 
 def test_three_cleanups_in_the_window_open_a_warning_and_the_run_of_an_hour_ago_is_out():
@@ -112,29 +128,29 @@ def test_three_cleanups_in_the_window_open_a_warning_and_the_run_of_an_hour_ago_
     evaluation = evaluate(store)
 
     decision = evaluation["decision"]
-    assert (decision["kind"], decision["severity"], decision["count"]) == ("alert", "WARNING", 3)
-    assert sorted(decision["batch_ids"]) == ["b1", "b2", "b3"]
+    assert (decision["kind"], decision["severity"], decision["count"], sorted(decision["batch_ids"])) == (
+        "alert", "WARNING", 3, ["b1", "b2", "b3"]
+    )  # fmt: skip
     assert evaluation["state"]["open"] is True and evaluation["version"] == 0
     assert steps.choose_alert(evaluation) == SEND_ALERT
 
 
-def test_a_silence_in_the_future_suppresses_the_message_but_tracks_the_incident():
-    store = MemoryStore()
-    seed(store, 30, 20, 10)
+@pytest.mark.parametrize(
+    ("mute", "suppressed"),
+    [
+        ((NOW + timedelta(hours=1)).isoformat(), True),
+        ("tomorrow", False),
+        ((NOW - timedelta(minutes=1)).isoformat(), False),
+    ],
+    ids=["future", "typo", "past"],
+)
+def test_a_silence_in_the_future_suppresses_the_message_but_tracks_the_incident_others_stay_loud(
+    mute, suppressed
+):
+    evaluation = opened(MemoryStore(), mute=mute)
 
-    evaluation = evaluate(store, mute=(NOW + timedelta(hours=1)).isoformat())
-
-    assert evaluation["decision"]["suppressed"] is True
-    assert evaluation["state"]["open"] is True
-    assert steps.choose_alert(evaluation) == NO_ALERT
-
-
-@pytest.mark.parametrize("mute", ["tomorrow", (NOW - timedelta(minutes=1)).isoformat()], ids=["typo", "past"])
-def test_a_mistyped_or_past_silence_stays_loud(mute):
-    store = MemoryStore()
-    seed(store, 30, 20, 10)
-
-    assert evaluate(store, mute=mute)["decision"]["suppressed"] is False
+    assert (evaluation["decision"]["suppressed"], evaluation["state"]["open"]) == (suppressed, True)
+    assert steps.choose_alert(evaluation) == (NO_ALERT if suppressed else SEND_ALERT)
 
 
 def test_force_alert_decides_a_test_message_and_keeps_the_state():
@@ -147,9 +163,7 @@ def test_force_alert_decides_a_test_message_and_keeps_the_state():
 
 def test_one_evaluation_crosses_xcom_as_json_and_reads_back_whole():
     store = MemoryStore()
-    seed(store, 30, 20, 10)
-    opened = evaluate(store)
-    steps.record_state(store, opened, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+    record(store, opened(store), "sent")
 
     evaluation = evaluate(store)  # a state with times, tuples and a decision of every field
 
@@ -160,35 +174,10 @@ def test_one_evaluation_crosses_xcom_as_json_and_reads_back_whole():
 
 def test_recovery_is_sent_by_send_resolved():
     store = MemoryStore()
-    seed(store, 30, 20, 10)
-    opened = evaluate(store)
-    steps.record_state(store, opened, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+    record(store, opened(store), "sent")
     store.events.clear()
 
     assert steps.choose_alert(evaluate(store)) == SEND_RESOLVED
-
-
-# --- send and record_state ----------------------------------------------------------------------
-
-
-def opened(store: MemoryStore) -> dict[str, Any]:
-    seed(store, 30, 20, 10)
-    return evaluate(store)
-
-
-def send(store, evaluation, slack, posts=None, **params):
-    return steps.send(
-        store,
-        {"stalled_count": 1},
-        evaluation,
-        {**PARAMS, **params},
-        dag_id=DAG,
-        run_id=RUN,
-        base_url="https://airflow.example.com",
-        slack=slack,
-        now=NOW,
-        posts=posts,
-    )
 
 
 class Variable:
@@ -242,19 +231,16 @@ def test_send_posts_once_and_links_the_run():
     assert store.lease == RUN
 
 
-def test_send_posts_nothing_when_another_run_holds_the_lease():
+@pytest.mark.parametrize(
+    ("lease", "params", "outcome"),
+    [("another-run", {}, "skipped"), (None, {"notify": False}, "rendered")],
+    ids=["another-run-holds-the-lease", "notify-false"],
+)
+def test_send_posts_nothing_when_another_run_holds_the_lease_or_notify_is_false(lease, params, outcome):
     store, slack = MemoryStore(), MemorySlack()
-    store.lease = "another-run"
+    store.lease = lease
 
-    assert send(store, opened(store), slack) == "skipped"
-    assert slack.posts == []
-
-
-def test_notify_false_renders_and_posts_nothing():
-    store, slack = MemoryStore(), MemorySlack()
-
-    assert send(store, opened(store), slack, notify=False) == "rendered"
-    assert slack.posts == [] and store.lease is None
+    assert (send(store, opened(store), slack, **params), slack.posts, store.lease) == (outcome, [], lease)
 
 
 def test_a_failed_post_gives_the_lease_back_and_fails():
@@ -268,120 +254,73 @@ def test_a_failed_post_gives_the_lease_back_and_fails():
 
 def test_record_state_saves_what_was_sent_with_its_incident():
     store = MemoryStore()
-    evaluation = opened(store)
 
-    said = steps.record_state(store, evaluation, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
-
-    assert said == "State saved: open, WARNING."
+    assert record(store, opened(store), "sent") == "State saved: open, WARNING."
     assert store.state["open"] is True and store.state["version"] == 1
     [incident] = store.incidents.values()
     assert incident["severity"] == "WARNING" and incident["notifications"] == 1
 
 
 @pytest.mark.parametrize(
-    ("outcome", "params", "said"),
+    ("outcome", "params", "before", "said"),
     [
-        ("skipped", {}, "State unchanged: the alert was not posted by this run (skipped)."),
-        (None, {}, "State unchanged: the alert was not posted by this run (None)."),
-        ("rendered", {"notify": False}, "State untouched (force_alert or notify=false)."),
-        ("sent", {"force_alert": True}, "State untouched (force_alert or notify=false)."),
+        ("skipped", {}, {}, "State unchanged: the alert was not posted by this run (skipped)."),
+        (None, {}, {}, "State unchanged: the alert was not posted by this run (None)."),
+        ("rendered", {"notify": False}, {}, "State untouched (force_alert or notify=false)."),
+        ("sent", {"force_alert": True}, {}, "State untouched (force_alert or notify=false)."),
+        (
+            "sent",
+            {},
+            {"open": True, "version": 4},
+            "State left as another run wrote it: the state changed since this run decided (version 0 → 4).",
+        ),
     ],
-    ids=["another-run-posted", "send-did-not-run", "notify-false", "force-alert"],
+    ids=["another-run-posted", "send-did-not-run", "notify-false", "force-alert", "another-run-wrote-since"],
 )
-def test_record_state_leaves_the_state_unless_this_run_delivered(outcome, params, said):
+def test_record_state_leaves_the_state_unless_this_run_delivered_on_the_state_it_decided_on(
+    outcome, params, before, said
+):
     store = MemoryStore()
     evaluation = opened(store)
+    store.state = dict(before)
 
-    assert (
-        steps.record_state(
-            store, evaluation, outcome, {**PARAMS, **params}, dag_id=DAG, run_id=RUN, run_after=NOW
-        )
-        == said
-    )
-    assert store.state == {} and store.incidents == {}
-
-
-def test_record_state_keeps_what_another_run_wrote_since():
-    store = MemoryStore()
-    evaluation = opened(store)
-    store.state = {"open": True, "version": 4}
-
-    said = steps.record_state(store, evaluation, "sent", PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
-
-    assert (
-        said
-        == "State left as another run wrote it: the state changed since this run decided (version 0 → 4)."
-    )
-    assert store.state == {"open": True, "version": 4}
-
-
-# --- run_figures --------------------------------------------------------------------------------
-
-
-def test_run_figures_of_an_alert_that_was_sent():
-    store = MemoryStore()
-    evaluation = opened(store)
-
-    figures = steps.run_figures(
-        {"batches_checked": 7, "stalled_count": 1}, evaluation, "sent", PARAMS, dag_id=DAG, end_time=NOW
-    )
-
-    assert (figures.batches_checked, figures.batches_auto_completed, figures.cleanups_in_window) == (7, 1, 3)
-    assert (figures.messages_sent, figures.messages_failed) == (1, 0)
-    assert (figures.kind, figures.severity) == ("alert", "WARNING")
+    assert record(store, evaluation, outcome, **params) == said
+    assert store.state == before and store.incidents == {}
 
 
 @pytest.mark.parametrize(
-    ("outcome", "params", "failed"),
-    [(None, {}, 1), ("skipped", {}, 0), ("rendered", {"notify": False}, 0)],
-    ids=["send-failed", "another-run-sent-it", "notify-false"],
+    ("summary", "outcome", "params", "figures"),
+    [
+        (SUMMARY, "sent", {}, RunFigures(DAG, NOW, 7, 1, 3, 1, 0, "alert", "WARNING")),
+        (SUMMARY, None, {}, RunFigures(DAG, NOW, 7, 1, 3, 0, 1, "alert", "WARNING")),
+        (SUMMARY, "skipped", {}, RunFigures(DAG, NOW, 7, 1, 3, 0, 0, "alert", "WARNING")),
+        (SUMMARY, "rendered", {"notify": False}, RunFigures(DAG, NOW, 7, 1, 3, 0, 0, "alert", "WARNING")),
+        (None, None, {}, RunFigures(DAG, NOW)),
+    ],
+    ids=["sent", "send-failed", "another-run-sent-it", "notify-false", "the-check-failed"],
 )
 def test_a_message_counts_as_failed_only_when_it_was_due_and_no_send_said_what_became_of_it(
-    outcome, params, failed
+    summary, outcome, params, figures
 ):
-    evaluation = opened(MemoryStore())
+    """A figure a failed check never learnt is left unknown (None)."""
+    evaluation = opened(MemoryStore()) if summary else None
 
-    figures = steps.run_figures(
-        {"batches_checked": 7, "stalled_count": 1},
-        evaluation,
-        outcome,
-        {**PARAMS, **params},
-        dag_id=DAG,
-        end_time=NOW,
-    )
-
-    assert (figures.messages_sent, figures.messages_failed) == (0, failed)
-
-
-def test_what_a_failed_check_never_learnt_is_left_unknown():
-    figures = steps.run_figures(None, None, None, PARAMS, dag_id=DAG, end_time=NOW)
-
-    assert (figures.batches_checked, figures.batches_auto_completed, figures.cleanups_in_window) == (
-        None,
-        None,
-        None,
-    )
-    assert (figures.messages_sent, figures.messages_failed, figures.kind) == (0, 0, "none")
+    said = steps.run_figures(summary, evaluation, outcome, {**PARAMS, **params}, dag_id=DAG, end_time=NOW)
+    assert said == figures
 
 
 # --- the coordinator's own tracking, before the cutover -------------------------------------------
 
 
-def legacy(store: MemoryStore, name: str, at: datetime, batch_ids: list[str]) -> None:
+def legacy(store: MemoryStore, name: str, at: datetime, ids: list[str]) -> None:
     """An event as the coordinator's `_track_batch_cleanup_event()` writes it: no dag_id."""
-    store.events[name] = {
-        "timestamp": at,
-        "batch_ids": batch_ids,
-        "stalled_count": len(batch_ids),
-        "results": [],
-    }
+    store.events[name] = {"timestamp": at, "batch_ids": ids, "stalled_count": len(ids), "results": []}
 
 
 def test_events_the_coordinator_wrote_before_the_cutover_are_counted():
     store = MemoryStore()
-    legacy(store, "old-1", NOW - timedelta(minutes=40), ["x1"])
-    legacy(store, "old-2", NOW - timedelta(minutes=25), ["x2"])
-    legacy(store, "old-3", NOW - timedelta(minutes=10), ["x3"])
+    for minutes, batch_id in [(40, "x1"), (25, "x2"), (10, "x3")]:
+        legacy(store, f"old-{batch_id}", NOW - timedelta(minutes=minutes), [batch_id])
 
     decision = evaluate(store)["decision"]
 
@@ -414,9 +353,7 @@ def test_a_run_that_recorded_a_cleanup_looks_for_the_coordinators_copy_of_it(cap
     legacy(store, "copy-now", NOW + timedelta(seconds=3), ["n1"])
 
     with caplog.at_level("WARNING"):
-        decision = steps.evaluate(store, PARAMS, dag_id=DAG, run_after=NOW, mute_value=None, recorded=True)[
-            "decision"
-        ]
+        decision = evaluate(store, recorded=True)["decision"]
 
     assert store.reads == ["events_in"]
     assert (decision["count"], decision["double_recorded"]) == (1, 1)
@@ -426,52 +363,29 @@ def test_a_run_that_recorded_a_cleanup_looks_for_the_coordinators_copy_of_it(cap
 # --- clearing an old run (issue 17, item 1) ---------------------------------------------------------
 
 
-def evaluate_at(store: MemoryStore, run_after: datetime, **params) -> dict[str, Any]:
-    return steps.evaluate(store, {**PARAMS, **params}, dag_id=DAG, run_after=run_after, mute_value=None)
-
-
-def record_at(store: MemoryStore, evaluation: dict[str, Any], run_after: datetime, outcome=None) -> str:
-    run_id = f"scheduled__{run_after.isoformat()}"
-    return steps.record_state(
-        store, evaluation, outcome, PARAMS, dag_id=DAG, run_id=run_id, run_after=run_after
-    )
-
-
-def test_a_healthy_run_keeps_the_last_evaluation_current():
-    store = MemoryStore()
-    seed(store, 5)
-
-    said = record_at(store, evaluate_at(store, NOW), NOW)
-
-    assert said == "State saved: no open incident."
-    assert store.state["evaluated_at"] == NOW and store.incidents == {}
-
-
 def test_an_old_run_cleared_while_an_incident_is_open_neither_posts_nor_moves_it():
     store, slack = MemoryStore(), MemorySlack()
-    seed(store, 30, 20, 10)
-    opened = evaluate_at(store, NOW)
-    assert send(store, opened, slack) == "sent"
-    record_at(store, opened, NOW, "sent")
+    evaluation = opened(store)
+    assert send(store, evaluation, slack) == "sent"
+    record(store, evaluation, "sent")
     state = dict(store.state)
     three_hours_ago = NOW - timedelta(hours=3)
 
-    old = evaluate_at(store, three_hours_ago)
+    old = evaluate(store, run_after=three_hours_ago)
 
     assert old["decision"]["kind"] == "none" and steps.choose_alert(old) == NO_ALERT
     assert "It would have said RESOLVED" in old["decision"]["reason"]
-    assert record_at(store, old, three_hours_ago) == "State unchanged."
+    assert record(store, old, None, run_after=three_hours_ago) == "State unchanged."
     assert store.state == state and len(slack.posts) == 1
 
 
 def test_clearing_only_the_send_task_of_an_old_run_posts_nothing():
     """The old run's decision was made on a state that later runs have moved on since."""
     store, slack = MemoryStore(), MemorySlack()
-    seed(store, 30, 20, 10)
-    old = evaluate_at(store, NOW)  # an ALERT whose send failed for good
+    old = opened(store)  # an ALERT whose send failed for good
     store.events.clear()
     later = NOW + timedelta(minutes=15)
-    record_at(store, evaluate_at(store, later), later)  # a healthy run after it
+    record(store, evaluate(store, run_after=later), None, run_after=later)  # a healthy run after it
 
     assert send(store, old, slack) == "skipped"
     assert slack.posts == []
@@ -480,19 +394,14 @@ def test_clearing_only_the_send_task_of_an_old_run_posts_nothing():
 # --- thresholds the schedule cannot reach, and the window's batches (issue 17, items 2 and 3) -----
 
 
-def test_a_threshold_the_schedule_cannot_reach_is_a_warning_in_the_log(caplog):
+def test_a_threshold_the_schedule_cannot_reach_is_a_warning_in_the_log_and_the_defaults_log_none(caplog):
     with caplog.at_level("WARNING"):
+        evaluate(MemoryStore())
+        assert "cannot be reached" not in caplog.text
         evaluate(MemoryStore(), critical_threshold=5)
 
     assert "critical_threshold 5 cannot be reached on the schedule alone" in caplog.text
     assert "the 60-minute window holds 4 scheduled runs" in caplog.text
-
-
-def test_the_defaults_log_no_such_warning(caplog):
-    with caplog.at_level("WARNING"):
-        evaluate(MemoryStore())
-
-    assert "cannot be reached" not in caplog.text
 
 
 def test_the_window_counts_the_batches_each_cleanup_auto_completed_even_when_its_ids_were_cut():
@@ -500,6 +409,4 @@ def test_the_window_counts_the_batches_each_cleanup_auto_completed_even_when_its
     seed(store, 30, 20, 10)
     store.events["seeded-2"]["stalled_count"] = 40  # its id list was cut to fit the document
 
-    decision = evaluate(store)["decision"]
-
-    assert decision["auto_completed"] == 42
+    assert evaluate(store)["decision"]["auto_completed"] == 42
