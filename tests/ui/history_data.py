@@ -135,22 +135,12 @@ def story(now: datetime) -> History:
         peak_severity="CRITICAL", peak_count=9, total_cleanups=9, batch_ids=["x"], notifications=1,
     )  # fmt: skip
     history.state = {
-        "open": True,
-        "severity": "WARNING",
-        "peak_severity": "WARNING",
-        "opened_at": opened,
-        "last_notified_at": opened + timedelta(minutes=1),
-        "last_notified_kind": "alert",
-        "last_notified_severity": "WARNING",
-        "last_count": 2,
-        "peak_count": 4,
-        "reported_batch_ids": ["batch-c", "batch-a"],
-        "event_ids": ["e1", "e2", "e3", "e4", "e5"],
-        "muted": [],
-        "lease": None,
-        "updated_at": h - timedelta(minutes=19),
-        "version": 4,
-    }
+        "open": True, "severity": "WARNING", "peak_severity": "WARNING", "opened_at": opened,
+        "last_notified_at": opened + timedelta(minutes=1), "last_notified_kind": "alert",
+        "last_notified_severity": "WARNING", "last_count": 2, "peak_count": 4,
+        "reported_batch_ids": ["batch-c", "batch-a"], "event_ids": ["e1", "e2", "e3", "e4", "e5"],
+        "muted": [], "lease": None, "updated_at": h - timedelta(minutes=19), "version": 4,
+    }  # fmt: skip
     return history
 
 

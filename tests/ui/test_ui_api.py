@@ -18,6 +18,7 @@ from tests.ui.conftest import NOW
 from tests.ui.history_data import NOTHING_CHECKED
 
 H = history_data.hour_of(NOW)
+TIMES = ("run_after", "start_date", "end_date")
 LAST_EVENT_RUN = f"scheduled__{(H - timedelta(minutes=30)).isoformat()}"  # the event at H - 20 min
 
 
@@ -45,14 +46,7 @@ def day(date, *figures, source="runs"):
 
 
 def run(run_id=LAST_EVENT_RUN, state="success"):
-    return {
-        "run_id": run_id,
-        "state": state,
-        "run_type": "scheduled",
-        "run_after": H,
-        "start_date": H,
-        "end_date": H,
-    }
+    return {"run_id": run_id, "state": state, "run_type": "scheduled", **dict.fromkeys(TIMES, H)}
 
 
 @pytest.mark.parametrize(
@@ -275,15 +269,8 @@ def test_the_range_is_read_as_the_dag_reads_its_window(db):
 
     start, end = NOW - timedelta(hours=1), NOW
     for name, at in [("at-start", start), ("inside", start + timedelta(minutes=30)), ("at-end", end)]:
-        db.collection(history_data.EVENTS).document(name).set(
-            {
-                "timestamp": at,
-                "stalled_count": 1,
-                "batches_checked": 10,
-                "batch_ids": [name],
-                "dag_id": history_data.DAG_ID,
-            }
-        )
+        event = {"timestamp": at, "stalled_count": 1, "batches_checked": 10, "batch_ids": [name]}
+        db.collection(history_data.EVENTS).document(name).set({**event, "dag_id": history_data.DAG_ID})
     store = HistoryStore(dag_id=history_data.DAG_ID)
 
     events, _ = store.events(start, end)
