@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -62,15 +61,6 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _shown(path: Path) -> str:
     """A path as the user typed it: relative to the repo when inside it."""
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def local_env(
@@ -300,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     home, log_dir = args.home.resolve(), args.log_dir.resolve()
     base_url = f"http://localhost:{args.port}"
 
-    if not _port_is_free(args.port):
+    if not services.port_is_free(args.port):
         print(f"error: port {args.port} is in use; stop what runs there or pass --port", file=sys.stderr)
         return 1
 

@@ -192,16 +192,21 @@ def _ephemeral_ports_start() -> int:
         return 32768  # Linux's default
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:  # taken
+            return False
+    return True
+
+
 def free_port() -> int:
     """A port nothing on 127.0.0.1 listens on now, for a process about to bind it."""
     high = _ephemeral_ports_start()
     for _ in range(100) if high - FREE_PORT_LOW > 1000 else ():
         port = _random.randrange(FREE_PORT_LOW, high)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:  # taken
-                continue
+        if port_is_free(port):
             return port
     with socket.socket() as probe:  # no room below the ephemeral range: the kernel's choice
         probe.bind(("127.0.0.1", 0))

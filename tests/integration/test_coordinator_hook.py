@@ -102,8 +102,7 @@ def test_a_wrong_key_is_a_failure_naming_the_rejected_key(admin, coordinator, mo
 
     result = deep_health()
 
-    assert result["ok"] is False
-    assert result["http_status"] == 401
+    assert (result["ok"], result["http_status"]) == (False, 401)
     assert result["error"].startswith("HTTP 401 '")
     assert result["error"].endswith("(the API key was rejected)")
     assert admin.health_calls() == [{**HEALTH_OK, "api_key_ok": False, "status": 401}]

@@ -31,15 +31,9 @@ def hook(firestore_hook):
 
 def summary(batch_ids, results=None):
     results = results if results is not None else [{"batch_id": b, "was_stalled": True} for b in batch_ids]
-    return {
-        "batches_checked": len(batch_ids),
-        "batches_completed": len(batch_ids),
-        "stalled_count": len(batch_ids),
-        "stalled_batch_ids": batch_ids,
-        "stalled_results": results,
-        "truncated": False,
-        "fingerprint": stalled_fingerprint(batch_ids),
-    }
+    counts = dict.fromkeys(("batches_checked", "batches_completed", "stalled_count"), len(batch_ids))
+    return {**counts, "stalled_batch_ids": batch_ids, "stalled_results": results, "truncated": False,
+            "fingerprint": stalled_fingerprint(batch_ids)}  # fmt: skip
 
 
 def event(batch_ids, timestamp=RUN_AFTER, **kw):

@@ -41,19 +41,12 @@ class History:
         self.run(at - timedelta(seconds=5), checked=checked, stalled=stalled)
         run_after = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
         document = {
-            "timestamp": at,
-            "expire_at": run_after + timedelta(days=30),
-            "stalled_count": stalled,
-            "batches_checked": checked,
-            "batches_completed": stalled,
-            "batch_ids": batch_ids,
+            "timestamp": at, "expire_at": run_after + timedelta(days=30), "stalled_count": stalled,
+            "batches_checked": checked, "batches_completed": stalled, "batch_ids": batch_ids,
             "results": [{"batch_id": b, "was_stalled": True, "completion_pct": 97.5} for b in batch_ids],
-            "truncated": False,
-            "dag_id": DAG_ID,
-            "run_id": f"scheduled__{run_after.isoformat()}",
-            "stall_threshold_minutes": 10,
-            "min_completion_pct": 90,
-        }
+            "truncated": False, "dag_id": DAG_ID, "run_id": f"scheduled__{run_after.isoformat()}",
+            "stall_threshold_minutes": 10, "min_completion_pct": 90,
+        }  # fmt: skip
         self.events.append(document)
         return document
 

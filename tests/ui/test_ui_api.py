@@ -180,19 +180,11 @@ def test_incidents_in_the_window_newest_first(story, make_client, range_, shown)
 def test_an_incident_row_has_start_end_and_counts(story, make_client):
     [_, burst] = make_client().get("/batch-cleanup/api/incidents?range=7d").json()["incidents"]
     assert burst == {
-        "id": "stalled_batch_cleanup-20260308T102000Z",
-        "open": False,
-        "severity": "WARNING",
-        "peak_severity": "CRITICAL",
-        "opened_at": "2026-03-08T10:20:00Z",
-        "closed_at": "2026-03-08T12:05:00Z",
-        "duration_seconds": 6300,
-        "duration": "1 h 45 min",
-        "peak_count": 6,
-        "total_cleanups": 6,
-        "batches": 2,
-        "notifications": 3,
-    }
+        "id": "stalled_batch_cleanup-20260308T102000Z", "open": False, "severity": "WARNING",
+        "peak_severity": "CRITICAL", "opened_at": "2026-03-08T10:20:00Z", "closed_at": "2026-03-08T12:05:00Z",
+        "duration_seconds": 6300, "duration": "1 h 45 min", "peak_count": 6, "total_cleanups": 6,
+        "batches": 2, "notifications": 3,
+    }  # fmt: skip
 
 
 def test_an_incident_that_began_before_the_window_and_is_still_open_is_shown(db, make_client):

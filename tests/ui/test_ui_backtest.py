@@ -129,15 +129,10 @@ NOT_ABOVE = "critical_threshold ({}) must be greater than warning_threshold ({})
         ("warning_threshold=6&critical_threshold=4", "critical_threshold", NOT_ABOVE.format(4, 6)),
     ],
     ids=[
-        "below-the-minimum",
-        "above-the-maximum",
-        "not-a-number",
-        "not-an-integer",
-        "a-boolean",
-        "critical-not-above-the-default-warning",
-        "critical-below-warning",
+        "below-the-minimum", "above-the-maximum", "not-a-number", "not-an-integer", "a-boolean",
+        "critical-not-above-the-default-warning", "critical-below-warning",
     ],
-)
+)  # fmt: skip
 def test_a_candidate_the_trigger_form_refuses_is_a_422_naming_the_field(
     db, make_client, query, field, message
 ):
