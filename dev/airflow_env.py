@@ -77,14 +77,8 @@ def airflow_env(
         env["AIRFLOW__BATCH_CLEANUP__MONITORING_API_ENDPOINT"] = monitoring_url
     if retry_delay_seconds is not None:
         env["AIRFLOW__BATCH_CLEANUP__RETRY_DELAY_SECONDS"] = str(retry_delay_seconds)
-    env.update(
-        connection_env(
-            coordinator_url=coordinator_url,
-            api_key=api_key,
-            slack_webhook_url=slack_webhook_url,
-            project=project,
-        )
-    )
+    urls = {"coordinator_url": coordinator_url, "slack_webhook_url": slack_webhook_url}
+    env.update(connection_env(**urls, api_key=api_key, project=project))
     if slack_connection is not None:  # bot-token mode instead of the webhook
         env["AIRFLOW_CONN_SLACK_DAILY_ORCHESTRATION"] = slack_connection
     return env

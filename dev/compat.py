@@ -57,14 +57,12 @@ class Version:
 
 
 VERSIONS = {
-    "3.1": Version("3.1", REQUIREMENTS / "dev-3.1.txt", REQUIREMENTS / "airflow-3.1.lock"),
-    "3.2": Version("3.2", REQUIREMENTS / "dev-3.2.txt", REQUIREMENTS / "airflow-3.2.lock"),
-    # 3.3 is the default version: its lock is the project's own (requirements.lock).
-    "3.3": Version("3.3", REPO / "requirements-dev.txt", REPO / "requirements.lock"),
+    name: Version(name, REQUIREMENTS / f"dev-{name}.txt", REQUIREMENTS / f"airflow-{name}.lock")
+    for name in ("3.1", "3.2")
 }
+# 3.3 is the default version: its lock is the project's own (requirements.lock).
+VERSIONS["3.3"] = Version("3.3", REPO / "requirements-dev.txt", REPO / "requirements.lock")
 
-
-# --- requirement files ----------------------------------------------------------------------------
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
@@ -90,8 +88,7 @@ def pins(path: Path) -> dict[str, str]:
 def drift() -> list[str]:
     """What makes the compat sets disagree with the default ones, or a lock older than its inputs."""
     problems = []
-    runtime = pins(REPO / "requirements.txt")
-    dev = pins(REPO / "requirements-dev.txt")
+    runtime, dev = pins(REPO / "requirements.txt"), pins(REPO / "requirements-dev.txt")
     for version in ("3.1", "3.2"):
         path = REQUIREMENTS / f"airflow-{version}.txt"
         theirs = pins(path)
@@ -119,9 +116,6 @@ def drift() -> list[str]:
                     f"{version.inputs.relative_to(REPO)} asks for {pinned} (run `make lock`)"
                 )
     return problems
-
-
-# --- venvs and runs -------------------------------------------------------------------------------
 
 
 def ensure_venv(version: Version, uv: str, python: str) -> str:
@@ -183,13 +177,12 @@ def read_junit(path: Path, result: Result) -> None:
     result.errors = sum(int(s.get("errors", 0)) for s in suites)
     result.skipped = sum(int(s.get("skipped", 0)) for s in suites)
     result.passed = total - result.failed - result.errors - result.skipped
-    not_passed = []
-    for case in root.iter("testcase"):
-        for child in case:
-            if child.tag in ("failure", "error"):
-                where = "::".join(part for part in (case.get("classname"), case.get("name")) if part)
-                not_passed.append(f"{child.tag.upper()}: {where}")
-    result.not_passed = tuple(not_passed)
+    result.not_passed = tuple(
+        f"{child.tag.upper()}: {'::'.join(filter(None, (case.get('classname'), case.get('name'))))}"
+        for case in root.iter("testcase")
+        for child in case
+        if child.tag in ("failure", "error")
+    )
 
 
 def stop(signum: int, _frame) -> None:
@@ -213,8 +206,7 @@ def run_suite(version: Version, pytest_args: list[str]) -> Result:
     junit = OUTPUT / f"junit-{version.name}.xml"
     log = OUTPUT / f"pytest-{version.name}.log"
     junit.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env["VIRTUAL_ENV"] = str(version.venv)
+    env = {**os.environ, "VIRTUAL_ENV": str(version.venv)}
     env["PATH"] = f"{version.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     # A module that fails to import on one version must not hide what the others' tests say: it is
     # still an error in the table and fails the version.
@@ -252,21 +244,16 @@ def duration(seconds: float) -> str:
 
 
 def table(results: list[Result]) -> str:
-    def count(value: int | None) -> str:
-        return "-" if value is None else str(value)
-
     header = ("version", "airflow version installed", "passed", "failed", "errors", "wall time", "result")
-    rows = [
-        (r.version, r.airflow, *map(count, (r.passed, r.failed, r.errors)), duration(r.seconds), r.verdict)
+    rows = [header] + [
+        (r.version, r.airflow, *("-" if n is None else str(n) for n in (r.passed, r.failed, r.errors)),
+         duration(r.seconds), r.verdict)
         for r in results
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+    ]  # fmt: skip
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    cells = [[cell.ljust(w) for cell, w in zip(row, widths, strict=True)] for row in rows]
+    lines = ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join([lines[0], "|" + "|".join("-" * (w + 2) for w in widths) + "|", *lines[1:]])
 
 
 def main(argv: list[str]) -> int:

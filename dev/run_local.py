@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -64,15 +63,6 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def local_env(
     home: Path,
     port: int,
@@ -88,61 +78,49 @@ def local_env(
 
     `slack_mode` "bot" posts through the stand-in's Web API (threads, edits) instead of its webhook.
     """
-    bot = (
-        slack_bot_connection(sink.url + "/api/", "xoxb-" + secrets.token_hex(12))
-        if slack_mode == "bot"
-        else None
-    )
-    env = {
+    token = "xoxb-" + secrets.token_hex(12)
+    bot = slack_bot_connection(sink.url + "/api/", token) if slack_mode == "bot" else None
+    stand_ins = airflow_env(
+        home, coordinator_url=coordinator.url, api_key=api_key, slack_webhook_url=sink.url + WEBHOOK_PATH,
+        firestore_host=emulator.host, monitoring_url=monitoring.url if monitoring else None,
+        slack_connection=bot,
+    )  # fmt: skip
+    return {
         **os.environ,
-        **airflow_env(
-            home,
-            coordinator_url=coordinator.url,
-            api_key=api_key,
-            slack_webhook_url=sink.url + WEBHOOK_PATH,
-            firestore_host=emulator.host,
-            monitoring_url=monitoring.url if monitoring else None,
-            slack_connection=bot,
-        ),
+        **stand_ins,
+        # standalone starts its components as `airflow ...` from PATH: this venv's, not another.
+        "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # LocalExecutor forks this many workers up front (32 by default); the DAG runs one task at a time.
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
+        "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
+        "AIRFLOW__API__PORT": str(port),
+        # Links in Slack messages and the task runners' calls to the execution API use it.
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "AIRFLOW__API__WORKERS": "1",
+        # Signs the UI's and the task runners' tokens. The one Airflow writes to airflow.cfg is
+        # too short for its own check (a warning on every request); a new one logs the UI out.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        # Free ports, not 8793/8794: a second local Airflow (a test run) must not collide.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(services.free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
     }
-    env.update(
-        {
-            # standalone starts its components as `airflow ...` from PATH: this venv's, not another.
-            "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{env.get('PATH', '')}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            # LocalExecutor forks this many workers up front (32 by default); the DAG runs one task at a time.
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
-            "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
-            "AIRFLOW__API__PORT": str(port),
-            # Links in Slack messages and the task runners' calls to the execution API use it.
-            "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
-            "AIRFLOW__API__WORKERS": "1",
-            # Signs the UI's and the task runners' tokens. The one Airflow writes to airflow.cfg is
-            # too short for its own check (a warning on every request); a new one logs the UI out.
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-            # Free ports, not 8793/8794: a second local Airflow (a test run) must not collide.
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(services.free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
-        }
-    )
-    return env
 
 
 class Airflow:
     """`airflow standalone` in its own process group, so that stopping it reaches every component."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, base_url: str) -> None:
-        self.env = env
-        self.base_url = base_url
-        self.log_dir = log_dir
+        self.env, self.log_dir, self.base_url = env, log_dir, base_url
+        self.passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
         self.log_path = log_dir / "airflow.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         Path(self.env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-        owner_only(Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]))
+        owner_only(self.passwords)
         # Its own process group: stop() reaches the scheduler's task runners and log servers too.
         self.process, self.log_path = services.spawn(
             "airflow", [AIRFLOW, "standalone"], self.log_dir, self.env, own_group=True
@@ -153,9 +131,10 @@ class Airflow:
             f"Airflow {why}. Its log: {_shown(self.log_path)}\n{services.log_tail(self.log_path)}"
         )
 
-    def _get_json(self, path: str, token: str | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        request = urllib.request.Request(self.base_url + path, headers=headers)
+    def _json(self, path: str, token: str | None = None, body: dict | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {"Content-Type": "application/json"}
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, headers=headers)
         # 30 s: a just-started api-server on a busy machine can take that long to answer.
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
@@ -168,7 +147,7 @@ class Airflow:
             if self.process.poll() is not None:
                 raise self._failed(f"exited with code {self.process.returncode} while starting")
             try:
-                health = self._get_json("/api/v2/monitor/health")
+                health = self._json("/api/v2/monitor/health")
                 if all((health.get(name) or {}).get("status") == "healthy" for name in COMPONENTS):
                     return
             except (OSError, ValueError):  # not listening yet, or starting up
@@ -178,29 +157,19 @@ class Airflow:
 
     def password(self) -> str:
         """The simple auth manager's password for USERNAME: it generates it into its passwords file."""
-        path = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
         try:
-            return json.loads(path.read_text())[USERNAME]
+            return json.loads(self.passwords.read_text())[USERNAME]
         except (OSError, ValueError, KeyError) as err:
-            raise self._failed(f"wrote no password for {USERNAME!r} to {path} ({err!r})") from None
+            raise self._failed(f"wrote no password for {USERNAME!r} to {self.passwords} ({err!r})") from None
 
     def token(self, password: str) -> str:
         """A JWT for the REST API, from the simple auth manager's `POST /auth/token`."""
-        body = json.dumps({"username": USERNAME, "password": password}).encode()
-        request = urllib.request.Request(
-            self.base_url + "/auth/token",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        # 30 s: a just-started api-server on a busy machine can take that long to answer.
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)["access_token"]
+        return self._json("/auth/token", body={"username": USERNAME, "password": password})["access_token"]
 
     def dag(self, token: str) -> dict[str, Any] | None:
         """The DAG as `GET /api/v2/dags/{id}` lists it, or None while it is not parsed yet."""
         try:
-            return self._get_json(f"/api/v2/dags/{DAG_ID}", token)
+            return self._json(f"/api/v2/dags/{DAG_ID}", token)
         except urllib.error.HTTPError as err:
             if err.code == 404:
                 return None
@@ -236,25 +205,15 @@ class Airflow:
         self.process.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=STOP_TIMEOUT)
-        self._signal_group(group, signal.SIGTERM)
-        self._wait_group_gone(group, timeout=10)
-        self._signal_group(group, signal.SIGKILL)
-        self.process.wait()
-
-    @staticmethod
-    def _signal_group(group: int, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):  # the group is gone already
-            os.killpg(group, signum)
-
-    def _wait_group_gone(self, group: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.process.poll()  # reap standalone: a zombie leader would keep the group alive
-            try:
+            os.killpg(group, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                self.process.poll()  # reap standalone: a zombie leader would keep the group alive
                 os.killpg(group, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
+                time.sleep(0.2)
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
 
 
 def owner_only(path: Path) -> None:
@@ -290,16 +249,9 @@ def new_api_key() -> str:
 
 
 def banner(
-    base_url: str,
-    password: str,
-    home: Path,
-    log_dir: Path,
-    coordinator: str,
-    sink: str,
-    emulator: str,
-    monitoring: str,
-    slack_mode: str = "webhook",
-) -> str:
+    base_url: str, password: str, home: Path, log_dir: Path, coordinator: str, sink: str, emulator: str,
+    monitoring: str, slack_mode: str = "webhook",
+) -> str:  # fmt: skip
     slack = (
         "bot-token mode: one thread per incident, through its Web API"
         if slack_mode == "bot"
@@ -338,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     home, log_dir = args.home.resolve(), args.log_dir.resolve()
     base_url = f"http://localhost:{args.port}"
 
-    if not _port_is_free(args.port):
+    if not services.port_is_free(args.port):
         print(f"error: port {args.port} is in use; stop what runs there or pass --port", file=sys.stderr)
         return 1
 

@@ -186,16 +186,21 @@ def _ephemeral_ports_start() -> int:
         return 32768  # Linux's default
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:  # taken
+            return False
+    return True
+
+
 def free_port() -> int:
     """A port nothing on 127.0.0.1 listens on now, for a process about to bind it."""
     high = _ephemeral_ports_start()
     for _ in range(100) if high - FREE_PORT_LOW > 1000 else ():
         port = _random.randrange(FREE_PORT_LOW, high)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:  # taken
-                continue
+        if port_is_free(port):
             return port
     with socket.socket() as probe:  # no room below the ephemeral range: the kernel's choice
         probe.bind(("127.0.0.1", 0))
@@ -222,13 +227,12 @@ def start_firestore_emulator(
     if java is None:
         raise PrerequisiteMissing(f"`java` is not on PATH; the Firestore emulator needs it: {INSTALL_HINT}")
     jar = firestore_emulator_jar()
-    for attempt in range(1, EMULATOR_PORT_ATTEMPTS + 1):
+    for _ in range(1 if port is not None else EMULATOR_PORT_ATTEMPTS):
         try:
             return _start_firestore_emulator(java, jar, log_dir, port or free_port(), flags)
         except _PortTaken as taken:
-            if port is not None or attempt == EMULATOR_PORT_ATTEMPTS:
-                raise taken.error from None
-    raise AssertionError("unreachable")
+            error = taken.error
+    raise error from None
 
 
 class _PortTaken(Exception):
@@ -279,21 +283,9 @@ def export_firestore(emulator_url: str, project: str, directory: Path) -> None:
     for leftover in (fresh, old):
         shutil.rmtree(leftover, ignore_errors=True)
     fresh.mkdir(parents=True)  # the emulator wants an existing folder
-    body = {
-        "database": f"projects/{project}/databases/(default)",
-        "export_directory": str(fresh),
-        "export_name": EXPORT_NAME,
-    }
-    url = f"{emulator_url.rstrip('/')}/emulator/v1/projects/{project}:export"
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-    except urllib.error.HTTPError as err:
-        detail = err.read()[:200]
-        raise RuntimeError(f"exporting Firestore at {url} failed: HTTP {err.code} {detail!r}") from None
+    database = f"projects/{project}/databases/(default)"
+    body = {"database": database, "export_directory": str(fresh), "export_name": EXPORT_NAME}
+    _emulator_call("exporting", f"{emulator_url.rstrip('/')}/emulator/v1/projects/{project}:export", body)
     if directory.exists():
         directory.rename(old)
     (fresh / EXPORT_NAME).rename(directory)
@@ -304,11 +296,18 @@ def export_firestore(emulator_url: str, project: str, directory: Path) -> None:
 def wipe_firestore(emulator_url: str, project: str) -> None:
     """Delete every document of `project`'s default database in the emulator."""
     url = f"{emulator_url.rstrip('/')}/emulator/v1/projects/{project}/databases/(default)/documents"
-    request = urllib.request.Request(url, method="DELETE")
+    _emulator_call("wiping", url)
+
+
+def _emulator_call(doing: str, url: str, body: dict | None = None) -> None:
+    """POST `body` to (or, without one, DELETE) an emulator endpoint; an error answer raises."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method="POST" if data else "DELETE", headers=headers)
     try:
         # 60 s: a just-started emulator's JVM, on a machine running the suite's workers, is slow.
         with urllib.request.urlopen(request, timeout=60) as response:
             response.read()
     except urllib.error.HTTPError as err:
         detail = err.read()[:200]
-        raise RuntimeError(f"wiping Firestore at {url} failed: HTTP {err.code} {detail!r}") from None
+        raise RuntimeError(f"{doing} Firestore at {url} failed: HTTP {err.code} {detail!r}") from None

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dev.services import PrerequisiteMissing, free_port, log_tail, stop_process
+from dev.services import PrerequisiteMissing, free_port, log_tail, spawn, stop_process
 
 # Measured on 2 CPUs: initdb about 1.5 s, the server ready about 0.3 s after `pg_ctl start`.
 POSTGRES_START_TIMEOUT = 60
@@ -66,18 +66,18 @@ def postgres_bin_dir() -> Path:
 
     def installed() -> list[Path]:
         found = [path.parent for path in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
-        return sorted(found, key=lambda path: (path.parent.name != POSTGRES_VERSION, -_major(path)))
+
+        def rank(bin_dir: Path) -> tuple[bool, int]:  # POSTGRES_VERSION first, then the newest
+            name = bin_dir.parent.name
+            return name != POSTGRES_VERSION, -int(name) if name.isdigit() else 0
+
+        return sorted(found, key=rank)
 
     if not installed():
         apt_install(POSTGRES_PACKAGE)
     if not installed():
         raise PrerequisiteMissing(f"{POSTGRES_PACKAGE} is installed, yet /usr/lib/postgresql has no initdb")
     return installed()[0]
-
-
-def _major(bin_dir: Path) -> int:
-    name = bin_dir.parent.name
-    return int(name) if name.isdigit() else 0
 
 
 @dataclass
@@ -191,8 +191,6 @@ def start_redis(log_dir: Path) -> Redis:
     """`redis-server` on a free loopback port, without persistence; ready once it answers PING."""
     binary = redis_server_binary()
     port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / "redis.log"
     command = [
         binary,
         "--port", str(port),
@@ -201,8 +199,7 @@ def start_redis(log_dir: Path) -> Redis:
         "--appendonly", "no",
         "--dir", tempfile.gettempdir(),  # nothing is written there with persistence off
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    process, log_path = spawn("redis", command, log_dir)
     server = Redis(port, process, log_path)
     deadline = time.monotonic() + REDIS_START_TIMEOUT
     while time.monotonic() < deadline:

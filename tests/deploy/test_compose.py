@@ -65,20 +65,6 @@ def _pinned_airflow_version() -> str:
     return pins[0]
 
 
-def _project_python() -> str:
-    with (REPO / "pyproject.toml").open("rb") as f:
-        requires = tomllib.load(f)["project"]["requires-python"]
-    match = re.search(r">=\s*(\d+\.\d+)", requires)
-    assert match, f"pyproject.toml's requires-python {requires!r} names no minimum Python"
-    return match[1]
-
-
-def _dockerfile_from() -> str:
-    froms = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
-    assert len(froms) == 1, f"Dockerfile should have one FROM line, found {froms}"
-    return froms[0]
-
-
 def _env_example() -> dict[str, str]:
     """KEY=VALUE lines as Compose reads them; single or double quotes around a value are removed."""
     values = {}
@@ -232,9 +218,13 @@ def test_nothing_is_pip_installed_at_container_start():
 
 
 def test_dockerfile_builds_from_the_pinned_airflow_on_the_projects_python():
-    expected = f"apache/airflow:{_pinned_airflow_version()}-python{_project_python()}"
-    # An image without -pythonX.Y picks the image's default Python, which the lock may not be for.
-    assert _dockerfile_from() == expected, "requirements.txt's Airflow and pyproject.toml's Python"
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    python = re.search(r">=\s*(\d+\.\d+)", requires)
+    assert python, f"pyproject.toml's requires-python {requires!r} names no minimum Python"
+    expected = f"apache/airflow:{_pinned_airflow_version()}-python{python[1]}"
+    # One FROM; an image without -pythonX.Y picks the image's default Python, which the lock may not be for.
+    froms = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert froms == [expected], "requirements.txt's Airflow and pyproject.toml's Python"
 
 
 def test_compose_names_no_other_airflow_version():

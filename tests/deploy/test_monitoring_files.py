@@ -12,15 +12,7 @@ from typing import Any
 import pytest
 from google.cloud import monitoring_dashboard_v1, monitoring_v3
 
-from batch_cleanup.monitoring import (
-    CLEANUPS_IN_WINDOW,
-    HEARTBEAT,
-    MESSAGES_FAILED,
-    METRIC_TYPES,
-    RESOURCE_TYPE,
-    RunFigures,
-    run_series,
-)
+from batch_cleanup import monitoring as metrics
 from batch_cleanup.names import DAG_ID
 from batch_cleanup.policy import PolicyConfig
 from tests.conftest import REPO
@@ -35,8 +27,10 @@ DASHBOARD = FOLDER / "dashboard.json"
 DEFAULTS = PolicyConfig()
 
 # The labels each metric carries, from the builder itself.
-FIGURES = RunFigures(DAG_ID, datetime(2026, 1, 1, tzinfo=UTC), 1, 1, 1)
-WRITTEN = {s["metric"]["type"]: set(s["metric"]["labels"]) for s in run_series(FIGURES, project_id="p")}
+FIGURES = metrics.RunFigures(DAG_ID, datetime(2026, 1, 1, tzinfo=UTC), 1, 1, 1)
+WRITTEN = {
+    s["metric"]["type"]: set(s["metric"]["labels"]) for s in metrics.run_series(FIGURES, project_id="p")
+}
 
 
 def policy(name: str) -> monitoring_v3.AlertPolicy:
@@ -97,7 +91,7 @@ def test_the_dashboard_loads_as_a_dashboard_and_shows_every_metric():
 
     assert dashboard.display_name
     shown = {metric_of(text) for text, _ in queries(json.loads(DASHBOARD.read_text()))}
-    assert shown == set(METRIC_TYPES)
+    assert shown == set(metrics.METRIC_TYPES)
 
 
 @pytest.mark.parametrize("path", [*POLICIES.values(), DASHBOARD], ids=lambda p: p.name)
@@ -107,8 +101,8 @@ def test_every_filter_names_what_the_run_writes(path):
 
     for text, group_by in found:
         metric = metric_of(text)
-        assert metric in METRIC_TYPES, text
-        assert _one(r'resource\.type\s*=\s*"([^"]+)"', text) == RESOURCE_TYPE
+        assert metric in metrics.METRIC_TYPES, text
+        assert _one(r'resource\.type\s*=\s*"([^"]+)"', text) == metrics.RESOURCE_TYPE
         labels = dict(re.findall(r'metric\.labels?\.(\w+)\s*=\s*"([^"]*)"', text))
         assert labels.get("dag_id") == DAG_ID, text
         assert set(labels) <= WRITTEN[metric], text
@@ -120,7 +114,7 @@ def test_a_missing_heartbeat_for_45_minutes_alerts():
     which, absent = condition("heartbeat")
 
     assert which == "condition_absent"
-    assert metric_of(absent.filter) == HEARTBEAT
+    assert metric_of(absent.filter) == metrics.HEARTBEAT
     assert absent.duration == timedelta(minutes=45)
 
 
@@ -128,7 +122,7 @@ def test_any_failed_message_alerts():
     which, threshold = condition("messages_failed")
 
     assert which == "condition_threshold"
-    assert metric_of(threshold.filter) == MESSAGES_FAILED
+    assert metric_of(threshold.filter) == metrics.MESSAGES_FAILED
     assert threshold.comparison == monitoring_v3.ComparisonType.COMPARISON_GT
     assert threshold.threshold_value == 0
 
@@ -137,7 +131,7 @@ def test_cleanups_in_window_alert_at_the_dags_warning_threshold():
     which, threshold = condition("cleanups_in_window")
 
     assert which == "condition_threshold"
-    assert metric_of(threshold.filter) == CLEANUPS_IN_WINDOW
+    assert metric_of(threshold.filter) == metrics.CLEANUPS_IN_WINDOW
     # The API compares with GT or LT only; the counts are integers, so > warning - 1 is ≥ warning.
     assert threshold.comparison == monitoring_v3.ComparisonType.COMPARISON_GT
     assert threshold.threshold_value == DEFAULTS.warning_threshold - 1

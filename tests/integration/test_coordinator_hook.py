@@ -39,14 +39,12 @@ def deep_health(timeout: float = TIMEOUT) -> dict:
     return CoordinatorHook(http_conn_id=CONN_ID, timeout=60).deep_health(timeout)
 
 
-DEGRADED = {
-    "status": "degraded",
-    "version": "2.4.1",
-    "components": [
-        {"name": "firestore", "status": "UP", "latency_ms": 9},
-        {"name": "workers", "status": "unhealthy", "error": "3 of 10 workers not reporting"},
-    ],
-}
+HTML = "<html>ok</html>"
+ECHO = f"key {API_KEY}"  # a coordinator that echoes the key it was sent
+DEGRADED = {"status": "degraded", "version": "2.4.1", "components": [
+    {"name": "firestore", "status": "UP", "latency_ms": 9},
+    {"name": "workers", "status": "unhealthy", "error": "3 of 10 workers not reporting"},
+]}  # fmt: skip
 
 
 def test_a_healthy_coordinator_answers_its_document_with_the_key_sent(admin):
@@ -73,10 +71,7 @@ def test_unhealthy_components_come_back_as_the_answer(admin, status):
         ({"status": 503, "body": "Service Unavailable"}, "HTTP 503 'Service Unavailable'"),
         ({"status": 503, "answer": {"error": "overloaded"}}, """HTTP 503 '{"error": "overloaded"}'"""),
         ({"status": 500, "body": ""}, "HTTP 500 ''"),
-        (
-            {"status": 200, "body": "<html>ok</html>", "content_type": "text/html"},
-            "not JSON: '<html>ok</html>'",
-        ),
+        ({"status": 200, "body": HTML, "content_type": "text/html"}, f"not JSON: '{HTML}'"),
         ({"status": 200, "body": '{"status": "healthy"'}, """not JSON: '{"status": "healthy"'"""),
     ],
     ids=["503 text", "503 JSON without status or components", "500 empty", "html", "cut JSON"],
@@ -107,8 +102,7 @@ def test_a_wrong_key_is_a_failure_naming_the_rejected_key(admin, coordinator, mo
 
     result = deep_health()
 
-    assert result["ok"] is False
-    assert result["http_status"] == 401
+    assert (result["ok"], result["http_status"]) == (False, 401)
     assert result["error"].startswith("HTTP 401 '")
     assert result["error"].endswith("(the API key was rejected)")
     assert admin.health_calls() == [{**HEALTH_OK, "api_key_ok": False, "status": 401}]
@@ -157,12 +151,7 @@ def test_a_long_error_body_is_cut_to_one_short_line(admin):
 @pytest.mark.parametrize(
     "setting",
     [
-        {
-            "answer": {
-                "status": "unhealthy",
-                "components": {"auth": {"status": "down", "error": f"key {API_KEY}"}},
-            }
-        },
+        {"answer": {"status": "unhealthy", "components": {"auth": {"status": "down", "error": ECHO}}}},
         {"status": 503, "body": f"rejected X-API-Key: {API_KEY}"},
         {"status": 200, "body": f"plain text {API_KEY}"},
         {"status": 401, "body": f"{'x' * 290}{API_KEY}"},  # the key straddles the excerpt's cut

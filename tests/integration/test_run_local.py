@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -61,25 +60,23 @@ def _processes_where(file: str, marker: str) -> list[str]:
 
 
 class Launch:
-    """`run_local` with `args`, its output collected as it comes."""
+    """`run_local` with `args`, its output written to `log` as it comes."""
 
-    def __init__(self, *args: str, mark: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, *args],
-            cwd=REPO,
-            # Every process run_local starts inherits the mark; none may be left once it exits.
-            env={**os.environ, "TEST_RUN_LOCAL_KEY": KEY, "TEST_RUN_LOCAL_MARK": mark},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
-        self._reader.start()
+    def __init__(self, log: Path, *args: str, mark: str) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", LAUNCH, *args],
+                cwd=REPO,
+                # Every process run_local starts inherits the mark; none may be left once it exits.
+                env={**os.environ, "TEST_RUN_LOCAL_KEY": KEY, "TEST_RUN_LOCAL_MARK": mark},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     @property
     def output(self) -> str:
-        return "".join(self.lines)
+        return self.log.read_text(errors="replace")
 
     def wait(self, until, key_seen: set[str]) -> None:
         """Until `until(self)` holds or the process ends (at most TIMEOUT), looking for the key on
@@ -90,13 +87,10 @@ class Launch:
             time.sleep(0.5)
         if self.process.poll() is None and not until(self):
             self.stop(signal.SIGTERM)
-        if self.process.poll() is not None:
-            self._reader.join(timeout=10)
 
     def stop(self, signum: int) -> None:
         self.process.send_signal(signum)  # run_local stops what it started
         self.process.wait(timeout=120)
-        self._reader.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +105,7 @@ def check_run() -> dict:
 
     # A session stopped with Ctrl-C once it is up, with a document written into its Firestore.
     # Its own port: the first session's may still be held (TIME_WAIT) when the second starts.
-    first = Launch("--port", str(services.free_port()), *places, mark=mark)
+    first = Launch(work / "first-output.txt", "--port", str(services.free_port()), *places, mark=mark)
     first.wait(lambda launch: "Stop with Ctrl-C." in launch.output, key_on_command_lines)
     emulator = re.search(r"Firestore       emulator at (\S+) ", first.output)
     if emulator and first.process.poll() is None:
@@ -123,11 +117,9 @@ def check_run() -> dict:
         urllib.request.urlopen(request, timeout=30).close()
     if first.process.poll() is None:
         first.stop(signal.SIGINT)  # Ctrl-C
-    (work / "first-output.txt").write_text(first.output)
 
-    check = Launch("--check", "--port", str(port), *places, mark=mark)
+    check = Launch(work / "output.txt", "--check", "--port", str(port), *places, mark=mark)
     check.wait(lambda launch: False, key_on_command_lines)
-    (work / "output.txt").write_text(check.output)
     time.sleep(1)  # the last children reaped by init
     return {
         "returncode": check.process.returncode,

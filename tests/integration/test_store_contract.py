@@ -58,12 +58,8 @@ def test_an_event_is_created_once_and_kept_as_first_written(store):
 
 
 def test_the_window_excludes_its_start_and_includes_its_end(store):
-    for name, at in [
-        ("at-start", START),
-        ("after-start", START + TICK),
-        ("at-end", END),
-        ("after", END + TICK),
-    ]:
+    edges = {"at-start": START, "after-start": START + TICK, "at-end": END, "after": END + TICK}
+    for name, at in edges.items():
         store.create_event(name, {"timestamp": at, "batch_ids": [name]})
 
     assert [event.id for event in store.events_in(START, END)] == ["at-end", "after-start"]
@@ -171,26 +167,10 @@ def test_a_release_with_no_state_writes_nothing(store):
 
 def test_a_post_is_recorded_beside_the_state_and_a_later_one_replaces_it(store):
     seed_state(store, {"open": True, "version": 3})
-    store.record_post(
-        DAG,
-        run_id="run-a",
-        kind="alert",
-        where={"channel": "C0TEST", "ts": "1.1", "gone": "message_not_found"},
-    )
-    assert store.read_state(DAG) == (
-        {
-            "open": True,
-            "version": 3,
-            "posted": {
-                "run_id": "run-a",
-                "kind": "alert",
-                "channel": "C0TEST",
-                "ts": "1.1",
-                "gone": "message_not_found",
-            },
-        },
-        3,
-    )
+    where = {"channel": "C0TEST", "ts": "1.1", "gone": "message_not_found"}
+    store.record_post(DAG, run_id="run-a", kind="alert", where=where)
+    posted = {"run_id": "run-a", "kind": "alert", **where}
+    assert store.read_state(DAG) == ({"open": True, "version": 3, "posted": posted}, 3)
 
     store.record_post(DAG, run_id="run-b", kind="reminder", where={"channel": "C0TEST", "ts": "2.2"})
     # Replaced whole: run-a's `gone` must not end run-b's thread.
@@ -199,9 +179,8 @@ def test_a_post_is_recorded_beside_the_state_and_a_later_one_replaces_it(store):
 
 def test_the_holders_save_bumps_the_version_drops_lease_and_marker_and_keeps_its_thread(store):
     store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
-    store.record_post(
-        DAG, run_id="run-a", kind="alert", where={"channel": "C0TEST", "ts": "1.1", "gone": "x"}
-    )
+    where = {"channel": "C0TEST", "ts": "1.1", "gone": "x"}
+    store.record_post(DAG, run_id="run-a", kind="alert", where=where)
 
     assert store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted) is None
 
@@ -209,15 +188,8 @@ def test_the_holders_save_bumps_the_version_drops_lease_and_marker_and_keeps_its
     assert version == 1 and stored["lease"] is None and "posted" not in stored
     assert stored["updated_by"] == "run-a" and isinstance(stored["updated_at"], datetime)
     saved = {key: stored[key] for key in stored if key not in ("updated_at",)}
-    assert saved == {
-        **OPEN,
-        "slack_channel": "C0TEST",
-        "slack_ts": "1.1",
-        "slack_thread_gone": "x",
-        "version": 1,
-        "lease": None,
-        "updated_by": "run-a",
-    }
+    thread = {"slack_channel": "C0TEST", "slack_ts": "1.1", "slack_thread_gone": "x"}
+    assert saved == {**OPEN, **thread, "version": 1, "lease": None, "updated_by": "run-a"}
 
 
 def test_a_closed_incident_and_another_runs_post_keep_no_thread(store):
@@ -277,22 +249,8 @@ def test_a_save_on_an_old_version_changes_nothing(store):
 
 
 def test_the_incident_entry_is_written_with_the_save_and_merged_by_a_later_one(store):
-    opened = START
-    store.save_state(
-        DAG,
-        OPEN,
-        run_id="run-a",
-        version=0,
-        carry=thread_posted,
-        incident={"id": "i1", "opened_at": opened, "n": 1},
-    )
-    store.save_state(
-        DAG,
-        {"open": False},
-        run_id="run-b",
-        version=1,
-        carry=thread_posted,
-        incident={"id": "i1", "closed_at": END, "n": 2},
-    )
+    opening, closing = {"id": "i1", "opened_at": START, "n": 1}, {"id": "i1", "closed_at": END, "n": 2}
+    store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted, incident=opening)
+    store.save_state(DAG, {"open": False}, run_id="run-b", version=1, carry=thread_posted, incident=closing)
 
-    assert incidents(store) == {"i1": {"opened_at": opened, "closed_at": END, "n": 2}}
+    assert incidents(store) == {"i1": {"opened_at": START, "closed_at": END, "n": 2}}

@@ -236,12 +236,9 @@ def serve(address: str, ready_fd: int) -> None:
             except InterruptedError:
                 readable = []
             if wake_read in readable:
-                while True:
-                    try:
-                        if not os.read(wake_read, 512):
-                            break
-                    except BlockingIOError:
-                        break
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(wake_read, 512):
+                        pass
             if listener in readable:
                 conn, _ = listener.accept()
                 try:

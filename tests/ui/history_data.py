@@ -41,19 +41,12 @@ class History:
         self.run(at - timedelta(seconds=5), checked=checked, stalled=stalled)
         run_after = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
         document = {
-            "timestamp": at,
-            "expire_at": run_after + timedelta(days=30),
-            "stalled_count": stalled,
-            "batches_checked": checked,
-            "batches_completed": stalled,
-            "batch_ids": batch_ids,
+            "timestamp": at, "expire_at": run_after + timedelta(days=30), "stalled_count": stalled,
+            "batches_checked": checked, "batches_completed": stalled, "batch_ids": batch_ids,
             "results": [{"batch_id": b, "was_stalled": True, "completion_pct": 97.5} for b in batch_ids],
-            "truncated": False,
-            "dag_id": DAG_ID,
-            "run_id": f"scheduled__{run_after.isoformat()}",
-            "stall_threshold_minutes": 10,
-            "min_completion_pct": 90,
-        }
+            "truncated": False, "dag_id": DAG_ID, "run_id": f"scheduled__{run_after.isoformat()}",
+            "stall_threshold_minutes": 10, "min_completion_pct": 90,
+        }  # fmt: skip
         self.events.append(document)
         return document
 
@@ -135,22 +128,12 @@ def story(now: datetime) -> History:
         peak_severity="CRITICAL", peak_count=9, total_cleanups=9, batch_ids=["x"], notifications=1,
     )  # fmt: skip
     history.state = {
-        "open": True,
-        "severity": "WARNING",
-        "peak_severity": "WARNING",
-        "opened_at": opened,
-        "last_notified_at": opened + timedelta(minutes=1),
-        "last_notified_kind": "alert",
-        "last_notified_severity": "WARNING",
-        "last_count": 2,
-        "peak_count": 4,
-        "reported_batch_ids": ["batch-c", "batch-a"],
-        "event_ids": ["e1", "e2", "e3", "e4", "e5"],
-        "muted": [],
-        "lease": None,
-        "updated_at": h - timedelta(minutes=19),
-        "version": 4,
-    }
+        "open": True, "severity": "WARNING", "peak_severity": "WARNING", "opened_at": opened,
+        "last_notified_at": opened + timedelta(minutes=1), "last_notified_kind": "alert",
+        "last_notified_severity": "WARNING", "last_count": 2, "peak_count": 4,
+        "reported_batch_ids": ["batch-c", "batch-a"], "event_ids": ["e1", "e2", "e3", "e4", "e5"],
+        "muted": [], "lease": None, "updated_at": h - timedelta(minutes=19), "version": 4,
+    }  # fmt: skip
     return history
 
 

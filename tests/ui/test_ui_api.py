@@ -18,6 +18,7 @@ from tests.ui.conftest import NOW
 from tests.ui.history_data import NOTHING_CHECKED
 
 H = history_data.hour_of(NOW)
+TIMES = ("run_after", "start_date", "end_date")
 LAST_EVENT_RUN = f"scheduled__{(H - timedelta(minutes=30)).isoformat()}"  # the event at H - 20 min
 
 
@@ -45,14 +46,7 @@ def day(date, *figures, source="runs"):
 
 
 def run(run_id=LAST_EVENT_RUN, state="success"):
-    return {
-        "run_id": run_id,
-        "state": state,
-        "run_type": "scheduled",
-        "run_after": H,
-        "start_date": H,
-        "end_date": H,
-    }
+    return {"run_id": run_id, "state": state, "run_type": "scheduled", **dict.fromkeys(TIMES, H)}
 
 
 @pytest.mark.parametrize(
@@ -186,19 +180,11 @@ def test_incidents_in_the_window_newest_first(story, make_client, range_, shown)
 def test_an_incident_row_has_start_end_and_counts(story, make_client):
     [_, burst] = make_client().get("/batch-cleanup/api/incidents?range=7d").json()["incidents"]
     assert burst == {
-        "id": "stalled_batch_cleanup-20260308T102000Z",
-        "open": False,
-        "severity": "WARNING",
-        "peak_severity": "CRITICAL",
-        "opened_at": "2026-03-08T10:20:00Z",
-        "closed_at": "2026-03-08T12:05:00Z",
-        "duration_seconds": 6300,
-        "duration": "1 h 45 min",
-        "peak_count": 6,
-        "total_cleanups": 6,
-        "batches": 2,
-        "notifications": 3,
-    }
+        "id": "stalled_batch_cleanup-20260308T102000Z", "open": False, "severity": "WARNING",
+        "peak_severity": "CRITICAL", "opened_at": "2026-03-08T10:20:00Z", "closed_at": "2026-03-08T12:05:00Z",
+        "duration_seconds": 6300, "duration": "1 h 45 min", "peak_count": 6, "total_cleanups": 6,
+        "batches": 2, "notifications": 3,
+    }  # fmt: skip
 
 
 def test_an_incident_that_began_before_the_window_and_is_still_open_is_shown(db, make_client):
@@ -275,15 +261,8 @@ def test_the_range_is_read_as_the_dag_reads_its_window(db):
 
     start, end = NOW - timedelta(hours=1), NOW
     for name, at in [("at-start", start), ("inside", start + timedelta(minutes=30)), ("at-end", end)]:
-        db.collection(history_data.EVENTS).document(name).set(
-            {
-                "timestamp": at,
-                "stalled_count": 1,
-                "batches_checked": 10,
-                "batch_ids": [name],
-                "dag_id": history_data.DAG_ID,
-            }
-        )
+        event = {"timestamp": at, "stalled_count": 1, "batches_checked": 10, "batch_ids": [name]}
+        db.collection(history_data.EVENTS).document(name).set({**event, "dag_id": history_data.DAG_ID})
     store = HistoryStore(dag_id=history_data.DAG_ID)
 
     events, _ = store.events(start, end)

@@ -40,15 +40,9 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 SHOTS = OUTPUT / "ui"
 ADMIN_PASSWORD = "ui-test-admin-7c41e0"
 API_SERVER_START_TIMEOUT = 240
@@ -174,8 +168,9 @@ def browser(chromium):
         browser.close()
 
 
-def sign_in(page, url: str) -> None:
-    """Open `url` signed out: Airflow's login form comes first, then the page we asked for."""
+def sign_in(browser, url: str, width: int = 1280, height: int = 900):
+    """A new page opening `url` signed out: Airflow's login form comes first, then the page we asked for."""
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(url)
     page.wait_for_url("**/auth/login**")
     page.locator("input[name=username]").fill("admin")
@@ -183,6 +178,7 @@ def sign_in(page, url: str) -> None:
     page.locator("button[type=submit]").click()
     page.wait_for_url(url)
     page.wait_for_selector("body[data-charts-ready=true]")
+    return page
 
 
 def text(page, selector: str) -> str:
@@ -252,9 +248,8 @@ def test_latency_with_2880_events(api_server, ui_airflow, db, browser):
     assert body["totals"]["cleanups"] == body["events_read"] == 2880
     assert body["totals"]["runs"] == 2880 + 1  # and the real last run
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
     url = f"{api_server.url}/batch-cleanup/?range=30d"
-    sign_in(page, url)
+    page = sign_in(browser, url)
     loads = []
     for _ in range(5):
         started = time.perf_counter()
@@ -290,9 +285,8 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     history_data.write(db, story)
     seed_runs_in(ui_airflow, story)
     h = history_data.hour_of(now)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
 
-    sign_in(page, f"{api_server.url}/batch-cleanup/?range=7d")
+    page = sign_in(browser, f"{api_server.url}/batch-cleanup/?range=7d")
 
     # Totals over the 7 days (see history_data.story): 17 cleanups; the rate is over the 17 runs
     # that cleaned up, the 167 that found nothing stalled (200 checked each) and the last run.
@@ -354,8 +348,7 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
 def test_the_page_inside_airflows_ui(api_server, db, browser):
     """The Browse menu's entry opens the page in Airflow's own frame, at /plugin/batch-cleanup."""
     history_data.write(db, history_data.story(datetime.now(UTC)))
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    sign_in(page, f"{api_server.url}/batch-cleanup/?range=24h")
+    page = sign_in(browser, f"{api_server.url}/batch-cleanup/?range=24h", 1400, 1000)
 
     page.goto(f"{api_server.url}/")
     page.get_by_role("button", name="Browse").click()
@@ -398,8 +391,7 @@ BACKTEST_TOTALS = {
 
 def test_the_backtest_form_compares_a_candidate_with_the_current_thresholds(api_server, db, browser):
     history_data.write(db, history_data.story(datetime.now(UTC)))
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    sign_in(page, f"{api_server.url}/batch-cleanup/?range=30d")
+    page = sign_in(browser, f"{api_server.url}/batch-cleanup/?range=30d")
     assert page.locator("#backtest-form input[name=warning_threshold]").input_value() == "3"
 
     compare(page, warning_threshold=4, critical_threshold=5)

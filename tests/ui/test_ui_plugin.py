@@ -45,18 +45,12 @@ def test_airflow_loads_the_plugin_and_the_app_only_when_asked():
     # Airflow did not run ui/*.py as top-level modules (plugins/batch_cleanup/ui/.airflowignore).
     modules = ("fastapi", "batch_cleanup.ui.app", "history", "queries", "app")
     assert loaded["before_apps_were_read"] == dict.fromkeys(modules, False)
-    assert loaded["apps"] == [
-        {"app": "FastAPI", "url_prefix": "/batch-cleanup", "name": "Batch cleanup history"}
-    ]
+    app = {"app": "FastAPI", "url_prefix": "/batch-cleanup", "name": "Batch cleanup history"}
+    assert loaded["apps"] == [app]
     assert loaded["same_app_twice"] is True
     [view] = loaded["external_views"]
-    assert view == {
-        "name": "Batch cleanup",
-        "href": "batch-cleanup/",
-        "url_route": "batch-cleanup",
-        "destination": "nav",
-        "category": "browse",
-    }
+    route = {"href": "batch-cleanup/", "url_route": "batch-cleanup"}
+    assert view == {"name": "Batch cleanup", **route, "destination": "nav", "category": "browse"}
     [info] = [p for p in loaded["info"] if p["name"] == "batch_cleanup_ui"]
     assert info["fastapi_apps"][0]["app"] == "fastapi.applications.FastAPI"
 
