@@ -150,13 +150,17 @@ def test_concurrent_claims_in_threads_grant_exactly_one(hook):
     results = {}
 
     def claim(run_id):
-        results[run_id] = FirestoreHook().claim_lease(DAG, run_id=run_id, version=0, kind="alert")
+        try:
+            results[run_id] = FirestoreHook().claim_lease(DAG, run_id=run_id, version=0, kind="alert")
+        except Exception as error:  # a claim that raised must fail the test, not vanish in its thread
+            results[run_id] = error
 
     threads = [threading.Thread(target=claim, args=(f"run-{index}",)) for index in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert all(outcome is None or isinstance(outcome, str) for outcome in results.values()), results
     assert sum(outcome is None for outcome in results.values()) == 1, results
 
 
