@@ -97,37 +97,20 @@ def test_the_id_is_a_valid_firestore_document_id(run_id):
 # --- firestore_size: Firestore's documented storage sizes ------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("value", "size"),
-    [
-        ("", 1),
-        ("a", 2),
-        ("task", 5),
-        ("é", 3),
-        ("数据", 7),
-        ("🚀", 5),
-        ("x" * 500, 501),
-        (0, 8),
-        (-(2**63), 8),
-        (2**63 - 1, 8),
-        (3.14, 8),
-        (float("inf"), 8),
-        (True, 1),
-        (False, 1),
-        (None, 1),
-        (datetime(2020, 1, 1, tzinfo=UTC), 8),
-        (b"\x00\x01\x02", 3),
-        ([], 0),
-        ({}, 0),
-        (["red", "blue"], 4 + 5),
-        ([1, 2.5, None, True], 8 + 8 + 1 + 1),
-        ({"a": 1}, 2 + 8),
-        ({"type": "Personal", "done": False, "priority": 1}, (5 + 9) + (5 + 1) + (9 + 8)),
-        ({"ids": ["b1", "b2"], "n": {"x": None}}, (4 + 3 + 3) + (2 + (2 + 1))),
-        ([{"batch_id": "b1", "was_stalled": True}], (9 + 3) + (12 + 1)),
-    ],
-    ids=lambda v: repr(v)[:20],
-)
+# fmt: off
+SIZES = [
+    ("", 1), ("a", 2), ("task", 5), ("é", 3), ("数据", 7), ("🚀", 5), ("x" * 500, 501),
+    (0, 8), (-(2**63), 8), (2**63 - 1, 8), (3.14, 8), (float("inf"), 8), (True, 1), (False, 1), (None, 1),
+    (datetime(2020, 1, 1, tzinfo=UTC), 8), (b"\x00\x01\x02", 3), ([], 0), ({}, 0), (["red", "blue"], 4 + 5),
+    ([1, 2.5, None, True], 8 + 8 + 1 + 1), ({"a": 1}, 2 + 8),
+    ({"type": "Personal", "done": False, "priority": 1}, (5 + 9) + (5 + 1) + (9 + 8)),
+    ({"ids": ["b1", "b2"], "n": {"x": None}}, (4 + 3 + 3) + (2 + (2 + 1))),
+    ([{"batch_id": "b1", "was_stalled": True}], (9 + 3) + (12 + 1)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("value", "size"), SIZES, ids=lambda v: repr(v)[:20])
 def test_sizes_follow_firestore_arrays_sum_their_elements_and_maps_their_keys_and_values(value, size):
     assert firestore_size(value) == size
 
@@ -207,30 +190,25 @@ def test_an_event_that_fits_is_whole_and_not_truncated():
 # --- window_start -----------------------------------------------------------------------------
 
 
+IST, NEW_YORK = timezone(timedelta(hours=5, minutes=30)), ZoneInfo("America/New_York")
+
+
+def utc(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("run_after", "minutes", "expected"),
     [
-        (datetime(2020, 3, 1, 10, 5, tzinfo=UTC), 5, datetime(2020, 3, 1, 10, 0, tzinfo=UTC)),
-        (datetime(2020, 3, 1, 10, 5, tzinfo=UTC), 60, datetime(2020, 3, 1, 9, 5, tzinfo=UTC)),
-        (datetime(2020, 1, 1, 0, 10, tzinfo=UTC), 30, datetime(2019, 12, 31, 23, 40, tzinfo=UTC)),
-        (datetime(2020, 3, 1, 10, 5, tzinfo=UTC), 0, datetime(2020, 3, 1, 10, 5, tzinfo=UTC)),
-        (
-            datetime(2020, 3, 1, 15, 35, tzinfo=timezone(timedelta(hours=5, minutes=30))),
-            5,
-            datetime(2020, 3, 1, 10, 0, tzinfo=UTC),
-        ),
+        (utc(2020, 3, 1, 10, 5), 5, utc(2020, 3, 1, 10, 0)),
+        (utc(2020, 3, 1, 10, 5), 60, utc(2020, 3, 1, 9, 5)),
+        (utc(2020, 1, 1, 0, 10), 30, utc(2019, 12, 31, 23, 40)),
+        (utc(2020, 3, 1, 10, 5), 0, utc(2020, 3, 1, 10, 5)),
+        (datetime(2020, 3, 1, 15, 35, tzinfo=IST), 5, utc(2020, 3, 1, 10, 0)),
         # 03:10 CEST is 01:10 UTC, right after the spring-forward gap: an hour back is 00:10 UTC.
-        (
-            datetime(2020, 3, 29, 3, 10, tzinfo=ZoneInfo("Europe/Berlin")),
-            60,
-            datetime(2020, 3, 29, 0, 10, tzinfo=UTC),
-        ),
+        (datetime(2020, 3, 29, 3, 10, tzinfo=ZoneInfo("Europe/Berlin")), 60, utc(2020, 3, 29, 0, 10)),
         # 01:30 EST on the fall-back night (second occurrence) is 06:30 UTC.
-        (
-            datetime(2020, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
-            45,
-            datetime(2020, 11, 1, 5, 45, tzinfo=UTC),
-        ),
+        (datetime(2020, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK), 45, utc(2020, 11, 1, 5, 45)),
     ],
     ids=["5-min", "1-hour", "over-new-year", "zero", "ist-offset", "dst-spring-forward", "dst-fall-back"],
 )
@@ -243,10 +221,8 @@ def test_the_window_starts_the_given_minutes_before_the_run(run_after, minutes, 
 
 def test_the_window_is_taken_from_the_run_time_not_the_clock():
     # A run in 2020 gives a 2020 window whatever today is, and the same one every time.
-    run_after = datetime(2020, 6, 15, 12, 0, tzinfo=UTC)
-    assert (
-        window_start(run_after, 5) == window_start(run_after, 5) == datetime(2020, 6, 15, 11, 55, tzinfo=UTC)
-    )
+    run_after = utc(2020, 6, 15, 12, 0)
+    assert window_start(run_after, 5) == window_start(run_after, 5) == utc(2020, 6, 15, 11, 55)
 
 
 @pytest.mark.parametrize(
