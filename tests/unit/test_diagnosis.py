@@ -37,68 +37,52 @@ def with_components(components) -> dict[str, Any]:
 
 NOT_HEALTHY = "no component reported unhealthy"
 # The answer's components (or the whole answer, where it has a status) → the lines.
+# fmt: off
 LINES = {
     "all healthy": (
         {"status": "healthy", "components": {"firestore": {"status": "healthy", "latency_ms": 12}}},
-        ["All 1 components healthy"],
-    ),
+        ["All 1 components healthy"]),
     "healthy in any case": (
         with_components({"a": {"status": "OK"}, "b": {"status": " Up "}, "c": {"status": "PASS"}}),
-        ["All 3 components healthy"],
-    ),
+        ["All 3 components healthy"]),
     "one unhealthy with its error": (
         {"status": "degraded", "components": {"firestore": {"status": "healthy"}, "workers": WORKERS_DOWN}},
-        ["workers: unhealthy — 3 of 10 workers not reporting"],
-    ),
+        ["workers: unhealthy — 3 of 10 workers not reporting"]),
     "components as a list with names": (
         with_components([{"name": "firestore", "status": "healthy"}, {"name": "workers", **WORKERS_DOWN}]),
-        ["workers: unhealthy — 3 of 10 workers not reporting"],
-    ),
+        ["workers: unhealthy — 3 of 10 workers not reporting"]),
     "latency": (
         with_components({"firestore": {"status": "Degraded", "latency_ms": 1200}}),
-        ["firestore: Degraded, 1200 ms"],
-    ),
+        ["firestore: Degraded, 1200 ms"]),
     "latency and message": (
         with_components({"db": {"status": "down", "latency_ms": 2.5, "message": "pool exhausted"}}),
-        ["db: down, 2.5 ms — pool exhausted"],
-    ),
+        ["db: down, 2.5 ms — pool exhausted"]),
     "details not a string": (
         with_components({"workers": {"status": "warn", "details": {"reporting": 7, "expected": 10}}}),
-        ['workers: warn — {"reporting": 7, "expected": 10}'],
-    ),
+        ['workers: warn — {"reporting": 7, "expected": 10}']),
     "bare statuses": (with_components({"firestore": "ok", "workers": "down"}), ["workers: down"]),
     "boolean statuses": (with_components({"a": True, "b": False}), ["b: false"]),
     "no status": (with_components({"cache": {"latency_ms": 3}}), ["cache: no status, 3 ms"]),
     "null status, boolean latency ignored": (
-        with_components({"cache": {"status": None, "latency_ms": True}}),
-        ["cache: no status"],
-    ),
+        with_components({"cache": {"status": None, "latency_ms": True}}), ["cache: no status"]),
     "list without names": (
         with_components([{"status": "ok"}, {"status": "down"}, "loose"]),
-        ["component 2: down", "component 3: loose"],
-    ),
+        ["component 2: down", "component 3: loose"]),
     "empty name": (with_components([{"name": "", "status": "down"}]), ["component 1: down"]),
     "empty error": (with_components({"x": {"status": "down", "error": ""}}), ["x: down"]),
     "unknown fields": (
-        {
-            "status": "healthy",
-            "uptime_s": 9,
-            "components": {"a": {"status": "ok", "region": "eu", "extra": [1]}},
-        },
-        ["All 1 components healthy"],
-    ),
+        {"status": "healthy", "uptime_s": 9, "components": {"a": {"status": "ok", "region": "eu", "x": [1]}}},
+        ["All 1 components healthy"]),
     "only a status": ({"status": "healthy"}, ["Healthy (no components listed)"]),
     "empty component list": ({"status": "healthy", "components": []}, ["Healthy (no components listed)"]),
     "overall unhealthy, no components": (
-        {"status": "unhealthy"},
-        [f"Overall status unhealthy; {NOT_HEALTHY}"],
-    ),
+        {"status": "unhealthy"}, [f"Overall status unhealthy; {NOT_HEALTHY}"]),
     "overall degraded, all components healthy": (
         {"status": "degraded", "components": {"a": {"status": "ok"}}},
-        [f"Overall status degraded; {NOT_HEALTHY}"],
-    ),
+        [f"Overall status degraded; {NOT_HEALTHY}"]),
     "null overall status": ({"status": None}, [f"Overall status no status; {NOT_HEALTHY}"]),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize(("answer", "lines"), LINES.values(), ids=list(LINES))
