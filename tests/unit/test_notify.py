@@ -40,17 +40,14 @@ def test_on_3_1_the_deadline_alert_is_off_and_the_log_says_why_and_what_stands_i
     assert "dagrun_timeout" in record.message
 
 
+BOTH = ("critical_threshold", "warning_threshold")
+
+
 @pytest.mark.parametrize(
     ("context", "named"),
     [
-        (
-            {"params": {"warning_threshold": 5, "critical_threshold": 3}},
-            ("critical_threshold", "warning_threshold"),
-        ),
-        (
-            {"params": {"warning_threshold": 6}},
-            ("critical_threshold", "warning_threshold"),
-        ),  # default critical 5
+        ({"params": {"warning_threshold": 5, "critical_threshold": 3}}, BOTH),
+        ({"params": {"warning_threshold": 6}}, BOTH),  # default critical 5
         ({"params": {"window_minutes": 0}}, ("window_minutes",)),
         ({"exception": InvalidParams("Invalid params: critical_threshold (3) ≤ warning_threshold (5)")}, ()),
     ],
