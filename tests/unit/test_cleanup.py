@@ -59,18 +59,15 @@ def test_unknown_top_level_fields_are_tolerated():
     assert [r["batch_id"] for r in data["results"]] == ["b1"]
 
 
-@pytest.mark.parametrize(
-    "batch_id",
-    [
-        "x" * 500,
-        "批次-2024-01-01-αβγ",
-        "🚀" * 500,
-        "é" * 250 + "x" * 250,
-        "with spaces / slashes : and + plus",
-        "a\nb",
-    ],
-    ids=["500-ascii", "cjk-greek", "500-emoji", "mixed-500", "punctuation", "newline"],
-)
+# fmt: off
+ODD_IDS = {
+    "500-ascii": "x" * 500, "cjk-greek": "批次-2024-01-01-αβγ", "500-emoji": "🚀" * 500, "newline": "a\nb",
+    "mixed-500": "é" * 250 + "x" * 250, "punctuation": "with spaces / slashes : and + plus",
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("batch_id", ODD_IDS.values(), ids=list(ODD_IDS))
 def test_unicode_and_long_batch_ids_are_accepted(batch_id):
     assert parse_response(body([result(batch_id)]))["results"][0]["batch_id"] == batch_id
 
@@ -140,11 +137,8 @@ SUMMARY = ("stalled_count", "stalled_batch_ids", "stalled_results", "truncated",
 
 
 def test_the_summary_lists_the_stalled_batches_only_in_the_coordinators_order():
-    results = [
-        result("b1", completion_pct=95),
-        result("b2", False, completion_pct=50),
-        result("b3", minutes_since_progress=30),
-    ]
+    results = [result("b1", completion_pct=95), result("b2", False, completion_pct=50)]
+    results.append(result("b3", minutes_since_progress=30))
     summary = summarize(parse_response(body(results)))
     expected = [2, ["b1", "b3"], [results[0], results[2]], False, 3, 2]
     assert [summary[key] for key in (*SUMMARY, "batches_completed")] == expected
@@ -224,20 +218,16 @@ def test_the_fingerprint_does_not_depend_on_order(seed):
     assert stalled_fingerprint(shuffled) == stalled_fingerprint(ids)
 
 
-@pytest.mark.parametrize(
-    ("first", "second"),
-    [
-        (["b1"], ["b2"]),
-        (["b1"], ["b1", "b2"]),
-        ([], ["b1"]),
-        (["b1", "b2"], ["b1", "b3"]),
-        (["a\nb"], ["a", "b"]),
-        (["a,b"], ["a", "b"]),
-        (["ab"], ["a", "b"]),
-        (["B1"], ["b1"]),
-    ],
-    ids=["other-id", "superset", "empty", "one-differs", "newline-inside", "comma-inside", "joined", "case"],
-)
+# fmt: off
+DIFFERENT_SETS = {
+    "other-id": (["b1"], ["b2"]), "superset": (["b1"], ["b1", "b2"]), "empty": ([], ["b1"]),
+    "one-differs": (["b1", "b2"], ["b1", "b3"]), "newline-inside": (["a\nb"], ["a", "b"]),
+    "comma-inside": (["a,b"], ["a", "b"]), "joined": (["ab"], ["a", "b"]), "case": (["B1"], ["b1"]),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(("first", "second"), DIFFERENT_SETS.values(), ids=list(DIFFERENT_SETS))
 def test_different_stalled_sets_have_different_fingerprints(first, second):
     assert stalled_fingerprint(first) != stalled_fingerprint(second)
 
