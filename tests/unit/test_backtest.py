@@ -248,13 +248,13 @@ def test_incidents_overlap_while_both_are_open(a, b, overlap):
 # --- the property: the backtest decides what the live steps decide ------------------------------
 
 BATCHES = ("b1", "b2", "b3", "b4")
-configs = st.builds(
+# fmt: off
+configs = st.builds(  # warning, critical above it, window, cooldown
     lambda warning, above, window, cooldown: PolicyConfig(warning, warning + above, window, cooldown),
-    st.integers(1, 5),
-    st.integers(1, 3),
-    st.sampled_from([15, 30, 45, 60, 90, 180, 1440]),
+    st.integers(1, 5), st.integers(1, 3), st.sampled_from([15, 30, 45, 60, 90, 180, 1440]),
     st.sampled_from([15, 30, 60, 120]),
 )
+# fmt: on
 # Most cleanups at a run's time, some from manual or cleared runs minutes later; some written by
 # the coordinator, a few of them copies of a DAG cleanup (within the run's timeout or after).
 cleanups = st.tuples(

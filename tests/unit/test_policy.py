@@ -247,18 +247,12 @@ def test_a_mute_that_held_nothing_back_causes_no_extra_reminder():
 
 # --- properties over random sequences ---------------------------------------------------------
 
-configs = st.builds(
-    lambda warning, gap, window, cooldown: PolicyConfig(
-        warning_threshold=warning,
-        critical_threshold=warning + gap,
-        window_minutes=window,
-        cooldown_minutes=cooldown,
-    ),
-    st.integers(1, 4),
-    st.integers(1, 3),
-    st.sampled_from([15, 30, 60]),
-    st.sampled_from([15, 45, 60, 90]),
+# fmt: off
+configs = st.builds(  # warning, critical above it, window, cooldown
+    lambda warning, gap, window, cooldown: PolicyConfig(warning, warning + gap, window, cooldown),
+    st.integers(1, 4), st.integers(1, 3), st.sampled_from([15, 30, 60]), st.sampled_from([15, 45, 60, 90]),
 )
+# fmt: on
 steps = st.lists(
     st.tuples(
         st.integers(0, 9),  # cleanups in the window
@@ -410,19 +404,18 @@ def test_the_config_takes_its_settings_from_the_dag_params_and_ignores_the_rest(
     assert PolicyConfig.from_params(params) == PolicyConfig(2, 4, 60, 30)
 
 
-@pytest.mark.parametrize(
-    ("events", "expected"),
-    [
-        ([], ()),
-        ([["b1"], ["b2"]], ()),
-        ([["b1"], ["b1"]], (("b1", 2),)),
-        ([["b1", "b1"]], ()),
-        ([["b2", "b1"], ["b1", "b2"], ["b1"], ["b3"]], (("b1", 3), ("b2", 2))),
-        ([["b", "a"], ["a", "b"]], (("a", 2), ("b", 2))),
-        (iter([["b1"], ["b1"], ["b1"]]), (("b1", 3),)),
-    ],
-    ids=["none", "once-each", "twice", "twice-in-one-event", "most-often-first", "ties-by-id", "one-pass"],
-)
+# fmt: off
+OFFENDERS = {
+    "none": ([], ()), "once-each": ([["b1"], ["b2"]], ()), "twice": ([["b1"], ["b1"]], (("b1", 2),)),
+    "twice-in-one-event": ([["b1", "b1"]], ()),
+    "most-often-first": ([["b2", "b1"], ["b1", "b2"], ["b1"], ["b3"]], (("b1", 3), ("b2", 2))),
+    "ties-by-id": ([["b", "a"], ["a", "b"]], (("a", 2), ("b", 2))),
+    "one-pass": (iter([["b1"], ["b1"], ["b1"]]), (("b1", 3),)),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(("events", "expected"), OFFENDERS.values(), ids=list(OFFENDERS))
 def test_repeat_offenders(events, expected):
     assert repeat_offenders(events) == expected
 
