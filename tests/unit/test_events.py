@@ -28,16 +28,10 @@ SERVER_TIMESTAMP = object()  # stands in for firestore.SERVER_TIMESTAMP
 
 
 def summary_of(results: list[dict], *, truncated: bool = False, checked: int | None = None) -> dict:
-    ids = [r["batch_id"] for r in results]
-    return {
-        "batches_checked": len(results) if checked is None else checked,
-        "batches_completed": len(results),
-        "stalled_count": len(results),
-        "stalled_batch_ids": ids,
-        "stalled_results": results,
-        "truncated": truncated,
-        "fingerprint": stalled_fingerprint(ids),
-    }
+    ids, count = [r["batch_id"] for r in results], len(results)
+    summary = {"batches_checked": count if checked is None else checked, "batches_completed": count}
+    summary |= {"stalled_count": count, "stalled_batch_ids": ids, "stalled_results": results}
+    return summary | {"truncated": truncated, "fingerprint": stalled_fingerprint(ids)}
 
 
 def stalled(batch_id: str, **fields) -> dict:
