@@ -51,12 +51,7 @@ SCENARIOS |= {"reminder": (5, 75, 6), "resolved": (5, 150, 1)}
 
 
 def decided(
-    kind: str,
-    batch_ids: list[str] | None = None,
-    *,
-    count: int | None = None,
-    offenders: tuple[tuple[str, int], ...] = (),
-    before: State | None = None,
+    kind: str, batch_ids: list[str] | None = None, *, count=None, offenders=(), before=None
 ) -> Decision:
     """A real `decide()` (or forced) output of `kind`, as the message tasks get it from XCom;
     `batch_ids` are in the window of the run whose message is tested."""
@@ -447,10 +442,8 @@ URLS = re.compile(r"<[^>|]+\|[^>]*>|https?://\S+")
 
 
 def _every_message() -> dict[str, Message]:
-    diagnosis = Diagnosis(
-        health=("database: down",),
-        logs_url="https://console.cloud.google.com/logs/query;startTime=2026-03-02T08:00:00Z?project=p",
-    )
+    logs_url = "https://console.cloud.google.com/logs/query;startTime=2026-03-02T08:00:00Z?project=p"
+    diagnosis = Diagnosis(health=("database: down",), logs_url=logs_url)
     messages = {
         kind: message_for(decided(kind, ["b1", "b2"]), run_url=dag_run_url("https://a.example", "d", RUN_ID))
         for kind in KINDS

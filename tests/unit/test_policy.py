@@ -38,22 +38,13 @@ def minutes(n: float) -> datetime:
     return T0 + timedelta(minutes=n)
 
 
-def run(
-    state: State,
-    count: int,
-    at: datetime,
-    *,
-    events: dict[str, list[str]] | None = None,
-    offenders: tuple[tuple[str, int], ...] = (),
-    muted: bool = False,
-    config: PolicyConfig = CONFIG,
-    auto_completed: int | None = None,
-) -> tuple[Decision, State]:
-    """One evaluation; by default the window holds one event named after the run's time."""
+def run(state: State, count: int, at: datetime, *, events=None, **inputs) -> tuple[Decision, State]:
+    """One evaluation (`inputs`: decide()'s muted, config, auto_completed...); by default the window
+    holds one event named after the run's time, and no repeat offenders."""
     if events is None:
         events = {f"event-{at:%H%M%S%f}": [f"batch-{at:%H%M}"]} if count else {}
-    inputs = {"window_events": events, "offenders": offenders, "config": config, "muted": muted}
-    return decide(state, count=count, now=at, auto_completed=auto_completed, **inputs)
+    inputs = {"offenders": (), "config": CONFIG} | inputs
+    return decide(state, count=count, now=at, window_events=events, **inputs)
 
 
 # --- the previous states, each reached through decide() itself ---------------------------------
@@ -393,10 +384,8 @@ def test_a_setting_must_be_an_integer_of_at_least_one(field, value):
 
 @pytest.mark.parametrize(("warning", "critical"), [(3, 3), (5, 3)], ids=["equal", "below"])
 def test_critical_must_be_above_warning(warning, critical):
-    with pytest.raises(
-        ValueError,
-        match=rf"critical_threshold \({critical}\) must be greater than warning_threshold \({warning}\)",
-    ):
+    refused = rf"critical_threshold \({critical}\) must be greater than warning_threshold \({warning}\)"
+    with pytest.raises(ValueError, match=refused):
         PolicyConfig(warning_threshold=warning, critical_threshold=critical)
 
 
