@@ -301,19 +301,14 @@ def live_incidents(events: list[StoredEvent], runs: list[datetime], config: Poli
         delivered = decision["kind"] != "none" and not decision["suppressed"]
         messages.update([decision["kind"]] if delivered else [])
         outcome = "sent" if delivered else None
-        steps.record_state(
-            store, evaluation, outcome, params, run_id=f"scheduled__{run_after.isoformat()}", **run
-        )
-    found = {
-        (i["opened_at"], i["closed_at"], i["peak_severity"], i["peak_count"], i["notifications"])
-        for i in store.incidents.values()
-        if i["closed_at"] is not None
-    }
+        run_id = f"scheduled__{run_after.isoformat()}"
+        steps.record_state(store, evaluation, outcome, params, run_id=run_id, **run)
+    peaks = ("peak_severity", "peak_count", "notifications")
+    found = {(i["opened_at"], i["closed_at"], *map(i.get, peaks)) for i in store.incidents.values()}
+    found = {incident for incident in found if incident[1] is not None}
     state = store.state
     if state.get("open"):  # its incident document has the peak as of its last message; the state has it now
-        found.add(
-            (state["opened_at"], None, state["peak_severity"], state["peak_count"], state["notifications"])
-        )
+        found.add((state["opened_at"], None, *map(state.get, peaks)))
     return sorted(found, key=lambda i: i[0]), dict(messages)
 
 

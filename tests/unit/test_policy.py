@@ -152,6 +152,7 @@ def test_an_escalation_notifies_at_once_right_after_the_alert():
     assert (decision.kind, decision.severity, decision.notify) == (Kind.ESCALATION, CRITICAL, True)
     assert (state.severity, state.peak_severity, state.last_notified_at) == (CRITICAL, CRITICAL, minutes(15))
     assert decision.opened_at == T0
+    assert run(opened(WARNING), 9, minutes(15))[0].kind is Kind.ESCALATION, "before getting worse"
 
 
 def test_a_deescalation_is_noted_in_the_next_reminder_only():
@@ -566,22 +567,15 @@ def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldow
     assert again.kind is lower_then_back.kind is Kind.NONE
 
 
-def test_twice_the_batches_of_any_message_is_worse_and_a_few_more_is_not():
+def test_twice_the_batches_of_any_message_is_worse_and_one_becoming_two_is_not():
     events = {"e1": ["b1"], "e2": ["b2"], "e3": ["b3"], "e4": ["b4"]}
     _, state = run(State(), 4, T0, events=events)  # told: 4 batches
     assert state.told_batches == 4
     assert run(state, 4, minutes(15), events=events, auto_completed=7)[0].kind is Kind.NONE  # less than twice
     worse, _ = run(state, 4, minutes(15), events=events, auto_completed=8)
     assert (worse.kind, worse.worse) == (Kind.WORSENING, "8 batches auto-completed in the window, up from 4")
-
-
-def test_one_batch_becoming_two_is_not_worse():
-    _, state = run(State(), 3, T0)  # one batch told
-    assert run(state, 3, minutes(15), events={"e": ["x"]}, auto_completed=2)[0].kind is Kind.NONE
-
-
-def test_an_escalation_comes_before_getting_worse():
-    assert run(opened(WARNING), 9, minutes(15))[0].kind is Kind.ESCALATION
+    _, one_told = run(State(), 3, T0)  # one batch becoming two is not worse
+    assert run(one_told, 3, minutes(15), events={"e": ["x"]}, auto_completed=2)[0].kind is Kind.NONE
 
 
 def test_a_state_written_before_worsening_existed_is_not_worse_at_once():
