@@ -79,13 +79,8 @@ def test_only_an_absolute_url_is_linked_and_slack_takes_the_message_either_way(k
     assert block_error(message.blocks) is None, "the Slack stand-in refuses what Slack refuses"
     if run_url != ABSOLUTE:
         assert "/dags/" not in message.text and "/dags/" not in json.dumps(message.blocks)
-
-
-@pytest.mark.parametrize("kind", ["alert", "run_failed", "run_overdue", "task_failure"])
-def test_without_a_link_the_run_id_is_still_in_the_text_and_the_blocks(kind):
-    message = _messages(None)[kind]
-    assert RUN_ID in message.text
-    assert RUN_ID in json.dumps(message.blocks)
+    if run_url != ABSOLUTE and kind != "incident_card":  # without a link, the run is still named
+        assert RUN_ID in message.text and RUN_ID in json.dumps(message.blocks)
 
 
 def test_the_overdue_message_says_when_the_runs_state_was_unknown():
