@@ -219,6 +219,10 @@ def test_the_first_message_after_the_mute_names_what_was_muted():
     assert decision.muted_before[1].startswith("ESCALATION CRITICAL")
     assert (after.muted, after.notifications) == ((), 1)
     assert run(after, 5, minutes(60))[0].kind is Kind.NONE
+    _, held_nothing = run(opened(WARNING), 3, minutes(15), muted=True)
+    assert run(held_nothing, 3, minutes(30))[0].kind is Kind.NONE, (
+        "a mute that held nothing back: no reminder"
+    )
 
 
 def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
@@ -231,11 +235,6 @@ def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
     assert quiet.kind is Kind.NONE
     assert [note.split()[0] for note in alert.muted_before] == ["ALERT", "RESOLVED"]
     assert after.muted == ()
-
-
-def test_a_mute_that_held_nothing_back_causes_no_extra_reminder():
-    _, state = run(opened(WARNING), 3, minutes(15), muted=True)
-    assert run(state, 3, minutes(30))[0].kind is Kind.NONE
 
 
 # --- properties over random sequences ---------------------------------------------------------
@@ -350,11 +349,8 @@ def test_states_and_decisions_round_trip(config, sequence):
         assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
 
 
-def test_an_empty_or_missing_state_document_is_a_closed_incident():
+def test_an_empty_or_missing_state_document_is_a_closed_incident_and_unknown_fields_are_ignored():
     assert State.from_dict(None) == State.from_dict({}) == State()
-
-
-def test_unknown_fields_of_a_stored_state_are_ignored():
     stored = {**opened(WARNING).to_dict(), "lease": {"run_id": "r"}, "updated_at": T0, "version": 4}
     assert State.from_dict(stored) == opened(WARNING)
 
@@ -420,6 +416,9 @@ def test_an_alert_opens_the_incidents_timeline_entry():
         "batch_count": 2, "batch_ids": ["b1", "b2"], "notifications": 1,
     }
     # fmt: on
+    decision, after = run(State(), 3, T0.astimezone(timezone(-timedelta(hours=5))))
+    record = incident_record(DAG_ID, decision, State(), after, T0)
+    assert record["id"] == "stalled_batch_cleanup-20260302T090000Z", "in UTC whatever the offset"
 
 
 def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
@@ -434,12 +433,6 @@ def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
     assert (closing["severity"], closing["peak_severity"], closing["peak_count"]) == (CRITICAL, CRITICAL, 6)
     assert (closing["total_cleanups"], closing["notifications"]) == (4, 4)
     assert [r["closed_at"] for r in records[:-1]] == [None, None, None]
-
-
-def test_the_entry_id_is_in_utc_whatever_the_offset():
-    decision, after = run(State(), 3, T0.astimezone(timezone(-timedelta(hours=5))))
-    record = incident_record(DAG_ID, decision, State(), after, T0)
-    assert record["id"] == "stalled_batch_cleanup-20260302T090000Z"
 
 
 @pytest.mark.parametrize("make", ["quiet", "test"])
