@@ -59,8 +59,7 @@ def test_metric_names_are_the_custom_batch_cleanup_ones():
 def test_messages_carry_kind_and_severity_the_others_only_the_dag():
     series = by_type(run_series(FULL, project_id="p"))
     message = {"dag_id": "stalled_batch_cleanup", "kind": "escalation", "severity": "CRITICAL"}
-    assert series[MESSAGES_SENT]["metric"]["labels"] == message
-    assert series[MESSAGES_FAILED]["metric"]["labels"] == message
+    assert series[MESSAGES_SENT]["metric"]["labels"] == series[MESSAGES_FAILED]["metric"]["labels"] == message
     for metric in (BATCHES_CHECKED, BATCHES_AUTO_COMPLETED, CLEANUPS_IN_WINDOW, HEARTBEAT):
         assert series[metric]["metric"]["labels"] == {"dag_id": "stalled_batch_cleanup"}
 
