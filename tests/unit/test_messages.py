@@ -147,12 +147,8 @@ def test_the_first_line_says_what_kind_of_message_it_is(kind, count, first_line)
 
 def test_the_fallback_and_the_blocks_give_the_count_the_threshold_and_this_runs_completions():
     message = render("alert", count=12, threshold=5, window_minutes=45, completed_this_run=4)
-    said = [
-        r"\b12 cleanups\b",
-        r"threshold: 5\b",
-        r"\b45 minutes\b",
-        r"\b4 batches auto-completed in this run\b",
-    ]
+    said = [r"\b12 cleanups\b", r"threshold: 5\b", r"\b45 minutes\b"]
+    said.append(r"\b4 batches auto-completed in this run\b")
     assert [s for s in said if not re.search(s, message.text)] == []
     shown = ("12 cleanups", "threshold: 5", "4 batches", "/health/deep", "CPU")
     assert [s for s in shown if s not in block_text(message)] == []
