@@ -14,14 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_cleanup import steps
-from batch_cleanup.backtest import (
-    RUN_EVERY,
-    Incident,
-    Recorded,
-    Replay,
-    replay,
-    scheduled_runs,
-)
+from batch_cleanup.backtest import RUN_EVERY, Incident, Recorded, Replay, replay, scheduled_runs
 from batch_cleanup.config import RUN_TIMEOUT
 from batch_cleanup.events import StoredEvent
 from batch_cleanup.names import DAG_ID
@@ -126,6 +119,7 @@ def test_the_window_is_start_exclusive_and_ends_at_the_run(event_minutes, counte
 
 BLIP = [dag(60), dag(75), dag(90)]  # three runs in a row: WARNING for half an hour
 BURST = [dag(240), dag(255), dag(270), dag(275, "manual"), dag(285)]  # five in the window at 285
+SIX_AT_ONCE = [dag(100 + m, f"b{m}") for m in range(6)]
 
 
 @pytest.mark.parametrize(
@@ -136,21 +130,9 @@ BURST = [dag(240), dag(255), dag(270), dag(275, "manual"), dag(285)]  # five in 
         # 60 leaves the window at 120 (start exclusive): 75 and 90 are two → RESOLVED.
         (BLIP, [(90, 120, WARNING, 3, 2)], {"alert": 1, "resolved": 1}, 0, (0.5, 0)),
         # WARNING at 270, CRITICAL at 285 (paged) and 300 (four), back to WARNING quietly, RESOLVED at 330.
-        (
-            BURST,
-            [(270, 330, CRITICAL, 5, 3)],
-            {"alert": 1, "escalation": 1, "resolved": 1},
-            1,
-            (0.5, 0.5),
-        ),
+        (BURST, [(270, 330, CRITICAL, 5, 3)], {"alert": 1, "escalation": 1, "resolved": 1}, 1, (0.5, 0.5)),
         # Six in the window at once: the ALERT is CRITICAL, and pages.
-        (
-            [dag(100 + m, f"b{m}") for m in range(0, 6)],
-            [(105, 165, CRITICAL, 6, 2)],
-            {"alert": 1, "resolved": 1},
-            1,
-            (0, 1),
-        ),
+        (SIX_AT_ONCE, [(105, 165, CRITICAL, 6, 2)], {"alert": 1, "resolved": 1}, 1, (0, 1)),
     ],
     ids=["nothing", "one-an-hour", "warning-blip", "escalation-to-critical", "critical-at-once"],
 )
@@ -266,13 +248,13 @@ def test_incidents_overlap_while_both_are_open(a, b, overlap):
 # --- the property: the backtest decides what the live steps decide ------------------------------
 
 BATCHES = ("b1", "b2", "b3", "b4")
-configs = st.builds(
+# fmt: off
+configs = st.builds(  # warning, critical above it, window, cooldown
     lambda warning, above, window, cooldown: PolicyConfig(warning, warning + above, window, cooldown),
-    st.integers(1, 5),
-    st.integers(1, 3),
-    st.sampled_from([15, 30, 45, 60, 90, 180, 1440]),
+    st.integers(1, 5), st.integers(1, 3), st.sampled_from([15, 30, 45, 60, 90, 180, 1440]),
     st.sampled_from([15, 30, 60, 120]),
 )
+# fmt: on
 # Most cleanups at a run's time, some from manual or cleared runs minutes later; some written by
 # the coordinator, a few of them copies of a DAG cleanup (within the run's timeout or after).
 cleanups = st.tuples(
@@ -312,28 +294,21 @@ def live_incidents(events: list[StoredEvent], runs: list[datetime], config: Poli
     params = {**PARAMS, **dataclasses.asdict(config)}
     messages: Counter[str] = Counter()
     for run_after in runs:
-        run_id = f"scheduled__{run_after.isoformat()}"
+        run = {"dag_id": DAG_ID, "run_after": run_after}
         recorded = any(e.dag_id and e.timestamp == run_after for e in events)
-        evaluation = steps.evaluate(
-            store, params, dag_id=DAG_ID, run_after=run_after, mute_value=None, recorded=recorded
-        )
+        evaluation = steps.evaluate(store, params, mute_value=None, recorded=recorded, **run)
         decision = evaluation["decision"]
         delivered = decision["kind"] != "none" and not decision["suppressed"]
         messages.update([decision["kind"]] if delivered else [])
         outcome = "sent" if delivered else None
-        steps.record_state(
-            store, evaluation, outcome, params, dag_id=DAG_ID, run_id=run_id, run_after=run_after
-        )
-    found = {
-        (i["opened_at"], i["closed_at"], i["peak_severity"], i["peak_count"], i["notifications"])
-        for i in store.incidents.values()
-        if i["closed_at"] is not None
-    }
+        run_id = f"scheduled__{run_after.isoformat()}"
+        steps.record_state(store, evaluation, outcome, params, run_id=run_id, **run)
+    peaks = ("peak_severity", "peak_count", "notifications")
+    found = {(i["opened_at"], i["closed_at"], *map(i.get, peaks)) for i in store.incidents.values()}
+    found = {incident for incident in found if incident[1] is not None}
     state = store.state
     if state.get("open"):  # its incident document has the peak as of its last message; the state has it now
-        found.add(
-            (state["opened_at"], None, state["peak_severity"], state["peak_count"], state["notifications"])
-        )
+        found.add((state["opened_at"], None, *map(state.get, peaks)))
     return sorted(found, key=lambda i: i[0]), dict(messages)
 
 
@@ -342,13 +317,11 @@ def live_incidents(events: list[StoredEvent], runs: list[datetime], config: Poli
     config=configs,
     drawn_cleanups=st.lists(cleanups, max_size=60),
     drawn_copies=st.lists(copies, max_size=8),
-    run_count=st.integers(1, 48),
+    n_runs=st.integers(1, 48),
 )
-def test_the_backtest_makes_the_incidents_the_live_steps_make(
-    config, drawn_cleanups, drawn_copies, run_count
-):
+def test_the_backtest_makes_the_incidents_the_live_steps_make(config, drawn_cleanups, drawn_copies, n_runs):
     events = history_of(drawn_cleanups, drawn_copies)
-    runs = scheduled_runs(T0, T0 + (run_count - 1) * RUN_EVERY)
+    runs = scheduled_runs(T0, T0 + (n_runs - 1) * RUN_EVERY)
     result = replay(Recorded(events, within=RUN_TIMEOUT), runs, config)
     expected, messages = live_incidents(events, runs, config)
     found = [(i.opened_at, i.closed_at, i.peak_severity, i.peak_count, i.messages) for i in result.incidents]

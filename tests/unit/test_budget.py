@@ -6,20 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from batch_cleanup.budget import RetryBudget, check_fits, retry_after_seconds
+from batch_cleanup.budget import RetryBudget, backoff_multiplier, check_fits, retry_after_seconds
 from batch_cleanup.config import CHECK_BUDGET, RUN_TIMEOUT
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def budget(**changes) -> RetryBudget:
-    values = {
-        "try_timeout": timedelta(seconds=125),
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=60),
-    }
+    values = {"try_timeout": timedelta(seconds=125), "retries": 3, "retry_delay": timedelta(seconds=30)}
+    values |= {"backoff": 2.0, "max_retry_delay": timedelta(seconds=60)}
     return RetryBudget(**(values | changes))
 
 
@@ -60,37 +55,20 @@ def test_the_delay_bound_is_twice_airflows_exponential_base(retry, bound):
     assert budget(max_retry_delay=timedelta(hours=1)).delay_bound(retry) == timedelta(seconds=bound)
 
 
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [
-        ("2", 2.0),
-        (" 120 ", 120.0),
-        ("Sun, 01 Mar 2026 12:00:30 GMT", 30.0),
-        ("Sun, 01 Mar 2026 11:59:00 GMT", 0.0),
-        (None, None),
-        ("", None),
-        ("soon", None),
-        ("-5", None),
-        ("1.5", None),
-    ],
-    ids=[
-        "seconds",
-        "spaces",
-        "http-date",
-        "date-in-the-past",
-        "absent",
-        "empty",
-        "words",
-        "negative",
-        "fraction",
-    ],
-)
+# fmt: off
+RETRY_AFTER = {
+    "seconds": ("2", 2.0), "spaces": (" 120 ", 120.0), "http-date": ("Sun, 01 Mar 2026 12:00:30 GMT", 30.0),
+    "date-in-the-past": ("Sun, 01 Mar 2026 11:59:00 GMT", 0.0), "absent": (None, None), "empty": ("", None),
+    "words": ("soon", None), "negative": ("-5", None), "fraction": ("1.5", None),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(("header", "seconds"), RETRY_AFTER.values(), ids=list(RETRY_AFTER))
 def test_retry_after_is_read_as_seconds_or_an_http_date(header, seconds):
     assert retry_after_seconds(header, NOW) == seconds
 
 
 @pytest.mark.parametrize(("value", "multiplier"), [(True, 2.0), (False, 1.0), (0, 1.0), (2.0, 2.0), (3, 3.0)])
 def test_the_backoff_multiplier_is_what_the_scheduler_reads(value, multiplier):
-    from batch_cleanup.budget import backoff_multiplier
-
     assert backoff_multiplier(value) == multiplier

@@ -48,29 +48,22 @@ def test_given_counts_are_kept_rather_than_recomputed(checked, completed):
     assert (data["batches_checked"], data["batches_completed"]) == (checked, completed)
 
 
-def test_other_result_fields_are_kept_exactly_as_given():
+def test_other_result_fields_are_kept_exactly_and_unknown_top_level_fields_tolerated():
     extra = {"completion_pct": 93.5, "minutes_since_progress": 42, "action": "auto_completed"}
     extra["nested"] = {"a": [1, None, "x"]}
-    assert parse_response(body([result("b1", **extra)]))["results"] == [result("b1", **extra)]
+    unknown = {"coordinator_version": "2.3", "warnings": ["slow"], "extra": None}
+    assert parse_response(body([result("b1", **extra)], **unknown))["results"] == [result("b1", **extra)]
 
 
-def test_unknown_top_level_fields_are_tolerated():
-    data = parse_response(body([result("b1")], coordinator_version="2.3", warnings=["slow"], extra=None))
-    assert [r["batch_id"] for r in data["results"]] == ["b1"]
+# fmt: off
+ODD_IDS = {
+    "500-ascii": "x" * 500, "cjk-greek": "批次-2024-01-01-αβγ", "500-emoji": "🚀" * 500, "newline": "a\nb",
+    "mixed-500": "é" * 250 + "x" * 250, "punctuation": "with spaces / slashes : and + plus",
+}
+# fmt: on
 
 
-@pytest.mark.parametrize(
-    "batch_id",
-    [
-        "x" * 500,
-        "批次-2024-01-01-αβγ",
-        "🚀" * 500,
-        "é" * 250 + "x" * 250,
-        "with spaces / slashes : and + plus",
-        "a\nb",
-    ],
-    ids=["500-ascii", "cjk-greek", "500-emoji", "mixed-500", "punctuation", "newline"],
-)
+@pytest.mark.parametrize("batch_id", ODD_IDS.values(), ids=list(ODD_IDS))
 def test_unicode_and_long_batch_ids_are_accepted(batch_id):
     assert parse_response(body([result(batch_id)]))["results"][0]["batch_id"] == batch_id
 
@@ -78,104 +71,60 @@ def test_unicode_and_long_batch_ids_are_accepted(batch_id):
 # --- parse_response: broken answers, each naming what is wrong --------------------------------
 
 
-@pytest.mark.parametrize(
-    "text",
-    ["", "<html>502 Bad Gateway</html>", "{", '{"results": [}', "OK", "results=[]"],
-    ids=["empty", "html", "unterminated", "broken-list", "plain-word", "form-encoded"],
-)
-def test_a_body_that_is_not_json_is_refused(text):
-    with pytest.raises(CoordinatorResponseError, match="not JSON"):
-        parse_response(text)
-
-
-@pytest.mark.parametrize("text", ["[]", '"results"', "42", "null", "true"])
-def test_json_that_is_not_an_object_is_refused(text):
-    with pytest.raises(CoordinatorResponseError, match="object"):
-        parse_response(text)
-
-
-@pytest.mark.parametrize("text", ["{}", '{"result": []}', '{"Results": []}', '{"batches_checked": 3}'])
-def test_an_answer_without_results_is_refused_naming_the_field(text):
-    with pytest.raises(CoordinatorResponseError, match="'results'"):
-        parse_response(text)
-
-
-@pytest.mark.parametrize("results", [None, {}, {"b1": True}, "b1", 3, True])
-def test_results_that_are_not_a_list_are_refused_naming_the_field(results):
-    with pytest.raises(CoordinatorResponseError, match="'results' must be a list"):
-        parse_response(body(results))
-
-
-@pytest.mark.parametrize("bad", [None, "b4", 4, ["b4"], True])
-def test_a_result_that_is_not_an_object_is_refused_naming_its_index(bad):
-    with pytest.raises(CoordinatorResponseError, match=r"results\[2\]"):
-        parse_response(body([result("b0"), result("b1"), bad]))
-
-
-@pytest.mark.parametrize(
-    "entry",
-    [
-        {"was_stalled": True},
-        {"batch_id": None, "was_stalled": True},
-        {"batch_id": 123, "was_stalled": True},
-        {"batch_id": "", "was_stalled": True},
-        {"batch_id": ["b3"], "was_stalled": True},
-        {"batch_id": {"id": "b3"}, "was_stalled": True},
-        {"batch_id": True, "was_stalled": True},
-        {"id": "b3", "was_stalled": True},
-    ],
-    ids=["missing", "null", "int", "empty", "list", "object", "bool", "misnamed"],
-)
-def test_a_result_without_a_string_batch_id_is_refused_naming_the_field(entry):
-    with pytest.raises(CoordinatorResponseError, match=r"results\[3\]\.batch_id"):
-        parse_response(body([result("b0"), result("b1", False), result("b2"), entry, result("b4")]))
-
-
-@pytest.mark.parametrize(
-    "entry",
-    [
-        {"batch_id": "b0"},
-        {"batch_id": "b0", "was_stalled": None},
-        {"batch_id": "b0", "was_stalled": "true"},
-        {"batch_id": "b0", "was_stalled": 1},
-        {"batch_id": "b0", "was_stalled": 0},
-    ],
-    ids=["missing", "null", "string", "one", "zero"],
-)
-def test_a_result_without_a_bool_was_stalled_is_refused_naming_the_field(entry):
-    with pytest.raises(CoordinatorResponseError, match=r"results\[0\]\.was_stalled"):
-        parse_response(body([entry]))
-
-
-@pytest.mark.parametrize("field", ["batches_checked", "batches_completed"])
-@pytest.mark.parametrize("value", [-1, 1.5, "3", True, [3], {"n": 3}])
-def test_a_count_that_is_not_a_non_negative_int_is_refused_naming_the_field(field, value):
-    with pytest.raises(CoordinatorResponseError, match=field):
-        parse_response(body([result("b1")], **{field: value}))
-
-
-@pytest.mark.parametrize(
-    ("text", "where"),
-    [
-        ('{"results": [{"batch_id": "b\\ud800", "was_stalled": true}]}', r"results\[0\]\.batch_id"),
-        (
-            '{"results": [{"batch_id": "ok", "was_stalled": true},'
-            ' {"batch_id": "b1", "was_stalled": true, "note": "\\udc00"}]}',
-            r"results\[1\]",
+# What is wrong: (the pattern the error must match, the body around each bad value, the bad values).
+# fmt: off
+REFUSED = {
+    "not-json": ("not JSON", str, ["", "<html>502 Bad Gateway</html>", "{", '{"results": [}', "OK"]),
+    "not-json-either": ("not JSON", str, ["results=[]", "not json"]),
+    "not-an-object": ("object", str, ["[]", '"results"', "42", "null", "true"]),
+    "no-results": ("'results'", str, ["{}", '{"result": []}', '{"Results": []}', '{"batches_checked": 3}']),
+    "results-not-a-list": ("'results' must be a list", body, [None, {}, {"b1": True}, "b1", 3, True]),
+    "result-not-an-object": (
+        r"results\[2\]", lambda bad: body([result("b0"), result("b1"), bad]), [None, "b4", 4, ["b4"], True]
+    ),
+    "batch-id": (
+        r"results\[3\]\.batch_id",
+        lambda e: body(
+            [result("b0"), result("b1", False), result("b2"), {**e, "was_stalled": True}, result("b4")]
         ),
-    ],
-    ids=["in-batch-id", "in-another-field"],
-)
-def test_a_lone_surrogate_escape_is_refused_naming_where_it_is(text, where):
+        [{}, {"batch_id": None}, {"batch_id": 123}, {"batch_id": ""}, {"batch_id": ["b3"]},
+         {"batch_id": {"id": "b3"}}, {"batch_id": True}, {"id": "b3"}],
+    ),
+    "was-stalled": (
+        r"results\[0\]\.was_stalled",
+        lambda was: body([{"batch_id": "b0", **was}]),
+        [{}, {"was_stalled": None}, {"was_stalled": "true"}, {"was_stalled": 1}, {"was_stalled": 0}],
+    ),
+    **{
+        field: (field, lambda value, field=field: body([result("b1")], **{field: value}),
+                [-1, 1.5, "3", True, [3], {"n": 3}])
+        for field in ("batches_checked", "batches_completed")
+    },
     # Valid JSON, but not storable text: Firestore and the fingerprint both need real Unicode.
-    with pytest.raises(CoordinatorResponseError, match=where):
+    "surrogate-in-batch-id": (
+        r"results\[0\]\.batch_id", str, ['{"results": [{"batch_id": "b\\ud800", "was_stalled": true}]}']
+    ),
+    "surrogate-in-another-field": (r"results\[1\]", str, [
+        '{"results": [{"batch_id": "ok", "was_stalled": true},'
+        ' {"batch_id": "b1", "was_stalled": true, "note": "\\udc00"}]}',
+    ]),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        pytest.param(make(bad), match, id=f"{wrong}:{bad!r}" if len(values) > 1 else wrong)
+        for wrong, (match, make, values) in REFUSED.items()
+        for bad in values
+    ],
+)
+def test_a_broken_answer_is_refused_naming_what_is_wrong(text, match):
+    # A ValueError: the hook and the task treat contract errors as non-retryable.
+    with pytest.raises(ValueError, match=match) as refused:
         parse_response(text)
-
-
-def test_contract_errors_are_value_errors():
-    # The hook and the task treat contract errors as non-retryable ValueErrors.
-    with pytest.raises(ValueError):
-        parse_response("not json")
+    assert refused.type is CoordinatorResponseError
 
 
 # --- summarize --------------------------------------------------------------------------------
@@ -184,11 +133,8 @@ SUMMARY = ("stalled_count", "stalled_batch_ids", "stalled_results", "truncated",
 
 
 def test_the_summary_lists_the_stalled_batches_only_in_the_coordinators_order():
-    results = [
-        result("b1", completion_pct=95),
-        result("b2", False, completion_pct=50),
-        result("b3", minutes_since_progress=30),
-    ]
+    results = [result("b1", completion_pct=95), result("b2", False, completion_pct=50)]
+    results.append(result("b3", minutes_since_progress=30))
     summary = summarize(parse_response(body(results)))
     expected = [2, ["b1", "b3"], [results[0], results[2]], False, 3, 2]
     assert [summary[key] for key in (*SUMMARY, "batches_completed")] == expected
@@ -268,20 +214,16 @@ def test_the_fingerprint_does_not_depend_on_order(seed):
     assert stalled_fingerprint(shuffled) == stalled_fingerprint(ids)
 
 
-@pytest.mark.parametrize(
-    ("first", "second"),
-    [
-        (["b1"], ["b2"]),
-        (["b1"], ["b1", "b2"]),
-        ([], ["b1"]),
-        (["b1", "b2"], ["b1", "b3"]),
-        (["a\nb"], ["a", "b"]),
-        (["a,b"], ["a", "b"]),
-        (["ab"], ["a", "b"]),
-        (["B1"], ["b1"]),
-    ],
-    ids=["other-id", "superset", "empty", "one-differs", "newline-inside", "comma-inside", "joined", "case"],
-)
+# fmt: off
+DIFFERENT_SETS = {
+    "other-id": (["b1"], ["b2"]), "superset": (["b1"], ["b1", "b2"]), "empty": ([], ["b1"]),
+    "one-differs": (["b1", "b2"], ["b1", "b3"]), "newline-inside": (["a\nb"], ["a", "b"]),
+    "comma-inside": (["a,b"], ["a", "b"]), "joined": (["ab"], ["a", "b"]), "case": (["B1"], ["b1"]),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(("first", "second"), DIFFERENT_SETS.values(), ids=list(DIFFERENT_SETS))
 def test_different_stalled_sets_have_different_fingerprints(first, second):
     assert stalled_fingerprint(first) != stalled_fingerprint(second)
 

@@ -20,15 +20,9 @@ def service(name: str, port: int) -> Service:
 
 
 def env(mode: str) -> dict[str, str]:
-    return local_env(
-        Path("/tmp/home"),
-        8080,
-        coordinator=service("coordinator", 1),
-        api_key="k",
-        sink=service("sink", 2),
-        emulator=service("emulator", 3),
-        slack_mode=mode,
-    )
+    services = {"coordinator": service("coordinator", 1), "sink": service("sink", 2)}
+    services["emulator"] = service("emulator", 3)
+    return local_env(Path("/tmp/home"), 8080, api_key="k", slack_mode=mode, **services)
 
 
 def test_by_default_slack_is_the_stand_ins_webhook():

@@ -21,17 +21,12 @@ from batch_cleanup.policy import Kind
 from tests.support.times import NoOffset
 
 END = datetime(2026, 3, 8, 6, 47, tzinfo=UTC)
+# fmt: off
 FULL = RunFigures(
-    dag_id="stalled_batch_cleanup",
-    end_time=END,
-    batches_checked=12,
-    batches_auto_completed=2,
-    cleanups_in_window=5,
-    messages_sent=0,
-    messages_failed=1,
-    kind="escalation",
-    severity="CRITICAL",
+    dag_id="stalled_batch_cleanup", end_time=END, kind="escalation", severity="CRITICAL",
+    batches_checked=12, batches_auto_completed=2, cleanups_in_window=5, messages_sent=0, messages_failed=1,
 )
+# fmt: on
 
 
 def by_type(series: list[dict]) -> dict[str, dict]:
@@ -45,16 +40,10 @@ def value(series: dict) -> int:
 
 def test_a_full_run_is_one_gauge_point_per_metric_at_its_end_time():
     series = run_series(FULL, project_id="prod-project")
-
     assert [s["metric"]["type"] for s in series] == list(METRIC_TYPES)
-    assert {metric: value(s) for metric, s in by_type(series).items()} == {
-        BATCHES_CHECKED: 12,
-        BATCHES_AUTO_COMPLETED: 2,
-        CLEANUPS_IN_WINDOW: 5,
-        MESSAGES_SENT: 0,
-        MESSAGES_FAILED: 1,
-        HEARTBEAT: 1,
-    }
+    expected = {BATCHES_CHECKED: 12, BATCHES_AUTO_COMPLETED: 2, CLEANUPS_IN_WINDOW: 5}
+    expected |= {MESSAGES_SENT: 0, MESSAGES_FAILED: 1, HEARTBEAT: 1}
+    assert {metric: value(s) for metric, s in by_type(series).items()} == expected
     for s in series:
         assert (s["metric_kind"], s["value_type"]) == ("GAUGE", "INT64")
         assert s["resource"] == {"type": "global", "labels": {"project_id": "prod-project"}}
@@ -62,22 +51,15 @@ def test_a_full_run_is_one_gauge_point_per_metric_at_its_end_time():
 
 
 def test_metric_names_are_the_custom_batch_cleanup_ones():
-    names = (
-        "batches_checked",
-        "batches_auto_completed",
-        "cleanups_in_window",
-        "messages_sent",
-        "messages_failed",
-        "heartbeat",
-    )
-    assert tuple(f"custom.googleapis.com/batch_cleanup/{name}" for name in names) == METRIC_TYPES
+    names = "batches_checked batches_auto_completed cleanups_in_window messages_sent messages_failed"
+    types = tuple(f"custom.googleapis.com/batch_cleanup/{name}" for name in [*names.split(), "heartbeat"])
+    assert types == METRIC_TYPES
 
 
 def test_messages_carry_kind_and_severity_the_others_only_the_dag():
     series = by_type(run_series(FULL, project_id="p"))
     message = {"dag_id": "stalled_batch_cleanup", "kind": "escalation", "severity": "CRITICAL"}
-    assert series[MESSAGES_SENT]["metric"]["labels"] == message
-    assert series[MESSAGES_FAILED]["metric"]["labels"] == message
+    assert series[MESSAGES_SENT]["metric"]["labels"] == series[MESSAGES_FAILED]["metric"]["labels"] == message
     for metric in (BATCHES_CHECKED, BATCHES_AUTO_COMPLETED, CLEANUPS_IN_WINDOW, HEARTBEAT):
         assert series[metric]["metric"]["labels"] == {"dag_id": "stalled_batch_cleanup"}
 

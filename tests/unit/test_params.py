@@ -45,38 +45,22 @@ def test_a_missing_threshold_is_the_dags_default(values, expected):
 
 
 @pytest.mark.parametrize(
-    ("values", "field", "message"),
+    ("field", "value", "message"),
     [
-        ({"warning_threshold": 0}, "warning_threshold", "warning_threshold: 0 is less than the minimum of 1"),
-        (
-            {"window_minutes": 1441},
-            "window_minutes",
-            "window_minutes: 1441 is greater than the maximum of 1440",
-        ),
-        ({"cooldown_minutes": "1h"}, "cooldown_minutes", "cooldown_minutes: '1h' is not of type 'integer'"),
-        (
-            {"critical_threshold": 5.5},
-            "critical_threshold",
-            "critical_threshold: 5.5 is not of type 'integer'",
-        ),
-        (
-            {"warning_threshold": False},
-            "warning_threshold",
-            "warning_threshold: False is not of type 'integer'",
-        ),
-        (
-            {"warning_threshold": None},
-            "warning_threshold",
-            "warning_threshold: None is not of type 'integer'",
-        ),
+        ("warning_threshold", 0, "0 is less than the minimum of 1"),
+        ("window_minutes", 1441, "1441 is greater than the maximum of 1440"),
+        ("cooldown_minutes", "1h", "'1h' is not of type 'integer'"),
+        ("critical_threshold", 5.5, "5.5 is not of type 'integer'"),
+        ("warning_threshold", False, "False is not of type 'integer'"),
+        ("warning_threshold", None, "None is not of type 'integer'"),
     ],
     ids=["below-minimum", "above-maximum", "text", "fraction", "boolean", "null"],
 )
-def test_a_value_the_schema_refuses_is_named_in_airflows_words(values, field, message):
+def test_a_value_the_schema_refuses_is_named_in_airflows_words(field, value, message):
     with pytest.raises(InvalidParam) as refused:
-        policy_config(values)
+        policy_config({field: value})
     assert refused.value.field == field
-    assert str(refused.value) == f"Invalid input for param {message}"  # its first line only
+    assert str(refused.value) == f"Invalid input for param {field}: {message}"  # its first line only
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
@@ -37,22 +38,13 @@ def minutes(n: float) -> datetime:
     return T0 + timedelta(minutes=n)
 
 
-def run(
-    state: State,
-    count: int,
-    at: datetime,
-    *,
-    events: dict[str, list[str]] | None = None,
-    offenders: tuple[tuple[str, int], ...] = (),
-    muted: bool = False,
-    config: PolicyConfig = CONFIG,
-    auto_completed: int | None = None,
-) -> tuple[Decision, State]:
-    """One evaluation; by default the window holds one event named after the run's time."""
+def run(state: State, count: int, at: datetime, *, events=None, **inputs) -> tuple[Decision, State]:
+    """One evaluation (`inputs`: decide()'s muted, config, auto_completed...); by default the window
+    holds one event named after the run's time, and no repeat offenders."""
     if events is None:
         events = {f"event-{at:%H%M%S%f}": [f"batch-{at:%H%M}"]} if count else {}
-    inputs = {"window_events": events, "offenders": offenders, "config": config, "muted": muted}
-    return decide(state, count=count, now=at, auto_completed=auto_completed, **inputs)
+    inputs = {"offenders": (), "config": CONFIG} | inputs
+    return decide(state, count=count, now=at, window_events=events, **inputs)
 
 
 # --- the previous states, each reached through decide() itself ---------------------------------
@@ -160,6 +152,7 @@ def test_an_escalation_notifies_at_once_right_after_the_alert():
     assert (decision.kind, decision.severity, decision.notify) == (Kind.ESCALATION, CRITICAL, True)
     assert (state.severity, state.peak_severity, state.last_notified_at) == (CRITICAL, CRITICAL, minutes(15))
     assert decision.opened_at == T0
+    assert run(opened(WARNING), 9, minutes(15))[0].kind is Kind.ESCALATION, "before getting worse"
 
 
 def test_a_deescalation_is_noted_in_the_next_reminder_only():
@@ -212,6 +205,7 @@ def test_a_muted_alert_is_logged_not_posted_and_the_state_moves_on():
     assert "muted" in decision.reason
     assert (state.open, state.last_notified_at, state.notifications) == (True, T0, 0)
     assert len(state.muted) == 1 and "ALERT WARNING" in state.muted[0]
+    assert incident_record(DAG_ID, decision, State(), state, T0)["notifications"] == 0, "recorded, not sent"
 
 
 def test_the_first_message_after_the_mute_names_what_was_muted():
@@ -220,11 +214,14 @@ def test_the_first_message_after_the_mute_names_what_was_muted():
     _, state = run(state, 5, minutes(30), muted=True)  # inside the cooldown: nothing to hold back
     decision, after = run(state, 5, minutes(45))
     assert (decision.kind, decision.notify) == (Kind.REMINDER, True)  # at once, inside the cooldown
-    assert len(decision.muted_before) == 2
-    assert decision.muted_before[0].startswith("ALERT WARNING")
-    assert decision.muted_before[1].startswith("ESCALATION CRITICAL")
+    held = [note.split(" at ")[0] for note in decision.muted_before]
+    assert held == ["ALERT WARNING", "ESCALATION CRITICAL"]
     assert (after.muted, after.notifications) == ((), 1)
     assert run(after, 5, minutes(60))[0].kind is Kind.NONE
+    _, held_nothing = run(opened(WARNING), 3, minutes(15), muted=True)
+    assert run(held_nothing, 3, minutes(30))[0].kind is Kind.NONE, (
+        "a mute that held nothing back: no reminder"
+    )
 
 
 def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
@@ -239,25 +236,14 @@ def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
     assert after.muted == ()
 
 
-def test_a_mute_that_held_nothing_back_causes_no_extra_reminder():
-    _, state = run(opened(WARNING), 3, minutes(15), muted=True)
-    assert run(state, 3, minutes(30))[0].kind is Kind.NONE
-
-
 # --- properties over random sequences ---------------------------------------------------------
 
-configs = st.builds(
-    lambda warning, gap, window, cooldown: PolicyConfig(
-        warning_threshold=warning,
-        critical_threshold=warning + gap,
-        window_minutes=window,
-        cooldown_minutes=cooldown,
-    ),
-    st.integers(1, 4),
-    st.integers(1, 3),
-    st.sampled_from([15, 30, 60]),
-    st.sampled_from([15, 45, 60, 90]),
+# fmt: off
+configs = st.builds(  # warning, critical above it, window, cooldown
+    lambda warning, gap, window, cooldown: PolicyConfig(warning, warning + gap, window, cooldown),
+    st.integers(1, 4), st.integers(1, 3), st.sampled_from([15, 30, 60]), st.sampled_from([15, 45, 60, 90]),
 )
+# fmt: on
 steps = st.lists(
     st.tuples(
         st.integers(0, 9),  # cleanups in the window
@@ -362,11 +348,8 @@ def test_states_and_decisions_round_trip(config, sequence):
         assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
 
 
-def test_an_empty_or_missing_state_document_is_a_closed_incident():
+def test_an_empty_or_missing_state_document_is_a_closed_incident_and_unknown_fields_are_ignored():
     assert State.from_dict(None) == State.from_dict({}) == State()
-
-
-def test_unknown_fields_of_a_stored_state_are_ignored():
     stored = {**opened(WARNING).to_dict(), "lease": {"run_id": "r"}, "updated_at": T0, "version": 4}
     assert State.from_dict(stored) == opened(WARNING)
 
@@ -383,11 +366,10 @@ def test_a_state_in_another_offset_round_trips_as_the_same_instant():
 )
 def test_the_severity_of_a_count(count, severity):
     assert CONFIG.severity(count) == severity
+    assert CONFIG.threshold(severity) == {None: 3, WARNING: 3, CRITICAL: 4}[severity]
 
 
-@pytest.mark.parametrize(
-    "field", ["warning_threshold", "critical_threshold", "window_minutes", "cooldown_minutes"]
-)
+@pytest.mark.parametrize("field", [field.name for field in dataclasses.fields(PolicyConfig)])
 @pytest.mark.parametrize(
     "value", [0, -1, 1.5, "3", None, True], ids=["zero", "negative", "float", "str", "none", "bool"]
 )
@@ -398,10 +380,8 @@ def test_a_setting_must_be_an_integer_of_at_least_one(field, value):
 
 @pytest.mark.parametrize(("warning", "critical"), [(3, 3), (5, 3)], ids=["equal", "below"])
 def test_critical_must_be_above_warning(warning, critical):
-    with pytest.raises(
-        ValueError,
-        match=rf"critical_threshold \({critical}\) must be greater than warning_threshold \({warning}\)",
-    ):
+    refused = rf"critical_threshold \({critical}\) must be greater than warning_threshold \({warning}\)"
+    with pytest.raises(ValueError, match=refused):
         PolicyConfig(warning_threshold=warning, critical_threshold=critical)
 
 
@@ -410,42 +390,34 @@ def test_the_config_takes_its_settings_from_the_dag_params_and_ignores_the_rest(
     assert PolicyConfig.from_params(params) == PolicyConfig(2, 4, 60, 30)
 
 
-def test_the_threshold_a_severity_is_compared_with():
-    assert (CONFIG.threshold(None), CONFIG.threshold(WARNING), CONFIG.threshold(CRITICAL)) == (3, 3, 4)
+# fmt: off
+OFFENDERS = {
+    "none": ([], ()), "once-each": ([["b1"], ["b2"]], ()), "twice": ([["b1"], ["b1"]], (("b1", 2),)),
+    "twice-in-one-event": ([["b1", "b1"]], ()),
+    "most-often-first": ([["b2", "b1"], ["b1", "b2"], ["b1"], ["b3"]], (("b1", 3), ("b2", 2))),
+    "ties-by-id": ([["b", "a"], ["a", "b"]], (("a", 2), ("b", 2))),
+    "one-pass": (iter([["b1"], ["b1"], ["b1"]]), (("b1", 3),)),
+}
+# fmt: on
 
 
-@pytest.mark.parametrize(
-    ("events", "expected"),
-    [
-        ([], ()),
-        ([["b1"], ["b2"]], ()),
-        ([["b1"], ["b1"]], (("b1", 2),)),
-        ([["b1", "b1"]], ()),
-        ([["b2", "b1"], ["b1", "b2"], ["b1"], ["b3"]], (("b1", 3), ("b2", 2))),
-        ([["b", "a"], ["a", "b"]], (("a", 2), ("b", 2))),
-        (iter([["b1"], ["b1"], ["b1"]]), (("b1", 3),)),
-    ],
-    ids=["none", "once-each", "twice", "twice-in-one-event", "most-often-first", "ties-by-id", "one-pass"],
-)
+@pytest.mark.parametrize(("events", "expected"), OFFENDERS.values(), ids=list(OFFENDERS))
 def test_repeat_offenders(events, expected):
     assert repeat_offenders(events) == expected
 
 
 def test_an_alert_opens_the_incidents_timeline_entry():
     decision, after = run(State(), 3, T0, events={"e1": ["b1", "b2"]})
+    # fmt: off
     assert incident_record(DAG_ID, decision, State(), after, T0) == {
-        "id": "stalled_batch_cleanup-20260302T090000Z",
-        "dag_id": DAG_ID,
-        "opened_at": T0,
-        "closed_at": None,
-        "severity": WARNING,
-        "peak_severity": WARNING,
-        "peak_count": 3,
-        "total_cleanups": 1,
-        "batch_count": 2,
-        "batch_ids": ["b1", "b2"],
-        "notifications": 1,
+        "id": "stalled_batch_cleanup-20260302T090000Z", "dag_id": DAG_ID, "opened_at": T0, "closed_at": None,
+        "severity": WARNING, "peak_severity": WARNING, "peak_count": 3, "total_cleanups": 1,
+        "batch_count": 2, "batch_ids": ["b1", "b2"], "notifications": 1,
     }
+    # fmt: on
+    decision, after = run(State(), 3, T0.astimezone(timezone(-timedelta(hours=5))))
+    record = incident_record(DAG_ID, decision, State(), after, T0)
+    assert record["id"] == "stalled_batch_cleanup-20260302T090000Z", "in UTC whatever the offset"
 
 
 def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
@@ -460,17 +432,6 @@ def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
     assert (closing["severity"], closing["peak_severity"], closing["peak_count"]) == (CRITICAL, CRITICAL, 6)
     assert (closing["total_cleanups"], closing["notifications"]) == (4, 4)
     assert [r["closed_at"] for r in records[:-1]] == [None, None, None]
-
-
-def test_the_entry_id_is_in_utc_whatever_the_offset():
-    decision, after = run(State(), 3, T0.astimezone(timezone(-timedelta(hours=5))))
-    record = incident_record(DAG_ID, decision, State(), after, T0)
-    assert record["id"] == "stalled_batch_cleanup-20260302T090000Z"
-
-
-def test_a_muted_message_is_recorded_but_not_counted_as_sent():
-    decision, after = run(State(), 3, T0, muted=True)
-    assert incident_record(DAG_ID, decision, State(), after, T0)["notifications"] == 0
 
 
 @pytest.mark.parametrize("make", ["quiet", "test"])
@@ -543,17 +504,14 @@ def test_an_old_run_opens_no_incident_for_its_old_window():
     assert "It would have said ALERT" in decision.reason
 
 
-def test_a_retry_of_the_latest_run_is_not_older():
-    decision, after = run(run(State(), 1, T0)[1], 3, T0)
-    assert decision.kind is Kind.ALERT and after.open
-
-
 def test_every_evaluation_remembers_its_run_time():
     _, state = run(State(), 1, T0)
     _, opened_state = run(state, 3, minutes(15))
     _, resolved = run(opened_state, 0, minutes(30))
     evaluated = [state.evaluated_at, opened_state.evaluated_at, resolved.evaluated_at]
     assert evaluated == [T0, minutes(15), minutes(30)]
+    retry, after = run(state, 3, T0)
+    assert retry.kind is Kind.ALERT and after.open, "a retry of the latest run is not older"
 
 
 # --- CRITICAL on the schedule alone (issue 17, item 2) -------------------------------------------
@@ -601,22 +559,15 @@ def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldow
     assert again.kind is lower_then_back.kind is Kind.NONE
 
 
-def test_twice_the_batches_of_any_message_is_worse_and_a_few_more_is_not():
+def test_twice_the_batches_of_any_message_is_worse_and_one_becoming_two_is_not():
     events = {"e1": ["b1"], "e2": ["b2"], "e3": ["b3"], "e4": ["b4"]}
     _, state = run(State(), 4, T0, events=events)  # told: 4 batches
     assert state.told_batches == 4
     assert run(state, 4, minutes(15), events=events, auto_completed=7)[0].kind is Kind.NONE  # less than twice
     worse, _ = run(state, 4, minutes(15), events=events, auto_completed=8)
     assert (worse.kind, worse.worse) == (Kind.WORSENING, "8 batches auto-completed in the window, up from 4")
-
-
-def test_one_batch_becoming_two_is_not_worse():
-    _, state = run(State(), 3, T0)  # one batch told
-    assert run(state, 3, minutes(15), events={"e": ["x"]}, auto_completed=2)[0].kind is Kind.NONE
-
-
-def test_an_escalation_comes_before_getting_worse():
-    assert run(opened(WARNING), 9, minutes(15))[0].kind is Kind.ESCALATION
+    _, one_told = run(State(), 3, T0)  # one batch becoming two is not worse
+    assert run(one_told, 3, minutes(15), events={"e": ["x"]}, auto_completed=2)[0].kind is Kind.NONE
 
 
 def test_a_state_written_before_worsening_existed_is_not_worse_at_once():
@@ -673,21 +624,15 @@ def test_batches_are_named_once_even_after_thousands():
 
 
 def test_a_state_written_with_the_old_unbounded_lists_still_loads():
+    # fmt: off
     old = {
-        "open": True,
-        "severity": "CRITICAL",
-        "peak_severity": "CRITICAL",
-        "opened_at": T0,
-        "last_notified_at": T0,
-        "last_count": 5,
-        "peak_count": 6,
+        "open": True, "severity": "CRITICAL", "peak_severity": "CRITICAL", "opened_at": T0, "muted": [],
+        "last_notified_at": T0, "last_count": 5, "peak_count": 6, "notifications": 9, "version": 41,
         "reported_batch_ids": [f"batch-{i}" + "y" * 500 for i in range(2_000)],
         "unreported_batch_ids": [f"new-{i}" for i in range(300)],
         "event_ids": [f"{i:040d}" for i in range(3_000)],
-        "muted": [],
-        "notifications": 9,
-        "version": 41,
     }
+    # fmt: on
     state = State.from_dict(old)
     assert (state.total_cleanups, state.batch_count, state.told_count) == (3_000, 2_300, 6)
     assert len(state.unreported_batch_ids) + state.unreported_more == 300
@@ -697,21 +642,16 @@ def test_a_state_written_with_the_old_unbounded_lists_still_loads():
     assert len(decision.new_batch_ids) == 100  # the first to show; the message says "+201 more"
 
 
-@pytest.mark.parametrize(
-    ("field", "garbage"),
-    [
-        ("open", "yes"),
-        ("opened_at", "last tuesday"),
-        ("opened_at", 17),
-        ("last_count", "3"),
-        ("peak_count", -1),
-        ("total_cleanups", True),
-        ("event_ids", "e1,e2"),
-        ("muted", [1, 2]),
-        ("severity", 3),
-        ("evaluated_at", {"seconds": 1}),
-    ],
-)
+# fmt: off
+GARBAGE = [
+    ("open", "yes"), ("opened_at", "last tuesday"), ("opened_at", 17), ("last_count", "3"), ("muted", [1, 2]),
+    ("peak_count", -1), ("total_cleanups", True), ("event_ids", "e1,e2"), ("severity", 3),
+    ("evaluated_at", {"seconds": 1}),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("field", "garbage"), GARBAGE)
 def test_a_field_of_the_wrong_type_is_logged_by_name_and_dropped(field, garbage, caplog):
     stored = {**opened(WARNING).to_dict(), field: garbage}
     with caplog.at_level("WARNING"):

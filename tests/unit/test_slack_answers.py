@@ -47,9 +47,8 @@ def test_a_missing_scope_names_the_scope_the_method_needs(method, scope):
 
 
 def test_a_channel_that_is_gone_for_a_new_message_is_the_connections_fault():
-    assert type(api_error("c", "chat.postMessage", answer("channel_not_found"), thread=False)) is (
-        AirflowFailException
-    )
+    failure = api_error("c", "chat.postMessage", answer("channel_not_found"), thread=False)
+    assert type(failure) is AirflowFailException
 
 
 @pytest.mark.parametrize(

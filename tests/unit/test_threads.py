@@ -50,12 +50,7 @@ class Runs:
 
     def send(self, evaluation, run_id: str, at: datetime, *, retry: bool = False, params=PARAMS) -> str:
         when = {"now": at, "run_after": at, "retry": retry}
-        where = {
-            "dag_id": DAG,
-            "run_id": run_id,
-            "base_url": "https://airflow.example.com",
-            "slack": self.slack,
-        }
+        where = dict(dag_id=DAG, run_id=run_id, base_url="https://airflow.example.com", slack=self.slack)
         return steps.send(self.store, {"stalled_count": 1}, evaluation, params, **when, **where)
 
 
@@ -107,24 +102,15 @@ def test_an_incident_is_one_thread_a_card_above_every_step_in_full():
     card, *replies = runs.slack.posts
     assert card["thread_ts"] is None and card["message"].text.startswith("WARNING, ongoing")
     assert [reply["thread_ts"] for reply in replies] == [card["ts"]] * 4
-    assert [reply["message"].text.split(":")[0] for reply in replies] == [
-        "WARNING",
-        "Still ongoing (WARNING)",
-        "Escalated to CRITICAL",
-        "RESOLVED",
-    ]
+    steps_posted = ["WARNING", "Still ongoing (WARNING)", "Escalated to CRITICAL", "RESOLVED"]
+    assert [reply["message"].text.split(":")[0] for reply in replies] == steps_posted
     assert "batch-0" in texts(replies[0]["message"]), "the opening WARNING is kept in full in the thread"
-    assert [reply["broadcast"] for reply in replies] == [False, False, True, False], (
-        "only CRITICAL is broadcast"
-    )
+    assert [reply["broadcast"] for reply in replies] == [False, False, True, False], "only CRITICAL is"
     assert [edit["where"] for edit in runs.slack.edits] == [{"channel": "C0TEST", "ts": card["ts"]}] * 3
     cards = [card["message"], *(edit["message"] for edit in runs.slack.edits)]
-    assert [c.blocks[0]["text"]["text"] for c in cards] == [
-        ":rotating_light: WARNING, ongoing: systemic batch stalls",
-        ":rotating_light: WARNING, ongoing: systemic batch stalls",
-        ":rotating_light: CRITICAL, ongoing: systemic batch stalls",
-        ":white_check_mark: RESOLVED after 3 h 20 min: systemic batch stalls",
-    ]
+    headers = [":rotating_light: WARNING, ongoing", ":rotating_light: WARNING, ongoing"]
+    headers += [":rotating_light: CRITICAL, ongoing", ":white_check_mark: RESOLVED after 3 h 20 min"]
+    assert [c.blocks[0]["text"]["text"] for c in cards] == [f"{h}: systemic batch stalls" for h in headers]
     assert not any("batch-" in texts(c) for c in cards), "the card counts the batches, never lists them"
     assert "*Since* 12:00 UTC, 1 h 15 min ago" in cards[2].blocks[1]["text"]["text"]
     resolved_card, resolved = cards[-1], replies[-1]["message"]
@@ -133,9 +119,7 @@ def test_an_incident_is_one_thread_a_card_above_every_step_in_full():
     assert "Batches involved" in texts(resolved) and "Batches involved" not in texts(resolved_card), (
         "the card is the summary; the RESOLVED reply carries the closing facts"
     )
-    assert "slack_ts" not in runs.store.state or runs.store.state["slack_ts"] is None, (
-        "RESOLVED ends the thread"
-    )
+    assert runs.store.state.get("slack_ts") is None, "RESOLVED ends the thread"
     assert runs.slack.lookups == [], "a first try looks for nothing"
 
 
@@ -223,19 +207,13 @@ def test_a_retry_finds_in_slack_what_a_try_that_died_before_recording_it_posted(
         runs.run(minutes(at), send_tries=2)
 
     card, *steps_posted = runs.slack.posts
-    assert [post["message"].text.split(":")[0] for post in steps_posted] == [
-        "WARNING",
-        "Escalated to CRITICAL",
-    ]
+    assert [p["message"].text.split(":")[0] for p in steps_posted] == ["WARNING", "Escalated to CRITICAL"]
     assert all(post["thread_ts"] == card["ts"] for post in steps_posted)
     assert runs.slack.lookups, "the retry looked"
     assert runs.store.state["slack_ts"] == card["ts"] and runs.store.state["severity"] == "CRITICAL"
     payloads = [post["metadata"]["event_payload"] for post in runs.slack.posts]
-    assert [(p["kind"], p["part"]) for p in payloads] == [
-        ("alert", "card"),
-        ("alert", "step"),
-        ("escalation", "step"),
-    ]
+    parts = [(p["kind"], p["part"]) for p in payloads]
+    assert parts == [("alert", "card"), ("alert", "step"), ("escalation", "step")]
     assert {p["dag_id"] for p in payloads} == {DAG}
 
 
@@ -264,10 +242,8 @@ def test_a_concurrent_run_that_decided_the_same_posts_nothing():
     runs = Runs(MemorySlack(threads=True))
     runs.cleanups(minutes(0), 3)
     evaluation = runs.evaluate(minutes(0))
-    assert [runs.send(evaluation, run_id, minutes(0)) for run_id in ("manual__a", "manual__b")] == [
-        "sent",
-        "skipped",
-    ]
+    sent = [runs.send(evaluation, run_id, minutes(0)) for run_id in ("manual__a", "manual__b")]
+    assert sent == ["sent", "skipped"]
     assert len(runs.slack.posts) == 2, "one card and one WARNING"
 
 
