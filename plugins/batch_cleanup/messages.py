@@ -108,28 +108,25 @@ def alert(
     facts = _facts(decision, window_minutes, threshold, completed_this_run)
     sections = _sections(decision)
 
+    # Each part in the fallback text and in the blocks, side by side.
     text_lines = [header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts)]
-    # Slack reads the fallback as mrkdwn too: a batch id must not become a link or a mention.
-    if diagnosis is not None:
-        text_lines.append(f"{HEALTH_TITLE} " + "; ".join(diagnosis.health))
-    text_lines += [f"{title} " + ", ".join(escape(i) for i in items) for title, items, _ in sections]
-    if kind is not Kind.RESOLVED:
-        text_lines.append(WHAT_TO_CHECK)
-    if diagnosis is not None:
-        text_lines.append(_logs_line(diagnosis, plain=True))
-    text_lines.append(_run_line(run_url, run_id).lstrip("\n"))
-
     blocks = [_header(header), _section("\n".join(facts))]
     if diagnosis is not None:  # first after the counts: what on-call would look up next
+        text_lines.append(f"{HEALTH_TITLE} " + "; ".join(diagnosis.health))
         blocks.append(_section(f"*{HEALTH_TITLE}*\n" + _bullets(diagnosis.health)))
     for title, items, code in sections:
+        # Slack reads the fallback as mrkdwn too: a batch id must not become a link or a mention.
+        text_lines.append(f"{title} " + ", ".join(escape(i) for i in items))
         blocks.append(
             _section(f"*{title}*\n" + _bullets(f"`{escape(i)}`" if code else escape(i) for i in items))
         )
     if kind is not Kind.RESOLVED:
+        text_lines.append(WHAT_TO_CHECK)
         blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
     if diagnosis is not None:
+        text_lines.append(_logs_line(diagnosis, plain=True))
         blocks.append(_section(_logs_line(diagnosis, plain=False)))
+    text_lines.append(_run_line(run_url, run_id))
     blocks.append(_run_block(run_url, run_id))
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
 
@@ -293,7 +290,7 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
         text += f"\nLog: {escape(log_url)}"
         blocks.append(_section(link(log_url, "Task log")))
     else:
-        text += _run_line(None, run_id)
+        text += f"\n{_run_line(None, run_id)}"
         blocks.append(_run_block(None, run_id))
     return Message(text=text, blocks=blocks)
 
@@ -309,7 +306,7 @@ def run_overdue(
         f"Stalled-batch cleanup is overdue: run {run} of DAG {dag} has not finished "
         f"{plural(minutes, 'minute')} after it was queued (queued at {queued})."
         + (f"\n{note}" if note else "")
-        + _run_line(run_url, run_id)
+        + f"\n{_run_line(run_url, run_id)}"
     )
     blocks = [
         _header(":alarm_clock: Stalled-batch cleanup is overdue"),
@@ -326,7 +323,9 @@ def run_overdue(
 def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str | None) -> Message:
     """A run failed as a whole without a task saying why (timed out, for one)."""
     dag, run, reason = escape(dag_id), run_label(run_id), escape(reason)
-    text = f"Stalled-batch cleanup run failed: run {run} of DAG {dag}: {reason}." + _run_line(run_url, run_id)
+    text = (
+        f"Stalled-batch cleanup run failed: run {run} of DAG {dag}: {reason}.\n{_run_line(run_url, run_id)}"
+    )
     blocks = [
         _header(":x: Stalled-batch cleanup run failed"),
         _section(f"*DAG:* `{dag}`\n*Run:* {run}\n*Why:* {reason}"),
@@ -338,7 +337,7 @@ def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str | None) ->
 def _run_line(run_url: str | None, run_id: str) -> str:
     """The fallback text's line leading to the run: its link, or without an absolute URL its exact id
     (an identifier to search the UI for, not a time to read)."""
-    return f"\nAirflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}"
+    return f"Airflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}"
 
 
 def _run_block(run_url: str | None, run_id: str) -> dict[str, Any]:
