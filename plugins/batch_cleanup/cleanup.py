@@ -72,26 +72,19 @@ def _is_unicode(text: str) -> bool:
 
 
 def _optional_count(data: dict[str, Any], field: str, default: int) -> int:
-    value = data.get(field, default)
-    # bool is an int in Python; a count of `true` is still a broken contract.
+    value = data.get(field)
     if value is None:
         return default
+    # bool is an int in Python; a count of `true` is still a broken contract.
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CoordinatorResponseError(f"field {field!r} must be a non-negative integer, got {value!r}")
     return value
 
 
-def json_size(value: Any) -> int:
-    """Bytes of `value` as `json.dumps` writes it by default, as XCom stores it.
-
-    Its `\\uXXXX` escapes make that form at least as large as compact UTF-8 (up to 3x for emoji).
-    """
-    return len(json.dumps(value))
-
-
 def in_json_list(item: Any) -> int:
-    """Bytes `item` adds to a JSON list: its own size and the ", " separator."""
-    return json_size(item) + 2
+    """Bytes `item` adds to a JSON list as XCom stores it (`json.dumps`'s default form, whose `\\uXXXX`
+    escapes make it at least as large as compact UTF-8, up to 3x for emoji), with the ", " separator."""
+    return len(json.dumps(item)) + 2
 
 
 def take_within(

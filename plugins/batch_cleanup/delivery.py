@@ -236,14 +236,10 @@ class Thread:
 def _why(lost: str) -> str:
     """The line the first step of a new thread carries: why the incident's thread changed."""
     if lost == UNTHREADED:
-        return (
-            "The incident's earlier Slack thread is gone: its first message was deleted (Slack posted "
-            "a reply to it outside the thread), so the incident continues in this new thread."
-        )
-    return (
-        f"The incident's earlier Slack thread is gone (Slack answered `{lost}`), so the incident "
-        "continues in this new thread."
-    )
+        how = ": its first message was deleted (Slack posted a reply to it outside the thread)"
+    else:
+        how = f" (Slack answered `{lost}`)"
+    return f"The incident's earlier Slack thread is gone{how}, so the incident continues in this new thread."
 
 
 def _accepted(decision: Decision) -> str:

@@ -72,17 +72,17 @@ def answer_summary(answer: Any) -> list[str]:
 def _components(raw: dict[str, Any] | list[Any] | None) -> list[tuple[str, dict[str, Any]]]:
     """(name, fields) for each component, given as `{name: {...}}` or `[{"name": ..., ...}]`; a
     component given as a bare value (`{"firestore": "ok"}`) is taken as its status."""
-    if raw is None:
-        return []
     if isinstance(raw, dict):
         items = list(raw.items())
     else:
-        items = [(item.get("name") if isinstance(item, dict) else None, item) for item in raw]
-    components = []
-    for number, (name, value) in enumerate(items, start=1):
-        fields = value if isinstance(value, dict) else {"status": value}
-        components.append((_short(name, MAX_NAME_CHARS) or f"component {number}", fields))
-    return components
+        items = [(item.get("name") if isinstance(item, dict) else None, item) for item in raw or ()]
+    return [
+        (
+            _short(name, MAX_NAME_CHARS) or f"component {number}",
+            value if isinstance(value, dict) else {"status": value},
+        )
+        for number, (name, value) in enumerate(items, start=1)
+    ]
 
 
 def _healthy(status: Any) -> bool:

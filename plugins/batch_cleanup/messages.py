@@ -10,15 +10,7 @@ from urllib.parse import quote
 
 from batch_cleanup.policy import Decision, Kind
 from batch_cleanup.ports import Message
-from batch_cleanup.text import (
-    ago_text,
-    clock_text,
-    duration_text,
-    in_window,
-    is_absolute_url,
-    plural,
-    unique,
-)
+from batch_cleanup.text import ago_text, clock_text, duration_text, in_window, is_absolute_url, plural, unique
 
 MAX_LISTED_BATCHES = 20
 # Slack cuts a section's text at 3,000 characters and refuses more than 50 blocks.
@@ -60,6 +52,10 @@ def _section(markdown: str) -> dict[str, Any]:
     if len(markdown) > MAX_SECTION_CHARS:
         markdown = markdown[: MAX_SECTION_CHARS - 1] + "…"
     return {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
 
 
 def _bullets(lines: Iterable[str]) -> str:
@@ -104,40 +100,33 @@ def alert(
     run_id: str,
     diagnosis: Diagnosis | None = None,
 ) -> Message:
-    """The message for a policy decision: alert, escalation, reminder,
-    resolved or test. `threshold` is the one the count is compared with; `diagnosis` adds the
-    coordinator's health and the worker-logs link. Without an absolute `run_url`, the run's id
-    stands in for its link."""
+    """The message for a policy decision. `threshold` is the one the count is compared with;
+    `diagnosis` adds the coordinator's health and the worker-logs link. Without an absolute
+    `run_url`, the run's id stands in for its link."""
     kind = decision.kind
     header = _HEADERS[kind].format(severity=decision.severity or "")
     facts = _facts(decision, window_minutes, threshold, completed_this_run)
     sections = _sections(decision)
 
+    # Each part in the fallback text and in the blocks, side by side.
     text_lines = [header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts)]
-    # Slack reads the fallback as mrkdwn too: a batch id must not become a link or a mention.
-    if diagnosis is not None:
-        text_lines.append(f"{HEALTH_TITLE} " + "; ".join(diagnosis.health))
-    text_lines += [f"{title} " + ", ".join(escape(i) for i in items) for title, items, _ in sections]
-    if kind is not Kind.RESOLVED:
-        text_lines.append(WHAT_TO_CHECK)
-    if diagnosis is not None:
-        text_lines.append(_logs_line(diagnosis, plain=True))
-    text_lines.append(f"Airflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}")
-
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
-        _section("\n".join(facts)),
-    ]
+    blocks = [_header(header), _section("\n".join(facts))]
     if diagnosis is not None:  # first after the counts: what on-call would look up next
+        text_lines.append(f"{HEALTH_TITLE} " + "; ".join(diagnosis.health))
         blocks.append(_section(f"*{HEALTH_TITLE}*\n" + _bullets(diagnosis.health)))
     for title, items, code in sections:
+        # Slack reads the fallback as mrkdwn too: a batch id must not become a link or a mention.
+        text_lines.append(f"{title} " + ", ".join(escape(i) for i in items))
         blocks.append(
             _section(f"*{title}*\n" + _bullets(f"`{escape(i)}`" if code else escape(i) for i in items))
         )
     if kind is not Kind.RESOLVED:
+        text_lines.append(WHAT_TO_CHECK)
         blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
     if diagnosis is not None:
+        text_lines.append(_logs_line(diagnosis, plain=True))
         blocks.append(_section(_logs_line(diagnosis, plain=False)))
+    text_lines.append(_run_line(run_url, run_id))
     blocks.append(_run_block(run_url, run_id))
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
 
@@ -154,16 +143,14 @@ def _logs_line(diagnosis: Diagnosis, *, plain: bool) -> str:
     return link(diagnosis.logs_url, "Worker logs of the window (Logs Explorer)")
 
 
-def _double_recorded(n: int) -> str:
-    return (
-        f"*{plural(n, 'cleanup')}* {'was' if n == 1 else 'were'} also recorded by the coordinator's own "
-        "tracking (counted once here): turn it off, see docs/cutover.md"
-    )
-
-
 def _facts(decision: Decision, window_minutes: int, threshold: int, completed: int) -> list[str]:
-    twice = [_double_recorded(decision.double_recorded)] if decision.double_recorded else []
-    kind, count = decision.kind, decision.count
+    kind, count, n = decision.kind, decision.count, decision.double_recorded
+    twice = []
+    if n:
+        twice.append(
+            f"*{plural(n, 'cleanup')}* {'was' if n == 1 else 'were'} also recorded by the coordinator's own "
+            "tracking (counted once here): turn it off, see docs/cutover.md"
+        )
     if kind is Kind.RESOLVED:
         return [
             f"Lasted *{duration_text(decision.duration)}*, "
@@ -251,12 +238,12 @@ def incident_card(
     else:
         facts = [
             f"*From* {clock_text(opened, now)} *to* {clock_text(ended, now)} · peak {peak} · "
-            f"{plural(decision.total_cleanups, 'cleanup')} in total, {batches}",
+            f"{plural(decision.total_cleanups, 'cleanup')} in total, {batches}"
         ]
     context = f"Updated {clock_text(now, now)}. Every step of the incident is in the thread, in full."
     text = "\n".join([header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts), context])
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+        _header(header),
         _section("\n".join(facts)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         *([_run_block(run_url, "")] if is_absolute_url(run_url) else []),
@@ -291,23 +278,20 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
     Every field is data (the error text may come from the coordinator): escaped in the fallback
     text and in the blocks alike. A `log_url` that is not absolute is left out; the ids remain.
     """
-    error = error if len(error) <= 1500 else error[:1500] + "…"
-    raw_run_id = run_id
-    dag_id, task_id, run_id, shown_error = escape(dag_id), escape(task_id), run_label(run_id), escape(error)
-    text = (
-        f"Stalled-batch cleanup failed: task {task_id} of DAG {dag_id}, run {run_id}.\nError: {shown_error}"
-    )
+    error = escape(error if len(error) <= 1500 else error[:1500] + "…")
+    dag, task, run = escape(dag_id), escape(task_id), run_label(run_id)
+    text = f"Stalled-batch cleanup failed: task {task} of DAG {dag}, run {run}.\nError: {error}"
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup failed"}},
-        _section(f"*DAG:* `{dag_id}`\n*Task:* `{task_id}`\n*Run:* {run_id}"),
-        _section(f"*Error:*\n```{shown_error}```"),
+        _header(":x: Stalled-batch cleanup failed"),
+        _section(f"*DAG:* `{dag}`\n*Task:* `{task}`\n*Run:* {run}"),
+        _section(f"*Error:*\n```{error}```"),
     ]
     if is_absolute_url(log_url):
         text += f"\nLog: {escape(log_url)}"
         blocks.append(_section(link(log_url, "Task log")))
     else:
-        text += _run_line(None, raw_run_id)
-        blocks.append(_run_block(None, raw_run_id))
+        text += f"\n{_run_line(None, run_id)}"
+        blocks.append(_run_block(None, run_id))
     return Message(text=text, blocks=blocks)
 
 
@@ -317,45 +301,35 @@ def run_overdue(
     """A run missed its deadline: the cleanup is hung, which must not look like a quiet hour either.
 
     `state_note` says so when the run's current state could not be read (it may have ended since)."""
-    raw_run_id = run_id
-    dag_id, run_id, queued_at, state_note = (
-        escape(dag_id),
-        run_label(run_id),
-        _time_label(queued_at),
-        escape(state_note),
-    )
+    dag, run, queued, note = escape(dag_id), run_label(run_id), _time_label(queued_at), escape(state_note)
     text = (
-        f"Stalled-batch cleanup is overdue: run {run_id} of DAG {dag_id} has not finished "
-        f"{plural(minutes, 'minute')} after it was queued (queued at {queued_at})."
-        + (f"\n{state_note}" if state_note else "")
-        + _run_line(run_url, raw_run_id)
+        f"Stalled-batch cleanup is overdue: run {run} of DAG {dag} has not finished "
+        f"{plural(minutes, 'minute')} after it was queued (queued at {queued})."
+        + (f"\n{note}" if note else "")
+        + f"\n{_run_line(run_url, run_id)}"
     )
     blocks = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": ":alarm_clock: Stalled-batch cleanup is overdue"},
-        },
+        _header(":alarm_clock: Stalled-batch cleanup is overdue"),
         _section(
-            f"*DAG:* `{dag_id}`\n*Run:* {run_id}\nNot finished {plural(minutes, 'minute')} after it was "
-            f"queued ({queued_at}). Check the scheduler, the workers and the coordinator."
-            + (f"\n_{state_note}_" if state_note else "")
+            f"*DAG:* `{dag}`\n*Run:* {run}\nNot finished {plural(minutes, 'minute')} after it was "
+            f"queued ({queued}). Check the scheduler, the workers and the coordinator."
+            + (f"\n_{note}_" if note else "")
         ),
-        *_run_blocks(run_url, raw_run_id),
+        _run_block(run_url, run_id),
     ]
     return Message(text=text, blocks=blocks)
 
 
 def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str | None) -> Message:
     """A run failed as a whole without a task saying why (timed out, for one)."""
-    raw_run_id = run_id
-    dag_id, run_id, reason = escape(dag_id), run_label(run_id), escape(reason)
-    text = f"Stalled-batch cleanup run failed: run {run_id} of DAG {dag_id}: {reason}." + _run_line(
-        run_url, raw_run_id
+    dag, run, reason = escape(dag_id), run_label(run_id), escape(reason)
+    text = (
+        f"Stalled-batch cleanup run failed: run {run} of DAG {dag}: {reason}.\n{_run_line(run_url, run_id)}"
     )
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": ":x: Stalled-batch cleanup run failed"}},
-        _section(f"*DAG:* `{dag_id}`\n*Run:* {run_id}\n*Why:* {reason}"),
-        *_run_blocks(run_url, raw_run_id),
+        _header(":x: Stalled-batch cleanup run failed"),
+        _section(f"*DAG:* `{dag}`\n*Run:* {run}\n*Why:* {reason}"),
+        _run_block(run_url, run_id),
     ]
     return Message(text=text, blocks=blocks)
 
@@ -363,11 +337,7 @@ def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str | None) ->
 def _run_line(run_url: str | None, run_id: str) -> str:
     """The fallback text's line leading to the run: its link, or without an absolute URL its exact id
     (an identifier to search the UI for, not a time to read)."""
-    return f"\nAirflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}"
-
-
-def _run_blocks(run_url: str | None, run_id: str) -> list[dict[str, Any]]:
-    return [_run_block(run_url, run_id)]
+    return f"Airflow run: {escape(run_url if is_absolute_url(run_url) else run_id)}"
 
 
 def _run_block(run_url: str | None, run_id: str) -> dict[str, Any]:

@@ -58,12 +58,7 @@ def slack_on_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
         from batch_cleanup.masking import redact
 
         ti = context["ti"]
-        if (mistake := invalid_params(context)) is not None:
-            log.info(
-                "Nothing posted to Slack: %s failed on its params, a trigger mistake (%s).",
-                ti.task_id,
-                mistake,
-            )
+        if _trigger_mistake(context, ti.task_id):
             return
         message = task_failure(
             dag_id=ti.dag_id,
@@ -90,12 +85,7 @@ def slack_on_run_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
         dag_run = context.get("dag_run")
         dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
         run_id = getattr(dag_run, "run_id", None) or str(context.get("run_id", "?"))
-        if (mistake := invalid_params(context)) is not None:
-            log.info(
-                "Nothing posted to Slack: run %s failed on its params, a trigger mistake (%s).",
-                run_id,
-                mistake,
-            )
+        if _trigger_mistake(context, f"run {run_id}"):
             return
         if reason in EXPLAINED_BY_A_TASK:
             log.info("Run %s failed (%s): the failed task has posted its error.", run_id, reason)
@@ -133,6 +123,14 @@ def invalid_params(context: Mapping[str, Any]) -> str | None:
     except InvalidParam as err:
         return str(err)
     return None
+
+
+def _trigger_mistake(context: Mapping[str, Any], failed: str) -> bool:
+    """Whether the run failed on its params, a trigger mistake: logged, and nothing goes to Slack."""
+    mistake = invalid_params(context)
+    if mistake is not None:
+        log.info("Nothing posted to Slack: %s failed on its params, a trigger mistake (%s).", failed, mistake)
+    return mistake is not None
 
 
 def failure_cause(reason: str, ti: Any) -> str:

@@ -407,9 +407,7 @@ def decide(
     if not state.open:
         if severity is None:
             reason = f"{words} < {config.warning_threshold} → no incident"
-            return Decision(Kind.NONE, None, reason=reason, **common), dataclasses.replace(
-                state, evaluated_at=now
-            )
+            return Decision(Kind.NONE, None, reason=reason, **common), _with(state, {"evaluated_at": now})
         decision = Decision(
             Kind.ALERT,
             severity,
@@ -420,22 +418,9 @@ def decide(
             peak_severity=severity,
             **common,
         )
-        opened = State(
-            open=True,
-            severity=severity,
-            peak_severity=severity,
-            opened_at=now,
-            evaluated_at=now,
-            last_count=count,
-            peak_count=count,
-            batch_count=len(batch_ids),
-            batch_ids=common["batch_ids"],
-            known_batches=tuple(_hash(b) for b in batch_ids)[-KNOWN_BATCHES:],
-            event_ids=keys[:EVENT_KEYS],
-            total_cleanups=len(keys),
-            muted=state.muted,
-        )
-        return _delivered(decision, opened, now, muted)
+        opened = State(open=True, severity=severity, peak_severity=severity, opened_at=now, muted=state.muted)
+        tracked = _tracked(opened, count=count, batch_ids=batch_ids, keys=keys, now=now)
+        return _delivered(decision, opened, now, muted, tracked)
 
     # One `replace` per path, at most two with a message: the backtest runs this thousands of times.
     changes = _tracked(state, count=count, batch_ids=batch_ids, keys=keys, now=now)

@@ -273,16 +273,11 @@ def send(
     config = PolicyConfig.from_params(params)
     evaluated = Evaluation.from_xcom(evaluation)
     decision = evaluated.decision
-    diagnosis = None
+    end, diagnosis = run_after or now, None
     if coordinator is not None and decision.kind in DIAGNOSED:
-        end = run_after or now
+        start = window_start(end, config.window_minutes)
         diagnosis = diagnose(
-            coordinator,
-            project,
-            window_start(end, config.window_minutes),
-            end,
-            timeout_seconds=HEALTH_TIMEOUT_SECONDS,
-            query=WORKER_LOGS_QUERY,
+            coordinator, project, start, end, timeout_seconds=HEALTH_TIMEOUT_SECONDS, query=WORKER_LOGS_QUERY
         )
     message = message_for(summary, decision, params, run_url=run_url, run_id=run_id, diagnosis=diagnosis)
     card = incident_card(
@@ -301,7 +296,7 @@ def send(
         store=store,
         slack=slack,
         card=card,
-        since=run_after or now,
+        since=end,
         retry=retry,
         posts=posts,
     )

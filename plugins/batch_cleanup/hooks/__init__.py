@@ -44,10 +44,8 @@ def monitoring_hook() -> MonitoringHook:
 
 
 def delivery_args(dag_run: Any) -> dict[str, Any]:
-    """The run's ids and time, the UI's base URL for links, the on-call channel of the DAG's Slack
-    connection, the time (of the incident card's "updated"), the coordinator (whose health an alert
-    carries), whether an earlier try of the task ran (it may
-    have posted), and the record of the last accepted post in Airflow's metadata."""
+    """`steps.send`'s arguments from the run and its connections: `now` is the incident card's
+    "updated", and `retry` says an earlier try of the task ran (it may have posted)."""
     from airflow.sdk import get_current_context
 
     from batch_cleanup.config import api_base_url

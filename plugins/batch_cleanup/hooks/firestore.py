@@ -199,13 +199,8 @@ class FirestoreHook(GoogleBaseHook):
 
         @firestore.transactional
         def claim(transaction: firestore.Transaction) -> str | None:
-            conflict = _conflict(
-                ref.get(transaction=transaction, retry=self._retry()).to_dict() or {},
-                run_id=run_id,
-                version=version,
-                path=ref.path,
-            )
-            if conflict:
+            stored = ref.get(transaction=transaction, retry=self._retry()).to_dict() or {}
+            if conflict := _conflict(stored, run_id=run_id, version=version, path=ref.path):
                 return conflict
             expires_at = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
             transaction.set(
@@ -272,8 +267,7 @@ class FirestoreHook(GoogleBaseHook):
             data = ref.get(transaction=transaction, retry=self._retry()).to_dict() or {}
             lease = data.get("lease")
             holder = bool(lease) and lease["run_id"] == run_id
-            conflict = None if holder else _conflict(data, run_id=run_id, version=version, path=ref.path)
-            if conflict:
+            if not holder and (conflict := _conflict(data, run_id=run_id, version=version, path=ref.path)):
                 return conflict
             stored = {
                 **state,

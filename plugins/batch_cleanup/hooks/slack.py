@@ -34,27 +34,11 @@ BOT_CONN_TYPE = "slack"
 # Web API errors (https://api.slack.com/methods/chat.postMessage#errors) that only fixing the
 # connection, the app's scopes or the channel can heal: failing at once, not retried.
 FIXABLE_API_ERRORS = frozenset(
-    {
-        "not_authed",
-        "invalid_auth",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
-        "no_permission",
-        "missing_scope",
-        "not_allowed_token_type",
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "restricted_action",
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "no_text",
-        "msg_too_long",
-        "invalid_arguments",
-        "cant_update_message",
-        "edit_window_closed",
-    }
+    {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired"}  # the token
+    | {"no_permission", "missing_scope", "not_allowed_token_type"}  # its scopes
+    | {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}  # the channel
+    | {"invalid_blocks", "invalid_blocks_format", "no_text", "msg_too_long", "invalid_arguments"}  # the body
+    | {"cant_update_message", "edit_window_closed"}  # the edit
 )
 # The scopes each Web API method needs, named when Slack answers `missing_scope`.
 HISTORY_SCOPE = "channels:history (groups:history for a private channel)"
@@ -213,7 +197,7 @@ class OnCallChannel:
         (its parent included), else in the channel. Each as `post` says where it is, with its
         `payload`; ThreadGone when `thread_ts`'s message is gone."""
         channel = channel_of(self.conn_id, self.connection)
-        arguments: dict[str, Any] = {
+        arguments = {
             "channel": channel,
             "oldest": f"{oldest:.6f}",
             "limit": LOOKUP_LIMIT,

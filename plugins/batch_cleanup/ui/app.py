@@ -76,14 +76,9 @@ def get_asked(
     window_minutes: WindowMinutes = None,
     cooldown_minutes: CooldownMinutes = None,
 ) -> dict[str, str]:
-    """The candidate thresholds as typed; an empty form field counts as missing."""
-    asked = {
-        "warning_threshold": warning_threshold,
-        "critical_threshold": critical_threshold,
-        "window_minutes": window_minutes,
-        "cooldown_minutes": cooldown_minutes,
-    }
-    return {name: text for name, text in asked.items() if text not in (None, "")}
+    """The candidate thresholds as typed (the arguments are exactly the form's fields); an empty
+    form field counts as missing."""
+    return {name: text for name, text in locals().items() if text not in (None, "")}
 
 
 Asked = Annotated[dict[str, str], Depends(get_asked)]
@@ -165,6 +160,7 @@ class Reads:
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.started = time.perf_counter()
 
     def run(self, **reads: Callable[[], Any]) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="batch-cleanup-ui") as pool:
@@ -178,8 +174,12 @@ class Reads:
         finally:
             self.timings[name] = time.perf_counter() - started
 
-    def header(self) -> str:
-        return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in self.timings.items())
+    def timed_response(self, response: Response) -> Response:
+        """`response` with the reads' times and the total in its `Server-Timing` header."""
+        self.timings["total"] = time.perf_counter() - self.started
+        timing = ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in self.timings.items())
+        response.headers["Server-Timing"] = timing
+        return response
 
 
 def event_reads(store: HistoryStore, win: history.Window) -> dict[str, Callable[[], Any]]:
@@ -289,14 +289,6 @@ def backtest_form(asked: dict[str, str]) -> dict[str, Any]:
     return {"fields": fields, "query": urlencode(asked)}
 
 
-def invalid_candidate(err: InvalidParam, asked: dict[str, str]) -> RequestValidationError:
-    """FastAPI's own 422 shape, naming the query parameter at fault."""
-    loc = ("query", err.field) if err.field else ("query",)
-    return RequestValidationError(
-        [{"type": "value_error", "loc": loc, "msg": str(err), "input": asked.get(err.field or "")}]
-    )
-
-
 def _header(win: history.Window, now: datetime) -> dict[str, Any]:
     return {
         "dag_id": DAG_ID,
@@ -311,16 +303,11 @@ def _header(win: history.Window, now: datetime) -> dict[str, Any]:
     }
 
 
-def airflow_root(request: Request) -> str:
-    """Path of Airflow's UI (`""` at the host's root): this app's mount point, minus the prefix."""
-    root = request.scope.get("root_path", "")
-    return root.removesuffix(URL_PREFIX)
-
-
 def with_run_link(data: dict[str, Any], request: Request) -> dict[str, Any]:
-    run = data.get("last_run")
-    if run:
-        run["url"] = dag_run_url(airflow_root(request), DAG_ID, run["run_id"])
+    if run := data.get("last_run"):
+        # Airflow's UI (`""` at the host's root) is this app's mount point, minus the prefix.
+        airflow_root = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
+        run["url"] = dag_run_url(airflow_root, DAG_ID, run["run_id"])
     return data
 
 
@@ -366,17 +353,13 @@ def create_app() -> FastAPI:
             return login_redirect(request)
         return await http_exception_handler(request, exc)
 
-    def respond(data: dict[str, Any], reads: Reads, started: float) -> JSONResponse:
-        reads.timings["total"] = time.perf_counter() - started
-        return JSONResponse(data, headers={"Server-Timing": reads.header()})
-
     @app.get("/api/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         win = history.window(range_, sources.now)
         data = with_run_link(summary(sources, win, reads), request)
         form, compared, error = backtest_form(asked), None, None
@@ -394,38 +377,36 @@ def create_app() -> FastAPI:
             "backtest": compared,
             "backtest_error": error,
         }
-        response = templates.TemplateResponse(
-            request, "history.html", context, status_code=422 if error else 200
+        status_code = 422 if error else 200
+        return reads.timed_response(
+            templates.TemplateResponse(request, "history.html", context, status_code=status_code)
         )
-        reads.timings["total"] = time.perf_counter() - started
-        response.headers["Server-Timing"] = reads.header()
-        return response
 
     @app.get("/api/summary", summary="Everything the page shows")
     def api_summary(request: Request, sources: AllSources, range_: RangeParam = history.DEFAULT_RANGE):
         """Window, thresholds, cleanups per hour, daily rates, offenders, incidents, state, last run."""
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         win = history.window(range_, sources.now)
-        return respond(with_run_link(summary(sources, win, reads), request), reads, started)
+        return reads.timed_response(JSONResponse(with_run_link(summary(sources, win, reads), request)))
 
     @app.get("/api/cleanups", summary="Cleanups per hour, with the window's totals")
     def api_cleanups(
         store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = history.DEFAULT_RANGE
     ):
         """Cleanups per UTC hour and the totals: cleanups, batches auto-completed and checked, rate."""
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         win = history.window(range_, now)
         got = reads.run(**event_reads(store, win), **check_reads(run_checks, win))
-        return respond({**_header(win, now), "cleanups": cleanups_json(got, win)}, reads, started)
+        return reads.timed_response(JSONResponse({**_header(win, now), "cleanups": cleanups_json(got, win)}))
 
     @app.get("/api/daily", summary="Batches auto-completed per day, and the auto-completion rate")
     def api_daily(store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Per UTC day: cleanups, batches auto-completed (`stalled`) and checked, `rate`, its source."""
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         win = history.window(range_, now)
         got = reads.run(events=event_reads(store, win)["events"], **check_reads(run_checks, win))
         data = {**_header(win, now), "daily": daily_json(got, win), "events_truncated": got["events"][1]}
-        return respond(data, reads, started)
+        return reads.timed_response(JSONResponse(data))
 
     @app.get("/api/offenders", summary="Batches auto-completed most often")
     def api_offenders(
@@ -435,21 +416,21 @@ def create_app() -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=100, description="At most this many batches.")] = 10,
     ):
         """Batches auto-completed in two cleanups or more in the window, most often first."""
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         win = history.window(range_, now)
         events, truncated = reads.run(events=event_reads(store, win)["events"])["events"]
         offenders = history.offender_rows(events, limit=limit)
         data = {**_header(win, now), "offenders": offenders, "events_truncated": truncated}
-        return respond(data, reads, started)
+        return reads.timed_response(JSONResponse(data))
 
     @app.get("/api/incidents", summary="The alert timeline")
     def api_incidents(store: Store, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Incidents overlapping the window, newest first, with severity, start, end and duration."""
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         win = history.window(range_, now)
         found = reads.run(incidents=lambda: store.incidents(win.start, win.end))["incidents"]
         data = {**_header(win, now), "incidents": history.incident_rows(found, win, now)}
-        return respond(data, reads, started)
+        return reads.timed_response(JSONResponse(data))
 
     @app.get("/api/backtest", summary="The range's cleanups replayed with other thresholds")
     def api_backtest(sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
@@ -459,22 +440,24 @@ def create_app() -> FastAPI:
         DAG's). Per side: `settings`, `totals` {`incidents`,
         `messages_sent`, `critical_pages`, `hours_at_warning`, `hours_at_critical`, `missed`},
         `messages` per kind, and `incidents` (newest first). A value the trigger form refuses is a 422."""
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         try:
             candidate = candidate_config(asked)
-        except InvalidParam as err:
-            raise invalid_candidate(err, asked) from None
+        except InvalidParam as err:  # FastAPI's own 422 shape, naming the query parameter at fault
+            loc = ("query", err.field) if err.field else ("query",)
+            error = {"type": "value_error", "loc": loc, "msg": str(err), "input": asked.get(err.field or "")}
+            raise RequestValidationError([error]) from None
         win = history.window(range_, sources.now)
         data = {**_header(win, sources.now), "backtest": backtest_json(sources, win, candidate, reads)}
-        return respond(data, reads, started)
+        return reads.timed_response(JSONResponse(data))
 
     @app.get("/api/status", summary="The current incident state and the last run")
     def api_status(request: Request, store: Store, last_run: LastRun, now: Now):
         """The alert state and the DAG's newest run: its state, what it cleaned up, a link to it."""
-        started, reads = time.perf_counter(), Reads()
+        reads = Reads()
         got = reads.run(**status_reads(store, last_run))
         data = {"dag_id": DAG_ID, **status_json(got, now)}
-        return respond(with_run_link(data, request), reads, started)
+        return reads.timed_response(JSONResponse(with_run_link(data, request)))
 
     return app
 

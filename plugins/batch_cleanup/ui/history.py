@@ -218,7 +218,7 @@ def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> 
                 "severity": incident.severity,
                 "peak_severity": incident.peak_severity,
                 "opened_at": utc_z(incident.opened_at),
-                "closed_at": utc_z(incident.closed_at) if incident.closed_at else None,
+                "closed_at": _z(incident.closed_at),
                 "duration_seconds": max(seconds, 0),
                 "duration": duration_text(seconds),
                 "peak_count": incident.peak_count,
@@ -238,18 +238,14 @@ def current_state(state: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "open": is_open,
         "severity": state.get("severity") if is_open else None,
         "peak_severity": state.get("peak_severity") if is_open else None,
-        "opened_at": utc_z(opened_at, name="state.opened_at") if is_open and opened_at else None,
+        "opened_at": _z(opened_at, "state.opened_at") if is_open else None,
         "open_for": duration_text((now - opened_at).total_seconds()) if is_open and opened_at else None,
         "last_count": int(state.get("last_count") or 0),
         "peak_count": int(state.get("peak_count") or 0),
-        "last_notified_at": utc_z(state["last_notified_at"], name="state.last_notified_at")
-        if state.get("last_notified_at")
-        else None,
+        "last_notified_at": _z(state.get("last_notified_at"), "state.last_notified_at"),
         "last_notified_kind": state.get("last_notified_kind"),
         "muted_decisions": len(state.get("muted") or ()),
-        "updated_at": utc_z(state["updated_at"], name="state.updated_at")
-        if state.get("updated_at")
-        else None,
+        "updated_at": _z(state.get("updated_at"), "state.updated_at"),
     }
 
 
@@ -267,9 +263,7 @@ def run_outcome(run: Mapping[str, Any] | None, run_event: Event | None) -> dict[
         "run_id": run["run_id"],
         "state": run.get("state"),
         "run_type": run.get("run_type"),
-        "run_after": utc_z(run["run_after"], name="run.run_after") if run.get("run_after") else None,
-        "start_date": utc_z(run["start_date"], name="run.start_date") if run.get("start_date") else None,
-        "end_date": utc_z(run["end_date"], name="run.end_date") if run.get("end_date") else None,
+        **{key: _z(run.get(key), f"run.{key}") for key in ("run_after", "start_date", "end_date")},
         "stalled_count": stalled,
     }
 
@@ -301,11 +295,7 @@ def cleanups(
         "peak": max(counts, default=0),
         "hours_at_warning": sum(1 for count in counts if warning <= count < critical),
         "hours_at_critical": sum(1 for count in counts if count >= critical),
-        "totals": {
-            "cleanups": totals.count,
-            **rate_fields(runs, totals),
-            "runs_truncated": checks_truncated,
-        },
+        "totals": {"cleanups": totals.count, **rate_fields(runs, totals), "runs_truncated": checks_truncated},
         "events_read": len(events),
         "events_truncated": truncated,
     }
@@ -354,7 +344,7 @@ def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
         "incidents": [
             {
                 "opened_at": utc_z(incident.opened_at),
-                "closed_at": utc_z(incident.closed_at) if incident.closed_at else None,
+                "closed_at": _z(incident.closed_at),
                 "open": incident.closed_at is None,
                 "peak_severity": incident.peak_severity,
                 "peak_count": incident.peak_count,
@@ -366,6 +356,10 @@ def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
             for incident in incidents
         ],
     }
+
+
+def _z(moment: datetime | None, name: str = "the time") -> str | None:
+    return utc_z(moment, name=name) if moment else None
 
 
 def window_json(win: Window) -> dict[str, Any]:

@@ -22,27 +22,12 @@ EVENT_FIELDS = ["timestamp", "stalled_count", "batches_checked", "batch_ids"]
 # What the DAG's window reads of an event (`FirestoreHook.events_in`), for the backtest.
 WINDOW_FIELDS = ["timestamp", "batch_ids", "dag_id"]
 STATE_FIELDS = [
-    "open",
-    "severity",
-    "peak_severity",
-    "opened_at",
-    "last_count",
-    "peak_count",
-    "last_notified_at",
-    "last_notified_kind",
-    "muted",
-    "updated_at",
+    *("open", "severity", "peak_severity", "opened_at", "last_count", "peak_count"),
+    *("last_notified_at", "last_notified_kind", "muted", "updated_at"),
 ]
 INCIDENT_FIELDS = [
-    "dag_id",
-    "opened_at",
-    "closed_at",
-    "severity",
-    "peak_severity",
-    "peak_count",
-    "total_cleanups",
-    "batch_ids",
-    "notifications",
+    *("dag_id", "opened_at", "closed_at", "severity", "peak_severity", "peak_count"),
+    *("total_cleanups", "batch_ids", "notifications"),
 ]
 # 30 days at one cleanup per 15-minute run is 2,880 events; manual runs and cleared runs add a few.
 MAX_EVENTS = 5_000
@@ -79,12 +64,8 @@ class HistoryStore:
             .sum("batches_checked", alias="checked")
         )
         [results] = query.get()
-        values = {result.alias: result.value for result in results}
-        return Sums(
-            count=int(values.get("cleanups") or 0),
-            stalled=int(values.get("stalled") or 0),
-            checked=int(values.get("checked") or 0),
-        )
+        values = {result.alias: int(result.value or 0) for result in results}
+        return Sums(values.get("cleanups", 0), values.get("stalled", 0), values.get("checked", 0))
 
     def events(self, start: datetime, end: datetime, limit: int | None = None) -> tuple[list[Event], bool]:
         """The newest `limit` events in `(start, end]` (four fields each), and whether more were left out."""
@@ -99,14 +80,10 @@ class HistoryStore:
         """The newest `limit` events in `(start, end]` as the DAG's window reads them (id, time,
         batches, who wrote it), for the backtest; and whether more were left out."""
         limit = limit or self.max_events
-        events = []
-        for snapshot in self._newest(start, end, WINDOW_FIELDS, limit).stream():
-            data = snapshot.to_dict()
-            events.append(
-                StoredEvent(
-                    snapshot.id, data["timestamp"], list(data.get("batch_ids") or []), data.get("dag_id")
-                )
-            )
+        found = ((s.id, s.to_dict()) for s in self._newest(start, end, WINDOW_FIELDS, limit).stream())
+        events = [
+            StoredEvent(i, d["timestamp"], list(d.get("batch_ids") or []), d.get("dag_id")) for i, d in found
+        ]
         return events, len(events) >= limit
 
     def _newest(self, start: datetime, end: datetime, fields: list[str], limit: int) -> firestore.Query:
