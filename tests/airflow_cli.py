@@ -74,14 +74,8 @@ class AirflowCLI:
         self._warm: WarmAirflow | None = None
         self._warm_lock = threading.Lock()
 
-    def run(self, *args: str, extra_env: dict[str, str] | None = None, timeout: int = 300):
-        return subprocess.run(
-            [AIRFLOW, *args],
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+    def run(self, *args: str):
+        return subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=300)
 
     def migrate(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -96,8 +90,10 @@ class AirflowCLI:
         name: str = "run",
         extra_env: dict[str, str] | None = None,
         run_after: datetime | None = None,
+        expect: str | None = None,
     ) -> DagRun:
-        """`airflow dags test`; with `run_after`, the same `DAG.test()` at that run time."""
+        """`airflow dags test`; with `run_after`, the same `DAG.test()` at that run time; with
+        `expect`, the state the run must end in."""
         env = {**self.env, **(extra_env or {})}
         if run_after is None:
             args = ["dags", "test", dag_id] + (["--conf", json.dumps(conf)] if conf is not None else [])
@@ -129,8 +125,9 @@ class AirflowCLI:
         scanned = {f"the output of {name}-{len(self.outputs)}": output}
         scanned |= {f"table {table}, run {run_id}": t for table, t in self.database_text(run_id).items()}
         self.assert_no_secret(scanned)
-        states, tries = self.task_instances(dag_id, run_id)
-        return DagRun(done.returncode, output, run_id, state, states, tries)
+        run = DagRun(done.returncode, output, run_id, state, *self.task_instances(dag_id, run_id))
+        assert expect in (None, state), run.explain()
+        return run
 
     def assert_no_secret(self, scanned: dict[str, str]) -> None:
         """None of `secrets` in any of the `scanned` texts (where → text); each leak shown in place."""
@@ -241,14 +238,12 @@ class WarmAirflow:
         and the child's CPU seconds."""
         with tempfile.TemporaryDirectory(prefix="airflow-run-") as folder:
             stdout, stderr = Path(folder) / "stdout", Path(folder) / "stderr"
-            request = {
-                "argv": argv,
-                "env": env,
-                "cwd": os.getcwd(),
-                "stdout": str(stdout),
-                "stderr": str(stderr),
-                "airflow_main": airflow_main,
-            }
+
+            def outputs() -> tuple[str, str]:
+                return _text(stdout.read_bytes()), _text(stderr.read_bytes())
+
+            request = {"argv": argv, "env": env, "cwd": os.getcwd(), "airflow_main": airflow_main}
+            request |= {"stdout": str(stdout), "stderr": str(stderr)}
             deadline = time.monotonic() + timeout
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.connect("\0" + self.address)
@@ -260,13 +255,8 @@ class WarmAirflow:
                 except TimeoutError:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    raise subprocess.TimeoutExpired(
-                        argv, timeout, _text(stdout.read_bytes()), _text(stderr.read_bytes())
-                    ) from None
-            done = subprocess.CompletedProcess(
-                argv, ended["returncode"], _text(stdout.read_bytes()), _text(stderr.read_bytes())
-            )
-            return done, ended["cpu_seconds"]
+                    raise subprocess.TimeoutExpired(argv, timeout, *outputs()) from None
+            return subprocess.CompletedProcess(argv, ended["returncode"], *outputs()), ended["cpu_seconds"]
 
     def _reply(self, conn: socket.socket, replies, deadline: float, key: str) -> dict:
         conn.settimeout(max(0.01, deadline - time.monotonic()))

@@ -18,8 +18,6 @@ from dev.airflow_env import LOCAL_PROJECT
 
 __all__ = ["OUTPUT", "REPO"]
 
-# --- the local services, shared by the integration and end-to-end tests -----------------------
-
 # Tests use a recognisable fake key, so that a leak is easy to find in any log.
 API_KEY = "test-api-key-4f1c9e27-DO-NOT-LOG"
 SLACK_WEBHOOK_PATH = "/services/T0TEST/B0TEST/webhook-secret-7d3a91"
@@ -64,6 +62,13 @@ def slack_sink():
     service.stop()
 
 
+@pytest.fixture(scope="session")
+def monitoring_api():
+    service = services.start_monitoring_api(SERVICE_LOGS)
+    yield service
+    service.stop()
+
+
 @pytest.fixture
 def firestore(firestore_emulator, monkeypatch):
     """An empty emulator database, and this process pointed at it."""
@@ -104,8 +109,7 @@ def airflow(coordinator, slack_sink, firestore_emulator):
     cli.close()
 
 
-# --- pytest-xdist: what must share a worker ---------------------------------------------------
-
+# pytest-xdist: what must share a worker.
 # Each worker that runs a test using the session's Airflow (`airflow`) starts an Airflow of its own
 # (a migrated home and a warm fork server, ~30 CPU-s). No test reads what another's runs left, so
 # those tests are dealt out in turn, in the collected order, to this many groups, each one worker's

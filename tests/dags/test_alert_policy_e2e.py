@@ -28,8 +28,7 @@ def test_incident_lifecycle_warning_critical_worse_reminder_resolved(airflow, fr
     conf = {"cooldown_minutes": 30}
     for index in range(1, 6):
         coordinator.seed([stalled(f"lifecycle-{index}")])
-        run = airflow.dags_test(DAG_ID, conf=conf, name="lifecycle")
-        assert run.state == "success", run.explain()
+        run = airflow.dags_test(DAG_ID, conf=conf, name="lifecycle", expect="success")
         posted = texts(sink)
         if index < 3:
             assert posted == [], f"run {index}: below the warning threshold nothing is posted"
@@ -48,14 +47,14 @@ def test_incident_lifecycle_warning_critical_worse_reminder_resolved(airflow, fr
             assert "lifecycle-5" in posted[2]
 
     opened_at = alert_state(db)["opened_at"]
-    reminder = airflow.dags_test(
-        DAG_ID, conf=conf, run_after=opened_at + timedelta(minutes=31), name="reminder"
+    airflow.dags_test(
+        DAG_ID, conf=conf, run_after=opened_at + timedelta(minutes=31), name="reminder", expect="success"
     )
-    assert reminder.state == "success", reminder.explain()
     assert texts(sink)[3].startswith("Still ongoing (CRITICAL)")
 
-    quiet = airflow.dags_test(DAG_ID, conf=conf, run_after=opened_at + timedelta(hours=2), name="resolved")
-    assert quiet.state == "success", quiet.explain()
+    quiet = airflow.dags_test(
+        DAG_ID, conf=conf, run_after=opened_at + timedelta(hours=2), name="resolved", expect="success"
+    )
     assert quiet.task_states["send_resolved"] == "success"
     resolved = texts(sink)[4]
     assert resolved.startswith("RESOLVED")
@@ -73,9 +72,7 @@ def test_slack_500_then_200_posts_exactly_one_message_naming_repeat_offenders(ai
     seed_events(db, ["b-repeat", "b-once"], ["b-repeat"], ["b-other"])
     sink.faults([{"status": 500, "count": 1}])
 
-    run = airflow.dags_test(DAG_ID, name="slack-500")
-
-    assert run.state == "success", run.explain()
+    airflow.dags_test(DAG_ID, name="slack-500", expect="success")
     assert sink.attempts() == 2
     [message] = texts(sink)
     assert "b-repeat stalled 2 times in 24 h" in message
@@ -92,9 +89,7 @@ def test_a_slack_configuration_error_fails_at_once_and_keeps_the_alert(airflow, 
     seed_events(db, ["b1"], ["b2"], ["b3"])
     sink.faults([{"status": status, "body": body, "count": 50}])
 
-    failed = airflow.dags_test(DAG_ID, name=f"slack-{status}")
-
-    assert failed.state == "failed", failed.explain()
+    failed = airflow.dags_test(DAG_ID, name=f"slack-{status}", expect="failed")
     assert failed.task_states["send_alert"] == "failed"
     assert failed.tries["send_alert"] == 1, "a retry cannot heal a wrong webhook: no retries"
     assert (
@@ -106,8 +101,7 @@ def test_a_slack_configuration_error_fails_at_once_and_keeps_the_alert(airflow, 
     assert alert_state(db).get("lease") is None, "the lease is given back for the next run"
 
     sink.reset()  # The connection is fixed.
-    again = airflow.dags_test(DAG_ID, name="slack-back")
-    assert again.state == "success", again.explain()
+    airflow.dags_test(DAG_ID, name="slack-back", expect="success")
     [alert] = texts(sink)
     assert alert.startswith("WARNING") and "3 cleanups" in alert
     assert alert_state(db)["open"] is True
@@ -118,9 +112,7 @@ def test_slack_5xx_for_good_is_retried_by_airflow(airflow, fresh, db):
     seed_events(db, ["b1"], ["b2"], ["b3"])
     sink.faults([{"status": 503, "count": 50}])
 
-    failed = airflow.dags_test(DAG_ID, name="slack-503")
-
-    assert failed.state == "failed", failed.explain()
+    failed = airflow.dags_test(DAG_ID, name="slack-503", expect="failed")
     assert failed.tries["send_alert"] == 4, "an outage of Slack may heal: every retry is used"
     assert "Slack did not accept the message on connection 'slack_daily_orchestration'" in failed.output
     assert alert_state(db).get("open") in (None, False)
@@ -145,9 +137,7 @@ def test_notify_false_renders_the_message_into_the_log_only(airflow, fresh, db):
     _, sink = fresh
     seed_events(db, ["n1"], ["n2"], ["n3"])
 
-    run = airflow.dags_test(DAG_ID, conf={"notify": False}, name="notify-false")
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, conf={"notify": False}, name="notify-false", expect="success")
     assert sink.attempts() == 0
     assert "notify=false: nothing sent" in run.output
     assert "WARNING: systemic batch stalls" in run.output
@@ -157,9 +147,7 @@ def test_notify_false_renders_the_message_into_the_log_only(airflow, fresh, db):
 def test_force_alert_sends_one_test_message_and_leaves_the_state(airflow, fresh, db):
     _, sink = fresh
 
-    run = airflow.dags_test(DAG_ID, conf={"force_alert": True}, name="force-alert")
-
-    assert run.state == "success", run.explain()
+    airflow.dags_test(DAG_ID, conf={"force_alert": True}, name="force-alert", expect="success")
     [message] = texts(sink)
     assert message.startswith("TEST message")
     assert alert_state(db) == {}
@@ -170,16 +158,13 @@ def test_muted_posts_nothing_then_names_what_was_muted(airflow, fresh, db):
     seed_events(db, ["m1"], ["m2"], ["m3"])
     until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 
-    muted = airflow.dags_test(DAG_ID, name="muted", extra_env={MUTE_ENV: until})
-
-    assert muted.state == "success", muted.explain()
+    muted = airflow.dags_test(DAG_ID, name="muted", extra_env={MUTE_ENV: until}, expect="success")
     assert sink.attempts() == 0
     assert "(muted)" in muted.output
     state = alert_state(db)
     assert state["open"] is True and len(state["muted"]) == 1
 
-    after = airflow.dags_test(DAG_ID, name="after-mute")
-    assert after.state == "success", after.explain()
+    airflow.dags_test(DAG_ID, name="after-mute", expect="success")
     [message] = texts(sink)
     assert "While muted, these messages were held back: ALERT WARNING" in message
     assert alert_state(db)["muted"] == []
@@ -190,9 +175,7 @@ def test_slack_429_is_retried_after_retry_after_and_posts_once(airflow, fresh, d
     seed_events(db, ["r1"], ["r2"], ["r3"])
     sink.faults([{"status": 429, "retry_after": 2, "count": 1}])
 
-    run = airflow.dags_test(DAG_ID, name="slack-429")
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, name="slack-429", expect="success")
     assert run.tries["send_alert"] == 1, "the Slack client waits out Retry-After itself"
     assert sink.attempts() == 2
     assert texts(sink)[0].startswith("WARNING")
@@ -210,25 +193,22 @@ def test_an_old_run_cleared_during_an_incident_posts_nothing_and_the_next_run_go
     open incident, and the next scheduled run goes on as if it had not happened."""
     _, sink = fresh
     seed_events(db, ["o1"], ["o2"], ["o3"])
-    opened = airflow.dags_test(DAG_ID, name="opens")
-    assert opened.state == "success", opened.explain()
+    airflow.dags_test(DAG_ID, name="opens", expect="success")
     [warning] = texts(sink)
     assert warning.startswith("WARNING")
     before = alert_state(db)
 
-    old = airflow.dags_test(DAG_ID, run_after=before["evaluated_at"] - timedelta(hours=3), name="old-run")
-
-    assert old.state == "success", old.explain()
+    old = airflow.dags_test(
+        DAG_ID, run_after=before["evaluated_at"] - timedelta(hours=3), name="old-run", expect="success"
+    )
     assert "is older than the last evaluation" in old.output
     assert "It would have said RESOLVED" in old.output
     assert texts(sink) == [warning], "the old run posts nothing"
     assert alert_state(db) == before, "and leaves the incident as it was"
 
     following = airflow.dags_test(
-        DAG_ID, run_after=before["evaluated_at"] + timedelta(minutes=15), name="next"
+        DAG_ID, run_after=before["evaluated_at"] + timedelta(minutes=15), name="next", expect="success"
     )
-
-    assert following.state == "success", following.explain()
     assert "WARNING continues" in following.output and "→ no message" in following.output
     assert texts(sink) == [warning], "no new WARNING: the incident is the same one"
     assert alert_state(db)["opened_at"] == before["opened_at"]

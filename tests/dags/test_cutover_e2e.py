@@ -31,9 +31,7 @@ def test_the_coordinators_events_from_before_the_cutover_count_in_the_first_hour
     coordinator_event(db, "before-1", at - timedelta(minutes=44, seconds=58), ["legacy-1"])
     coordinator_event(db, "before-2", at - timedelta(minutes=29, seconds=57), ["legacy-2"])
 
-    run = airflow.dags_test(DAG_ID, run_after=at, name="cutover-legacy")
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, run_after=at, name="cutover-legacy", expect="success")
     assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output
     [warning] = texts(sink)
     assert "legacy-1" in warning and "legacy-2" in warning and "after-cutover" in warning
@@ -57,9 +55,7 @@ def test_a_cleanup_the_coordinator_still_records_counts_once_and_slack_hears_why
     coordinator_event(db, "before-1", at - timedelta(minutes=30), ["legacy-1"])
     coordinator_event(db, "before-2", at - timedelta(minutes=45), ["legacy-2"])
 
-    run = airflow.dags_test(DAG_ID, run_after=at, name="cutover-twice")
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, run_after=at, name="cutover-twice", expect="success")
     assert "recorded by the coordinator too: its own tracking is still on" in run.output
     assert "coordinator-copy" in run.output
     assert "3 cleanups in the last 60 minutes ≥ 3 → WARNING" in run.output, "four events, one cleanup twice"

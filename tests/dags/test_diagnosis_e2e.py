@@ -21,8 +21,7 @@ def seed_window(db, prefix: str) -> None:
 
 
 def alert_of(airflow, sink, name: str, **env: str):
-    run = airflow.dags_test(DAG_ID, run_after=RUN_AFTER, name=name, extra_env=env)
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, run_after=RUN_AFTER, name=name, extra_env=env, expect="success")
     [message] = sink.messages()
     return run, message["payload"]
 

@@ -19,14 +19,10 @@ def test_healthy_run_writes_nothing_and_posts_nothing(airflow, fresh, events):
     coordinator, sink = fresh
     coordinator.seed([healthy("b-ok-1"), healthy("b-ok-2"), stalled("b-young", minutes=3)])
 
-    run = airflow.dags_test(DAG_ID, name="healthy")
-
-    assert run.state == "success", run.explain()
-    assert run.task_states["record_event"] == "skipped"
-    assert run.task_states["no_alert"] == "success"
-    assert run.task_states["send_alert"] == "skipped"
-    assert events() == []
-    assert sink.messages() == []
+    run = airflow.dags_test(DAG_ID, name="healthy", expect="success")
+    branch = {task: run.task_states[task] for task in ("record_event", "no_alert", "send_alert")}
+    assert branch == {"record_event": "skipped", "no_alert": "success", "send_alert": "skipped"}
+    assert events() == [] and sink.messages() == []
     assert "Checked 3 batches; 0 stalled" in run.output
     if airflow_minor() >= (3, 2):
         assert KNOWN_DEADLINE_CRASH in run.output, (
@@ -44,8 +40,7 @@ def test_three_stalled_runs_within_an_hour_alert_once(airflow, fresh, events):
     branches = []
     for index in range(1, 4):
         coordinator.seed([stalled(f"batch_2026-11-28_{index}"), healthy(f"busy-{index}")])
-        run = airflow.dags_test(DAG_ID, name="three-stalls")
-        assert run.state == "success", run.explain()
+        run = airflow.dags_test(DAG_ID, name="three-stalls", expect="success")
         branches.append("send_alert" if run.task_states["send_alert"] == "success" else "no_alert")
 
     assert branches == ["no_alert", "no_alert", "send_alert"]
@@ -53,8 +48,7 @@ def test_three_stalled_runs_within_an_hour_alert_once(airflow, fresh, events):
     [alert] = sink.messages()
     text = alert["payload"]["text"]
     assert "3 cleanups in the last 60 minutes (threshold: 3)" in text
-    for index in range(1, 4):
-        assert f"batch_2026-11-28_{index}" in text
+    assert all(f"batch_2026-11-28_{index}" in text for index in range(1, 4)), text
     assert "/health/deep" in text
     assert alert["payload"]["blocks"], "the alert should carry Block Kit blocks"
     assert f"Airflow run: {run.run_id}" in text
@@ -74,9 +68,8 @@ def test_record_event_failing_once_is_retried_and_writes_one_document(airflow, f
             "PYTHONPATH": f"{REPO / 'tests/support/fail_once'}:{airflow.env['PYTHONPATH']}",
             "FAIL_ONCE_AFTER_TASK": "record_event",
         },
+        expect="success",
     )
-
-    assert run.state == "success", run.explain()
     assert run.tries["record_event"] == 2, "the injected failure should have forced one retry"
     assert "injected failure after record_event" in run.output
     assert "Already recorded" in run.output
@@ -94,9 +87,7 @@ def test_an_answer_that_may_heal_is_retried_by_airflow_with_the_same_key(airflow
     coordinator.seed([stalled("b-after-outage")])
     coordinator.faults([{"count": 1, **fault}])
 
-    run = airflow.dags_test(DAG_ID, name=f"coordinator-{fault['status']}")
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, name=f"coordinator-{fault['status']}", expect="success")
     assert run.tries["check_stalled"] == 1 + fault.get("count", 1), "transient, not a broken contract"
     assert f"answered HTTP {fault['status']}" in run.output
     keys = {call["idempotency_key"] for call in coordinator.calls()}
@@ -108,33 +99,30 @@ def test_an_answer_that_may_heal_is_retried_by_airflow_with_the_same_key(airflow
 @pytest.mark.parametrize(
     ("fault", "named"),
     [
-        ({"malformed": True}, "response body is not JSON"),
-        ({"status": 200, "body": json.dumps({"batches": []})}, "lacks the field 'results'"),
-        (
+        pytest.param({"malformed": True}, "response body is not JSON", id="not-json"),
+        pytest.param(
+            {"status": 200, "body": json.dumps({"batches": []})}, "lacks the field 'results'", id="no-results"
+        ),
+        pytest.param(
             {
                 "status": 200,
                 "body": json.dumps({"results": [{"batch_id": "ok", "was_stalled": False}, {"batch_id": 7}]}),
             },
             "results[1].batch_id",
+            id="non-string-batch-id",
         ),
-        (
+        pytest.param(
             {"status": 200, "body": "<html><body>Service</body></html>", "content_type": "text/html"},
             "not JSON",
+            id="html-body",
         ),
-        ({"status": 200, "body": json.dumps({"results": {"batch_id": "b"}})}, "'results' must be a list"),
-        ({"status": 401}, "rejected the API key (HTTP 401)"),
-        ({"status": 403}, "rejected the API key (HTTP 403)"),
-        ({"status": 404}, "answered HTTP 404"),
-    ],
-    ids=[
-        "not-json",
-        "no-results",
-        "non-string-batch-id",
-        "html-body",
-        "results-not-a-list",
-        "401",
-        "403",
-        "404",
+        pytest.param(
+            {"status": 200, "body": json.dumps({"results": {"batch_id": "b"}})},
+            "'results' must be a list",
+            id="results-not-a-list",
+        ),
+        *(pytest.param({"status": s}, f"rejected the API key (HTTP {s})", id=str(s)) for s in (401, 403)),
+        pytest.param({"status": 404}, "answered HTTP 404", id="404"),
     ],
 )
 def test_answer_retrying_cannot_fix_fails_at_once_naming_the_cause(airflow, fresh, events, fault, named):
@@ -142,9 +130,7 @@ def test_answer_retrying_cannot_fix_fails_at_once_naming_the_cause(airflow, fres
     coordinator.seed([stalled("b-unseen")])
     coordinator.faults([fault])
 
-    run = airflow.dags_test(DAG_ID, name="malformed")
-
-    assert run.state == "failed", run.explain()
+    run = airflow.dags_test(DAG_ID, name="malformed", expect="failed")
     assert run.tries["check_stalled"] == 1, "retrying cannot fix it"
     assert named in run.output
     assert events() == [], "a broken answer must never be recorded as '0 stalled'"

@@ -26,9 +26,8 @@ def test_connection_refused_is_retried_then_fails_and_tells_slack(airflow, fresh
         DAG_ID,
         name="refused",
         extra_env={"AIRFLOW_CONN_PREDICTION_COORDINATOR": closed["AIRFLOW_CONN_PREDICTION_COORDINATOR"]},
+        expect="failed",
     )
-
-    assert run.state == "failed", run.explain()
     assert run.tries["check_stalled"] == 4, "a refused connection is transient: all retries are used"
     assert events() == [], "a failed call is never recorded as '0 stalled'"
     [failure] = texts(sink)
@@ -45,9 +44,7 @@ def test_ten_thousand_results_with_unicode_and_long_ids(airflow, fresh, events):
     batches += [healthy(f"busy-{index:05d}") for index in range(5_000)]
     coordinator.seed(batches)
 
-    run = airflow.dags_test(DAG_ID, name="ten-thousand")
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, name="ten-thousand", expect="success")
     [event] = events()
     assert event["stalled_count"] == 5_000 and event["batches_checked"] == 10_000
     assert event["truncated"] is True
@@ -66,9 +63,7 @@ def test_coordinator_429_with_retry_after_is_waited_out_within_the_try(airflow, 
     coordinator.seed([stalled("b-after-429")])
     coordinator.faults([{"status": 429, "retry_after": 2, "count": 1}])
 
-    run = airflow.dags_test(DAG_ID, name="coordinator-429")
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, name="coordinator-429", expect="success")
     assert run.tries["check_stalled"] == 1, "Retry-After fits in the try: waited out, not a retry"
     calls = coordinator.calls()
     assert len(calls) == 2
@@ -87,9 +82,8 @@ def test_a_hung_coordinator_fails_every_try_within_the_budget_and_posts_the_caus
         DAG_ID,
         name="hung",
         extra_env={"AIRFLOW__BATCH_CLEANUP__COORDINATOR_TIMEOUT_SECONDS": "2"},
+        expect="failed",
     )
-
-    assert run.state == "failed", run.explain()
     assert run.tries["check_stalled"] == 4, "every try is used, and each one ends"
     [failure] = texts(sink)
     assert explains(failure, "did not answer within 2 s"), "Slack hears the cause, not only that the run hung"

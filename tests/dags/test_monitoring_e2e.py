@@ -4,27 +4,17 @@ failed Slack post counted, and a metrics write that fails without failing the ru
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dev import services
 from dev.airflow_env import LOCAL_PROJECT
 from dev.monitoring_api import MonitoringAdmin
-from tests.conftest import SERVICE_LOGS
 from tests.scenario import DAG_ID, healthy, record_events, stalled, texts
 
 pytestmark = pytest.mark.e2e
 
 METRIC = "custom.googleapis.com/batch_cleanup/"
-
-
-@pytest.fixture  # not module-scoped: the module's tests are dealt out to the session Airflows
-def monitoring_api() -> Iterator[services.Service]:
-    service = services.start_monitoring_api(SERVICE_LOGS)
-    yield service
-    service.stop()
 
 
 @pytest.fixture
@@ -59,9 +49,7 @@ def test_a_healthy_run_writes_its_figures_and_heartbeat_and_nothing_to_firestore
     coordinator, sink = fresh
     coordinator.seed([healthy("busy-1"), healthy("busy-2")])
 
-    run = airflow.dags_test(DAG_ID, name="metrics-healthy", extra_env=to(monitoring))
-
-    assert run.state == "success", run.explain()
+    airflow.dags_test(DAG_ID, name="metrics-healthy", extra_env=to(monitoring), expect="success")
     assert events() == [] and sink.messages() == []
     run_labels = {"dag_id": DAG_ID}
     quiet = {**run_labels, "kind": "none", "severity": "NONE"}
@@ -80,9 +68,7 @@ def test_an_alerting_run_counts_its_message(airflow, fresh, db, monitoring):
     coordinator.seed([stalled("m-now"), healthy("m-busy")])
     record_events(db, datetime.now(UTC) - timedelta(minutes=10), "m0", "m1")
 
-    run = airflow.dags_test(DAG_ID, name="metrics-alert", extra_env=to(monitoring))
-
-    assert run.state == "success", run.explain()
+    airflow.dags_test(DAG_ID, name="metrics-alert", extra_env=to(monitoring), expect="success")
     series = written(monitoring)
     warning = {"dag_id": DAG_ID, "kind": "alert", "severity": "WARNING"}
     assert series["batches_checked"][1] == 2 and series["batches_auto_completed"][1] == 1
@@ -98,9 +84,7 @@ def test_a_message_slack_refused_is_counted_as_failed_and_the_run_still_reports(
     record_events(db, datetime.now(UTC) - timedelta(minutes=10), "r0", "r1")
     sink.faults([{"status": 404, "body": "no_service", "count": 10}])
 
-    run = airflow.dags_test(DAG_ID, name="metrics-slack-refused", extra_env=to(monitoring))
-
-    assert run.state == "failed", run.explain()
+    run = airflow.dags_test(DAG_ID, name="metrics-slack-refused", extra_env=to(monitoring), expect="failed")
     assert run.task_states["report_metrics"] == "success", "the metrics task runs however the run went"
     series = written(monitoring)
     warning = {"dag_id": DAG_ID, "kind": "alert", "severity": "WARNING"}
@@ -113,9 +97,7 @@ def test_a_failed_metrics_write_never_fails_the_cleanup(airflow, fresh, events, 
     coordinator.seed([stalled("m-recorded")])
     monitoring.faults([{"status": 503, "count": 5}])
 
-    run = airflow.dags_test(DAG_ID, name="metrics-refused", extra_env=to(monitoring))
-
-    assert run.state == "success", run.explain()
+    run = airflow.dags_test(DAG_ID, name="metrics-refused", extra_env=to(monitoring), expect="success")
     assert run.task_states["report_metrics"] == "success"
     assert [event["batch_ids"] for event in events()] == [["m-recorded"]]
     assert monitoring.attempts() == 1 and monitoring.requests() == []

@@ -38,8 +38,7 @@ def seed(db, minutes: float, n: int, prefix: str = "t") -> None:
 
 
 def run(airflow, bot, minutes: float, name: str):
-    done = airflow.dags_test(DAG_ID, run_after=at(minutes), extra_env=bot, name=name)
-    assert done.state == "success", done.explain()
+    done = airflow.dags_test(DAG_ID, run_after=at(minutes), extra_env=bot, name=name, expect="success")
     assert TOKEN not in done.output
     return done
 
@@ -82,13 +81,8 @@ def test_an_incident_is_one_thread_and_its_first_message_shows_where_it_stands(a
     assert first["edited"] and len(first["updates"]) == 3, "edited after each of the three later steps"
     assert header(first) == ":white_check_mark: RESOLVED after 3 h 20 min: systemic batch stalls"
     assert "t-0-0" not in str(first["payload"]), "the card lists no batches"
-    assert [m["metadata"]["event_payload"]["kind"] for m in (first, *replies)] == [
-        "alert",
-        "alert",
-        "reminder",
-        "escalation",
-        "resolved",
-    ]
+    kinds = [m["metadata"]["event_payload"]["kind"] for m in (first, *replies)]
+    assert kinds == ["alert", "alert", "reminder", "escalation", "resolved"]
     earlier = [version["payload"]["blocks"][0]["text"]["text"] for version in first["updates"]]
     assert earlier[1:] == [
         ":rotating_light: WARNING, ongoing: systemic batch stalls",
@@ -164,9 +158,7 @@ def test_a_bad_token_fails_at_once_naming_the_connection(airflow, fresh, db, bot
     sink.pin_bot_token("xoxb-the-right-one")
     seed(db, 0, 3, "auth")
 
-    failed = airflow.dags_test(DAG_ID, run_after=at(0), extra_env=bot, name="bad-token")
-
-    assert failed.state == "failed", failed.explain()
+    failed = airflow.dags_test(DAG_ID, run_after=at(0), extra_env=bot, name="bad-token", expect="failed")
     assert failed.tries["send_alert"] == 1, "a wrong token cannot heal by retrying"
     assert "Slack refused chat.postMessage on connection 'slack_daily_orchestration' (invalid_auth)" in (
         failed.output

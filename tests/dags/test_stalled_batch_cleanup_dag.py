@@ -45,9 +45,7 @@ def test_schedule_is_every_quarter_hour_in_new_york(dag):
 
     assert dag.schedule == SCHEDULE == "*/15 * * * *"
     assert timedelta(minutes=15) == RUN_EVERY, "the backtest replays the DAG's own runs"
-    assert dag.timezone.name == "America/New_York"
-    assert dag.catchup is False
-    assert dag.max_active_runs == 1
+    assert (dag.timezone.name, dag.catchup, dag.max_active_runs) == ("America/New_York", False, 1)
     assert dag.dagrun_timeout < timedelta(minutes=15)
 
 
@@ -56,6 +54,7 @@ def test_conventions_owner_tags_docs(dag):
     assert dag.doc_md and "Runbook" in dag.doc_md
     for task in dag.tasks:
         assert task.owner not in ("", "airflow"), f"{task.task_id} has no owner"
+        assert task.doc_md, f"{task.task_id} has no docstring: the UI shows it"
 
 
 def test_tasks_retry_with_exponential_backoff(dag):
@@ -70,7 +69,6 @@ def test_tasks_retry_with_exponential_backoff(dag):
 
 def test_check_stalled_tries_and_back_off_end_before_the_run_times_out(dag):
     """Built from the DAG as loaded: changing the timeout, the retries or the delays alone fails here."""
-
     task = dag.get_task("check_stalled")
     budget = RetryBudget(
         try_timeout=task.execution_timeout,
@@ -108,44 +106,24 @@ def test_a_hung_run_is_a_deadline_alert_from_3_2_and_the_run_timeout_on_3_1(dag)
 
 
 def test_task_graph(dag):
-    edges = {(up, down.task_id) for up in dag.task_ids for down in dag.get_task(up).downstream_list}
-    assert edges == {
-        ("check_stalled", "record_event"),
-        ("check_stalled", "evaluate"),
-        ("check_stalled", "send_alert"),
-        ("check_stalled", "send_resolved"),
-        ("record_event", "evaluate"),
-        ("evaluate", "choose_alert"),
-        ("evaluate", "send_alert"),
-        ("evaluate", "send_resolved"),
-        ("evaluate", "no_alert"),
-        ("evaluate", "record_state"),
-        ("choose_alert", "send_alert"),
-        ("choose_alert", "send_resolved"),
-        ("choose_alert", "no_alert"),
-        ("send_alert", "record_state"),
-        ("send_resolved", "record_state"),
-        ("no_alert", "record_state"),
-        ("record_state", "report_metrics"),
-        *((up, "report_metrics") for up in ("check_stalled", "evaluate", "send_alert", "send_resolved")),
-    }
-
-
-def test_task_ids_are_the_shared_names(dag):
+    """Each task's downstream tasks; the keys are also every task id, each one of the shared names."""
     from batch_cleanup import names
 
-    shared = [
-        names.CHECK_STALLED,
-        names.RECORD_EVENT,
-        names.EVALUATE,
-        names.CHOOSE_ALERT,
-        names.SEND_ALERT,
-        names.SEND_RESOLVED,
-        names.NO_ALERT,
-        names.RECORD_STATE,
-        names.REPORT_METRICS,
-    ]
-    assert sorted(dag.task_ids) == sorted(shared)
+    alerts = {"send_alert", "send_resolved"}
+    assert {up: {down.task_id for down in dag.get_task(up).downstream_list} for up in dag.task_ids} == {
+        "check_stalled": {"record_event", "evaluate", *alerts, "report_metrics"},
+        "record_event": {"evaluate"},
+        "evaluate": {"choose_alert", *alerts, "no_alert", "record_state", "report_metrics"},
+        "choose_alert": {*alerts, "no_alert"},
+        "send_alert": {"record_state", "report_metrics"},
+        "send_resolved": {"record_state", "report_metrics"},
+        "no_alert": {"record_state"},
+        "record_state": {"report_metrics"},
+        "report_metrics": set(),
+    }
+    assert {task_id: getattr(names, task_id.upper()) for task_id in dag.task_ids} == {
+        task_id: task_id for task_id in dag.task_ids
+    }
 
 
 def test_the_metrics_task_runs_however_the_run_went_and_never_decides_its_state(dag):
@@ -153,11 +131,6 @@ def test_the_metrics_task_runs_however_the_run_went_and_never_decides_its_state(
     assert task.is_teardown and not task.on_failure_fail_dagrun
     inputs = {"check_stalled", "evaluate", "send_alert", "send_resolved"}  # arguments, not pulled by name
     assert task.upstream_task_ids == {*inputs, "record_state"}
-
-
-def test_task_docstrings_show_in_the_ui(dag):
-    for task in dag.tasks:
-        assert task.doc_md, f"{task.task_id} has no docstring"
 
 
 def test_params_defaults(dag):
@@ -173,25 +146,19 @@ def test_params_defaults(dag):
     }
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("stall_threshold_minutes", 0),
-        ("stall_threshold_minutes", 1441),
-        ("stall_threshold_minutes", 2.5),
-        ("stall_threshold_minutes", "10"),
-        ("min_completion_pct", -1),
-        ("min_completion_pct", 100.5),
-        ("min_completion_pct", "ninety"),
-        ("warning_threshold", 0),
-        ("critical_threshold", -5),
-        ("window_minutes", 0),
-        ("window_minutes", 1441),
-        ("cooldown_minutes", 0),
-        ("notify", "yes"),
-        ("force_alert", 1),
-    ],
-)
+INVALID_PARAMS = {
+    "stall_threshold_minutes": (0, 1441, 2.5, "10"),
+    "min_completion_pct": (-1, 100.5, "ninety"),
+    "warning_threshold": (0,),
+    "critical_threshold": (-5,),
+    "window_minutes": (0, 1441),
+    "cooldown_minutes": (0,),
+    "notify": ("yes",),
+    "force_alert": (1,),
+}
+
+
+@pytest.mark.parametrize(("name", "value"), [(n, v) for n, values in INVALID_PARAMS.items() for v in values])
 def test_invalid_params_are_refused(dag, name, value):
     params = copy.deepcopy(dag.params)
     with pytest.raises(ParamValidationError, match=name):
@@ -209,20 +176,21 @@ def test_params_edges_are_accepted(dag, name, value):
 HEAVY_CLIENTS = ("google", "grpc", "slack_sdk", "requests", "aiohttp")
 
 
+def probe(code: str) -> list[str]:
+    """What `code`, run in a fresh interpreter, prints last as JSON."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_parsing_loads_no_heavy_client_library():
     """Parsing may load what `import airflow.sdk` loads, and nothing of the Google, Slack or HTTP clients."""
-    probe = f"""
+    added = probe(f"""
 import json, sys, runpy
 import airflow.sdk
 before = set(sys.modules)
 runpy.run_path({str(REPO / "dags" / "stalled_batch_cleanup.py")!r})
-added = sorted(set(sys.modules) - before)
-print(json.dumps(added))
-"""
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
-    ).stdout
-    added = json.loads(out.strip().splitlines()[-1])
+print(json.dumps(sorted(set(sys.modules) - before)))
+""")
     heavy = [m for m in added if m.split(".")[0] in HEAVY_CLIENTS]
     assert heavy == [], f"parsing the DAG imported {heavy[:10]}"
     assert any(m.startswith("batch_cleanup") for m in added), "the probe did not load the DAG's package"
@@ -231,16 +199,15 @@ print(json.dumps(added))
 def test_plugin_scan_skips_the_package():
     """Airflow imports every .py under plugins/ as a top-level module; plugins/.airflowignore keeps
     the package (and the Google client it would load) out of every Airflow process's start-up."""
-    probe = """
+    loaded = probe("""
 import json, sys
 from airflow import plugins_manager
 # 3.2 and later; 3.1 loads them with ensure_plugins_loaded()
 (getattr(plugins_manager, "_get_plugins", None) or plugins_manager.ensure_plugins_loaded)()
 print(json.dumps([m for m in sys.modules if m in ("policy", "cleanup", "firestore", "slack", "history")]
-                 + [m for m in sys.modules if m.startswith("google.cloud.firestore")]))
-"""
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+         + [m for m in sys.modules if m.startswith("google.cloud.firestore")]))
+""")
+    assert loaded == []
 
 
 @pytest.mark.parametrize(

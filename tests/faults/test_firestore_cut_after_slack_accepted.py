@@ -24,14 +24,15 @@ ANSWER_AFTER_SECONDS = 2
 POSTED_VARIABLE = f"batch_cleanup_posted__{DAG_ID}"
 
 
-def seed_warning(db) -> None:
-    """Three cleanups in the window: a WARNING, with nothing stalled now (record_event is skipped)."""
+def run_cut_at_acceptance(
+    airflow, fresh, db, proxy, outage_seconds: float, env: dict[str, str] | None = None
+):
+    """A WARNING due (three cleanups in the window, nothing stalled now: record_event is skipped);
+    the DAG run through the proxy; once Slack holds the message (and has not answered yet),
+    Firestore refuses connections for `outage_seconds`, then comes back with its data. The
+    WARNING must have gone out once."""
     record_events(db, datetime.now(UTC) - timedelta(minutes=5), "cut-0", "cut-1", "cut-2")
-
-
-def run_cut_at_acceptance(airflow, sink, proxy, outage_seconds: float, env: dict[str, str] | None = None):
-    """Run the DAG through the proxy; once Slack holds the message (and has not answered yet),
-    Firestore refuses connections for `outage_seconds`, then comes back with its data."""
+    _, sink = fresh
     sink.faults([{"answer_after_seconds": ANSWER_AFTER_SECONDS}])
     extra_env = {"FIRESTORE_EMULATOR_HOST": proxy.address, **(env or {})}
     with ThreadPoolExecutor(1) as pool:
@@ -43,7 +44,10 @@ def run_cut_at_acceptance(airflow, sink, proxy, outage_seconds: float, env: dict
         proxy.refuse()
         time.sleep(outage_seconds)
         proxy.back()
-        return run.result(timeout=300)
+        run = run.result(timeout=300)
+    warnings = [text for text in texts(sink) if text.startswith("WARNING")]
+    assert len(warnings) == 1, f"posted: {texts(sink)}\n{run.explain()}"
+    return run
 
 
 def posted_variable(airflow) -> dict:
@@ -56,11 +60,7 @@ def posted_variable(airflow) -> dict:
 def test_an_outage_shorter_than_the_task_is_waited_out_and_the_warning_goes_out_once(
     airflow, fresh, db, firestore_proxy
 ):
-    _, sink = fresh
-    seed_warning(db)
-    run = run_cut_at_acceptance(airflow, sink, firestore_proxy, LONG_OUTAGE_SECONDS)
-    warnings = [text for text in texts(sink) if text.startswith("WARNING")]
-    assert len(warnings) == 1, f"posted: {texts(sink)}\n{run.explain()}"
+    run = run_cut_at_acceptance(airflow, fresh, db, firestore_proxy, LONG_OUTAGE_SECONDS)
     assert run.state == "success", run.explain()
     assert run.tries["send_alert"] == 1, "the record was retried in place, the task was not"
     state = alert_state(db)
@@ -72,15 +72,11 @@ def test_an_outage_outlasting_the_record_fails_the_try_and_its_retry_posts_nothi
 ):
     """The record's retries cut to 3 s: the first try fails on it; Airflow retries the task while
     Firestore is still down, and the retry finds the post in Airflow's record."""
-    _, sink = fresh
-    seed_warning(db)
     env = {
         "AIRFLOW__BATCH_CLEANUP__RECORD_POST_SECONDS": "3",
         "AIRFLOW__BATCH_CLEANUP__FIRESTORE_RETRY_SECONDS": "3",
     }
-    run = run_cut_at_acceptance(airflow, sink, firestore_proxy, 8, env)
-    warnings = [text for text in texts(sink) if text.startswith("WARNING")]
-    assert len(warnings) == 1, f"posted: {texts(sink)}\n{run.explain()}"
+    run = run_cut_at_acceptance(airflow, fresh, db, firestore_proxy, 8, env)
     assert run.tries["send_alert"] >= 2, f"the first try must fail on the outage\n{run.explain()}"
     assert "is unreachable (record_post)" in run.output
     assert "An earlier try of this run posted the alert already" in run.output

@@ -23,8 +23,8 @@ def test_a_task_failing_on_an_unreachable_firestore_names_it(airflow, fresh, fir
             "FIRESTORE_EMULATOR_HOST": firestore_proxy.address,
             "AIRFLOW__BATCH_CLEANUP__FIRESTORE_RETRY_SECONDS": "2",
         },
+        expect="failed",
     )
-    assert run.state == "failed", run.explain()
     assert run.task_states["record_event"] == "failed" and run.tries["record_event"] == 4, run.explain()
     named = f"Firestore (connection 'google_cloud_default', project '{LOCAL_PROJECT}') is unreachable"
     assert f"FirestoreUnavailable: {named} (create_event)" in run.output, "the task log names it"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,22 +14,13 @@ import requests
 from batch_cleanup.hooks.monitoring import MonitoringHook, MonitoringWriteError
 from batch_cleanup.monitoring import RunFigures, run_series
 from batch_cleanup.steps import write_run_metrics
-from dev import services
 from dev.monitoring_api import MonitoringAdmin
-from tests.conftest import SERVICE_LOGS
 
 CONN_ID = "monitoring_hook_test"
 PROJECT = "demo-monitoring"
 END = datetime(2026, 3, 8, 6, 47, 12, 250000, tzinfo=UTC)
 # Checked 12, auto-completed 2, 3 cleanups in the window, 1 message sent and 0 failed: an alert.
 FIGURES = RunFigures("stalled_batch_cleanup", END, 12, 2, 3, 1, 0, "alert", "WARNING")
-
-
-@pytest.fixture(scope="module")
-def monitoring_api() -> Iterator[services.Service]:
-    service = services.start_monitoring_api(SERVICE_LOGS)
-    yield service
-    service.stop()
 
 
 @pytest.fixture

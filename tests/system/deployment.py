@@ -93,8 +93,6 @@ class Deployment:
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
         }
 
-    # --- start and stop ---------------------------------------------------------------------
-
     def start(self) -> None:
         started = time.monotonic()
         self.home.mkdir(parents=True, exist_ok=True)
@@ -128,34 +126,21 @@ class Deployment:
         )
 
     def _migrate(self) -> None:
-        done = subprocess.run(
-            [AIRFLOW, "db", "migrate"],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=MIGRATE_TIMEOUT,
-        )
-        (self.log_dir / "db-migrate.log").write_text(done.stdout + done.stderr)
+        options = dict(cwd=REPO, env=self.env, capture_output=True, text=True, timeout=MIGRATE_TIMEOUT)
+        done = subprocess.run([AIRFLOW, "db", "migrate"], **options)
+        (self.log_dir / "db-migrate.log").write_text(output := done.stdout + done.stderr)
         if done.returncode != 0:
             raise RuntimeError(
-                f"[{self.name}] airflow db migrate failed (exit {done.returncode}):\n"
-                f"{(done.stdout + done.stderr)[-4000:]}"
+                f"[{self.name}] airflow db migrate failed (exit {done.returncode}):\n{output[-4000:]}"
             )
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
+        with log_path.open("wb") as log:  # in its own process group: stop() reaches its children too
             process = subprocess.Popen(
-                [AIRFLOW, *args],
-                cwd=REPO,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Its own process group: stop() reaches the executor's and the server's children too.
-                start_new_session=True,
-            )
+                [AIRFLOW, *args], cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         self.components.append(Component(name, process, log_path))
 
     def _check_alive(self) -> None:
@@ -193,11 +178,8 @@ class Deployment:
 
     def _token(self) -> str:
         """A JWT from the simple auth manager's token endpoint, as the UI's login gets one."""
-        response = httpx.post(
-            self.base_url + "/auth/token",
-            json={"username": USERNAME, "password": self.password},
-            timeout=30,
-        )
+        login = {"username": USERNAME, "password": self.password}
+        response = httpx.post(self.base_url + "/auth/token", json=login, timeout=30)
         assert response.status_code in (200, 201), f"login refused: {response.status_code} {response.text}"
         return response.json()["access_token"]
 
@@ -245,8 +227,6 @@ class Deployment:
             tails.append(f"--- {component.name} ({component.log_path}) ---\n" + "\n".join(kept))
         return f"[{self.name}] component logs:\n" + "\n".join(tails)
 
-    # --- REST -------------------------------------------------------------------------------
-
     def get(self, path: str, **params: Any) -> Any:
         response = self.client.get(path, params=params)
         assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text[:2000]}"
@@ -277,9 +257,7 @@ class Deployment:
         before the route runs, so no run was made; like a user pressing Trigger again, this
         tries once more, for that error only. Any other answer is returned as it is.
         """
-        body: dict[str, Any] = {"logical_date": None, "conf": conf}
-        if run_id is not None:
-            body["dag_run_id"] = run_id
+        body = {"logical_date": None, "conf": conf} | ({} if run_id is None else {"dag_run_id": run_id})
         for attempt in range(1, TRIGGER_ATTEMPTS + 1):
             response = self.client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json=body)
             if not _audit_log_locked(response):
@@ -392,8 +370,7 @@ def new_deployment(
     and what the components must share."""
     work = OUTPUT.resolve() / "system" / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"  # absolute: SQLite
     work.mkdir(parents=True)
-    home = work / "home"
-    port = services.free_port()
+    home, port = work / "home", services.free_port()
     env = {
         **os.environ,
         **airflow_env(
@@ -405,10 +382,8 @@ def new_deployment(
             retry_delay_seconds=1,
         ),
         **{f"AIRFLOW__BATCH_CLEANUP__{key}": value for key, value in settings.items()},
-    }
-    env.update(
-        {
-            "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{env.get('PATH', '')}",
+        **{
+            "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
             MARK_VARIABLE: f"{name}-{secrets.token_hex(8)}",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -439,8 +414,8 @@ def new_deployment(
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-        }
-    )
+        },
+    }
     return Deployment(name, work, env, port, secrets.token_urlsafe(16))
 
 

@@ -91,12 +91,9 @@ def three_stalled_runs(deployment, coordinator, slack_sink, firestore_emulator) 
 
 
 def test_dag_is_parsed_without_import_errors_and_unpaused(deployment: Deployment) -> None:
-    errors = deployment.get("/api/v2/importErrors")["import_errors"]
+    assert deployment.get("/api/v2/importErrors")["import_errors"] == []
     dag = deployment.dag()
-
-    assert errors == []
-    assert dag["is_paused"] is False, dag
-    assert dag["has_import_errors"] is False, dag
+    assert (dag["is_paused"], dag["has_import_errors"]) == (False, False), dag
 
 
 def test_next_run_is_the_next_quarter_hour_in_new_york(deployment: Deployment) -> None:
@@ -166,11 +163,10 @@ def test_three_stalled_runs_post_one_slack_alert(
     sink = SlackSinkAdmin(slack_sink.url)
 
     [text] = texts(sink)
-    assert "3 cleanups in the last 60 minutes" in text, text
-    assert "WARNING" in text, text
-    for index in range(1, 4):
-        assert f"{deployment.name}-stall-{index}" in text, text
-    assert f"{deployment.base_url}/dags/{DAG_ID}/runs/{quote(three_stalled_runs[-1], safe='')}" in text
+    link = f"{deployment.base_url}/dags/{DAG_ID}/runs/{quote(three_stalled_runs[-1], safe='')}"
+    named = ["3 cleanups in the last 60 minutes", "WARNING", link]
+    named += [f"{deployment.name}-stall-{index}" for index in range(1, 4)]
+    assert [part for part in named if part not in text] == [], text
     assert sink.messages()[0]["path"] == SLACK_WEBHOOK_PATH
 
 
