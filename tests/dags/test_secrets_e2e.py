@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from batch_cleanup.compat import airflow_minor
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, SLACK_WEBHOOK_SECRET
 from tests.scenario import DAG_ID, explains, record_events, stalled, texts
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +52,11 @@ def test_no_secret_on_the_paths_that_handle_one(airflow, fresh, db, coordinator)
     }
     assert airflow.database_text(posted.run_id)["xcom"], "the scan covers XCom"
     airflow.assert_no_secret(scanned)
+    # The scan every run passes through is armed with both secrets, and a leak fails it.
+    assert set(airflow.secrets) == {API_KEY, SLACK_WEBHOOK_SECRET}
+    for secret in airflow.secrets:
+        with pytest.raises(AssertionError, match="a secret leaked"):
+            airflow.assert_no_secret({"a planted leak": f"...{secret}..."})
 
 
 def _echoing_key() -> dict:
