@@ -78,16 +78,11 @@ def firestore(firestore_emulator, monkeypatch):
     return firestore_emulator
 
 
-def migrated_airflow(home: Path, log_dir: Path, coordinator, slack_sink, firestore_emulator):
-    """A migrated Airflow home whose connections point at the stand-ins; retries wait 1 s.
-
-    Its warm Airflow (the fork server `dags_test` forks runs from) is started here and ready when
-    this returns, so that two homes' runs started together (test_two_deployments_...) start together.
-    """
+def stand_in_env(home: Path, coordinator, slack_sink, firestore_emulator) -> dict[str, str]:
+    """Airflow's environment for `home`, its connections pointing at the stand-ins; retries wait 1 s."""
     from dev.airflow_env import airflow_env
-    from tests.airflow_cli import AirflowCLI
 
-    env = airflow_env(
+    return airflow_env(
         home,
         coordinator_url=coordinator.url,
         api_key=API_KEY,
@@ -95,6 +90,17 @@ def migrated_airflow(home: Path, log_dir: Path, coordinator, slack_sink, firesto
         firestore_host=firestore_emulator.host,
         retry_delay_seconds=1,
     )
+
+
+def migrated_airflow(home: Path, log_dir: Path, coordinator, slack_sink, firestore_emulator):
+    """A migrated Airflow home whose connections point at the stand-ins; retries wait 1 s.
+
+    Its warm Airflow (the fork server `dags_test` forks runs from) is started here and ready when
+    this returns, so that two homes' runs started together (test_two_deployments_...) start together.
+    """
+    from tests.airflow_cli import AirflowCLI
+
+    env = stand_in_env(home, coordinator, slack_sink, firestore_emulator)
     cli = AirflowCLI(env, log_dir, secrets=(API_KEY, SLACK_WEBHOOK_SECRET))
     cli.migrate()
     cli.warm_up()

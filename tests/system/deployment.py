@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from dev import services
-from dev.airflow_env import REPO, airflow_env
-from tests.conftest import API_KEY, OUTPUT, SLACK_WEBHOOK_PATH
+from dev.airflow_env import REPO
+from tests.conftest import OUTPUT, stand_in_env
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "stalled_batch_cleanup"
@@ -365,22 +365,14 @@ def new_deployment(
 ) -> Deployment:
     """A deployment in a new folder under test-output/system, pointed at the session's stand-ins.
 
-    The environment of every component: `airflow_env` (the stand-ins, retries after 1 s), the
-    project's `settings` (`[batch_cleanup]`), the executor, the database, the API server's address
-    and what the components must share."""
+    The environment of every component: `stand_in_env`, the project's `settings` (`[batch_cleanup]`),
+    the executor, the database, the API server's address and what the components must share."""
     work = OUTPUT.resolve() / "system" / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"  # absolute: SQLite
     work.mkdir(parents=True)
     home, port = work / "home", services.free_port()
     env = {
         **os.environ,
-        **airflow_env(
-            home,
-            coordinator_url=coordinator.url,
-            api_key=API_KEY,
-            slack_webhook_url=slack_sink.url + SLACK_WEBHOOK_PATH,
-            firestore_host=firestore_emulator.host,
-            retry_delay_seconds=1,
-        ),
+        **stand_in_env(home, coordinator, slack_sink, firestore_emulator),
         **{f"AIRFLOW__BATCH_CLEANUP__{key}": value for key, value in settings.items()},
         **{
             "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}",
