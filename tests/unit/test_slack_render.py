@@ -96,7 +96,6 @@ BUTTONS = {
 
 def test_blocks_render_header_section_context_actions_and_divider() -> None:
     rendered = blocks([HEADER, SECTION, CONTEXT, {"type": "divider"}, BUTTONS])
-
     assert '<div class="block block-header">❌ Cleanup &lt;failed&gt; *now*</div>' in rendered
     assert '<div class="section-text"><strong>3</strong> cleanups</div>' in rendered
     assert '<div class="block block-context"><span>run <code>manual__1</code></span></div>' in rendered
@@ -107,18 +106,14 @@ def test_blocks_render_header_section_context_actions_and_divider() -> None:
 
 
 def test_odd_or_hostile_blocks_are_drawn_safely() -> None:
-    rendered = blocks(
-        [
-            {"type": "video", "title": "<b>x</b>"},
-            {"type": "<img src=x onerror=alert(1)>"},
-            {"type": "section", "text": "<b>a string, not an object</b>"},
-            {"type": "actions", "elements": "not a list"},
-            {"type": "context", "elements": [{"type": "<b>", "alt_text": "<b>"}, 5, None]},
-            "not a block",
-            None,
-        ]
-    )
-
+    # fmt: off
+    rendered = blocks([
+        {"type": "video", "title": "<b>x</b>"}, {"type": "<img src=x onerror=alert(1)>"}, "not a block", None,
+        {"type": "section", "text": "<b>a string, not an object</b>"},
+        {"type": "actions", "elements": "not a list"},
+        {"type": "context", "elements": [{"type": "<b>", "alt_text": "<b>"}, 5, None]},
+    ])
+    # fmt: on
     assert "[video block]" in rendered and "[&lt;b&gt;]" in rendered
     assert "<b>" not in rendered and "<img" not in rendered
     assert_only_own_markup(rendered)
@@ -141,9 +136,7 @@ def test_channel_shows_threads_under_their_parent_and_broadcasts_twice() -> None
         message("100.000003", "reply one", "100.000001"),
         message("100.000004", "reply two, broadcast", "100.000001", reply_broadcast=True),
     ]
-
     items = channel_items(messages, "bot")
-
     # Newest first: the broadcast, then the second parent, then the first with its thread.
     broadcast, second, thread = items
     assert ["reply two" in broadcast, "second parent" in second, "first parent" in thread] == [True] * 3
@@ -159,7 +152,6 @@ def test_channel_shows_threads_under_their_parent_and_broadcasts_twice() -> None
 
 def test_page_names_the_channel_and_escapes_what_it_is_given() -> None:
     page = render_page("<script>x</script>", [message("100.000001", "hello")], bot_name="<i>me</i>")
-
     assert "<h1 class='channel-name'>#&lt;script&gt;x&lt;/script&gt;</h1>" in page and "<script" not in page
     assert "&lt;i&gt;me&lt;/i&gt;" in page and "hello" in page
     assert "http-equiv='refresh' content='5'" in page

@@ -33,6 +33,12 @@ class Coordinator:
         return {"results": self.results, "batches_checked": len(self.results), "batches_completed": 0}
 
 
+def check(**stalled: bool) -> tuple[Coordinator, dict[str, Any]]:
+    """check_stalled on a coordinator that answers `batch_id=was_stalled` for each batch."""
+    coordinator = Coordinator([{"batch_id": b, "was_stalled": was} for b, was in stalled.items()])
+    return coordinator, steps.check_stalled(coordinator, PARAMS, dag_id=DAG, run_id=RUN)
+
+
 def seed(store: MemoryStore, *minutes_ago: float) -> None:
     for i, minutes in enumerate(minutes_ago):
         store.events[f"seeded-{i}"] = {"timestamp": NOW - timedelta(minutes=minutes), "batch_ids": [f"b{i}"]}
@@ -64,12 +70,7 @@ def send(store, evaluation, slack, posts=None, **params):
 
 
 def test_check_stalled_sends_the_params_and_the_runs_idempotency_key():
-    coordinator = Coordinator(
-        [{"batch_id": "b1", "was_stalled": True}, {"batch_id": "b2", "was_stalled": False}]
-    )
-
-    summary = steps.check_stalled(coordinator, PARAMS, dag_id=DAG, run_id=RUN)
-
+    coordinator, summary = check(b1=True, b2=False)
     assert coordinator.calls == [
         {"stall_threshold_minutes": 10, "min_completion_pct": 90, "idempotency_key": f"{DAG}/{RUN}"}
     ]
@@ -78,31 +79,20 @@ def test_check_stalled_sends_the_params_and_the_runs_idempotency_key():
 
 def test_params_that_cannot_work_fail_before_the_coordinator_is_called():
     coordinator = Coordinator([])
-
     with pytest.raises(AirflowFailException, match=r"critical_threshold \(3\) must be greater"):
         steps.check_stalled(coordinator, {**PARAMS, "critical_threshold": 3}, dag_id=DAG, run_id=RUN)
-
     assert coordinator.calls == []
 
 
 def test_record_event_is_skipped_when_nothing_stalled():
-    summary = steps.check_stalled(
-        Coordinator([{"batch_id": "b", "was_stalled": False}]), PARAMS, dag_id=DAG, run_id=RUN
-    )
-
     with pytest.raises(AirflowSkipException):
-        steps.record_event(MemoryStore(), summary, PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
+        steps.record_event(MemoryStore(), check(b=False)[1], PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
 
 
 def test_record_event_stamps_the_run_time_and_writes_once_per_run_and_stalled_set():
-    store = MemoryStore()
-    summary = steps.check_stalled(
-        Coordinator([{"batch_id": "b1", "was_stalled": True}]), PARAMS, dag_id=DAG, run_id=RUN
-    )
-
+    store, (_, summary) = MemoryStore(), check(b1=True)
     first = steps.record_event(store, summary, PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
     again = steps.record_event(store, summary, PARAMS, dag_id=DAG, run_id=RUN, run_after=NOW)
-
     assert first == again == event_id(DAG, RUN, summary["fingerprint"])
     [event] = store.events.values()
     assert event["timestamp"] == NOW and event["expire_at"] == NOW + timedelta(days=30)
@@ -111,9 +101,7 @@ def test_record_event_stamps_the_run_time_and_writes_once_per_run_and_stalled_se
 def test_a_healthy_run_reads_no_event_documents_and_keeps_the_last_evaluation_current():
     store = MemoryStore()
     seed(store, 5)
-
     evaluation = evaluate(store)
-
     assert evaluation["decision"]["kind"] == "none"
     assert store.reads == [], "below the threshold with no open incident, only the count is asked"
     assert steps.choose_alert(evaluation) == NO_ALERT
@@ -124,38 +112,29 @@ def test_a_healthy_run_reads_no_event_documents_and_keeps_the_last_evaluation_cu
 def test_three_cleanups_in_the_window_open_a_warning_and_the_run_of_an_hour_ago_is_out():
     store = MemoryStore()
     seed(store, 60, 40, 20, 0)
-
     evaluation = evaluate(store)
-
     decision = evaluation["decision"]
-    assert (decision["kind"], decision["severity"], decision["count"], sorted(decision["batch_ids"])) == (
-        "alert", "WARNING", 3, ["b1", "b2", "b3"]
-    )  # fmt: skip
+    assert (decision["kind"], decision["severity"], decision["count"]) == ("alert", "WARNING", 3)
+    assert sorted(decision["batch_ids"]) == ["b1", "b2", "b3"]
     assert evaluation["state"]["open"] is True and evaluation["version"] == 0
     assert steps.choose_alert(evaluation) == SEND_ALERT
 
 
 @pytest.mark.parametrize(
     ("mute", "suppressed"),
-    [
-        ((NOW + timedelta(hours=1)).isoformat(), True),
-        ("tomorrow", False),
-        ((NOW - timedelta(minutes=1)).isoformat(), False),
-    ],
+    [(NOW + timedelta(hours=1), True), ("tomorrow", False), (NOW - timedelta(minutes=1), False)],
     ids=["future", "typo", "past"],
 )
 def test_a_silence_in_the_future_suppresses_the_message_but_tracks_the_incident_others_stay_loud(
     mute, suppressed
 ):
-    evaluation = opened(MemoryStore(), mute=mute)
-
+    evaluation = opened(MemoryStore(), mute=mute if isinstance(mute, str) else mute.isoformat())
     assert (evaluation["decision"]["suppressed"], evaluation["state"]["open"]) == (suppressed, True)
     assert steps.choose_alert(evaluation) == (NO_ALERT if suppressed else SEND_ALERT)
 
 
 def test_force_alert_decides_a_test_message_and_keeps_the_state():
     evaluation = evaluate(MemoryStore(), force_alert=True)
-
     assert evaluation["decision"]["kind"] == "test"
     assert evaluation["state"] == evaluation["before"]
     assert steps.choose_alert(evaluation) == SEND_ALERT
@@ -164,9 +143,7 @@ def test_force_alert_decides_a_test_message_and_keeps_the_state():
 def test_one_evaluation_crosses_xcom_as_json_and_reads_back_whole():
     store = MemoryStore()
     record(store, opened(store), "sent")
-
     evaluation = evaluate(store)  # a state with times, tuples and a decision of every field
-
     pulled = Evaluation.from_xcom(json.loads(json.dumps(evaluation)))  # what the next task reads
     assert pulled == Evaluation.from_xcom(evaluation) and pulled.to_xcom() == evaluation
     assert pulled.before.opened_at == NOW and pulled.state.open and pulled.version == 1
@@ -176,7 +153,6 @@ def test_recovery_is_sent_by_send_resolved():
     store = MemoryStore()
     record(store, opened(store), "sent")
     store.events.clear()
-
     assert steps.choose_alert(evaluate(store)) == SEND_RESOLVED
 
 
@@ -199,10 +175,8 @@ class Variable:
 
 def test_a_failed_airflow_record_after_slack_accepted_neither_fails_nor_loses_the_post(caplog):
     store, slack = MemoryStore(), MemorySlack()
-
     with caplog.at_level("ERROR"):
         assert send(store, opened(store), slack, posts=Variable(broken=True)) == "sent"
-
     assert len(slack.messages) == 1
     assert "Could not record the accepted alert in Airflow's metadata" in caplog.text
     assert store.state["posted"]["run_id"] == RUN, "Firestore's record is still written"
@@ -213,18 +187,14 @@ def test_a_retry_that_finds_only_airflows_record_posts_nothing_and_writes_firest
     evaluation = opened(store)
     store.lease = RUN  # the first try holds the lease; its Firestore record met an outage
     variable.put(DAG, {"run_id": RUN, "kind": "alert"})
-
     assert send(store, evaluation, slack, posts=variable) == "sent"
-
     assert slack.messages == [], "the retry must not post the alert a second time"
     assert store.state["posted"] == {"run_id": RUN, "kind": "alert"}
 
 
 def test_send_posts_once_and_links_the_run():
     store, slack = MemoryStore(), MemorySlack()
-
     assert send(store, opened(store), slack) == "sent"
-
     [message] = slack.messages
     assert message.text.startswith("WARNING: systemic batch stalls")
     assert "https://airflow.example.com/dags/stalled_batch_cleanup/runs/" in message.text
@@ -239,14 +209,12 @@ def test_send_posts_once_and_links_the_run():
 def test_send_posts_nothing_when_another_run_holds_the_lease_or_notify_is_false(lease, params, outcome):
     store, slack = MemoryStore(), MemorySlack()
     store.lease = lease
-
     assert (send(store, opened(store), slack, **params), slack.posts, store.lease) == (outcome, [], lease)
 
 
 def test_a_failed_post_gives_the_lease_back_and_fails():
     store, slack = MemoryStore(), MemorySlack()
     slack.refuse = RuntimeError("Slack is down")
-
     with pytest.raises(RuntimeError, match="Slack is down"):
         send(store, opened(store), slack)
     assert store.lease is None, "the next try or run may post at once"
@@ -254,11 +222,14 @@ def test_a_failed_post_gives_the_lease_back_and_fails():
 
 def test_record_state_saves_what_was_sent_with_its_incident():
     store = MemoryStore()
-
     assert record(store, opened(store), "sent") == "State saved: open, WARNING."
     assert store.state["open"] is True and store.state["version"] == 1
     [incident] = store.incidents.values()
     assert incident["severity"] == "WARNING" and incident["notifications"] == 1
+
+
+UNTOUCHED = "State untouched (force_alert or notify=false)."
+CHANGED = "State left as another run wrote it: the state changed since this run decided (version 0 → 4)."
 
 
 @pytest.mark.parametrize(
@@ -266,14 +237,9 @@ def test_record_state_saves_what_was_sent_with_its_incident():
     [
         ("skipped", {}, {}, "State unchanged: the alert was not posted by this run (skipped)."),
         (None, {}, {}, "State unchanged: the alert was not posted by this run (None)."),
-        ("rendered", {"notify": False}, {}, "State untouched (force_alert or notify=false)."),
-        ("sent", {"force_alert": True}, {}, "State untouched (force_alert or notify=false)."),
-        (
-            "sent",
-            {},
-            {"open": True, "version": 4},
-            "State left as another run wrote it: the state changed since this run decided (version 0 → 4).",
-        ),
+        ("rendered", {"notify": False}, {}, UNTOUCHED),
+        ("sent", {"force_alert": True}, {}, UNTOUCHED),
+        ("sent", {}, {"open": True, "version": 4}, CHANGED),
     ],
     ids=["another-run-posted", "send-did-not-run", "notify-false", "force-alert", "another-run-wrote-since"],
 )
@@ -283,7 +249,6 @@ def test_record_state_leaves_the_state_unless_this_run_delivered_on_the_state_it
     store = MemoryStore()
     evaluation = opened(store)
     store.state = dict(before)
-
     assert record(store, evaluation, outcome, **params) == said
     assert store.state == before and store.incidents == {}
 
@@ -304,7 +269,6 @@ def test_a_message_counts_as_failed_only_when_it_was_due_and_no_send_said_what_b
 ):
     """A figure a failed check never learnt is left unknown (None)."""
     evaluation = opened(MemoryStore()) if summary else None
-
     said = steps.run_figures(summary, evaluation, outcome, {**PARAMS, **params}, dag_id=DAG, end_time=NOW)
     assert said == figures
 
@@ -321,9 +285,7 @@ def test_events_the_coordinator_wrote_before_the_cutover_are_counted():
     store = MemoryStore()
     for minutes, batch_id in [(40, "x1"), (25, "x2"), (10, "x3")]:
         legacy(store, f"old-{batch_id}", NOW - timedelta(minutes=minutes), [batch_id])
-
     decision = evaluate(store)["decision"]
-
     assert (decision["kind"], decision["count"], decision["double_recorded"]) == ("alert", 3, 0)
 
 
@@ -333,17 +295,13 @@ def test_a_cleanup_recorded_by_both_counts_once_and_the_message_says_why(caplog)
     legacy(store, "copy-1", NOW - timedelta(minutes=15) + timedelta(seconds=4), ["d1"])
     legacy(store, "old-2", NOW - timedelta(minutes=30), ["x2"])
     legacy(store, "old-3", NOW - timedelta(minutes=45), ["x3"])
-
     with caplog.at_level("WARNING"):
         evaluation = evaluate(store)
-
     decision = evaluation["decision"]
     assert (decision["kind"], decision["count"], decision["double_recorded"]) == ("alert", 3, 1)
     assert "recorded by the coordinator too: its own tracking is still on" in caplog.text
     decided = Evaluation.from_xcom(evaluation).decision
-    message = steps.message_for(
-        {"stalled_count": 0}, decided, PARAMS, run_url="https://a.example/run", run_id="r"
-    )
+    message = steps.message_for({"stalled_count": 0}, decided, PARAMS, run_url="https://a/run", run_id="r")
     assert "1 cleanup was also recorded by the coordinator's own tracking" in message.text
 
 
@@ -351,10 +309,8 @@ def test_a_run_that_recorded_a_cleanup_looks_for_the_coordinators_copy_of_it(cap
     store = MemoryStore()
     store.events["dag-now"] = {"timestamp": NOW, "batch_ids": ["n1"], "dag_id": DAG}
     legacy(store, "copy-now", NOW + timedelta(seconds=3), ["n1"])
-
     with caplog.at_level("WARNING"):
         decision = evaluate(store, recorded=True)["decision"]
-
     assert store.reads == ["events_in"]
     assert (decision["count"], decision["double_recorded"]) == (1, 1)
     assert "copy-now" in caplog.text
@@ -370,9 +326,7 @@ def test_an_old_run_cleared_while_an_incident_is_open_neither_posts_nor_moves_it
     record(store, evaluation, "sent")
     state = dict(store.state)
     three_hours_ago = NOW - timedelta(hours=3)
-
     old = evaluate(store, run_after=three_hours_ago)
-
     assert old["decision"]["kind"] == "none" and steps.choose_alert(old) == NO_ALERT
     assert "It would have said RESOLVED" in old["decision"]["reason"]
     assert record(store, old, None, run_after=three_hours_ago) == "State unchanged."
@@ -386,7 +340,6 @@ def test_clearing_only_the_send_task_of_an_old_run_posts_nothing():
     store.events.clear()
     later = NOW + timedelta(minutes=15)
     record(store, evaluate(store, run_after=later), None, run_after=later)  # a healthy run after it
-
     assert send(store, old, slack) == "skipped"
     assert slack.posts == []
 
@@ -399,7 +352,6 @@ def test_a_threshold_the_schedule_cannot_reach_is_a_warning_in_the_log_and_the_d
         evaluate(MemoryStore())
         assert "cannot be reached" not in caplog.text
         evaluate(MemoryStore(), critical_threshold=5)
-
     assert "critical_threshold 5 cannot be reached on the schedule alone" in caplog.text
     assert "the 60-minute window holds 4 scheduled runs" in caplog.text
 
@@ -408,5 +360,4 @@ def test_the_window_counts_the_batches_each_cleanup_auto_completed_even_when_its
     store = MemoryStore()
     seed(store, 30, 20, 10)
     store.events["seeded-2"]["stalled_count"] = 40  # its id list was cut to fit the document
-
     assert evaluate(store)["decision"]["auto_completed"] == 42

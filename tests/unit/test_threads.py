@@ -35,7 +35,10 @@ class Runs:
     def evaluate(self, at: datetime, params: dict[str, Any] = PARAMS) -> dict[str, Any]:
         return steps.evaluate(self.store, params, dag_id=DAG, run_after=at, mute_value=None)
 
-    def run(self, at: datetime, *, send_tries: int = 1) -> dict[str, Any]:
+    def run(self, minute: float, cleanups: int = 0, *, send_tries: int = 1) -> str:
+        """`cleanups` more at `minute`, then the scheduled run of that minute: its decision's kind."""
+        at = minutes(minute)
+        self.cleanups(at, cleanups)
         run_id = f"scheduled__{at.isoformat()}"
         evaluation = self.evaluate(at)
         outcome = None
@@ -46,7 +49,7 @@ class Runs:
                 except Crash:
                     continue
         steps.record_state(self.store, evaluation, outcome, PARAMS, dag_id=DAG, run_id=run_id, run_after=at)
-        return evaluation["decision"]
+        return evaluation["decision"]["kind"]
 
     def send(self, evaluation, run_id: str, at: datetime, *, retry: bool = False, params=PARAMS) -> str:
         when = {"now": at, "run_after": at, "retry": retry}
@@ -77,16 +80,11 @@ def minutes(n: float) -> datetime:
 
 def incident(runs: Runs) -> list[str]:
     """WARNING, a reminder an hour later, CRITICAL, RESOLVED: the decisions' kinds."""
-    kinds = []
-    runs.cleanups(minutes(0), 3)
-    kinds.append(runs.run(minutes(0))["kind"])  # WARNING opens
+    kinds = [runs.run(0, 3)]  # WARNING opens
     runs.cleanups(minutes(45), 1)
-    runs.cleanups(minutes(60), 2)
-    kinds.append(runs.run(minutes(60))["kind"])  # 3 in the window, an hour on: a WARNING reminder
-    runs.cleanups(minutes(75), 2)
-    kinds.append(runs.run(minutes(75))["kind"])  # 5: CRITICAL
-    kinds.append(runs.run(minutes(200))["kind"])  # the window is empty: RESOLVED
-    return kinds
+    kinds.append(runs.run(60, 2))  # 3 in the window, an hour on: a WARNING reminder
+    kinds.append(runs.run(75, 2))  # 5: CRITICAL
+    return [*kinds, runs.run(200)]  # the window is empty: RESOLVED
 
 
 def texts(message) -> str:
@@ -94,11 +92,16 @@ def texts(message) -> str:
     return message.text + repr(message.blocks)
 
 
+def assert_said_once(runs: Runs, minute: float, kind: str, thread_ts: str) -> None:
+    """The next message goes into the new thread and no longer says the old one is gone."""
+    assert runs.run(minute, 3) == kind
+    last = runs.slack.posts[-1]
+    assert last["thread_ts"] == thread_ts and "thread is gone" not in last["message"].text, "said once"
+
+
 def test_an_incident_is_one_thread_a_card_above_every_step_in_full():
     runs = Runs(MemorySlack(threads=True))
-
     assert incident(runs) == ["alert", "reminder", "escalation", "resolved"]
-
     card, *replies = runs.slack.posts
     assert card["thread_ts"] is None and card["message"].text.startswith("WARNING, ongoing")
     assert [reply["thread_ts"] for reply in replies] == [card["ts"]] * 4
@@ -134,8 +137,7 @@ def test_webhook_mode_posts_every_message_on_its_own_and_edits_nothing():
 def test_the_next_incident_starts_a_thread_of_its_own():
     runs = Runs(MemorySlack(threads=True))
     incident(runs)
-    runs.cleanups(minutes(300), 3)
-    assert runs.run(minutes(300))["kind"] == "alert"
+    assert runs.run(300, 3) == "alert"
     card, alert = runs.slack.posts[-2:]
     assert card["thread_ts"] is None and alert["thread_ts"] == card["ts"]
     assert runs.store.state["slack_ts"] == card["ts"]
@@ -143,13 +145,9 @@ def test_the_next_incident_starts_a_thread_of_its_own():
 
 def test_a_reply_that_lands_outside_a_deleted_first_message_becomes_the_new_card():
     runs = Runs(MemorySlack(threads=True))
-    runs.cleanups(minutes(0), 3)
-    runs.run(minutes(0))
+    runs.run(0, 3)
     runs.slack.gone.add(runs.slack.posts[0]["ts"])  # someone deleted the card
-
-    runs.cleanups(minutes(60), 3)
-    assert runs.run(minutes(60))["kind"] == "reminder"
-
+    assert runs.run(60, 3) == "reminder"
     stray, reminder = runs.slack.posts[-2:]
     assert stray["thread_ts"] is None, "Slack posted the reply at the channel's root"
     assert runs.slack.edits[-1]["where"]["ts"] == stray["ts"], "edited into the card"
@@ -158,42 +156,28 @@ def test_a_reply_that_lands_outside_a_deleted_first_message_becomes_the_new_card
     assert reminder["thread_ts"] == stray["ts"] and reminder["message"].text.count("thread is gone") == 1
     assert "its first message was deleted" in reminder["message"].blocks[1]["elements"][0]["text"]
     assert runs.store.state["slack_ts"] == stray["ts"], "later messages go into the new thread"
-
-    runs.cleanups(minutes(75), 3)
-    assert runs.run(minutes(75))["kind"] == "escalation"
-    assert runs.slack.posts[-1]["thread_ts"] == stray["ts"]
-    assert "thread is gone" not in runs.slack.posts[-1]["message"].text, "said once"
+    assert_said_once(runs, 75, "escalation", stray["ts"])
 
 
 def test_an_edit_that_finds_the_first_message_gone_ends_the_thread_and_the_next_message_says_why():
     runs = Runs(MemorySlack(threads=True))
-    runs.cleanups(minutes(0), 3)
-    runs.run(minutes(0))
+    runs.run(0, 3)
     card = runs.slack.posts[0]
     runs.slack.tombstones.add(card["ts"])  # deleted, its replies kept: replies still thread under it
-
-    runs.cleanups(minutes(60), 3)
-    runs.run(minutes(60))  # the reminder goes into the old thread; the edit finds the card gone
+    runs.run(60, 3)  # the reminder goes into the old thread; the edit finds the card gone
     assert runs.slack.posts[-1]["thread_ts"] == card["ts"]
     assert runs.store.state["slack_thread_gone"] == "message_not_found"
-
-    runs.cleanups(minutes(75), 3)
-    assert runs.run(minutes(75))["kind"] == "escalation"
+    assert runs.run(75, 3) == "escalation"
     new_card, escalation = runs.slack.posts[-2:]
     assert new_card["thread_ts"] is None and escalation["thread_ts"] == new_card["ts"]
     assert "Slack answered `message_not_found`" in escalation["message"].text
     assert runs.store.state["slack_ts"] == new_card["ts"] and not runs.store.state["slack_thread_gone"]
-
-    runs.cleanups(minutes(140), 3)
-    assert runs.run(minutes(140))["kind"] == "reminder"
-    assert runs.slack.posts[-1]["thread_ts"] == new_card["ts"]
-    assert "thread is gone" not in runs.slack.posts[-1]["message"].text, "said once"
+    assert_said_once(runs, 140, "reminder", new_card["ts"])
 
 
 def test_a_retry_after_slack_accepted_posts_nothing_again_and_keeps_the_thread():
     runs = Runs(MemorySlack(threads=True))
-    runs.cleanups(minutes(0), 3)
-    runs.run(minutes(0), send_tries=2)  # the second try: the task failed after the post
+    runs.run(0, 3, send_tries=2)  # the second try: the task failed after the post
     assert len(runs.slack.posts) == 2, "the card and the WARNING, once"
     assert runs.store.state["slack_ts"] == runs.slack.posts[0]["ts"]
 
@@ -202,10 +186,8 @@ def test_a_retry_after_slack_accepted_posts_nothing_again_and_keeps_the_thread()
 def test_a_retry_finds_in_slack_what_a_try_that_died_before_recording_it_posted(crash_at):
     runs = Runs(MemorySlack(threads=True))
     for at in (0, 15):
-        runs.cleanups(minutes(at), 3)
         runs.store.crashes = int(at == crash_at)
-        runs.run(minutes(at), send_tries=2)
-
+        runs.run(at, 3, send_tries=2)
     card, *steps_posted = runs.slack.posts
     assert [p["message"].text.split(":")[0] for p in steps_posted] == ["WARNING", "Escalated to CRITICAL"]
     assert all(post["thread_ts"] == card["ts"] for post in steps_posted)
@@ -233,7 +215,6 @@ def test_a_retry_after_only_the_card_was_posted_posts_only_the_step():
     with pytest.raises(AirflowException):
         runs.send(evaluation, "scheduled__first", minutes(0), retry=False)
     assert runs.send(evaluation, "scheduled__first", minutes(0), retry=True) == "sent"
-
     card, alert = runs.slack.posts
     assert card["thread_ts"] is None and alert["thread_ts"] == card["ts"]
 
@@ -253,10 +234,8 @@ def test_a_failed_edit_of_the_first_message_is_logged_and_never_fails_the_delive
             raise AirflowException("Slack did not accept chat_update: internal_error")
 
     runs = Runs(EditsFail(threads=True))
-    runs.cleanups(minutes(0), 3)
-    runs.run(minutes(0))
-    runs.cleanups(minutes(15), 5)
-    assert runs.run(minutes(15))["kind"] == "escalation"
+    runs.run(0, 3)
+    assert runs.run(15, 5) == "escalation"
     assert len(runs.slack.posts) == 3
     assert "Could not edit the incident's first message" in caplog.text
     assert "internal_error" in caplog.text
@@ -266,8 +245,7 @@ def test_a_failed_edit_of_the_first_message_is_logged_and_never_fails_the_delive
 @pytest.mark.parametrize("threads", [True, False], ids=["bot-token", "webhook"])
 def test_a_test_message_stands_alone_and_touches_no_thread(threads):
     runs = Runs(MemorySlack(threads=threads))
-    runs.cleanups(minutes(0), 3)
-    runs.run(minutes(0))
+    runs.run(0, 3)
     forced = {**PARAMS, "force_alert": True}
     runs.send(runs.evaluate(minutes(5), forced), "manual__test", minutes(5), params=forced)
     assert runs.slack.posts[-1]["thread_ts"] is None and runs.slack.edits == []
