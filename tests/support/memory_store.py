@@ -43,11 +43,8 @@ class MemoryStore:
 
     def _in_window(self, start, end):
         # Firestore's range filter on timestamps holds only timestamps: a string one is in no window.
-        return [
-            (i, e)
-            for i, e in self.events.items()
-            if isinstance(e.get("timestamp"), datetime) and start < e["timestamp"] <= end
-        ]
+        stamped = [(i, e) for i, e in self.events.items() if isinstance(e.get("timestamp"), datetime)]
+        return [(i, e) for i, e in stamped if start < e["timestamp"] <= end]
 
     def count_in(self, start, end):
         return len(self._in_window(start, end))
@@ -166,19 +163,12 @@ class MemorySlack:
             raise ThreadGone("thread_not_found")
         found = []
         for post in self.posts:
-            where = (
-                thread_ts in (post["ts"], post["thread_ts"])
-                if thread_ts
-                else (post["thread_ts"] is None or post["broadcast"])
-            )
+            in_thread = thread_ts in (post["ts"], post["thread_ts"])
+            where = in_thread if thread_ts else post["thread_ts"] is None or post["broadcast"]
             metadata = post["metadata"] or {}
             payload = metadata.get("event_payload") or {}
-            if (
-                where
-                and post["ts"] not in self.gone
-                and metadata.get("event_type") == event_type
-                and all(payload.get(k) == v for k, v in key.items())
-            ):
+            matches = all(payload.get(k) == v for k, v in key.items())  # the hook's rule
+            if where and matches and post["ts"] not in self.gone and metadata.get("event_type") == event_type:
                 thread = {"thread_ts": post["thread_ts"]} if post["thread_ts"] else {}
                 found.append({"channel": self.channel, "ts": post["ts"], **thread, "payload": payload})
         return found

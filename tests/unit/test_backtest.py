@@ -216,7 +216,6 @@ def test_a_copy_whose_original_left_the_read_counts_as_the_live_run_counts_it():
     params = {**PARAMS, "window_minutes": 1440}
     live = steps.evaluate(store_of(events), params, dag_id=DAG_ID, run_after=run_after, mute_value=None)
     result = replay(Recorded(events, within=RUN_TIMEOUT), [run_after], PolicyConfig(window_minutes=1440))
-
     assert live["decision"]["kind"] == "alert"
     assert [i.opened_at for i in result.incidents] == [run_after]
     assert result.incidents[0].peak_count == live["decision"]["count"] == 3

@@ -22,10 +22,8 @@ def result(batch_id: str, was_stalled: bool = True, **fields) -> dict:
 
 def xcom_sizes(value) -> tuple[int, int]:
     """Bytes as Airflow's XCom serializer writes it (json.dumps defaults), and as compact UTF-8."""
-    return (
-        len(json.dumps(value).encode()),
-        len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()),
-    )
+    compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return len(json.dumps(value).encode()), len(compact.encode())
 
 
 # --- parse_response: valid answers ------------------------------------------------------------
@@ -69,7 +67,6 @@ def test_unicode_and_long_batch_ids_are_accepted(batch_id):
 
 
 # --- parse_response: broken answers, each naming what is wrong --------------------------------
-
 
 # What is wrong: (the pattern the error must match, the body around each bad value, the bad values).
 # fmt: off
@@ -132,22 +129,18 @@ def test_a_broken_answer_is_refused_naming_what_is_wrong(text, match):
 SUMMARY = ("stalled_count", "stalled_batch_ids", "stalled_results", "truncated", "batches_checked")
 
 
-def test_the_summary_lists_the_stalled_batches_only_in_the_coordinators_order():
-    results = [result("b1", completion_pct=95), result("b2", False, completion_pct=50)]
+def test_the_summary_lists_the_stalled_batches_only_in_the_coordinators_order_and_round_trips_json():
+    results = [result("b1", completion_pct=95, extra={"x": [1, 2]}), result("b2", False, completion_pct=50)]
     results.append(result("b3", minutes_since_progress=30))
     summary = summarize(parse_response(body(results)))
     expected = [2, ["b1", "b3"], [results[0], results[2]], False, 3, 2]
     assert [summary[key] for key in (*SUMMARY, "batches_completed")] == expected
+    assert json.loads(json.dumps(summary)) == summary
 
 
 def test_a_summary_with_nothing_stalled_is_empty_and_not_truncated():
     summary = summarize(parse_response(body([result("b1", False), result("b2", False)])))
     assert [summary[key] for key in SUMMARY[:4]] == [0, [], [], False]
-
-
-def test_the_summary_is_json_able_and_round_trips():
-    summary = summarize(parse_response(body([result("b1", extra={"x": [1, 2]}), result("b2", False)])))
-    assert json.loads(json.dumps(summary)) == summary
 
 
 LONG_ASCII = "batch-{i:05d}-" + "x" * 488

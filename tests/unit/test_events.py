@@ -55,17 +55,16 @@ FP_A = stalled_fingerprint(["b1", "b2"])
 FP_B = stalled_fingerprint(["b1", "b3"])
 
 
-@pytest.mark.parametrize(
-    "other",
-    [
-        (DAG_ID, "scheduled__2020-03-01T10:10:00+00:00", FP_A),
-        (DAG_ID, RUN_ID, FP_B),
-        ("other_dag", RUN_ID, FP_A),
-        (DAG_ID, RUN_ID + "x", FP_A),
-        (DAG_ID, RUN_ID, stalled_fingerprint([])),
-    ],
-    ids=["other-run", "other-set", "other-dag", "run-id-suffix", "empty-set"],
-)
+# fmt: off
+OTHERS = {
+    "other-run": (DAG_ID, "scheduled__2020-03-01T10:10:00+00:00", FP_A), "other-set": (DAG_ID, RUN_ID, FP_B),
+    "other-dag": ("other_dag", RUN_ID, FP_A), "run-id-suffix": (DAG_ID, RUN_ID + "x", FP_A),
+    "empty-set": (DAG_ID, RUN_ID, stalled_fingerprint([])),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("other", OTHERS.values(), ids=list(OTHERS))
 def test_the_same_run_and_stalled_set_give_the_same_id_and_another_run_or_set_another(other):
     same = event_id(DAG_ID, RUN_ID, FP_A)
     reordered = stalled_fingerprint(["b2", "b1"])
@@ -79,15 +78,12 @@ def test_the_same_run_and_stalled_set_give_the_same_id_and_another_run_or_set_an
 )
 def test_the_id_is_a_valid_firestore_document_id(run_id):
     document_id = event_id(DAG_ID, run_id, FP_A)
-    assert document_id
-    assert "/" not in document_id
-    assert document_id not in {".", ".."}
+    assert document_id and "/" not in document_id and document_id not in {".", ".."}
     assert not (document_id.startswith("__") and document_id.endswith("__"))
     assert len(document_id.encode()) <= 1500
 
 
 # --- firestore_size: Firestore's documented storage sizes ------------------------------------
-
 
 # fmt: off
 SIZES = [
@@ -117,10 +113,7 @@ def test_the_event_has_every_documented_field_with_its_value():
     expected = {"expire_at": EXPIRE_AT, "stalled_count": 2, "batch_ids": ["b1", "b2"], "results": results}
     expected |= {"batches_checked": 40, "dag_id": DAG_ID, "run_id": RUN_ID}
     assert {key: document[key] for key in expected | PARAMS} == expected | PARAMS
-
-
-def test_a_truncated_summary_stays_truncated_in_the_event():
-    assert event(summary_of([stalled("b1")], truncated=True))["truncated"] is True
+    assert event(summary_of(results, truncated=True))["truncated"] is True, "a truncated summary stays so"
 
 
 LONG = 500
@@ -148,7 +141,7 @@ def test_any_summary_fits_firestores_document_limit_with_a_true_count(results):
     assert document["results"] == results[: len(document["results"])]
 
 
-def test_batch_ids_are_kept_before_full_results():
+def test_batch_ids_are_kept_before_full_results_and_when_room_is_short_full_results_are_dropped_first():
     results = [stalled(f"b{i:03d}", log="z" * 1_000) for i in range(100)]
     whole = event(summary_of(results), max_bytes=10**9)
     ids_only_size = firestore_size({**whole, "results": []})
@@ -159,10 +152,6 @@ def test_batch_ids_are_kept_before_full_results():
     assert document["batch_ids"] == [r["batch_id"] for r in results]
     assert document["results"] == results[:1]
     assert document["truncated"] is True
-
-
-def test_when_room_is_short_full_results_are_dropped_first():
-    results = [stalled(f"b{i:03d}", log="z" * 1_000) for i in range(100)]
     empty_size = firestore_size(event(summary_of([])))
     document = event(summary_of(results), max_bytes=empty_size + 5 * 5)
     assert document["results"] == []
@@ -180,7 +169,6 @@ def test_an_event_that_fits_is_whole_and_not_truncated():
 
 
 # --- window_start -----------------------------------------------------------------------------
-
 
 IST, NEW_YORK = timezone(timedelta(hours=5, minutes=30)), ZoneInfo("America/New_York")
 
@@ -231,20 +219,18 @@ def dag_event(batch_ids, at=RUN):
     return StoredEvent("dag", at, list(batch_ids), "stalled_batch_cleanup")
 
 
-@pytest.mark.parametrize(
-    ("legacy", "twice"),
-    [
-        (StoredEvent("copy", RUN + timedelta(seconds=5), ["b2", "b1"]), True),
-        (StoredEvent("copy", RUN + timedelta(minutes=13, seconds=59), ["b1", "b2"]), True),
-        (StoredEvent("copy", RUN, ["b1", "b2"]), True),
-        (StoredEvent("copy", RUN + TIMEOUT, ["b1", "b2"]), False),
-        (StoredEvent("copy", RUN - timedelta(seconds=1), ["b1", "b2"]), False),
-        (StoredEvent("copy", RUN + timedelta(seconds=5), ["b1"]), False),
-        (StoredEvent("copy", RUN + timedelta(seconds=5), ["b1", "b2", "b3"]), False),
-    ],
-    ids=["seconds-after", "just-inside-timeout", "same-instant", "at-timeout", "before", "fewer", "more"],
-)
-def test_a_coordinator_copy_is_the_same_batches_written_within_the_runs_lifetime(legacy, twice):
+# fmt: off
+COPIES = {  # a coordinator event: seconds after the DAG's run, its batches, and whether it is a copy
+    "seconds-after": (5, ["b2", "b1"], True), "just-inside-timeout": (13 * 60 + 59, ["b1", "b2"], True),
+    "same-instant": (0, ["b1", "b2"], True), "at-timeout": (TIMEOUT.total_seconds(), ["b1", "b2"], False),
+    "before": (-1, ["b1", "b2"], False), "fewer": (5, ["b1"], False), "more": (5, ["b1", "b2", "b3"], False),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(("seconds", "batch_ids", "twice"), COPIES.values(), ids=list(COPIES))
+def test_a_coordinator_copy_is_the_same_batches_written_within_the_runs_lifetime(seconds, batch_ids, twice):
+    legacy = StoredEvent("copy", RUN + timedelta(seconds=seconds), batch_ids)
     assert double_recorded([dag_event(["b1", "b2"]), legacy], TIMEOUT) == ({"copy"} if twice else set())
 
 

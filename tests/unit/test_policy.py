@@ -71,8 +71,6 @@ PREVIOUS = {
     "warning-deescalated-from-critical": deescalated,
 }
 INSIDE, OUTSIDE = minutes(30), minutes(90)
-
-
 NONE, ALERT, ESCALATION = Kind.NONE, Kind.ALERT, Kind.ESCALATION
 REMINDER, RESOLVED = Kind.REMINDER, Kind.RESOLVED
 DEESCALATED = "warning-deescalated-from-critical"
@@ -219,9 +217,7 @@ def test_the_first_message_after_the_mute_names_what_was_muted():
     assert (after.muted, after.notifications) == ((), 1)
     assert run(after, 5, minutes(60))[0].kind is Kind.NONE
     _, held_nothing = run(opened(WARNING), 3, minutes(15), muted=True)
-    assert run(held_nothing, 3, minutes(30))[0].kind is Kind.NONE, (
-        "a mute that held nothing back: no reminder"
-    )
+    assert run(held_nothing, 3, minutes(30))[0].kind is Kind.NONE, "a mute that held nothing: no reminder"
 
 
 def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
@@ -434,10 +430,9 @@ def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
     assert [r["closed_at"] for r in records[:-1]] == [None, None, None]
 
 
-@pytest.mark.parametrize("make", ["quiet", "test"])
-def test_no_entry_when_no_incident_changes(make):
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "test"])
+def test_no_entry_when_no_incident_changes(quiet):
     state = opened(WARNING)
-    quiet = make == "quiet"
     decision, after = run(state, 3, minutes(15)) if quiet else (make_test_decision(3, {}, ()), state)
     assert incident_record(DAG_ID, decision, state, after, minutes(15)) is None
 
@@ -454,19 +449,17 @@ VARIABLE = "batch_cleanup_mute_until"
 SIX_PM = datetime(2026, 11, 28, 18, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2026-11-28T18:00:00+00:00", SIX_PM),
-        ("2026-11-28T18:00:00Z", SIX_PM),
-        ("2026-11-28T13:00:00-05:00", SIX_PM),
-        ("2026-11-28T18:00:00", SIX_PM),
-        ("2026-11-28 18:00", SIX_PM),
-        ("  2026-11-28T18:00:00+00:00\n", SIX_PM),
-        ("2026-11-28", datetime(2026, 11, 28, tzinfo=UTC)),
-    ],
-    ids=["utc-offset", "z", "new-york-offset", "no-offset-is-utc", "space", "padded", "date-only"],
-)
+# fmt: off
+MUTES = {
+    "utc-offset": ("2026-11-28T18:00:00+00:00", SIX_PM), "z": ("2026-11-28T18:00:00Z", SIX_PM),
+    "new-york-offset": ("2026-11-28T13:00:00-05:00", SIX_PM), "space": ("2026-11-28 18:00", SIX_PM),
+    "no-offset-is-utc": ("2026-11-28T18:00:00", SIX_PM), "padded": ("  2026-11-28T18:00:00+00:00\n", SIX_PM),
+    "date-only": ("2026-11-28", datetime(2026, 11, 28, tzinfo=UTC)),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(("value", "expected"), MUTES.values(), ids=list(MUTES))
 def test_mute_until_reads_an_iso_date_time(value, expected):
     until = mute_until(value, variable=VARIABLE)
     assert (until, until.tzinfo is not None) == (expected, True)

@@ -140,18 +140,13 @@ def test_force_alert_decides_a_test_message_and_keeps_the_state():
     assert steps.choose_alert(evaluation) == SEND_ALERT
 
 
-def test_one_evaluation_crosses_xcom_as_json_and_reads_back_whole():
+def test_an_open_incidents_evaluation_crosses_xcom_whole_and_its_recovery_goes_to_send_resolved():
     store = MemoryStore()
     record(store, opened(store), "sent")
     evaluation = evaluate(store)  # a state with times, tuples and a decision of every field
     pulled = Evaluation.from_xcom(json.loads(json.dumps(evaluation)))  # what the next task reads
     assert pulled == Evaluation.from_xcom(evaluation) and pulled.to_xcom() == evaluation
     assert pulled.before.opened_at == NOW and pulled.state.open and pulled.version == 1
-
-
-def test_recovery_is_sent_by_send_resolved():
-    store = MemoryStore()
-    record(store, opened(store), "sent")
     store.events.clear()
     assert steps.choose_alert(evaluate(store)) == SEND_RESOLVED
 
