@@ -27,13 +27,9 @@ ENV_EXAMPLE = REPO / ".env.example"
 NAMES_FILE = REPO / "plugins" / "batch_cleanup" / "names.py"
 
 AIRFLOW_SERVICES = (
-    "airflow-init",
-    "airflow-apiserver",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
+    "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
     "airflow-worker",
-)
+)  # fmt: skip
 STAND_INS = ("firestore-emulator", "coordinator", "slack-sink")
 REQUIRED_SERVICES = (*AIRFLOW_SERVICES, "postgres", "redis", *STAND_INS)
 # One-shot: it exits once the database is migrated, so it has nothing to report health for.

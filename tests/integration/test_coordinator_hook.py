@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from batch_cleanup.diagnosis import health_summary
 from batch_cleanup.hooks.coordinator import API_KEY_HEADER, MAX_HEALTH_ERROR_CHARS, CoordinatorHook
 from batch_cleanup.messages import escape
+from dev import services
 from dev.coordinator import HEALTHY_ANSWER, CoordinatorAdmin
 from tests.conftest import API_KEY, SERVICE_LOGS
 
@@ -47,7 +47,12 @@ DEGRADED = {"status": "degraded", "version": "2.4.1", "components": [
 ]}  # fmt: skip
 
 
-def test_a_healthy_coordinator_answers_its_document_with_the_key_sent(admin):
+@pytest.mark.parametrize(
+    "key", [{"password": API_KEY}, {"extra": {API_KEY_HEADER: API_KEY}}], ids=["password", "in-extra"]
+)
+def test_a_healthy_coordinator_answers_its_document_with_the_key_sent(admin, coordinator, monkeypatch, key):
+    connect(monkeypatch, host=coordinator.url, **key)
+
     result = deep_health()
 
     assert result == {"ok": True, "http_status": 200, "answer": HEALTHY_ANSWER}
@@ -103,16 +108,8 @@ def test_a_wrong_key_is_a_failure_naming_the_rejected_key(admin, coordinator, mo
     result = deep_health()
 
     assert (result["ok"], result["http_status"]) == (False, 401)
-    assert result["error"].startswith("HTTP 401 '")
-    assert result["error"].endswith("(the API key was rejected)")
+    assert result["error"].startswith("HTTP 401 '") and result["error"].endswith("(the API key was rejected)")
     assert admin.health_calls() == [{**HEALTH_OK, "api_key_ok": False, "status": 401}]
-
-
-def test_a_key_in_the_connections_extra_is_sent_the_same_way(admin, coordinator, monkeypatch):
-    connect(monkeypatch, host=coordinator.url, extra={API_KEY_HEADER: API_KEY})
-
-    assert deep_health()["ok"] is True
-    assert admin.health_calls() == [HEALTH_OK]
 
 
 def test_a_connection_without_a_key_is_a_failure_without_a_request(admin, coordinator, monkeypatch):
@@ -126,9 +123,7 @@ def test_a_connection_without_a_key_is_a_failure_without_a_request(admin, coordi
 
 
 def test_a_refused_connection_is_a_failure_naming_the_cause(monkeypatch):
-    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = services.free_port()
     connect(monkeypatch, host=f"http://127.0.0.1:{port}", password=API_KEY)
 
     result = deep_health()
@@ -143,8 +138,7 @@ def test_a_long_error_body_is_cut_to_one_short_line(admin):
 
     error = deep_health()["error"]
 
-    assert len(error) <= MAX_HEALTH_ERROR_CHARS
-    assert "\n" not in error
+    assert len(error) <= MAX_HEALTH_ERROR_CHARS and "\n" not in error
     assert error.startswith("HTTP 502 'gateway\\nsays gateway")
 
 

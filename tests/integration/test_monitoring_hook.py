@@ -47,8 +47,13 @@ def gauge(metric: str, value: int, **labels: str) -> dict:
     }
 
 
-def warnings(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("batch_cleanup")]
+def failed_write(caplog, hook: MonitoringHook) -> logging.LogRecord:
+    """The run's metrics write, which must answer False: its one warning."""
+    with caplog.at_level(logging.WARNING):
+        assert write_run_metrics(hook, FIGURES) is False
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    [record] = [r for r in warned if r.name.startswith("batch_cleanup")]
+    return record
 
 
 def test_one_write_is_one_call_with_exactly_the_runs_series(api):
@@ -78,11 +83,7 @@ def test_one_write_is_one_call_with_exactly_the_runs_series(api):
 def test_an_error_answer_is_one_warning_line_with_its_cause_and_false(api, caplog, status, google_says):
     api.faults([{"status": status, "count": 1}])
 
-    with caplog.at_level(logging.WARNING):
-        written = write_run_metrics(hook(api), FIGURES)
-
-    assert written is False
-    [record] = warnings(caplog)
+    record = failed_write(caplog, hook(api))
     line = record.getMessage()
     assert "\n" not in line and record.exc_info is None, "one line, no traceback"
     for part in (f"connection '{CONN_ID}'", f"project '{PROJECT}'", f" {status} POST ", google_says):
@@ -101,12 +102,7 @@ def test_the_raising_method_names_connection_project_and_cause(api):
 def test_a_retry_of_the_same_run_is_refused_not_counted_twice(api, caplog):
     assert write_run_metrics(hook(api), FIGURES) is True
 
-    with caplog.at_level(logging.WARNING):
-        again = write_run_metrics(hook(api), FIGURES)
-
-    assert again is False
-    [record] = warnings(caplog)
-    assert "Points must be written in order" in record.getMessage()
+    assert "Points must be written in order" in failed_write(caplog, hook(api)).getMessage()
     assert len(api.requests()) == 1
     # The next run, later, is written again.
     assert write_run_metrics(
@@ -118,12 +114,9 @@ def test_a_hung_api_is_given_up_after_the_timeout(api, caplog):
     api.faults([{"delay_seconds": 5, "count": 1}])
 
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING):
-        written = write_run_metrics(hook(api, timeout=0.5), FIGURES)
+    record = failed_write(caplog, hook(api, timeout=0.5))
 
-    assert written is False
     assert time.monotonic() - started < 3
-    [record] = warnings(caplog)
     assert "Timeout" in record.getMessage()
 
 
@@ -131,13 +124,9 @@ def test_a_connection_without_a_project_is_a_warning_not_a_crash(api, gcp_connec
     gcp_connection(CONN_ID)
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
 
-    with caplog.at_level(logging.WARNING):
-        written = write_run_metrics(hook(api), FIGURES)
+    line = failed_write(caplog, hook(api)).getMessage()
 
-    assert written is False
-    [record] = warnings(caplog)
-    assert f"connection '{CONN_ID}'" in record.getMessage()
-    assert "no project" in record.getMessage()
+    assert f"connection '{CONN_ID}'" in line and "no project" in line
     assert api.attempts() == 0
 
 

@@ -54,10 +54,9 @@ def conversation(sink: SlackSinkAdmin) -> dict[str, str]:
     broadcast = client.chat_postMessage(
         channel=DEFAULT_CHANNEL, text="second reply, *for all*", thread_ts=parent, reply_broadcast=True
     )
-    edited = [
-        {**PARENT_BLOCKS[0], "text": {"type": "plain_text", "text": "WARNING (updated) <script>x</script>"}}
-    ]
-    client.chat_update(channel=DEFAULT_CHANNEL, ts=parent, text="fallback", blocks=edited + PARENT_BLOCKS[1:])
+    header = {"type": "plain_text", "text": "WARNING (updated) <script>x</script>"}
+    blocks = [{**PARENT_BLOCKS[0], "text": header}, *PARENT_BLOCKS[1:]]
+    client.chat_update(channel=DEFAULT_CHANNEL, ts=parent, text="fallback", blocks=blocks)
     return {"parent": parent, "reply": reply["ts"], "broadcast": broadcast["ts"]}
 
 
@@ -106,7 +105,7 @@ def test_the_page_shows_the_channel_as_slack_would(sink, conversation, browser) 
     assert top.nth(1).get_attribute("data-ts") == conversation["parent"]
     webhook = top.nth(2)
     assert (webhook.get_attribute("data-via"), webhook.locator("strong").inner_text()) == ("webhook",) * 2
-    assert top.nth(2).locator(".author").inner_text() == "batch-cleanup"
+    assert webhook.locator(".author").inner_text() == "batch-cleanup"
     # Nothing posted ran or became an element.
     assert page.evaluate("typeof window.pwned") == "undefined"
     assert dialogs == []

@@ -16,6 +16,7 @@ from dev.coordinator import HEALTHY_ANSWER, CoordinatorAdmin
 from tests.conftest import API_KEY
 
 STALLED = {"batch_id": "b1", "completion_pct": 95, "stalled_minutes": 30}
+THRESHOLDS = {"stall_threshold_minutes": 10, "min_completion_pct": 90}
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def check_stalled(
     admin: CoordinatorAdmin, body: object = None, *, api_key: str | None = API_KEY, key: str | None = None
 ) -> requests.Response:
     headers = {"X-API-Key": api_key, "X-Idempotency-Key": key}
-    body = {"stall_threshold_minutes": 10, "min_completion_pct": 90} if body is None else body
+    body = THRESHOLDS if body is None else body
     return requests.post(
         f"{admin.base_url}/check-stalled",
         json=body,
@@ -49,7 +50,7 @@ def deep_health(admin: CoordinatorAdmin) -> requests.Response:
 # --- coordinator -----------------------------------------------------------------------------------
 
 
-def test_api_key_is_not_on_the_command_line(coordinator: services.Service) -> None:
+def test_api_key_is_not_on_the_command_line(coordinator):
     cmdline = Path(f"/proc/{coordinator.process.pid}/cmdline")
     if not cmdline.exists():
         pytest.skip("no /proc: command lines cannot be read this way here")
@@ -60,9 +61,7 @@ def test_api_key_is_not_on_the_command_line(coordinator: services.Service) -> No
 
 
 @pytest.mark.parametrize("api_key", [None, "wrong-key"], ids=["missing key", "wrong key"])
-def test_a_bad_key_is_a_401_that_acts_on_nothing_and_is_recorded_without_the_key(
-    admin: CoordinatorAdmin, api_key: str | None
-) -> None:
+def test_a_bad_key_is_a_401_that_acts_on_nothing_and_is_recorded_without_the_key(admin, api_key):
     admin.seed([STALLED])
     admin.faults([{"status": 500}])
 
@@ -77,7 +76,7 @@ def test_a_bad_key_is_a_401_that_acts_on_nothing_and_is_recorded_without_the_key
 
 
 @pytest.mark.parametrize("body", [[1, 2], "text", {"min_completion_pct": "90"}, b"{nope"], ids=repr)
-def test_a_body_that_is_not_an_object_of_numbers_is_a_400(admin: CoordinatorAdmin, body: object) -> None:
+def test_a_body_that_is_not_an_object_of_numbers_is_a_400(admin, body):
     data = body if isinstance(body, bytes) else json.dumps(body)
     url, headers = f"{admin.base_url}/check-stalled", {"X-API-Key": API_KEY}
 
@@ -97,27 +96,22 @@ def test_a_body_that_is_not_an_object_of_numbers_is_a_400(admin: CoordinatorAdmi
     ],
 )
 def test_stalled_means_complete_enough_and_quiet_long_enough(
-    admin: CoordinatorAdmin, completion_pct: float, stalled_minutes: float, body: dict | None, stalled: bool
-) -> None:
+    admin, completion_pct, stalled_minutes, body, stalled
+):
     admin.seed([{"batch_id": "b1", "completion_pct": completion_pct, "stalled_minutes": stalled_minutes}])
 
     answer = check_stalled(admin, body).json()
 
     assert (answer["batches_checked"], answer["batches_completed"]) == (1, int(stalled))
     [result] = answer["results"]
-    assert (result["batch_id"], result["was_stalled"], result["completion_pct"]) == (
-        "b1",
-        stalled,
-        completion_pct,
-    )
-    assert result["action"] == ("auto_completed" if stalled else "none")
+    action = "auto_completed" if stalled else "none"
+    assert (result["batch_id"], result["was_stalled"], result["action"]) == ("b1", stalled, action)
+    assert result["completion_pct"] == completion_pct
     assert stalled_minutes <= result["minutes_since_progress"] < stalled_minutes + 0.5
     assert statuses(admin) == {"b1": "completed" if stalled else "active"}
 
 
-def test_an_idempotency_key_replays_its_first_answer_and_another_key_acts_again(
-    admin: CoordinatorAdmin,
-) -> None:
+def test_an_idempotency_key_replays_its_first_answer_and_another_key_acts_again(admin):
     admin.seed([STALLED, {"batch_id": "running", "completion_pct": 40, "stalled_minutes": 1}])
     first = check_stalled(admin, key="run-1")
     # A batch that stalls between the calls shows whether a repeat acted again.
@@ -130,31 +124,16 @@ def test_an_idempotency_key_replays_its_first_answer_and_another_key_acts_again(
     assert (first.json()["batches_checked"], first.json()["batches_completed"]) == (2, 1)
     assert [result["batch_id"] for result in other["results"]] == ["running", "b2"], "completed: not checked"
     calls = admin.calls()
-    assert [(call["idempotency_key"], call["replayed"]) for call in calls] == [
-        ("run-1", False),
-        ("run-1", True),
-        ("run-2", False),
-    ]
-    assert calls[0] == {
-        "path": "/check-stalled",
-        "idempotency_key": "run-1",
-        "api_key_ok": True,
-        "body": {"stall_threshold_minutes": 10, "min_completion_pct": 90},
-        "status": 200,
-        "replayed": False,
-    }, "never the key itself"
+    keys = [(call["idempotency_key"], call["replayed"]) for call in calls]
+    assert keys == [("run-1", False), ("run-1", True), ("run-2", False)]
+    recorded = {"path": "/check-stalled", "idempotency_key": "run-1", "api_key_ok": True, "status": 200}
+    assert calls[0] == {**recorded, "body": THRESHOLDS, "replayed": False}, "never the key itself"
 
 
-def test_faults_apply_count_times_in_order_and_act_on_nothing(admin: CoordinatorAdmin) -> None:
+def test_faults_apply_count_times_in_order_and_act_on_nothing(admin):
     admin.seed([STALLED])
-    admin.faults(
-        [
-            {"status": 503, "count": 2},
-            {"status": 502, "body": "Bad Gateway", "content_type": "text/html"},
-            {"status": 429, "retry_after": 7},
-            {"malformed": True},
-        ]
-    )
+    html = {"status": 502, "body": "Bad Gateway", "content_type": "text/html"}
+    admin.faults([{"status": 503, "count": 2}, html, {"status": 429, "retry_after": 7}, {"malformed": True}])
 
     answers = [check_stalled(admin, key="k") for _ in range(6)]
 
@@ -169,9 +148,7 @@ def test_faults_apply_count_times_in_order_and_act_on_nothing(admin: Coordinator
 
 
 @pytest.mark.parametrize("after_action", [False, True])
-def test_a_delay_fault_is_a_slow_coordinator_that_still_acts(
-    admin: CoordinatorAdmin, after_action: bool
-) -> None:
+def test_a_delay_fault_is_a_slow_coordinator_that_still_acts(admin, after_action):
     admin.seed([STALLED])
     admin.faults([{"delay_seconds": 0.6, "after_action": after_action}])
 
@@ -182,7 +159,7 @@ def test_a_delay_fault_is_a_slow_coordinator_that_still_acts(
     assert response.json()["batches_completed"] == 1
 
 
-def test_the_health_answer_stays_until_changed_and_reset_forgets_everything(admin: CoordinatorAdmin) -> None:
+def test_the_health_answer_stays_until_changed_and_reset_forgets_everything(admin):
     admin.set_health(status=502, body="Bad Gateway")
     answers = [deep_health(admin) for _ in range(2)]
     bad = requests.post(f"{admin.base_url}/admin/health", json={"satus": 503}, timeout=5)
@@ -205,7 +182,7 @@ def test_the_health_answer_stays_until_changed_and_reset_forgets_everything(admi
 # --- the Firestore emulator ------------------------------------------------------------------------
 
 
-def test_wipe_deletes_every_document(firestore: services.Service) -> None:
+def test_wipe_deletes_every_document(firestore):
     import google.auth.credentials
     from google.cloud import firestore as google_firestore
 

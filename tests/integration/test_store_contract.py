@@ -109,7 +109,9 @@ def test_an_event_with_a_string_timestamp_is_in_no_window(store):
 # --- the state document ---------------------------------------------------------------------------
 
 
-def test_no_state_reads_as_empty_version_zero(store):
+def test_no_state_reads_as_empty_version_zero_and_a_release_writes_none(store):
+    assert store.read_state(DAG) == ({}, 0)
+    store.release_lease(DAG, run_id="run-a")
     assert store.read_state(DAG) == ({}, 0)
 
 
@@ -124,9 +126,8 @@ def test_a_garbage_version_reads_as_zero_and_the_next_save_writes_one(store, gar
 
 def test_a_claim_holds_the_lease_and_a_retry_of_the_holder_keeps_it(store):
     assert store.claim_lease(DAG, run_id="run-a", version=0, kind="alert") is None
-    assert store.claim_lease(DAG, run_id="run-b", version=0, kind="alert") == (
-        "run run-a is delivering a alert message"
-    )
+    refused = store.claim_lease(DAG, run_id="run-b", version=0, kind="alert")
+    assert refused == "run run-a is delivering a alert message"
     assert store.claim_lease(DAG, run_id="run-a", version=0, kind="alert") is None
 
     stored, version = store.read_state(DAG)
@@ -137,9 +138,8 @@ def test_a_claim_holds_the_lease_and_a_retry_of_the_holder_keeps_it(store):
 def test_a_claim_on_an_old_version_is_refused(store):
     seed_state(store, {"open": True, "version": 1})
 
-    assert store.claim_lease(DAG, run_id="run-a", version=0, kind="alert") == (
-        "the state changed since this run decided (version 0 → 1)"
-    )
+    refused = store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+    assert refused == "the state changed since this run decided (version 0 → 1)"
     assert "lease" not in state(store)
 
 
@@ -158,11 +158,6 @@ def test_only_the_holder_releases_the_lease(store):
     store.release_lease(DAG, run_id="run-a")
     assert state(store)["lease"] is None
     assert store.claim_lease(DAG, run_id="run-b", version=0, kind="alert") is None
-
-
-def test_a_release_with_no_state_writes_nothing(store):
-    store.release_lease(DAG, run_id="run-a")
-    assert store.read_state(DAG) == ({}, 0)
 
 
 def test_a_post_is_recorded_beside_the_state_and_a_later_one_replaces_it(store):
@@ -204,18 +199,16 @@ def test_a_closed_incident_and_another_runs_post_keep_no_thread(store):
     assert "slack_ts" not in state(store)
 
 
-def test_the_holder_saves_even_after_the_version_moved(store):
-    seed_state(store, {"open": False, "version": 5, "lease": lease("run-a", expires_in=timedelta(minutes=5))})
+@pytest.mark.parametrize(
+    ("stored", "expires_in", "decided"),
+    [(5, timedelta(minutes=5), 4), (0, -timedelta(seconds=1), 0)],
+    ids=["after-the-version-moved", "after-its-lease-expired"],
+)
+def test_the_holder_saves_even(store, stored, expires_in, decided):
+    seed_state(store, {"open": False, "version": stored, "lease": lease("run-a", expires_in=expires_in)})
 
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=4, carry=thread_posted) is None
-    assert store.read_state(DAG)[1] == 6, "the stored version plus one"
-
-
-def test_the_holder_saves_even_after_its_lease_expired(store):
-    seed_state(store, {"version": 0, "lease": lease("run-a", expires_in=-timedelta(seconds=1))})
-
-    assert store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted) is None
-    assert store.read_state(DAG)[1] == 1
+    assert store.save_state(DAG, OPEN, run_id="run-a", version=decided, carry=thread_posted) is None
+    assert store.read_state(DAG)[1] == stored + 1, "the stored version plus one"
 
 
 def test_another_run_saves_nothing_while_a_lease_is_held(store):

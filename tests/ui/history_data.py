@@ -176,6 +176,5 @@ def seed_runs(history: History) -> int:
 
 
 def connection_json(project: str = PROJECT) -> str:
-    return json.dumps(
-        {"conn_type": "google_cloud_platform", "extra": {"project": project, "is_anonymous": True}}
-    )
+    extra = {"project": project, "is_anonymous": True}
+    return json.dumps({"conn_type": "google_cloud_platform", "extra": extra})

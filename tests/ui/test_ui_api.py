@@ -31,9 +31,7 @@ def story(db):
 
 def rates(cleanups, stalled, checked, runs, source="runs"):
     """A range's or a day's figures: `source` says whose checked batches the rate is over."""
-    figures = dict(
-        zip(("cleanups", "stalled", "checked", "runs"), (cleanups, stalled, checked, runs), strict=True)
-    )
+    figures = {"cleanups": cleanups, "stalled": stalled, "checked": checked, "runs": runs}
     return {**figures, "rate": stalled / checked, "rate_source": source}
 
 
@@ -89,11 +87,6 @@ def test_without_runs_in_airflow_the_rate_is_the_cleanups_upper_bound(db, make_c
     assert '<p class="big" id="total-rate">≤ 0.70 %</p>' in page
     assert "checked in the runs that cleaned up" in page
     assert "it is an upper bound" in page
-
-
-def test_hours_at_warning_and_critical(story, make_client):
-    week = make_client().get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]
-    assert (week["peak"], week["hours_at_warning"], week["hours_at_critical"]) == (6, 1, 1)
 
 
 def test_past_the_runs_limit_only_the_newest_count_and_the_page_says_so(story, make_client):
@@ -222,17 +215,20 @@ def test_an_empty_database_shows_no_history_rather_than_failing(db, make_client)
     assert body["state"]["open"] is False
 
 
-def test_summary_is_the_parts_together(story, make_client):
+def test_summary_is_the_parts_together_with_the_hours_at_warning_and_critical(story, make_client):
     client = make_client(last_run=run())
     summary = client.get("/batch-cleanup/api/summary?range=7d").json()
+    week = summary["cleanups"]
+    assert (week["peak"], week["hours_at_warning"], week["hours_at_critical"]) == (6, 1, 1)
     for part in ("cleanups", "daily", "incidents", "offenders"):
         assert summary[part] == client.get(f"/batch-cleanup/api/{part}?range=7d").json()[part]
     status = client.get("/batch-cleanup/api/status").json()
     assert (summary["state"], summary["last_run"]) == (status["state"], status["last_run"])
 
 
-def test_an_unknown_range_is_refused(make_client, db):
-    response = make_client().get("/batch-cleanup/api/summary?range=1y")
+@pytest.mark.parametrize("query", ["summary?range=1y", "backtest?range=1y&warning_threshold=4"])
+def test_an_unknown_range_is_refused(make_client, db, query):
+    response = make_client().get(f"/batch-cleanup/api/{query}")
     assert response.status_code == 422
     assert "24h" in response.text
 
@@ -245,12 +241,8 @@ def test_events_read_are_bounded_and_newest_first(story, db):
     store = HistoryStore(dag_id=history_data.DAG_ID)
     events, truncated = store.events(win.start, win.end, limit=4)
     assert truncated is True
-    assert [e.timestamp.isoformat() for e in events] == [
-        "2026-03-10T11:40:00+00:00",
-        "2026-03-10T11:10:00+00:00",
-        "2026-03-10T10:35:00+00:00",
-        "2026-03-10T10:20:00+00:00",
-    ]
+    newest = [f"2026-03-10T{hh_mm}:00+00:00" for hh_mm in ("11:40", "11:10", "10:35", "10:20")]
+    assert [e.timestamp.isoformat() for e in events] == newest
     # Totals come from an aggregation query: exact, whatever the limit.
     assert store.totals(win.start, win.end).count == 43
 
@@ -285,10 +277,8 @@ def test_the_page_shows_the_numbers(story, make_client):
     assert "<td>2026-03-08</td><td>7</td><td>13</td><td>6,200</td><td>31</td><td>0.21 %</td>" in page
     assert '<p class="big" id="state-severity">WARNING</p>' in page
     assert "<code>batch-a</code></td><td>7</td>" in page
-    assert (
-        'href="/dags/stalled_batch_cleanup/runs/scheduled__2026-03-10T11%3A30%3A00%2B00%3A00" target="_top"'
-        in page
-    )
+    link = "/dags/stalled_batch_cleanup/runs/scheduled__2026-03-10T11%3A30%3A00%2B00%3A00"
+    assert f'href="{link}" target="_top"' in page
     # Assets come from the plugin itself, relative to the page: no CDN, works behind a base URL.
     assert '<script src="static/chart.umd.min.js"></script>' in page
     assert "http" not in page.split("<script")[1].split(">")[0]
@@ -312,10 +302,14 @@ def test_json_endpoints_refuse_an_anonymous_request(db, make_client, path):
     assert response.json() == {"detail": "Not authenticated"}
 
 
-def test_the_page_sends_an_anonymous_browser_to_the_login_and_back(db, make_client):
-    response = make_client(signed_in=False).get("/batch-cleanup/?range=7d")
+def test_the_page_sends_an_anonymous_browser_to_the_login_and_back_and_the_assets_are_public(db, make_client):
+    client = make_client(signed_in=False)
+    response = client.get("/batch-cleanup/?range=7d")
     assert response.status_code == 302
     assert response.headers["location"] == "/auth/login?next=%2Fbatch-cleanup%2F%3Frange%3D7d"
+    # Static assets are public, like Airflow's own.
+    asset = client.get("/batch-cleanup/static/chart.umd.min.js")
+    assert asset.status_code == 200 and asset.text.startswith("/*!\n * Chart.js v4.6.1")
 
 
 @pytest.mark.parametrize(("allowed", "status"), [(True, 200), (False, 403)])
@@ -339,15 +333,8 @@ def test_a_signed_in_user_needs_read_access_to_the_dag(db, make_client, monkeypa
     assert response.status_code == status
     assert asked == [("GET", "stalled_batch_cleanup", "tester")]
     if not allowed:
-        assert response.json() == {
-            "detail": "Reading the cleanup history needs read access to DAG stalled_batch_cleanup"
-        }
-
-
-def test_static_assets_are_public_like_airflows_own(db, make_client):
-    response = make_client(signed_in=False).get("/batch-cleanup/static/chart.umd.min.js")
-    assert response.status_code == 200
-    assert response.text.startswith("/*!\n * Chart.js v4.6.1")
+        detail = "Reading the cleanup history needs read access to DAG stalled_batch_cleanup"
+        assert response.json() == {"detail": detail}
 
 
 def test_the_openapi_schema_documents_every_endpoint(db, make_client):
@@ -367,11 +354,7 @@ def test_thirty_days_at_one_cleanup_per_15_minutes(db, make_client):
     client = make_client(last_run=run())
 
     timings = {}
-    for path in [
-        "/batch-cleanup/?range=30d",
-        "/batch-cleanup/api/summary?range=30d",
-        "/batch-cleanup/api/cleanups?range=30d",
-    ]:
+    for path in (f"/batch-cleanup/{part}?range=30d" for part in ("", "api/summary", "api/cleanups")):
         seconds = []
         for _ in range(6):
             started = time.perf_counter()

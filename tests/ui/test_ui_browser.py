@@ -45,6 +45,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 SHOTS = OUTPUT / "ui"
 ADMIN_PASSWORD = "ui-test-admin-7c41e0"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 API_SERVER_START_TIMEOUT = 240
 
 
@@ -59,8 +60,6 @@ def chromium() -> str:
 @dataclass
 class ApiServer:
     url: str
-    process: subprocess.Popen
-    log: Path
 
     def token(self) -> str:
         response = httpx.post(
@@ -96,15 +95,9 @@ def last_run(ui_airflow, coordinator):
 
 def seed_runs_in(airflow: AirflowCLI, history: history_data.History) -> None:
     """The history's runs into the api-server's database (replacing those seeded before)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.seed_runs", history_data.DAG_ID],
-        input=to_json(history.runs),
-        env=airflow.env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, "-m", "tests.support.seed_runs", history_data.DAG_ID]
+    options = {"env": airflow.env, "cwd": REPO, "capture_output": True, "text": True, "timeout": 300}
+    done = subprocess.run(command, input=to_json(history.runs), **options)
     assert done.returncode == 0, f"seeding runs failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
     assert done.stdout.split()[-1] == str(len(history.runs)), done.stdout[-2000:]
 
@@ -118,9 +111,7 @@ def api_server(ui_airflow, last_run):
     passwords.write_text(json.dumps({"admin": ADMIN_PASSWORD}))
     env = {
         **ui_airflow.env,
-        "AIRFLOW__CORE__AUTH_MANAGER": (
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret-3f9a0d6c5e8b",
@@ -129,7 +120,6 @@ def api_server(ui_airflow, last_run):
     command = [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     # Its own process group: its uvicorn workers stop with it.
     process, log = services.spawn("api-server", command, SHOTS, env, own_group=True)
-    server = ApiServer(url, process, log)
     deadline = time.monotonic() + API_SERVER_START_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -144,7 +134,7 @@ def api_server(ui_airflow, last_run):
             why = f"airflow api-server not healthy in {API_SERVER_START_TIMEOUT} s"
             pytest.fail(f"{why}:\n{services.log_tail(log, 60)}")
         time.sleep(0.5)
-    yield server
+    yield ApiServer(url)
     _stop(process)
 
 
@@ -325,13 +315,8 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     events = [e for e in story.events if e["timestamp"].date() == burst_day]
     runs = [r for r in story.runs if r["at"].date() == burst_day]
     stalled, checked = sum(r["stalled"] for r in runs), sum(r["checked"] for r in runs)
-    shown = [
-        str(len(events)),
-        str(stalled),
-        f"{checked:,}",
-        str(len(runs)),
-        f"{stalled / checked * 100:.2f} %",
-    ]
+    rate = f"{stalled / checked * 100:.2f} %"
+    shown = [str(len(events)), str(stalled), f"{checked:,}", str(len(runs)), rate]
     assert days[burst_day.isoformat()] == shown
     assert stalled >= 12 and len(runs) > len(events)  # the burst's 6 × 2, and runs without cleanup
     # Three charts drawn by Chart.js, served by the plugin.
