@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from dev import services
 from dev.airflow_env import LOCAL_PROJECT
@@ -23,6 +24,9 @@ API_KEY = "test-api-key-4f1c9e27-DO-NOT-LOG"
 SLACK_WEBHOOK_PATH = "/services/T0TEST/B0TEST/webhook-secret-7d3a91"
 SLACK_WEBHOOK_SECRET = SLACK_WEBHOOK_PATH.rsplit("/", 1)[-1]
 SERVICE_LOGS = OUTPUT / "services"
+# No time limit per example: speed is measured in `make bench`, and a limit fails on a loaded machine.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")

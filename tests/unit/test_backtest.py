@@ -311,7 +311,7 @@ def live_incidents(events: list[StoredEvent], runs: list[datetime], config: Poli
     return sorted(found, key=lambda i: i[0]), dict(messages)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     config=configs,
     drawn_cleanups=st.lists(cleanups, max_size=60),

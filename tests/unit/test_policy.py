@@ -265,7 +265,7 @@ def replay(config: PolicyConfig, sequence):
     return history
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(configs, steps)
 def test_the_policy_invariants(config, sequence):
     resolutions: list[int] = []  # RESOLVED messages of each incident, in order
@@ -335,7 +335,7 @@ def test_the_policy_invariants(config, sequence):
     assert resolutions == [1] * (len(resolutions) - after.open) + [0] * after.open
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(configs, steps)
 def test_states_and_decisions_round_trip(config, sequence):
     for _, _, decision, after in replay(config, sequence):
