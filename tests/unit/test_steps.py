@@ -122,13 +122,17 @@ def test_three_cleanups_in_the_window_open_a_warning_and_the_run_of_an_hour_ago_
 
 @pytest.mark.parametrize(
     ("mute", "suppressed"),
-    [(NOW + timedelta(hours=1), True), ("tomorrow", False), (NOW - timedelta(minutes=1), False)],
+    [
+        ((NOW + timedelta(hours=1)).isoformat(), True),
+        ("tomorrow", False),
+        ((NOW - timedelta(minutes=1)).isoformat(), False),
+    ],
     ids=["future", "typo", "past"],
 )
 def test_a_silence_in_the_future_suppresses_the_message_but_tracks_the_incident_others_stay_loud(
     mute, suppressed
 ):
-    evaluation = opened(MemoryStore(), mute=mute if isinstance(mute, str) else mute.isoformat())
+    evaluation = opened(MemoryStore(), mute=mute)
     assert (evaluation["decision"]["suppressed"], evaluation["state"]["open"]) == (suppressed, True)
     assert steps.choose_alert(evaluation) == (NO_ALERT if suppressed else SEND_ALERT)
 
