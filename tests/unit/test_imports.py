@@ -37,8 +37,9 @@ LEAVES = {PACKAGE} | group(
     "budget", "cleanup", "compat", "config", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
-    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "steps"
-)
+    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "rules",
+    "steps",
+)  # fmt: skip
 EDGES = group("notify", "ui")
 
 
