@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
 
-from tests.scenario import DAG_ID, alert_state, healthy, stalled
+from tests.scenario import DAG_ID, alert_state, healthy, run_with_outage, stalled
 
 pytestmark = pytest.mark.e2e
 
@@ -46,17 +44,15 @@ def run_cut_before_the_record(
     coordinator, sink = fresh
     coordinator.seed([stalled("b-record-cut"), healthy("b-ok-1"), healthy("b-ok-2")])
     before = evaluated_runs(airflow)
-    extra_env = {"FIRESTORE_EMULATOR_HOST": proxy.address, **(env or {})}
-    with ThreadPoolExecutor(1) as pool:
-        run = pool.submit(airflow.dags_test, DAG_ID, name="record-cut", extra_env=extra_env)
-        deadline = time.monotonic() + 180
-        while not evaluated_runs(airflow) - before:
-            assert run.running() and time.monotonic() < deadline, "evaluate never succeeded"
-            time.sleep(0.05)
-        proxy.refuse()
-        time.sleep(outage_seconds)
-        proxy.back()
-        run = run.result(timeout=300)
+    run = run_with_outage(
+        airflow,
+        proxy,
+        lambda: bool(evaluated_runs(airflow) - before),
+        outage_seconds,
+        what="the run's evaluate succeeding",
+        name="record-cut",
+        env=env,
+    )
     assert run.state == "success", run.explain()
     assert sink.messages() == [], "nothing to post, and no failure"
     return run
