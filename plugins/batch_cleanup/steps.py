@@ -415,9 +415,8 @@ def read_labels(store: Store, slack: Channel, *, dag_id: str, now: datetime) -> 
         if fields:
             store.update_labels(incident["id"], fields)
             label = (fields["label"] if "label" in fields else incident.get("label")) or {}
-            changed.append(
-                f"{incident['id']} ({label or 'no label'}; real {said['real']}, noise {said['noise']})"
-            )
+            value = label.get("value", "no label")
+            changed.append(f"{incident['id']} ({value}; real {said['real']}, noise {said['noise']})")
     return _said(
         f"Read the reactions of {len(incidents)} incident(s); changed: {', '.join(changed) or 'none'}."
     )
