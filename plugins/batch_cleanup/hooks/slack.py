@@ -230,8 +230,8 @@ class OnCallChannel:
         if isinstance(found, list) and all(_is_reaction(reaction) for reaction in found):
             return {reaction["name"]: list(reaction["users"]) for reaction in found}
         raise AirflowException(
-            f"Slack answered reactions.get on connection {self.conn_id!r} with no message and its "
-            f"reactions (a list of name and users): {str(answer.data)[:200]!r}"
+            f"Slack answered reactions.get on connection {self.conn_id!r} with something other than a "
+            f"message and its reactions (each a name and a list of user ids): {str(answer.data)[:200]!r}"
         )
 
     def _call(self, method: str, *, thread: bool, **arguments: Any) -> Any:
