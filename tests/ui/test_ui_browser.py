@@ -295,7 +295,7 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     assert rows.nth(0).locator("td").nth(1).inner_text() == opened
     assert rows.nth(0).locator("td").nth(2).inner_text() == "open"
     burst = [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()]
-    assert burst[3:] == ["1 h 45 min", "6", "6", "3"]
+    assert burst[3:] == ["1 h 45 min", "6", "6", "3", "–"], "no label"
     assert "CRITICAL" in rows.nth(1).inner_text()
     # Repeat offenders, most cleanups first.
     offenders = [r.locator("td").all_inner_texts()[:2] for r in page.locator("#offenders tbody tr").all()]
