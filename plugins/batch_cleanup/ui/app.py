@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batch_cleanup import backtest, labels
-from batch_cleanup.config import RUN_TIMEOUT
+from batch_cleanup.config import NOISE_REACTION, REAL_REACTION, RUN_TIMEOUT
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
@@ -396,6 +396,7 @@ def create_app() -> FastAPI:
             "backtest": compared,
             "backtest_error": error,
             "may_label": may_label,
+            "reactions": {"real": REAL_REACTION, "noise": NOISE_REACTION},
         }
         status_code = 422 if error else 200
         return reads.timed_response(
