@@ -19,7 +19,9 @@ Batches that stalled twice or more in 24 h are named as repeat offenders. A task
 good posts its error to the same channel, so an outage of the cleanup never looks like a quiet hour.
 
 `check_stalled` → `record_event` (skipped when nothing stalled) → `evaluate` → `choose_alert`
-→ `send_alert` | `send_resolved` | `no_alert` → `record_state`.
+→ `send_alert` | `send_resolved` | `no_alert` → `record_state`; then, however the run went,
+`report_metrics` and `read_labels` (bot-token mode: the ✅ / 🔕 reactions on the incidents' first
+messages label them real or noise).
 
 ## Connections
 | id | type | what |
@@ -34,6 +36,10 @@ good posts its error to the same channel, so an outage of the cleanup never look
 - **Silence** during planned work: set Variable `batch_cleanup_mute_until` to an ISO date-time
   (UTC unless it has an offset). Decisions are still logged and tracked; the first message after
   the silence names what was held back. Delete the Variable to end it early.
+- **Label an alert** real or noise: react ✅ or 🔕 on the incident's first Slack message
+  (bot-token mode), or use *Browse → Batch cleanup*; a label from the page wins. `read_labels`
+  failed: its log names what Slack said (`missing_scope`: the token needs `reactions:read`); it
+  never fails the run and never pages.
 - **Check the Slack wiring**: trigger with `force_alert` on; a TEST message is posted and the
   incident state is not touched. `notify` off renders the message into the log and sends nothing.
 - **`check_stalled` failed, "rejected the API key"**: the key in `prediction_coordinator` is
@@ -217,6 +223,21 @@ def stalled_batch_cleanup():
         )
         return steps.write_run_metrics(hooks.monitoring_hook(), figures)
 
+    # A teardown too, after the state is saved. It must never page: no failure callback, and no
+    # retry (the next run, 15 minutes later, reads again).
+    @teardown
+    @task(retries=0, on_failure_callback=None)
+    def read_labels(dag_run=None) -> str:
+        """Read the responders' labels: reactions on the incidents' first Slack messages (bot-token mode)."""
+        from batch_cleanup import hooks, steps
+        from batch_cleanup.hooks.slack import OnCallChannel
+
+        # The time the reactions are read, not the run's: what a cleared old run sees is today's Slack.
+        now = datetime.now(UTC)
+        return steps.read_labels(
+            hooks.firestore_hook(), OnCallChannel(SLACK_CONN_ID), dag_id=dag_run.dag_id, now=now
+        )
+
     summary = check_stalled()
     evaluation = evaluate(summary)
     record_event(summary) >> evaluation
@@ -226,6 +247,7 @@ def stalled_batch_cleanup():
     choose_alert(evaluation) >> [alerted, resolved, quiet]
     recorded = record_state(summary, evaluation, alerted, resolved)
     quiet >> recorded >> report_metrics(summary, evaluation, alerted, resolved)
+    recorded >> read_labels()
 
 
 stalled_batch_cleanup()

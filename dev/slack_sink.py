@@ -2,18 +2,19 @@
 
 - `POST /services/...` with a JSON body answers like an incoming webhook of #daily-orchestration
   (`200 ok`, or Slack's plain-text error strings).
-- `POST /api/chat.postMessage`, `/api/chat.update`, `/api/conversations.history` and
-  `/api/conversations.replies` answer like Slack's Web API (what slack_sdk's WebClient sends):
-  HTTP 200 with `{"ok": true, ...}` or `{"ok": false, "error": "<code>"}`, a bot token in
-  `Authorization: Bearer xoxb-...`. Threads, broadcasts, edits and message `metadata` are kept as
-  Slack keeps them; a reply to a deleted parent is accepted but lands on its own at the channel's
-  root, as on Slack.
+- `POST /api/chat.postMessage`, `/api/chat.update`, `/api/conversations.history`,
+  `/api/conversations.replies` and `/api/reactions.get` answer like Slack's Web API (what
+  slack_sdk's WebClient sends): HTTP 200 with `{"ok": true, ...}` or `{"ok": false, "error":
+  "<code>"}`, a bot token in `Authorization: Bearer xoxb-...`. Threads, broadcasts, edits, message
+  `metadata` and reactions are kept as Slack keeps them; a reply to a deleted parent is accepted
+  but lands on its own at the channel's root, as on Slack.
 - `GET /` shows the channel as Slack would (blocks, mrkdwn, threads; dev/slack_render.py draws it).
 - An unauthenticated `/admin/` API lets tests queue faults, read the messages and the Web API
-  calls, delete messages and pin the bot token. A webhook fault answers `status` (and `body`,
-  `retry_after`); a Web API fault (its `method`) answers `error`. Either may instead do the call
-  and answer only `answer_after_seconds` later (a client that timed out then never hears that
-  Slack accepted), or with `drop_after_call` do it and close the connection without an answer.
+  calls, delete messages, add or remove a user's reaction and pin the bot token. A webhook fault
+  answers `status` (and `body`, `retry_after`); a Web API fault (its `method`) answers `error`, or
+  `body` as is (garbage where Slack's JSON should be). Either may instead do the call and answer
+  only `answer_after_seconds` later (a client that timed out then never hears that Slack
+  accepted), or with `drop_after_call` do it and close the connection without an answer.
 
     python -m dev.slack_sink --port 0
 
@@ -64,6 +65,8 @@ class Posted:
     reply_broadcast: bool = False
     edited: dict[str, str] | None = None
     updates: list[dict[str, Any]] = field(default_factory=list)
+    # Emoji name → the users who reacted with it, in the order they did (as Slack lists them).
+    reactions: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def top_level(self) -> bool:
@@ -173,6 +176,22 @@ class SinkState:
             answer["messages"].insert(0, self._shown(parent, args))
             return answer
 
+    def reactions(self, args: dict[str, Any]) -> dict[str, Any]:
+        """reactions.get of a message (`channel`, `timestamp`): the message with its `reactions`, each
+        `{name, users, count}` (Slack leaves the key out when there are none); a deleted one is not found."""
+        with self._lock:
+            _check_channel(args)
+            message = self._find(str(args.get("timestamp") or ""))
+            if message is None:
+                raise ApiError("message_not_found")
+            shown = self._shown(message)
+            if message.reactions:
+                shown["reactions"] = [
+                    {"name": name, "users": list(users), "count": len(users)}
+                    for name, users in message.reactions.items()
+                ]
+            return {"ok": True, "type": "message", "channel": DEFAULT_CHANNEL, "message": shown}
+
     def _page_of(self, messages: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
         """The first `limit` of `messages` after `oldest` (what the DAG's lookup sends)."""
         within = [m for m in messages if float(args.get("oldest") or 0) < float(m.ts)]
@@ -224,6 +243,22 @@ class SinkState:
                 raise KeyError(f"no message {body['ts']!r}")
             self._messages.remove(message)
             self._deleted.add(message.ts)
+
+    def react(self, body: dict[str, Any]) -> None:
+        """User `user` adds (or with `remove`, takes back) reaction `name` on the message `ts`; as on
+        Slack, a user reacts with each emoji at most once."""
+        with self._lock:
+            message = self._find(str(body["ts"]))
+            if message is None:
+                raise KeyError(f"no message {body['ts']!r}")
+            name, user = str(body["name"]), str(body["user"])
+            users = message.reactions.setdefault(name, [])
+            if user in users:
+                users.remove(user)
+            if not body.get("remove"):
+                users.append(user)
+            if not users:
+                del message.reactions[name]
 
     def pin_bot_token(self, body: dict[str, Any]) -> None:
         token = body["token"]
@@ -333,6 +368,7 @@ class SinkHandler(StandInHandler):
         return {
             **super().admin_routes(),
             "/admin/delete-message": state.delete_message,
+            "/admin/reaction": state.react,
             "/admin/bot-token": state.pin_bot_token,
         }
 
@@ -383,7 +419,8 @@ class SinkHandler(StandInHandler):
         state.record_call({"method": method, "ok": answer["ok"], "error": answer.get("error"), "args": args})
         if self._lose_answer(fault):
             return
-        self._send(200, json.dumps(answer), "application/json; charset=utf-8")
+        # A fault's `body` is answered as is: garbage where Slack's JSON should be.
+        self._send(200, str(fault.get("body", json.dumps(answer))), "application/json; charset=utf-8")
 
     def _lose_answer(self, fault: dict[str, Any]) -> bool:
         """Slack did the call; its answer comes `answer_after_seconds` late (a client that gave up never
@@ -399,6 +436,7 @@ class SinkHandler(StandInHandler):
             "chat.update": state.update_message,
             "conversations.history": state.history,
             "conversations.replies": state.replies,
+            "reactions.get": state.reactions,
         }
         if method not in methods:
             raise ApiError("unknown_method")
@@ -447,6 +485,11 @@ class SlackSinkAdmin(AdminClient):
 
     def delete_message(self, channel: str, ts: str) -> None:
         self.request("POST", "/admin/delete-message", {"channel": channel, "ts": ts})
+
+    def react(self, ts: str, name: str, user: str, *, remove: bool = False) -> None:
+        """User `user` reacts with emoji `name` (`white_check_mark`, no colons) on the message `ts`;
+        `remove` takes the reaction back."""
+        self.request("POST", "/admin/reaction", {"ts": ts, "name": name, "user": user, "remove": remove})
 
     def pin_bot_token(self, token: str | None) -> None:
         """Accept only `token` from now on (None: any `xoxb-` token again), until reset."""

@@ -56,6 +56,11 @@ HEALTH_TIMEOUT_SECONDS = conf.getint(SECTION, "health_timeout_seconds", fallback
 DEFAULT_WORKER_LOGS_QUERY = 'resource.type="cloud_run_revision" severity>=WARNING'
 WORKER_LOGS_QUERY = conf.get(SECTION, "worker_logs_query", fallback="") or DEFAULT_WORKER_LOGS_QUERY
 
+# Bot-token mode: the reactions on an incident's first message that label it real or noise
+# (labels.py); emoji names as Slack gives them, without colons (":no_bell:" is read as "no_bell").
+REAL_REACTION = conf.get(SECTION, "real_reaction", fallback="").strip().strip(":") or "white_check_mark"
+NOISE_REACTION = conf.get(SECTION, "noise_reaction", fallback="").strip().strip(":") or "no_bell"
+
 
 def api_base_url() -> str | None:
     """`[api] base_url`, the root of the links in Slack messages; None unless it is absolute (unset by

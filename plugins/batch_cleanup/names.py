@@ -26,6 +26,7 @@ SEND_RESOLVED = "send_resolved"
 NO_ALERT = "no_alert"
 RECORD_STATE = "record_state"
 REPORT_METRICS = "report_metrics"
+READ_LABELS = "read_labels"
 
 # The DAG runs every RUN_EVERY_MINUTES in New York time; New York is a whole number of hours off
 # UTC, so its runs fall on the same quarter-hours in UTC (the backtest replays them).

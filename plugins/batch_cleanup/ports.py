@@ -119,11 +119,15 @@ class Store(Protocol):
         incident: Doc | None = None,
         run_after: datetime | None = None,
     ) -> str | None: ...
+    def incidents_to_label(
+        self, dag_id: str, start: datetime, end: datetime, *, limit: int = 100
+    ) -> list[Doc]: ...
+    def update_labels(self, incident_id: str, fields: Doc) -> None: ...
 
 
 class Channel(Protocol):
-    """What delivery needs of `hooks.slack.OnCallChannel`; `post`, `update` and `find` raise
-    ThreadGone when the thread's message is gone."""
+    """What delivery and the labels need of `hooks.slack.OnCallChannel`; `post`, `update`, `find`
+    and `reactions` raise ThreadGone when the thread's message is gone."""
 
     @property
     def threads(self) -> bool: ...
@@ -141,6 +145,7 @@ class Channel(Protocol):
     def find(
         self, event_type: str, key: dict[str, Any], *, oldest: float, thread_ts: str | None = None
     ) -> list[dict[str, Any]]: ...
+    def reactions(self, where: dict[str, str]) -> dict[str, list[str]]: ...
 
 
 class PostRecord(Protocol):

@@ -13,10 +13,16 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from batch_cleanup import metrics
+from batch_cleanup import labels, metrics
 from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
-from batch_cleanup.config import HEALTH_TIMEOUT_SECONDS, RUN_TIMEOUT, WORKER_LOGS_QUERY
+from batch_cleanup.config import (
+    HEALTH_TIMEOUT_SECONDS,
+    NOISE_REACTION,
+    REAL_REACTION,
+    RUN_TIMEOUT,
+    WORKER_LOGS_QUERY,
+)
 from batch_cleanup.delivery import SENT, deliver, thread_posted
 from batch_cleanup.diagnosis import health_summary, logs_explorer_url
 from batch_cleanup.events import build_event, double_recorded, event_id, run_document, window_start
@@ -42,7 +48,7 @@ from batch_cleanup.policy import (
     mute_until,
     repeat_offenders,
 )
-from batch_cleanup.ports import Channel, Coordinator, Message, PostRecord, RunRecord, Store
+from batch_cleanup.ports import Channel, Coordinator, Message, PostRecord, RunRecord, Store, ThreadGone
 
 log = logging.getLogger(__name__)
 
@@ -421,4 +427,39 @@ def run_figures(
         messages_failed=int(due and outcome is None),
         kind=decision.kind.value if decision else Kind.NONE.value,
         severity=decision.severity if decision else None,
+    )
+
+
+def read_labels(store: Store, slack: Channel, *, dag_id: str, now: datetime) -> str:
+    """Read the responders' labels: in bot-token mode, the reactions on the first Slack message of
+    the open incident and of each incident closed in the READ_HOURS before `now` (one
+    `reactions.get` each, nothing else), written on the incident only when they changed. Says what
+    it did; in webhook mode, that there is nothing to read.
+
+    A call Slack does not answer ends the reading: its error, naming the connection and the method,
+    fails the task (the next run reads again). The DAG makes this a teardown without retries or a
+    failure callback, so it neither decides the run's state nor pages.
+    """
+    if not slack.threads:
+        return _said(
+            "Webhook mode: no reactions to read (a webhook tells no message id); incidents are "
+            "labelled on the history page only."
+        )
+    incidents = store.incidents_to_label(dag_id, now - timedelta(hours=labels.READ_HOURS), now)
+    changed = []
+    for incident in incidents:
+        try:
+            emoji = slack.reactions({"channel": incident["slack_channel"], "ts": incident["slack_ts"]})
+        except ThreadGone as gone:
+            log.info("Incident %s: its first Slack message is gone (%s).", incident["id"], gone.error)
+            continue
+        said = labels.reactions_of(emoji, real=REAL_REACTION, noise=NOISE_REACTION)
+        fields = labels.changes(incident, said, now=now)
+        if fields:
+            store.update_labels(incident["id"], fields)
+            label = (fields["label"] if "label" in fields else incident.get("label")) or {}
+            value = label.get("value", "no label")
+            changed.append(f"{incident['id']} ({value}; real {said['real']}, noise {said['noise']})")
+    return _said(
+        f"Read the reactions of {len(incidents)} incident(s); changed: {', '.join(changed) or 'none'}."
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 
 import pytest
 import requests
@@ -118,7 +119,7 @@ def test_post_message_answers_like_slack_and_is_stored(sink, client):
     assert sink.messages()[0] == {
         **{"path": "/api/chat.postMessage", "payload": payload, "via": "api", "channel": DEFAULT_CHANNEL},
         **{"ts": answer["ts"], "thread_ts": None, "reply_broadcast": False, "edited": False, "updates": []},
-        "metadata": METADATA,
+        **{"metadata": METADATA, "reactions": {}},
     }
     assert TOKEN not in json.dumps(sink.messages()) + json.dumps(sink.api_calls())
 
@@ -264,6 +265,71 @@ def test_history_and_replies_page_like_slack_with_metadata_only_when_asked(clien
     assert thread["has_more"] is True
 
 
+def reactions_of(client: WebClient, ts: str) -> dict:
+    return client.reactions_get(channel=DEFAULT_CHANNEL, timestamp=ts, full=True).data
+
+
+def test_reactions_get_answers_like_slack_each_user_once_per_emoji_in_the_order_they_reacted(sink, client):
+    ts = post(client, "card", blocks=[HEADER])["ts"]
+    untouched = post(client, "other")["ts"]
+    for name, user in [("white_check_mark", "U1"), ("no_bell", "U2"), ("white_check_mark", "U3")]:
+        sink.react(ts, name, user)
+    sink.react(ts, "white_check_mark", "U1")  # again: Slack keeps one reaction per user and emoji
+
+    answer = reactions_of(client, ts)
+
+    assert (answer["ok"], answer["type"], answer["channel"]) == (True, "message", DEFAULT_CHANNEL)
+    assert (answer["message"]["ts"], answer["message"]["text"]) == (ts, "card")
+    assert answer["message"]["reactions"] == [
+        {"name": "white_check_mark", "users": ["U3", "U1"], "count": 2},
+        {"name": "no_bell", "users": ["U2"], "count": 1},
+    ]
+    assert "reactions" not in reactions_of(client, untouched)["message"], "Slack leaves the key out"
+    [call, _] = sink.api_calls("reactions.get")
+    assert call["args"] == {"channel": DEFAULT_CHANNEL, "timestamp": ts, "full": "1"}
+
+
+def test_a_reaction_taken_back_is_gone_and_an_emoji_nobody_keeps_is_not_listed(sink, client):
+    ts = post(client, "card")["ts"]
+    sink.react(ts, "no_bell", "U1")
+    sink.react(ts, "white_check_mark", "U2")
+
+    sink.react(ts, "no_bell", "U1", remove=True)
+
+    assert reactions_of(client, ts)["message"]["reactions"] == [
+        {"name": "white_check_mark", "users": ["U2"], "count": 1}
+    ]
+    assert sink.messages()[0]["reactions"] == {"white_check_mark": ["U2"]}
+
+
+def test_reactions_get_refuses_what_slack_refuses(sink, client):
+    ts = post(client, "doomed")["ts"]
+    get = client.reactions_get
+
+    unknown = refused(get, channel=DEFAULT_CHANNEL, timestamp="1700000000.000001", full=True)
+    channel = refused(get, channel="C0NOSUCH", timestamp=ts, full=True)
+    as_nobody, as_user = (WebClient(token=t, base_url=sink.api_url) for t in (None, "xoxp-user"))
+    no_token = refused(as_nobody.reactions_get, channel=DEFAULT_CHANNEL, timestamp=ts)
+    user_token = refused(as_user.reactions_get, channel=DEFAULT_CHANNEL, timestamp=ts)
+    sink.delete_message(DEFAULT_CHANNEL, ts)
+    deleted = refused(get, channel=DEFAULT_CHANNEL, timestamp=ts, full=True)
+
+    assert [unknown, channel, no_token, user_token] == [
+        "message_not_found",
+        "channel_not_found",
+        "not_authed",
+        "invalid_auth",
+    ]
+    assert deleted == "message_not_found"
+
+
+def test_a_reaction_on_no_message_is_a_bad_admin_request(sink):
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        sink.react("1700000000.000001", "no_bell", "U1")
+    assert raised.value.code == 400
+    assert "no message '1700000000.000001'" in raised.value.read().decode()
+
+
 # --- faults ----------------------------------------------------------------------------------------
 
 
@@ -290,3 +356,14 @@ def test_an_answer_after_fault_stores_the_message_and_answers_too_late_for_the_c
         impatient.chat_postMessage(channel=DEFAULT_CHANNEL, text="accepted all the same")
 
     assert [m["payload"]["text"] for m in sink.messages()] == ["accepted all the same"]
+
+
+def test_a_body_fault_answers_garbage_where_slacks_json_should_be(sink, client):
+    ts = post(client, "card")["ts"]
+    sink.faults([{"method": "reactions.get", "body": "<html>502 Bad Gateway</html>"}])
+
+    with pytest.raises(SlackApiError) as raised:
+        reactions_of(client, ts)
+
+    assert "non-JSON" in raised.value.response.data["error"]
+    assert reactions_of(client, ts)["ok"] is True, "once"

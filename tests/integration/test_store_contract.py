@@ -368,3 +368,94 @@ def test_a_save_by_a_run_older_than_the_last_evaluation_changes_nothing_but_the_
         store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted, run_after=older) is None
     )
     assert store.read_state(DAG)[1] == 1, "the holder saves what it already posted"
+# --- labels on incidents --------------------------------------------------------------------------
+
+THREAD = {"slack_channel": "C0TEST", "slack_ts": "1.1"}
+PAGE_LABEL = {"value": "noise", "source": "page", "by": ["ana"], "at": START, "note": "load test"}
+
+
+def seed_incident(store, incident_id: str, document: dict[str, Any]) -> None:
+    if isinstance(store, MemoryStore):
+        store.incidents[incident_id] = dict(document)
+    else:
+        store.client.collection(INCIDENT_COLLECTION).document(incident_id).set(document)
+
+
+def test_the_incident_entry_carries_its_threads_first_message_also_when_it_closes(store):
+    store.claim_lease(DAG, run_id="run-a", version=0, kind="alert")
+    store.record_post(DAG, run_id="run-a", kind="alert", where={"channel": "C0TEST", "ts": "1.1"})
+    store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted, incident={"id": "i1", "n": 1})
+    assert incidents(store)["i1"] == {"n": 1, **THREAD}
+
+    closed = {"open": False, "slack_channel": None, "slack_ts": None}  # a closed state forgets the thread
+    store.save_state(
+        DAG, closed, run_id="run-b", version=1, carry=thread_posted, incident={"id": "i1", "n": 2}
+    )
+    assert incidents(store)["i1"] == {"n": 2, **THREAD}, "the closing save names the thread it closes"
+
+
+def test_without_a_thread_the_incident_entry_gets_none(store):
+    store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted, incident={"id": "i1", "n": 1})
+    assert incidents(store) == {"i1": {"n": 1}}
+
+
+def test_the_incidents_to_label_are_this_dags_with_a_thread_open_or_closed_in_the_window(store):
+    cases = {
+        "i1-open": {"closed_at": None, **THREAD},
+        "i2-at-start": {"closed_at": START, **THREAD},
+        "i3-after-start": {"closed_at": START + TICK, **THREAD, "label": PAGE_LABEL},
+        "i4-at-end": {"closed_at": END, **THREAD},
+        "i5-after-end": {"closed_at": END + TICK, **THREAD},
+        "i6-no-thread": {"closed_at": None},
+        "i7-other-dag": {"closed_at": None, **THREAD, "dag_id": "other"},
+    }
+    for incident_id, document in cases.items():
+        seed_incident(
+            store, incident_id, {"dag_id": DAG, "opened_at": START - timedelta(hours=1), **document}
+        )
+
+    found = store.incidents_to_label(DAG, START, END)
+
+    assert [incident["id"] for incident in found] == ["i1-open", "i3-after-start", "i4-at-end"]
+    assert found[1] == {
+        "id": "i3-after-start",
+        "dag_id": DAG,
+        "opened_at": START - timedelta(hours=1),
+        "closed_at": START + TICK,
+        **THREAD,
+        "label": PAGE_LABEL,
+    }
+
+
+def test_labels_are_merged_into_the_incident_and_a_missing_incident_stays_missing(store):
+    seed_incident(store, "i1", {"dag_id": DAG, "notifications": 3})
+    reactions = {"real": ["U1"], "noise": []}
+    label = {"value": "real", "source": "reactions", "by": ["U1"], "at": END, "note": None}
+
+    store.update_labels("i1", {"reactions": reactions, "first_reaction_at": END, "label": label})
+    store.update_labels("gone", {"label": label})
+
+    assert incidents(store) == {
+        "i1": {
+            "dag_id": DAG,
+            "notifications": 3,
+            "reactions": reactions,
+            "first_reaction_at": END,
+            "label": label,
+        }
+    }
+
+
+def test_a_label_from_reactions_never_replaces_one_from_the_page(store):
+    seed_incident(store, "i1", {"dag_id": DAG, "label": PAGE_LABEL})
+    from_reactions = {"value": "real", "source": "reactions", "by": ["U1"], "at": END, "note": None}
+
+    store.update_labels("i1", {"label": from_reactions, "reactions": {"real": ["U1"], "noise": []}})
+    assert incidents(store)["i1"]["label"] == PAGE_LABEL
+    assert incidents(store)["i1"]["reactions"] == {"real": ["U1"], "noise": []}
+
+    store.update_labels("i1", {"label": None})
+    assert incidents(store)["i1"]["label"] == PAGE_LABEL
+    relabelled = {**PAGE_LABEL, "value": "real", "by": ["bo"]}
+    store.update_labels("i1", {"label": relabelled})
+    assert incidents(store)["i1"]["label"] == relabelled

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_cleanup.events import StoredEvent
+from batch_cleanup.labels import incident_thread, keep_page_label
 from batch_cleanup.names import EVALUATED_KINDS
 from batch_cleanup.ports import ThreadGone, older_than, stored_run
 
@@ -121,18 +122,41 @@ class MemoryStore:
         if not holder and (conflict := self._why_not(dag_id, run_id, version, run_after)):
             return conflict
         self.writes += 1 + (incident is not None)
-        self.state = {
-            **state,
-            **(carry(self.state, run_id) if holder and state.get("open") else {}),
-            "version": _version(self.state) + 1,
-            "lease": None,
-            "updated_at": datetime.now(UTC),
-            "updated_by": run_id,
-        }
+        replaced, self.state = (
+            self.state,
+            {
+                **state,
+                **(carry(self.state, run_id) if holder and state.get("open") else {}),
+                "version": _version(self.state) + 1,
+                "lease": None,
+                "updated_at": datetime.now(UTC),
+                "updated_by": run_id,
+            },
+        )
         if incident is not None:
             entry = dict(incident)
-            self.incidents.setdefault(entry.pop("id"), {}).update(entry)  # Firestore's merge
+            stored = self.incidents.setdefault(entry.pop("id"), {})
+            stored.update({**entry, **incident_thread(self.state, replaced)})  # Firestore's merge
         return None
+
+    def incidents_to_label(self, dag_id, start, end, *, limit=100):
+        """The hook's two queries, each limited before the DAG and the thread are looked at: `closed_at`
+        null (in id order), and `closed_at` in (start, end] (in closed_at order)."""
+        self.reads.append("incidents_to_label")
+        items = sorted(self.incidents.items())
+        open_ = [(i, d) for i, d in items if "closed_at" in d and d["closed_at"] is None][:limit]
+        closed = [(i, d) for i, d in items if isinstance(d.get("closed_at"), datetime)]
+        closed = sorted(
+            ((i, d) for i, d in closed if start < d["closed_at"] <= end), key=lambda e: e[1]["closed_at"]
+        )
+        found = {i: d for i, d in open_ + closed[:limit] if d.get("dag_id") == dag_id and d.get("slack_ts")}
+        return [{"id": i, **copy.deepcopy(found[i])} for i in sorted(found)]
+
+    def update_labels(self, incident_id, fields):
+        if incident_id in self.incidents:
+            self.incidents[incident_id].update(
+                keep_page_label(self.incidents[incident_id].get("label"), fields)
+            )
 
 
 def _batch_ids(event: dict[str, Any]) -> list[str]:
@@ -165,7 +189,8 @@ class MemorySlack:
     lands at the root, an edit raises ThreadGone (message_not_found), a lookup in its thread too
     (thread_not_found). `tombstones`: deleted messages that had replies: replies still go into
     their thread, only an edit finds them gone.
-    `refuse`: an exception the next post raises.
+    `refuse`: an exception the next post raises. `reacted`: ts → emoji name → user ids, what
+    `reactions` answers (`refuse_reactions`: an exception it raises instead); `reads`: the ts it was asked.
     """
 
     def __init__(self, *, threads: bool = False, channel: str = "C0TEST") -> None:
@@ -176,6 +201,9 @@ class MemorySlack:
         self.gone: set[str] = set()
         self.tombstones: set[str] = set()
         self.refuse: Exception | None = None
+        self.reacted: dict[str, dict[str, list[str]]] = {}
+        self.refuse_reactions: Exception | None = None
+        self.reads: list[str] = []
 
     @property
     def messages(self) -> list[Any]:
@@ -215,3 +243,11 @@ class MemorySlack:
                 thread = {"thread_ts": post["thread_ts"]} if post["thread_ts"] else {}
                 found.append({"channel": self.channel, "ts": post["ts"], **thread, "payload": payload})
         return found
+
+    def reactions(self, where):
+        self.reads.append(where["ts"])
+        if self.refuse_reactions is not None:
+            raise self.refuse_reactions
+        if where["ts"] in self.gone:
+            raise ThreadGone("message_not_found")
+        return copy.deepcopy(self.reacted.get(where["ts"], {}))

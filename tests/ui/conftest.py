@@ -41,27 +41,34 @@ class FakeUser:
 
 @pytest.fixture
 def make_client(db):
-    """A TestClient of the app at /batch-cleanup; signed in as a reader unless `signed_in=False`."""
+    """A TestClient of the app at /batch-cleanup; signed in as a reader who may not edit the DAG unless
+    `signed_in=False`, or as `user` (a `SimpleAuthManagerUser`: its role is what Airflow's auth
+    manager checks)."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     from batch_cleanup.ui import app as ui
-    from batch_cleanup.ui.auth import require_dag_reader
+    from batch_cleanup.ui.auth import may_edit, require_dag_reader
     from batch_cleanup.ui.queries import HistoryStore
 
-    def make(*, last_run=None, now=NOW, signed_in=True, max_events=5000, overrides=None):
+    def make(*, last_run=None, now=NOW, signed_in=True, max_events=5000, overrides=None, user=None):
         app = ui.create_app()
         app.dependency_overrides[ui.get_now] = lambda: now
         app.dependency_overrides[ui.get_last_run] = lambda: lambda dag_id: last_run
         app.dependency_overrides[ui.get_store] = lambda: HistoryStore(
             dag_id=history_data.DAG_ID, max_events=max_events
         )
-        if signed_in:
-            app.dependency_overrides[require_dag_reader] = FakeUser
-        else:  # the real check, and the auth manager Airflow would have made (Simple, by default)
+        if user is not None or not signed_in:
+            # The real checks, and the auth manager Airflow would have made (Simple, by default).
             from airflow.api_fastapi.app import create_auth_manager
+            from airflow.api_fastapi.core_api.security import get_user
 
             create_auth_manager()
+            if user is not None:
+                app.dependency_overrides[get_user] = lambda: user
+        else:
+            app.dependency_overrides[require_dag_reader] = FakeUser
+            app.dependency_overrides[may_edit] = lambda: False
         app.dependency_overrides.update(overrides or {})
         airflow = FastAPI()  # stands for Airflow's api-server, which mounts plugin apps the same way
         airflow.mount("/batch-cleanup", app)

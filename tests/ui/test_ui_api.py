@@ -176,7 +176,7 @@ def test_an_incident_row_has_start_end_and_counts(story, make_client):
         "id": "stalled_batch_cleanup-20260308T102000Z", "open": False, "severity": "WARNING",
         "peak_severity": "CRITICAL", "opened_at": "2026-03-08T10:20:00Z", "closed_at": "2026-03-08T12:05:00Z",
         "duration_seconds": 6300, "duration": "1 h 45 min", "peak_count": 6, "total_cleanups": 6,
-        "batches": 2, "notifications": 3,
+        "batches": 2, "notifications": 3, "label": None,
     }  # fmt: skip
 
 
@@ -340,7 +340,9 @@ def test_a_signed_in_user_needs_read_access_to_the_dag(db, make_client, monkeypa
 def test_the_openapi_schema_documents_every_endpoint(db, make_client):
     schema = make_client().get("/batch-cleanup/api/openapi.json").json()
     endpoints = ("summary", "cleanups", "daily", "offenders", "incidents", "status", "backtest")
-    assert set(schema["paths"]) == {f"/api/{name}" for name in endpoints}
+    assert set(schema["paths"]) == {f"/api/{name}" for name in endpoints} | {
+        "/api/incidents/{incident_id}/label"
+    }
 
 
 # --- latency -----------------------------------------------------------------------------------------

@@ -295,7 +295,8 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     assert rows.nth(0).locator("td").nth(1).inner_text() == opened
     assert rows.nth(0).locator("td").nth(2).inner_text() == "open"
     burst = [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()]
-    assert burst[3:] == ["1 h 45 min", "6", "6", "3"]
+    assert burst[3:7] == ["1 h 45 min", "6", "6", "3"]
+    assert burst[7].startswith("–") and "Real" in burst[7], "no label yet; admin may set one"
     assert "CRITICAL" in rows.nth(1).inner_text()
     # Repeat offenders, most cleanups first.
     offenders = [r.locator("td").all_inner_texts()[:2] for r in page.locator("#offenders tbody tr").all()]
@@ -328,6 +329,24 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     assert text(page, "#total-cleanups") == "43"
     assert page.locator("#incidents tbody tr").count() == 3
     page.screenshot(path=SHOTS / "batch-cleanup-30d.png", full_page=True)
+
+
+def test_an_editor_labels_an_incident_from_the_page(api_server, db, browser):
+    """The admin presses "Noise" on an incident, types a note (hostile: shown as text) and sees the label."""
+    history_data.write(db, history_data.story(datetime.now(UTC)))
+    page = sign_in(browser, f"{api_server.url}/batch-cleanup/?range=7d")
+    note = '<img src=x onerror="document.body.dataset.pwned=1"> flaky worker pool'
+    page.once("dialog", lambda dialog: dialog.accept(note))
+
+    page.locator("#incidents tbody tr").nth(1).locator("button", has_text="Noise").click()
+    page.wait_for_selector("#incidents .badge.label-noise")
+    page.wait_for_selector("body[data-charts-ready=true]")
+
+    cell = page.locator("#incidents tbody tr").nth(1).locator("td.label")
+    assert "noise" in cell.inner_text() and "by admin" in cell.inner_text()
+    assert cell.locator(".note").inner_text() == note, "the note as text, not HTML"
+    assert page.evaluate("document.body.dataset.pwned") is None
+    page.screenshot(path=SHOTS / "batch-cleanup-labelled.png", full_page=True)
 
 
 def test_the_page_inside_airflows_ui(api_server, db, browser):

@@ -34,7 +34,7 @@ def group(*names: str) -> set[str]:
 # `cleanup` is the coordinator's answer contract, which its hook validates; `ports` is what crosses
 # between steps and hooks (protocols, values, ThreadGone).
 LEAVES = {PACKAGE} | group(
-    "budget", "cleanup", "compat", "config", "masking", "metrics", "names", "ports", "text"
+    "budget", "cleanup", "compat", "config", "labels", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
     "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "rules",

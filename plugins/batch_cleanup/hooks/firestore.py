@@ -22,6 +22,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.compat import AirflowException
+from batch_cleanup.labels import incident_thread, keep_page_label
 from batch_cleanup.names import EVALUATED_KINDS, EVENT_COLLECTION, RUN_COLLECTION
 from batch_cleanup.ports import Carry, RunRecord, StoredEvent, older_than, stored_run
 
@@ -40,6 +41,11 @@ LOGGED_BAD_TIMESTAMPS = 20
 # Before any run record: a lower bound that keeps a query on `run_after` to timestamps (Firestore
 # orders strings after them, so a string would come first in a newest-first order).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What labelling reads of an incident (`incidents_to_label`).
+LABEL_FIELDS = [
+    *("dag_id", "opened_at", "closed_at", "slack_channel", "slack_ts"),
+    *("label", "reactions", "first_reaction_at"),
+]
 
 
 class FirestoreUnavailable(AirflowException):
@@ -351,6 +357,8 @@ class FirestoreHook(GoogleBaseHook):
         state when the incident is open (`delivery.thread_posted`: the thread its post started);
         any other run saves only if no one changed the state or holds the lease since it decided,
         and no run newer than `run_after` evaluated since.
+        The incident's entry gets its thread's first message (`slack_channel`, `slack_ts`), when it
+        has one: the saved state's, or for a closing save the state's it replaces.
         """
         ref = self._state_ref(dag_id)
         # Firestore runs the body again when writers collide: it must not change anything it reads.
@@ -377,10 +385,53 @@ class FirestoreHook(GoogleBaseHook):
             }
             transaction.set(ref, stored)
             if timeline is not None:
-                transaction.set(*timeline, merge=True)
+                incident, entry = timeline
+                transaction.set(incident, {**entry, **incident_thread(stored, data)}, merge=True)
             return None
 
         return save(self.client.transaction())
+
+    # --- labels on incidents: see labels.py --------------------------------------------------------
+
+    @_names_firestore
+    def incidents_to_label(
+        self, dag_id: str, start: datetime, end: datetime, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """This DAG's incidents with a first Slack message (`slack_ts`) that are open or were closed in
+        (`start`, `end`], oldest first, each its `id` and LABEL_FIELDS. Two single-field queries (no
+        composite index), at most `limit` documents each."""
+        incidents = self.client.collection(INCIDENT_COLLECTION)
+        queries = [
+            incidents.where(filter=FieldFilter("closed_at", "==", None)),
+            incidents.where(filter=FieldFilter("closed_at", ">", start)).where(
+                filter=FieldFilter("closed_at", "<=", end)
+            ),
+        ]
+        found = {}
+        for query in queries:
+            for snapshot in query.select(LABEL_FIELDS).limit(limit).stream(retry=self._retry()):
+                data = snapshot.to_dict()
+                if data.get("dag_id") == dag_id and data.get("slack_ts"):
+                    found[snapshot.id] = {"id": snapshot.id, **data}
+        return [found[incident_id] for incident_id in sorted(found)]  # the id starts with the opening time
+
+    @_names_firestore
+    def update_labels(self, incident_id: str, fields: dict[str, Any]) -> None:
+        """Write `fields` (`label`, `reactions`, `first_reaction_at`) on the incident. In a transaction:
+        a label set on the page since it was read is kept (it wins over reactions), and an incident
+        deleted since is not made again."""
+        ref = self.client.collection(INCIDENT_COLLECTION).document(incident_id)
+
+        @firestore.transactional
+        def update(transaction: firestore.Transaction) -> None:
+            snapshot = ref.get(["label"], transaction=transaction, retry=self._retry())
+            if not snapshot.exists:
+                return
+            changes = keep_page_label(_field(snapshot, "label"), fields)
+            if changes:
+                transaction.update(ref, changes)
+
+        update(self.client.transaction())
 
 
 def _field(snapshot: firestore.DocumentSnapshot, name: str) -> Any:

@@ -6,7 +6,8 @@
   Web API client. `chat.postMessage` answers with the message's `channel` and `ts`, so an
   incident's later messages go into its thread and its first message can be edited with
   `chat.update`. Each message carries `metadata` naming its decision, so that a retry can find
-  with `conversations.history` / `conversations.replies` what an earlier try posted.
+  with `conversations.history` / `conversations.replies` what an earlier try posted. With
+  `reactions:read` too, `reactions.get` reads the responders' labels on an incident's first message.
 
 Everything posted goes through Airflow's secrets masker first: an error text may echo a key.
 """
@@ -47,6 +48,7 @@ SCOPES = {
     "chat.update": "chat:write",
     "conversations.history": HISTORY_SCOPE,
     "conversations.replies": HISTORY_SCOPE,
+    "reactions.get": "reactions:read",
 }
 # What Slack says when the message a reply or an edit points at is gone (deleted, or its channel).
 THREAD_GONE_ERRORS = frozenset({"message_not_found", "thread_not_found", "channel_not_found"})
@@ -215,13 +217,44 @@ class OnCallChannel:
                 found.append({**_where(channel, message), "payload": carried})
         return found
 
-    def _call(self, method: str, *, thread: bool, **arguments: Any) -> Any:
-        from slack_sdk.errors import SlackApiError
+    def reactions(self, where: dict[str, str]) -> dict[str, list[str]]:
+        """The reactions on the message at `where` (`{"channel", "ts"}`): emoji name → the ids of the
+        users who reacted with it, in Slack's order; ThreadGone when the message is gone.
 
+        An answer of another shape raises: read as "no reactions", it would erase the labels."""
+        answer = self._call(
+            "reactions_get", thread=True, channel=where["channel"], timestamp=where["ts"], full=True
+        )
+        message = answer.get("message")
+        found = message.get("reactions", []) if isinstance(message, dict) else None
+        if isinstance(found, list) and all(_is_reaction(reaction) for reaction in found):
+            return {reaction["name"]: list(reaction["users"]) for reaction in found}
+        raise AirflowException(
+            f"Slack answered reactions.get on connection {self.conn_id!r} with something other than a "
+            f"message and its reactions (each a name and a list of user ids): {str(answer.data)[:200]!r}"
+        )
+
+    def _call(self, method: str, *, thread: bool, **arguments: Any) -> Any:
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        name = method.replace("_", ".")
         try:
             return getattr(bot_hook(self.conn_id).client, method)(**arguments)
         except SlackApiError as err:
-            raise api_error(self.conn_id, method.replace("_", "."), err.response, thread=thread) from None
+            raise api_error(self.conn_id, name, err.response, thread=thread) from None
+        except (OSError, SlackClientError) as err:  # no answer: a timeout, a refused or dropped connection
+            raise AirflowException(
+                f"Slack did not answer {name} on connection {self.conn_id!r}: {type(err).__name__}: {err}"
+            ) from err
+
+
+def _is_reaction(reaction: Any) -> bool:
+    return (
+        isinstance(reaction, dict)
+        and isinstance(reaction.get("name"), str)
+        and isinstance(reaction.get("users"), list)
+        and all(isinstance(user, str) for user in reaction["users"])
+    )
 
 
 def _where(channel: str, message: dict[str, Any]) -> dict[str, str]:

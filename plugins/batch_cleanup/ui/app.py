@@ -22,23 +22,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, Query, Request, status
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batch_cleanup import backtest
-from batch_cleanup.config import RUN_TIMEOUT
+from batch_cleanup import backtest, labels
+from batch_cleanup.config import NOISE_REACTION, REAL_REACTION, RUN_TIMEOUT
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
 from batch_cleanup.text import utc_z
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
-from batch_cleanup.ui.auth import login_redirect, require_dag_reader
+from batch_cleanup.ui.auth import login_redirect, may_edit, require_dag_editor, require_dag_reader
 from batch_cleanup.ui.queries import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,17 @@ LastRun = Annotated[Callable[[str], dict[str, Any] | None], Depends(get_last_run
 RunChecks = Annotated[CheckReader, Depends(get_run_checks)]
 RunTimesReader = Annotated[RunTimes, Depends(get_run_times)]
 Now = Annotated[datetime, Depends(get_now)]
+Editor = Annotated[BaseUser, Depends(require_dag_editor)]
+MayLabel = Annotated[bool, Depends(may_edit)]
+
+
+class LabelAsked(BaseModel):
+    """A label for an incident, from the page."""
+
+    value: Literal[labels.PAGE_VALUES] = Field(description="`real` (acted on) or `noise`.")
+    note: str | None = Field(
+        None, max_length=labels.MAX_NOTE_CHARS, description="Why, in a few words (optional)."
+    )
 
 
 @dataclass(frozen=True)
@@ -358,7 +371,13 @@ def create_app() -> FastAPI:
         return JSONResponse(app.openapi())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request, sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
+    def page(
+        request: Request,
+        sources: AllSources,
+        asked: Asked,
+        may_label: MayLabel,
+        range_: RangeParam = history.DEFAULT_RANGE,
+    ):
         reads = Reads()
         win = history.window(range_, sources.now)
         data = with_run_link(summary(sources, win, reads), request)
@@ -376,6 +395,8 @@ def create_app() -> FastAPI:
             "form": form,
             "backtest": compared,
             "backtest_error": error,
+            "may_label": may_label,
+            "reactions": {"real": REAL_REACTION, "noise": NOISE_REACTION},
         }
         status_code = 422 if error else 200
         return reads.timed_response(
@@ -431,6 +452,16 @@ def create_app() -> FastAPI:
         found = reads.run(incidents=lambda: store.incidents(win.start, win.end))["incidents"]
         data = {**_header(win, now), "incidents": history.incident_rows(found, win, now)}
         return reads.timed_response(JSONResponse(data))
+
+    @app.put("/api/incidents/{incident_id}/label", summary="Label an incident real or noise")
+    def api_label(incident_id: str, asked: LabelAsked, store: Store, now: Now, user: Editor):
+        """Label the incident `real` or `noise`, with an optional `note`, as the signed-in user, who
+        must be allowed to edit the DAG (else 403). Stored with who and when; a label from the page
+        wins over the reactions on the incident's Slack message. 404 for an incident the DAG lacks."""
+        label = labels.page_label(asked.value, user=user.get_name(), note=asked.note, now=now)
+        if not store.set_label(incident_id, label):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No incident {incident_id!r} of DAG {DAG_ID}")
+        return {"id": incident_id, "label": history.label_json(label)}
 
     @app.get("/api/backtest", summary="The range's cleanups replayed with other thresholds")
     def api_backtest(sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):

@@ -1,4 +1,5 @@
-"""Who may read the history: whoever Airflow lets read the DAG, signed in as for the rest of the UI.
+"""Who may read the history: whoever Airflow lets read the DAG, signed in as for the rest of the UI;
+who may label its incidents: whoever Airflow lets edit the DAG.
 
 The user comes from Airflow's own dependency `get_user`: the JWT in the `_token` cookie that the UI's
 login sets, or an `Authorization: Bearer` token from `POST /auth/token`. The auth manager then decides
@@ -7,7 +8,7 @@ whether that user may read the DAG whose history this is.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from airflow.api_fastapi.app import get_auth_manager
@@ -23,17 +24,36 @@ from batch_cleanup.ui import DAG_ID
 
 def require_dag_reader(user: Annotated[BaseUser, Depends(get_user)]) -> BaseUser:
     """The signed-in user, if they may read the DAG; 401 without a valid token, 403 without access."""
+    if not _may(user, "GET"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"Reading the cleanup history needs read access to DAG {DAG_ID}"
+        )
+    return user
+
+
+def may_edit(user: Annotated[BaseUser, Depends(require_dag_reader)]) -> bool:
+    """Whether the reader may also edit the DAG, and so label its incidents."""
+    return _may(user, "PUT")
+
+
+def require_dag_editor(user: Annotated[BaseUser, Depends(require_dag_reader)]) -> BaseUser:
+    """The signed-in user, if they may edit the DAG (label its incidents); 403 otherwise."""
+    if not _may(user, "PUT"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"Labelling an incident needs edit access to DAG {DAG_ID}"
+        )
+    return user
+
+
+def _may(user: BaseUser, method: Literal["GET", "PUT"]) -> bool:
+    """What the auth manager says of `user` and the DAG (of its team, when Airflow has teams)."""
     team_name = None
     if conf.getboolean("core", "multi_team", fallback=False):
         from airflow.models.dag import DagModel
 
         team_name = DagModel.get_team_name(DAG_ID)
     details = DagDetails(id=DAG_ID, team_name=team_name)
-    if not get_auth_manager().is_authorized_dag(method="GET", details=details, user=user):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"Reading the cleanup history needs read access to DAG {DAG_ID}"
-        )
-    return user
+    return get_auth_manager().is_authorized_dag(method=method, details=details, user=user)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

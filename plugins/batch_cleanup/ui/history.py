@@ -99,6 +99,8 @@ class Incident:
     total_cleanups: int
     batch_ids: tuple[str, ...]
     notifications: int
+    # labels.py's label (real, noise or disputed; from the page or from reactions), or None.
+    label: Mapping[str, Any] | None = None
 
     @classmethod
     def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> Incident:
@@ -112,6 +114,7 @@ class Incident:
             total_cleanups=int(data.get("total_cleanups") or 0),
             batch_ids=tuple(data.get("batch_ids") or ()),
             notifications=int(data.get("notifications") or 0),
+            label=data.get("label") if isinstance(data.get("label"), Mapping) else None,
         )
 
 
@@ -225,9 +228,25 @@ def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> 
                 "total_cleanups": incident.total_cleanups,
                 "batches": len(incident.batch_ids),
                 "notifications": incident.notifications,
+                "label": label_json(incident.label),
             }
         )
     return rows
+
+
+def label_json(label: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An incident's label as the page and the API show it: value, source, who (Slack user ids or an
+    Airflow user name), when, and the note (text as written: escaped where shown)."""
+    if not label:
+        return None
+    at = label.get("at")
+    return {
+        "value": str(label.get("value")),
+        "source": str(label.get("source")),
+        "by": [str(who) for who in label.get("by") or ()],
+        "at": _z(at) if isinstance(at, datetime) else None,
+        "note": label.get("note") if isinstance(label.get("note"), str) else None,
+    }
 
 
 def current_state(state: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -27,7 +27,7 @@ STATE_FIELDS = [
 ]
 INCIDENT_FIELDS = [
     *("dag_id", "opened_at", "closed_at", "severity", "peak_severity", "peak_count"),
-    *("total_cleanups", "batch_ids", "notifications"),
+    *("total_cleanups", "batch_ids", "notifications", "label"),
 ]
 # 30 days at one cleanup per 15-minute run is 2,880 events; manual runs and cleared runs add a few.
 MAX_EVENTS = 5_000
@@ -133,6 +133,21 @@ class HistoryStore:
                 if data.get("dag_id", self.dag_id) == self.dag_id and data.get("opened_at"):
                     found[snapshot.id] = Incident.from_document(snapshot.id, data)
         return list(found.values())
+
+    def set_label(self, incident_id: str, label: dict[str, Any]) -> bool:
+        """Store a label set on the page on this DAG's incident `incident_id` (whatever its reactions
+        say: a page label wins); False when there is no such incident."""
+        ref = self.client.collection(INCIDENT_COLLECTION).document(incident_id)
+
+        @firestore.transactional
+        def store(transaction: firestore.Transaction) -> bool:
+            snapshot = ref.get(["dag_id"], transaction=transaction)
+            if not snapshot.exists or (snapshot.to_dict() or {}).get("dag_id", self.dag_id) != self.dag_id:
+                return False
+            transaction.update(ref, {"label": label})
+            return True
+
+        return store(self.client.transaction())
 
     def state(self) -> dict[str, Any]:
         """The alert state of the DAG; empty when no run has written one yet."""

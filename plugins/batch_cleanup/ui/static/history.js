@@ -3,6 +3,25 @@
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("history-data").textContent);
+
+  // Labelling an incident (the buttons are there for those who may edit the DAG): PUT the label,
+  // then show the page again with it. What the server says goes in as text, never as HTML.
+  document.querySelectorAll(".label-buttons button").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const note = window.prompt(`Label this incident ${button.dataset.value}. A note (optional):`, "");
+      if (note === null) return;
+      const row = button.parentElement;
+      const response = await fetch(`api/incidents/${encodeURIComponent(row.dataset.incident)}/label`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ value: button.dataset.value, note: note || null }),
+      });
+      if (response.ok) return window.location.reload();
+      const detail = (await response.json().catch(() => ({}))).detail;
+      row.querySelector(".label-error").textContent = typeof detail === "string" ? detail
+        : (detail && detail[0] && detail[0].msg) || `HTTP ${response.status}`;
+    });
+  });
   const COLORS = { bar: "#4a7fc1", warning: "#d99a00", critical: "#c62828", ok: "#2e7d32", rate: "#6a1b9a" };
   const longRange = data.window.range !== "24h";
   Chart.defaults.animation = false;
