@@ -10,6 +10,8 @@ SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
 # The Firestore collection of cleanup events (docs/firestore-schema.md).
 EVENT_COLLECTION = "batch_cleanup_events"
+# One document per run: what it checked and decided (docs/firestore-schema.md).
+RUN_COLLECTION = "batch_cleanup_runs"
 
 # Task ids: each is also the name of its @task function in the DAG file.
 CHECK_STALLED = "check_stalled"
@@ -26,6 +28,8 @@ REPORT_METRICS = "report_metrics"
 # UTC, so its runs fall on the same quarter-hours in UTC (the backtest replays them).
 RUN_EVERY_MINUTES = 15
 SCHEDULE = f"*/{RUN_EVERY_MINUTES} * * * *"
+# The schedule's time zone: the history's hour-of-day patterns are read in it.
+SCHEDULE_TIMEZONE = "America/New_York"
 
 # Events expire (Firestore TTL on `expire_at`) this long after their run.
 RETENTION_DAYS = 30

@@ -37,8 +37,8 @@ LEAVES = {PACKAGE} | group(
     "budget", "cleanup", "compat", "config", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
-    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "steps"
-)
+    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "steps"
+) | group("patterns", "quality")
 EDGES = group("notify", "ui")
 
 
