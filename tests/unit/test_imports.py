@@ -37,7 +37,7 @@ LEAVES = {PACKAGE} | group(
     "budget", "cleanup", "compat", "config", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
-    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "steps"
+    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "steps"
 ) | group("patterns", "quality")
 EDGES = group("notify", "ui")
 
