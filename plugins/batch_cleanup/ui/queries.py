@@ -14,8 +14,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
-from batch_cleanup.names import EVENT_COLLECTION
-from batch_cleanup.ports import StoredEvent
+from batch_cleanup.names import EVENT_COLLECTION, RUN_COLLECTION
+from batch_cleanup.ports import RunRecord, StoredEvent
 from batch_cleanup.ui.history import Event, Incident, Sums
 
 EVENT_FIELDS = ["timestamp", "stalled_count", "batches_checked", "batch_ids"]
@@ -29,20 +29,34 @@ INCIDENT_FIELDS = [
     *("dag_id", "opened_at", "closed_at", "severity", "peak_severity", "peak_count"),
     *("total_cleanups", "batch_ids", "notifications"),
 ]
+# What the alert-quality figures read of an incident (`quality.figures`), labels included.
+QUALITY_FIELDS = [
+    *("dag_id", "opened_at", "closed_at", "severity", "peak_severity"),
+    *("label", "first_reaction_at"),
+]
+RUN_FIELDS = ["run_after", "batches_checked", "stalled_count", "kind", "severity", "dag_id"]
 # 30 days at one cleanup per 15-minute run is 2,880 events; manual runs and cleared runs add a few.
 MAX_EVENTS = 5_000
 MAX_INCIDENTS = 500
+# 90 days (the longest range of the patterns) at one run per 15 minutes is 8,640 run records.
+MAX_RUNS = 10_000
 
 
 class HistoryStore:
     """Reads of the cleanup history of one DAG; the Firestore client is built on first use and kept."""
 
     def __init__(
-        self, *, dag_id: str, gcp_conn_id: str = "google_cloud_default", max_events: int = MAX_EVENTS
+        self,
+        *,
+        dag_id: str,
+        gcp_conn_id: str = "google_cloud_default",
+        max_events: int = MAX_EVENTS,
+        max_runs: int = MAX_RUNS,
     ) -> None:
         self.dag_id = dag_id
         self.gcp_conn_id = gcp_conn_id
         self.max_events = max_events
+        self.max_runs = max_runs
 
     @cached_property
     def client(self) -> firestore.Client:
@@ -134,6 +148,38 @@ class HistoryStore:
                     found[snapshot.id] = Incident.from_document(snapshot.id, data)
         return list(found.values())
 
+    def runs(self, start: datetime, end: datetime) -> tuple[list[RunRecord], bool]:
+        """This DAG's run records with `run_after` in `(start, end]`, oldest first: the newest
+        `max_runs` of them, and whether more were left out.
+
+        One single-field query; other DAGs' records are left out here rather than by a second
+        filter, which would need a composite index.
+        """
+        query = (
+            self._between(RUN_COLLECTION, "run_after", start, end)
+            .order_by("run_after", direction=firestore.Query.DESCENDING)
+            .select(RUN_FIELDS)
+            .limit(self.max_runs)
+        )
+        found = [snapshot.to_dict() for snapshot in query.stream()]
+        runs = [_run(data) for data in reversed(found) if data.get("dag_id", self.dag_id) == self.dag_id]
+        return runs, len(found) >= self.max_runs
+
+    def opened_incidents(
+        self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Incidents of this DAG opened in `(start, end]`, newest first, with their labels (the
+        fields `quality.figures` reads, and `id`); and whether more were left out."""
+        query = (
+            self._between(INCIDENT_COLLECTION, "opened_at", start, end)
+            .order_by("opened_at", direction=firestore.Query.DESCENDING)
+            .select(QUALITY_FIELDS)
+            .limit(limit)
+        )
+        found = [{**snapshot.to_dict(), "id": snapshot.id} for snapshot in query.stream()]
+        mine = [incident for incident in found if incident.get("dag_id", self.dag_id) == self.dag_id]
+        return mine, len(found) >= limit
+
     def state(self) -> dict[str, Any]:
         """The alert state of the DAG; empty when no run has written one yet."""
         ref = self.client.collection(STATE_COLLECTION).document(self.dag_id)
@@ -146,4 +192,15 @@ def _event(data: dict[str, Any]) -> Event:
         stalled_count=int(data.get("stalled_count") or 0),
         batches_checked=int(data.get("batches_checked") or 0),
         batch_ids=tuple(data.get("batch_ids") or ()),
+    )
+
+
+def _run(data: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        run_after=data["run_after"],
+        batches_checked=int(data.get("batches_checked") or 0),
+        stalled_count=int(data.get("stalled_count") or 0),
+        kind=data.get("kind") or "none",
+        severity=data.get("severity"),
+        dag_id=data.get("dag_id"),
     )
