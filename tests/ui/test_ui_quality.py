@@ -166,6 +166,10 @@ def test_the_page_shows_the_heatmap_and_the_sentence(story, make_client):
     assert len(cells) == 24
     # The busiest cell is the darkest.
     assert cells[6].startswith(' style="--shade: 1.00" title="Sun 06:00–07:00: 6 cleanups in 7 runs">6</td>')
+    # Sunday 8 March had no 02:00 in New York (daylight time began): no run, outlined.
+    assert cells[2].startswith(
+        ' class="empty" style="--shade: 0.00" title="Sun 02:00–03:00: 0 cleanups in 0 runs"></td>'
+    )
     rates = between(between(page, 'id="heatmap-rate"', "</table>"), "<th>Sun</th>", "</tr>")
     assert rates.split("<td")[7].strip().endswith(">0.86</td>")  # 12 of 1,400
     assert "<td>180–200</td><td>184</td><td>17</td><td>23</td><td>36,700</td>" in page
