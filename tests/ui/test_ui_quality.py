@@ -230,3 +230,81 @@ def test_the_page_embeds_no_quality_in_the_charts_json(story, make_client):
     page = make_client().get("/batch-cleanup/?range=7d").text
     data = json.loads(page.split('id="history-data">')[1].split("</script>")[0])
     assert "quality" not in data and "patterns" not in data
+
+
+# --- the run records' read ------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def put_run(db, at, checked: int, stalled: int = 0, dag_id: str = history_data.DAG_ID) -> str:
+    doc_id, document = history_data.run_record({"at": at, "checked": checked, "stalled": stalled}, dag_id)
+    db.collection(history_data.RUNS).document(doc_id).set(document)
+    return doc_id
+
+
+def test_run_records_are_read_start_exclusive_end_inclusive_and_only_this_dags(db):
+    from batch_cleanup.ui.queries import HistoryStore
+
+    h = history_data.hour_of(NOW)
+    start, end = h - timedelta(days=3), h
+    for at, checked in [(start, 1), (start + timedelta(minutes=15), 2), (h - timedelta(days=1), 3), (end, 4)]:
+        put_run(db, at, checked)
+    put_run(db, end + timedelta(minutes=15), 5)
+    put_run(db, h - timedelta(hours=1), 6, dag_id="other_dag")
+
+    runs, truncated = HistoryStore(dag_id=history_data.DAG_ID).runs(start, end)
+
+    assert [(r.run_after, r.batches_checked) for r in runs] == [
+        (start + timedelta(minutes=15), 2), (h - timedelta(days=1), 3), (end, 4)
+    ]  # fmt: skip
+    assert truncated is False
+    assert runs[0].kind == "none" and runs[0].dag_id == history_data.DAG_ID
+
+
+def test_settled_days_are_kept_for_an_hour_and_the_newest_read_each_time(db):
+    """Runs up to two hours before the range's end may still be writing: they are read every time."""
+    from batch_cleanup.ui.queries import KEEP_SECONDS, HistoryStore
+
+    h = history_data.hour_of(NOW)  # 12:00 UTC; today's runs are not settled yet
+    start, end = h - timedelta(days=3), h
+    midnight = h.replace(hour=0)
+    old = put_run(db, h - timedelta(days=2), 10)
+    put_run(db, midnight, 20)  # the end of yesterday: kept with yesterday
+    clock = Clock()
+    store = HistoryStore(dag_id=history_data.DAG_ID, clock=clock)
+    assert [r.batches_checked for r in store.runs(start, end)[0]] == [10, 20]
+
+    db.collection(history_data.RUNS).document(old).update({"batches_checked": 11})  # a cleared day
+    put_run(db, h - timedelta(hours=2), 30)
+    put_run(db, h - timedelta(days=1, hours=3), 40)  # written late into a kept day
+    clock.seconds = KEEP_SECONDS
+
+    assert [r.batches_checked for r in store.runs(start, end)[0]] == [10, 20, 30]
+    # Another range reads the days it has not seen, and keeps the others.
+    assert [r.batches_checked for r in store.runs(start - timedelta(days=1), end)[0]] == [10, 20, 30]
+    clock.seconds = KEEP_SECONDS + 1
+    assert [r.batches_checked for r in store.runs(start, end)[0]] == [11, 40, 20, 30]
+    # A fresh store (another api-server process) reads everything.
+    fresh = HistoryStore(dag_id=history_data.DAG_ID)
+    assert [r.batches_checked for r in fresh.runs(start, end)[0]] == [11, 40, 20, 30]
+
+
+def test_past_the_limit_the_newest_runs_are_kept_and_nothing_is_cached(db):
+    from batch_cleanup.ui.queries import HistoryStore
+
+    h = history_data.hour_of(NOW)
+    for i in range(1, 9):
+        put_run(db, h - timedelta(hours=12 * i), i)
+    store = HistoryStore(dag_id=history_data.DAG_ID, max_runs=3)
+
+    runs, truncated = store.runs(h - timedelta(days=5), h)
+
+    assert ([r.batches_checked for r in runs], truncated) == ([3, 2, 1], True)
+    assert store._days == {}

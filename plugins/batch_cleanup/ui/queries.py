@@ -6,7 +6,10 @@ and a limit, and reads only the fields the page shows, whatever else the documen
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -40,6 +43,12 @@ MAX_EVENTS = 5_000
 MAX_INCIDENTS = 500
 # 90 days (the longest range of the patterns) at one run per 15 minutes is 8,640 run records.
 MAX_RUNS = 10_000
+# A UTC day's run records are settled once the day ended this long before the range's end: each of
+# its runs has finished (a run times out after 14 minutes) and written its record.
+SETTLED = timedelta(hours=2)
+# How long this process keeps a settled day's run records: a day cleared and run again shows after this.
+KEEP_SECONDS = 3600.0
+DAY = timedelta(days=1)
 
 
 class HistoryStore:
@@ -52,11 +61,16 @@ class HistoryStore:
         gcp_conn_id: str = "google_cloud_default",
         max_events: int = MAX_EVENTS,
         max_runs: int = MAX_RUNS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dag_id = dag_id
         self.gcp_conn_id = gcp_conn_id
         self.max_events = max_events
         self.max_runs = max_runs
+        self.clock = clock
+        # Settled days' run records: day (its midnight, UTC) → (when read, the day's records).
+        self._days: dict[datetime, tuple[float, list[RunRecord]]] = {}
+        self._days_lock = threading.Lock()
 
     @cached_property
     def client(self) -> firestore.Client:
@@ -152,9 +166,28 @@ class HistoryStore:
         """This DAG's run records with `run_after` in `(start, end]`, oldest first: the newest
         `max_runs` of them, and whether more were left out.
 
-        One single-field query; other DAGs' records are left out here rather than by a second
-        filter, which would need a composite index.
+        Reading 8,640 records (90 days) takes seconds, most of it the client building snapshots, so
+        whole UTC days that are settled (SETTLED) are kept in this process for KEEP_SECONDS: a page
+        then reads the days it has not seen within the hour in one query, and the newest in another.
         """
+        settled, first = _midnight(end - SETTLED), _midnight(start)
+        days = [first + i * DAY for i in range(max((settled - first) // DAY, 0))]
+        kept = self._kept(days)
+        missing = [day for day in days if day not in kept]
+        read, truncated = self._read_runs(missing[0], missing[-1] + DAY) if missing else ([], False)
+        if truncated:  # not kept: the read stands for its span, the kept days outside it still count
+            outside = [day for day in days if day in kept and not missing[0] <= day <= missing[-1]]
+            found = read + [run for day in outside for run in kept[day]]
+        else:
+            kept |= self._keep(missing, read)
+            found = [run for day in days for run in kept[day]]
+        newest, cut = self._read_runs(max(start, first + len(days) * DAY), end)
+        runs = sorted((r for r in found + newest if start < r.run_after <= end), key=lambda r: r.run_after)
+        return runs[-self.max_runs :], truncated or cut or len(runs) > self.max_runs
+
+    def _read_runs(self, start: datetime, end: datetime) -> tuple[list[RunRecord], bool]:
+        """One single-field query, newest first; other DAGs' records are left out here rather than
+        by a second filter, which would need a composite index."""
         query = (
             self._between(RUN_COLLECTION, "run_after", start, end)
             .order_by("run_after", direction=firestore.Query.DESCENDING)
@@ -162,8 +195,25 @@ class HistoryStore:
             .limit(self.max_runs)
         )
         found = [snapshot.to_dict() for snapshot in query.stream()]
-        runs = [_run(data) for data in reversed(found) if data.get("dag_id", self.dag_id) == self.dag_id]
+        runs = [_run(data) for data in found if data.get("dag_id", self.dag_id) == self.dag_id]
         return runs, len(found) >= self.max_runs
+
+    def _kept(self, days: list[datetime]) -> dict[datetime, list[RunRecord]]:
+        """The kept days among `days`; days kept too long are dropped."""
+        now = self.clock()
+        with self._days_lock:
+            for day in [day for day, (read_at, _) in self._days.items() if now - read_at > KEEP_SECONDS]:
+                del self._days[day]
+            return {day: self._days[day][1] for day in days if day in self._days}
+
+    def _keep(self, days: list[datetime], runs: list[RunRecord]) -> dict[datetime, list[RunRecord]]:
+        by_day: dict[datetime, list[RunRecord]] = {day: [] for day in days}
+        for run in runs:  # day D holds (D, D + 1 day]
+            by_day.get(_midnight(run.run_after - timedelta(microseconds=1)), []).append(run)
+        now = self.clock()
+        with self._days_lock:
+            self._days |= {day: (now, day_runs) for day, day_runs in by_day.items()}
+        return by_day
 
     def opened_incidents(
         self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS
@@ -204,3 +254,8 @@ def _run(data: dict[str, Any]) -> RunRecord:
         severity=data.get("severity"),
         dag_id=data.get("dag_id"),
     )
+
+
+def _midnight(moment: datetime) -> datetime:
+    """The start of `moment`'s UTC day."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
