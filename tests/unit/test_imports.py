@@ -37,8 +37,9 @@ LEAVES = {PACKAGE} | group(
     "budget", "cleanup", "compat", "config", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
-    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "steps"
-) | group("patterns", "quality")
+    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "patterns", "policy",
+    "quality", "rules", "steps",
+)  # fmt: skip
 EDGES = group("notify", "ui")
 
 
