@@ -308,3 +308,20 @@ def test_past_the_limit_the_newest_runs_are_kept_and_nothing_is_cached(db):
 
     assert ([r.batches_checked for r in runs], truncated) == ([3, 2, 1], True)
     assert store._days == {}
+
+
+def test_a_run_record_without_readable_counts_is_left_out_and_logged(db, caplog):
+    import logging
+
+    from batch_cleanup.ui.queries import HistoryStore
+
+    h = history_data.hour_of(NOW)
+    put_run(db, h - timedelta(hours=1), 100, 2)
+    bad = put_run(db, h - timedelta(hours=2), 100)
+    db.collection(history_data.RUNS).document(bad).update({"stalled_count": "3"})
+
+    with caplog.at_level(logging.WARNING, logger="batch_cleanup.ui.queries"):
+        runs, _ = HistoryStore(dag_id=history_data.DAG_ID).runs(h - timedelta(hours=3), h)
+
+    assert [(r.batches_checked, r.stalled_count) for r in runs] == [(100, 2)]
+    assert "1 of 2 batch_cleanup_runs records" in caplog.text

@@ -6,6 +6,7 @@ and a limit, and reads only the fields the page shows, whatever else the documen
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION,
 from batch_cleanup.names import EVENT_COLLECTION, RUN_COLLECTION
 from batch_cleanup.ports import RunRecord, StoredEvent
 from batch_cleanup.ui.history import Event, Incident, Sums
+
+log = logging.getLogger(__name__)
 
 EVENT_FIELDS = ["timestamp", "stalled_count", "batches_checked", "batch_ids"]
 # What the DAG's window reads of an event (`FirestoreHook.events_in`), for the backtest.
@@ -195,7 +198,14 @@ class HistoryStore:
             .limit(self.max_runs)
         )
         found = [snapshot.to_dict() for snapshot in query.stream()]
-        runs = [_run(data) for data in found if data.get("dag_id", self.dag_id) == self.dag_id]
+        mine = [data for data in found if data.get("dag_id", self.dag_id) == self.dag_id]
+        runs = [run for run in map(_run, mine) if run is not None]
+        if len(runs) < len(mine):
+            log.warning(
+                "Batch cleanup history: %d of %d %s records between %s and %s have no time or counts "
+                "that can be read; the rate and the patterns leave them out",
+                len(mine) - len(runs), len(mine), RUN_COLLECTION, start, end,
+            )  # fmt: skip
         return runs, len(found) >= self.max_runs
 
     def _kept(self, days: list[datetime]) -> dict[datetime, list[RunRecord]]:
@@ -245,14 +255,16 @@ def _event(data: dict[str, Any]) -> Event:
     )
 
 
-def _run(data: dict[str, Any]) -> RunRecord:
+def _run(data: dict[str, Any]) -> RunRecord | None:
+    """The record a document holds; None when its time or a count is missing or of the wrong type
+    (a count written as text must not break the page). Like `ports.stored_run` on the runs branch."""
+    counts = (data.get("batches_checked"), data.get("stalled_count"))
+    if not isinstance(data.get("run_after"), datetime) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts
+    ):
+        return None
     return RunRecord(
-        run_after=data["run_after"],
-        batches_checked=int(data.get("batches_checked") or 0),
-        stalled_count=int(data.get("stalled_count") or 0),
-        kind=data.get("kind") or "none",
-        severity=data.get("severity"),
-        dag_id=data.get("dag_id"),
+        data["run_after"], *counts, data.get("kind") or "none", data.get("severity"), data.get("dag_id")
     )
 
 
