@@ -257,7 +257,7 @@ def _event(data: dict[str, Any]) -> Event:
 
 def _run(data: dict[str, Any]) -> RunRecord | None:
     """The record a document holds; None when its time or a count is missing or of the wrong type
-    (a count written as text must not break the page). Like `ports.stored_run` on the runs branch."""
+    (a count written as text must not break the page)."""
     counts = (data.get("batches_checked"), data.get("stalled_count"))
     if not isinstance(data.get("run_after"), datetime) or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts
