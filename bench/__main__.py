@@ -211,7 +211,7 @@ def ninety_days(now: datetime):
     from tests.ui import history_data
 
     history = history_data.History()
-    start = now - timedelta(days=90)
+    start = history_data.hour_of(now) + timedelta(hours=1) - timedelta(days=90)  # the 90-day range's
     for slot in range(1, 90 * 96 + 1):
         at = start + timedelta(minutes=15 * slot)
         checked, evening = 100 + slot * 37 % 401, 18 <= at.hour < 23
