@@ -268,32 +268,43 @@ def test_run_records_are_read_start_exclusive_end_inclusive_and_only_this_dags(d
     assert runs[0].kind == "none" and runs[0].dag_id == history_data.DAG_ID
 
 
-def test_settled_days_are_kept_for_an_hour_and_the_newest_read_each_time(db):
-    """Runs up to two hours before the range's end may still be writing: they are read every time."""
+def test_settled_days_are_kept_while_their_totals_stand_and_the_newest_read_each_time(db):
+    """Runs up to two hours before the range's end may still be writing: they are read every time.
+    Older days are read again when Firestore's count or sums for them change, or after an hour
+    without a read."""
     from batch_cleanup.ui.queries import KEEP_SECONDS, HistoryStore
 
     h = history_data.hour_of(NOW)  # 12:00 UTC; today's runs are not settled yet
     start, end = h - timedelta(days=3), h
-    midnight = h.replace(hour=0)
     old = put_run(db, h - timedelta(days=2), 10)
-    put_run(db, midnight, 20)  # the end of yesterday: kept with yesterday
+    put_run(db, h.replace(hour=0), 20)  # the end of yesterday: kept with yesterday
     clock = Clock()
     store = HistoryStore(dag_id=history_data.DAG_ID, clock=clock)
-    assert [r.batches_checked for r in store.runs(start, end)[0]] == [10, 20]
+    queried = []
+    query_runs = store._query_runs
+    store._query_runs = lambda start, end: queried.append((start, end)) or query_runs(start, end)
 
-    db.collection(history_data.RUNS).document(old).update({"batches_checked": 11})  # a cleared day
+    def read(since=start) -> list[int]:
+        queried.clear()
+        return [run.batches_checked for run in store.runs(since, end)[0]]
+
+    assert read() == [10, 20] and len(queried) == 2  # the settled days, then today
     put_run(db, h - timedelta(hours=2), 30)
-    put_run(db, h - timedelta(days=1, hours=3), 40)  # written late into a kept day
+    assert read() == [10, 20, 30] and queried == [(h.replace(hour=0), end)]  # today only
+    # A day cleared and run again: its sums change, so the settled days are read again.
+    db.collection(history_data.RUNS).document(old).update({"batches_checked": 11, "kind": "alert"})
+    assert read() == [11, 20, 30] and len(queried) == 2
+    # A change the totals do not show is seen once no read used the day for an hour.
+    db.collection(history_data.RUNS).document(old).update({"kind": "reminder"})
     clock.seconds = KEEP_SECONDS
-
-    assert [r.batches_checked for r in store.runs(start, end)[0]] == [10, 20, 30]
-    # Another range reads the days it has not seen, and keeps the others.
-    assert [r.batches_checked for r in store.runs(start - timedelta(days=1), end)[0]] == [10, 20, 30]
-    clock.seconds = KEEP_SECONDS + 1
-    assert [r.batches_checked for r in store.runs(start, end)[0]] == [11, 40, 20, 30]
-    # A fresh store (another api-server process) reads everything.
-    fresh = HistoryStore(dag_id=history_data.DAG_ID)
-    assert [r.batches_checked for r in fresh.runs(start, end)[0]] == [11, 40, 20, 30]
+    assert read() == [11, 20, 30] and len(queried) == 1
+    assert store.runs(start, end)[0][0].kind == "alert"
+    clock.seconds = 2 * KEEP_SECONDS + 1
+    assert read() == [11, 20, 30] and len(queried) == 2
+    assert store.runs(start, end)[0][0].kind == "reminder"
+    # A longer range reads all its settled days again, once.
+    assert read(start - timedelta(days=1)) == [11, 20, 30] and len(queried) == 2
+    assert read(start - timedelta(days=1)) == [11, 20, 30] and len(queried) == 1
 
 
 def test_past_the_limit_the_newest_runs_are_kept_and_nothing_is_cached(db):

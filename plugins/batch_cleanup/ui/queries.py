@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -49,9 +50,21 @@ MAX_RUNS = 10_000
 # A UTC day's run records are settled once the day ended this long before the range's end: each of
 # its runs has finished (a run times out after 14 minutes) and written its record.
 SETTLED = timedelta(hours=2)
-# How long this process keeps a settled day's run records: a day cleared and run again shows after this.
+# This process forgets a settled day's run records when no read used them for this long.
 KEEP_SECONDS = 3600.0
 DAY = timedelta(days=1)
+
+
+@dataclass
+class _Day:
+    """A settled day's run records as read: this DAG's, and the totals of every DAG's, which
+    Firestore's aggregation gives again (`HistoryStore._totals`) as long as nothing changed."""
+
+    used_at: float
+    runs: list[RunRecord]
+    records: int = 0
+    checked: int | float = 0
+    stalled: int | float = 0
 
 
 class HistoryStore:
@@ -71,8 +84,8 @@ class HistoryStore:
         self.max_events = max_events
         self.max_runs = max_runs
         self.clock = clock
-        # Settled days' run records: day (its midnight, UTC) → (when read, the day's records).
-        self._days: dict[datetime, tuple[float, list[RunRecord]]] = {}
+        # Settled days' run records, by the day's midnight (UTC).
+        self._days: dict[datetime, _Day] = {}
         self._days_lock = threading.Lock()
 
     @cached_property
@@ -170,27 +183,63 @@ class HistoryStore:
         `max_runs` of them, and whether more were left out.
 
         Reading 8,640 records (90 days) takes seconds, most of it the client building snapshots, so
-        whole UTC days that are settled (SETTLED) are kept in this process for KEEP_SECONDS: a page
-        then reads the days it has not seen within the hour in one query, and the newest in another.
+        this process keeps the records of whole UTC days that are settled (SETTLED) and reads them
+        again only when Firestore's totals for those days (one aggregation query) are no longer
+        what was read; the newest hours are read every time.
         """
         settled, first = _midnight(end - SETTLED), _midnight(start)
         days = [first + i * DAY for i in range(max((settled - first) // DAY, 0))]
-        kept = self._kept(days)
-        missing = [day for day in days if day not in kept]
-        read, truncated = self._read_runs(missing[0], missing[-1] + DAY) if missing else ([], False)
-        if truncated:  # not kept: the read stands for its span, the kept days outside it still count
-            outside = [day for day in days if day in kept and not missing[0] <= day <= missing[-1]]
-            found = read + [run for day in outside for run in kept[day]]
-        else:
-            kept |= self._keep(missing, read)
-            found = [run for day in days for run in kept[day]]
+        found, truncated = self._settled_runs(days) if days else ([], False)
         newest, cut = self._read_runs(max(start, first + len(days) * DAY), end)
         runs = sorted((r for r in found + newest if start < r.run_after <= end), key=lambda r: r.run_after)
         return runs[-self.max_runs :], truncated or cut or len(runs) > self.max_runs
 
+    def _settled_runs(self, days: list[datetime]) -> tuple[list[RunRecord], bool]:
+        """The run records of the settled `days`: those kept while the days' totals stand, else all
+        read in one query (and kept, unless cut by the limit)."""
+        start, end = days[0], days[-1] + DAY
+        now = self.clock()
+        with self._days_lock:
+            self._days = {day: kept for day, kept in self._days.items() if now - kept.used_at <= KEEP_SECONDS}
+            kept = [self._days[day] for day in days if day in self._days]
+        sums = (sum(k.records for k in kept), sum(k.checked for k in kept), sum(k.stalled for k in kept))
+        if len(kept) == len(days) and self._totals(start, end) == sums:
+            for day in kept:
+                day.used_at = now
+            return [run for day in kept for run in day.runs], False
+        found, truncated = self._query_runs(start, end)
+        runs = self._mine(found)
+        if not truncated:
+            by_day = {day: _Day(now, []) for day in days}
+            for data in found:  # day D holds (D, D + 1 day]
+                day = by_day[_midnight(data["run_after"] - timedelta(microseconds=1))]
+                day.records += 1
+                day.checked += _number(data.get("batches_checked"))
+                day.stalled += _number(data.get("stalled_count"))
+            for run in runs:
+                by_day[_midnight(run.run_after - timedelta(microseconds=1))].runs.append(run)
+            with self._days_lock:
+                self._days |= by_day
+        return runs, truncated
+
+    def _totals(self, start: datetime, end: datetime) -> tuple[int, int | float, int | float]:
+        """Every DAG's records in `(start, end]`: how many, Σ batches_checked, Σ stalled_count."""
+        query = (
+            self._between(RUN_COLLECTION, "run_after", start, end)
+            .count(alias="records")
+            .sum("batches_checked", alias="checked")
+            .sum("stalled_count", alias="stalled")
+        )
+        [results] = query.get()
+        values = {result.alias: result.value or 0 for result in results}
+        return values.get("records", 0), values.get("checked", 0), values.get("stalled", 0)
+
     def _read_runs(self, start: datetime, end: datetime) -> tuple[list[RunRecord], bool]:
-        """One single-field query, newest first; other DAGs' records are left out here rather than
-        by a second filter, which would need a composite index."""
+        found, truncated = self._query_runs(start, end)
+        return self._mine(found), truncated
+
+    def _query_runs(self, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], bool]:
+        """The records of `(start, end]` (every DAG's), newest first, and whether the limit cut them."""
         query = (
             self._between(RUN_COLLECTION, "run_after", start, end)
             .order_by("run_after", direction=firestore.Query.DESCENDING)
@@ -198,32 +247,20 @@ class HistoryStore:
             .limit(self.max_runs)
         )
         found = [snapshot.to_dict() for snapshot in query.stream()]
+        return found, len(found) >= self.max_runs
+
+    def _mine(self, found: list[dict[str, Any]]) -> list[RunRecord]:
+        """This DAG's records; other DAGs' are left out here rather than by a second filter, which
+        would need a composite index. One without a readable time or counts is left out and logged."""
         mine = [data for data in found if data.get("dag_id", self.dag_id) == self.dag_id]
         runs = [run for run in map(_run, mine) if run is not None]
         if len(runs) < len(mine):
             log.warning(
-                "Batch cleanup history: %d of %d %s records between %s and %s have no time or counts "
-                "that can be read; the rate and the patterns leave them out",
-                len(mine) - len(runs), len(mine), RUN_COLLECTION, start, end,
+                "Batch cleanup history: %d of %d %s records have no time or counts that can be read; "
+                "the rate and the patterns leave them out",
+                len(mine) - len(runs), len(mine), RUN_COLLECTION,
             )  # fmt: skip
-        return runs, len(found) >= self.max_runs
-
-    def _kept(self, days: list[datetime]) -> dict[datetime, list[RunRecord]]:
-        """The kept days among `days`; days kept too long are dropped."""
-        now = self.clock()
-        with self._days_lock:
-            for day in [day for day, (read_at, _) in self._days.items() if now - read_at > KEEP_SECONDS]:
-                del self._days[day]
-            return {day: self._days[day][1] for day in days if day in self._days}
-
-    def _keep(self, days: list[datetime], runs: list[RunRecord]) -> dict[datetime, list[RunRecord]]:
-        by_day: dict[datetime, list[RunRecord]] = {day: [] for day in days}
-        for run in runs:  # day D holds (D, D + 1 day]
-            by_day.get(_midnight(run.run_after - timedelta(microseconds=1)), []).append(run)
-        now = self.clock()
-        with self._days_lock:
-            self._days |= {day: (now, day_runs) for day, day_runs in by_day.items()}
-        return by_day
+        return runs
 
     def opened_incidents(
         self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS
@@ -253,6 +290,11 @@ def _event(data: dict[str, Any]) -> Event:
         batches_checked=int(data.get("batches_checked") or 0),
         batch_ids=tuple(data.get("batch_ids") or ()),
     )
+
+
+def _number(value: Any) -> int | float:
+    """What Firestore's `sum()` adds of a field: numbers, not text or booleans."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def _run(data: dict[str, Any]) -> RunRecord | None:
