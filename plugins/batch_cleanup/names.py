@@ -32,6 +32,8 @@ READ_LABELS = "read_labels"
 # UTC, so its runs fall on the same quarter-hours in UTC (the backtest replays them).
 RUN_EVERY_MINUTES = 15
 SCHEDULE = f"*/{RUN_EVERY_MINUTES} * * * *"
+# The schedule's time zone: the history's hour-of-day patterns are read in it.
+SCHEDULE_TIMEZONE = "America/New_York"
 
 # Events expire (Firestore TTL on `expire_at`) this long after their run; run records, which the
 # alert-quality figures and the weekly digest look back over, after RUN_RETENTION_DAYS.

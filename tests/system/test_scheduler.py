@@ -173,8 +173,9 @@ def test_three_stalled_runs_post_one_slack_alert(
 def test_history_rate_counts_the_runs_that_found_nothing_stalled(
     deployment: Deployment, three_stalled_runs: list[str], coordinator
 ) -> None:
-    """The page's rate is over every run's `check_stalled` result, read from this deployment's
-    database (SQLite or PostgreSQL); a run that found nothing stalled writes no event but counts."""
+    """The page's rate is over every run's record, which holds what its `check_stalled` returned
+    (as this deployment's REST API shows it); a run that found nothing stalled writes no event but
+    counts."""
     admin = CoordinatorAdmin(coordinator.url)
     admin.reset()
     admin.seed([{"batch_id": f"{deployment.name}-busy-{i}", "completion_pct": 40} for i in range(5)])

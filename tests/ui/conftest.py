@@ -1,5 +1,5 @@
 """The history app in this process, mounted as Airflow mounts it, reading the Firestore emulator
-and this test session's Airflow database (for the runs' `check_stalled` results)."""
+and this test session's Airflow database (the last run, and the runs the backtest replays)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,8 @@ NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def no_seeded_runs(airflow):
-    """The session's migrated Airflow database, without runs seeded by an earlier test."""
-    from tests.support.seed_runs import replace_runs
-
-    replace_runs(history_data.DAG_ID, [])
-
-
-@pytest.fixture
-def db(firestore, no_seeded_runs, monkeypatch):
-    """An empty emulator and a Firestore client on it, for seeding; no seeded runs in Airflow."""
+def db(firestore, airflow, monkeypatch):
+    """An empty emulator and a Firestore client on it, for seeding; the session's migrated Airflow."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore as gcf
 
@@ -51,12 +43,13 @@ def make_client(db):
     from batch_cleanup.ui.auth import may_edit, require_dag_reader
     from batch_cleanup.ui.queries import HistoryStore
 
-    def make(*, last_run=None, now=NOW, signed_in=True, max_events=5000, overrides=None, user=None):
+    def make(*, last_run=None, now=NOW, signed_in=True, max_events=5000, max_runs=10_000, overrides=None,
+             user=None):  # fmt: skip
         app = ui.create_app()
         app.dependency_overrides[ui.get_now] = lambda: now
         app.dependency_overrides[ui.get_last_run] = lambda: lambda dag_id: last_run
         app.dependency_overrides[ui.get_store] = lambda: HistoryStore(
-            dag_id=history_data.DAG_ID, max_events=max_events
+            dag_id=history_data.DAG_ID, max_events=max_events, max_runs=max_runs
         )
         if user is not None or not signed_in:
             # The real checks, and the auth manager Airflow would have made (Simple, by default).

@@ -5,13 +5,14 @@ is 30 days at one cleanup per 15 minutes (2,880 events), for the latency measure
 All times are relative to the hour holding `now`, so the same history works for a frozen clock
 and for a real api-server.
 
-A history also has its runs: what each run's `check_stalled` returned, which Airflow keeps as an
-XCom (tests/support/seed_runs.py writes them into Airflow's database). Every cleanup has its run,
-5 s before its event; a run that found nothing stalled has no event.
+A history also has its runs: the `batch_cleanup_runs` record each run writes (what it checked and
+found). Every cleanup has its run, 5 s before its event; a run that found nothing stalled has no
+event. Incidents carry the labels people gave them (docs/firestore-schema.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ PROJECT = "demo-batch-cleanup"
 EVENTS = "batch_cleanup_events"
 STATES = "batch_cleanup_alert_state"
 INCIDENTS = "batch_cleanup_incidents"
+RUNS = "batch_cleanup_runs"
 
 
 @dataclass
@@ -30,7 +32,7 @@ class History:
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
     state: dict[str, Any] | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
-    # Airflow's database holds no run before this (cleaned up with `airflow db clean`).
+    # No run record before this (the DAG wrote none yet, or they expired).
     runs_since: datetime | None = None
 
     def run(self, at: datetime, *, checked: int, stalled: int = 0) -> None:
@@ -53,6 +55,25 @@ class History:
     def incident(self, opened_at: datetime, closed_at: datetime | None, dag_id: str = DAG_ID, **fields):
         doc_id = f"{dag_id}-{opened_at:%Y%m%dT%H%M%SZ}"
         self.incidents[doc_id] = {"dag_id": dag_id, "opened_at": opened_at, "closed_at": closed_at, **fields}
+        return self.incidents[doc_id]
+
+
+def label(value: str, at: datetime, *, source: str = "page", by: tuple[str, ...] = ("admin",)) -> dict:
+    """An incident's `label` field, as the page or the reactions set it."""
+    return {"value": value, "source": source, "by": list(by), "at": at, "note": None}
+
+
+def run_record(run: dict[str, Any], dag_id: str = DAG_ID) -> tuple[str, dict[str, Any]]:
+    """A history's run as the DAG records it: its deterministic id and its `batch_cleanup_runs` document."""
+    run_after: datetime = run["at"]
+    run_id = f"scheduled__{run_after.isoformat()}"
+    doc_id = f"{dag_id}-{run_after:%Y%m%dT%H%M%SZ}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+    document = {
+        "dag_id": dag_id, "run_id": run_id, "run_after": run_after, "batches_checked": run["checked"],
+        "stalled_count": run["stalled"], "kind": run.get("kind", "none"), "severity": run.get("severity"),
+        "expire_at": run_after + timedelta(days=90), "recorded_at": run_after + timedelta(seconds=50),
+    }  # fmt: skip
+    return doc_id, document
 
 
 RUNS_KEPT_HOURS = 8 * 24
@@ -78,8 +99,18 @@ def story(now: datetime) -> History:
     | H - 1 h, minutes 10, 40 | 2 | 1 | 180 | batch-c (and batch-a at :40) |
     | H - 800 h (older than 30 days) | 1 | 9 | 900 | batch-a |
 
-    Runs: Airflow keeps them for 8 days (since H - 192 h): each cleanup's run in that span, and
+    Runs: recorded for the last 8 days (since H - 192 h): each cleanup's run in that span, and
     one run an hour that found nothing stalled, at H - k h + 45 min (k = 1..192), 200 checked.
+
+    Incidents, with their labels (minutes after the incident opened):
+
+    | incident | peak | closed after | label | first reaction |
+    |---|---|---|---|---|
+    | open since H - 85 min | WARNING | (open) | none | none |
+    | the burst, H - 50 h + 20 min | CRITICAL | 105 min | real (reactions, two people) | 4 min |
+    | ten days ago, H - 240 h + 25 min | WARNING | 60 min | noise (the page) | 30 min |
+    | 40 days ago | WARNING | 60 min | disputed (reactions) | 10 min |
+    | another DAG's, H - 5 h | CRITICAL | (open) | real | 1 min |
     """
     h = hour_of(now)
     history = History(runs_since=h - timedelta(hours=RUNS_KEPT_HOURS))
@@ -101,31 +132,38 @@ def story(now: datetime) -> History:
     history.event(h - timedelta(minutes=20), stalled=1, checked=180, batch_ids=["batch-c", "batch-a"])
     history.event(h - timedelta(hours=800), stalled=9, checked=900, batch_ids=["batch-a"])
 
+    burst = h - timedelta(hours=50) + timedelta(minutes=20)
     history.incident(  # closed: 1 h 45 min, peaked at CRITICAL
-        h - timedelta(hours=50) + timedelta(minutes=20),
-        h - timedelta(hours=48) + timedelta(minutes=5),
+        burst, h - timedelta(hours=48) + timedelta(minutes=5),
         severity="WARNING", peak_severity="CRITICAL", peak_count=6, total_cleanups=6,
         batch_ids=["batch-a", "batch-b"], notifications=3,
+        label=label("real", burst + timedelta(minutes=9), source="reactions", by=("U0ANA", "U0BEN")),
+        first_reaction_at=burst + timedelta(minutes=4), reactions={"real": ["U0ANA", "U0BEN"], "noise": []},
     )  # fmt: skip
+    ten_days_ago = h - timedelta(hours=240) + timedelta(minutes=25)
     history.incident(  # ten days ago: 1 h
-        h - timedelta(hours=240) + timedelta(minutes=25),
-        h - timedelta(hours=239) + timedelta(minutes=25),
+        ten_days_ago, h - timedelta(hours=239) + timedelta(minutes=25),
         severity="WARNING", peak_severity="WARNING", peak_count=3, total_cleanups=3,
-        batch_ids=["batch-d"], notifications=2,
+        batch_ids=["batch-d"], notifications=2, label=label("noise", ten_days_ago + timedelta(hours=3)),
+        first_reaction_at=ten_days_ago + timedelta(minutes=30),
     )  # fmt: skip
     opened = h - timedelta(hours=2) + timedelta(minutes=35)
     history.incident(  # open since H - 85 min
         opened, None, severity="WARNING", peak_severity="WARNING", peak_count=4, total_cleanups=5,
         batch_ids=["batch-c", "batch-a"], notifications=1,
     )  # fmt: skip
-    history.incident(  # too old: ignored
-        h - timedelta(days=40), h - timedelta(days=40) + timedelta(hours=1),
+    forty_days_ago = h - timedelta(days=40)
+    history.incident(  # too old for 30 days: ignored there
+        forty_days_ago, forty_days_ago + timedelta(hours=1),
         severity="WARNING", peak_severity="WARNING", peak_count=3, total_cleanups=3,
         batch_ids=["batch-old"], notifications=2,
+        label=label("disputed", forty_days_ago + timedelta(minutes=20), source="reactions", by=("U1", "U2")),
+        first_reaction_at=forty_days_ago + timedelta(minutes=10),
     )  # fmt: skip
     history.incident(  # another DAG's: ignored
         h - timedelta(hours=5), None, dag_id="other_dag", severity="CRITICAL",
         peak_severity="CRITICAL", peak_count=9, total_cleanups=9, batch_ids=["x"], notifications=1,
+        label=label("real", h - timedelta(hours=4)), first_reaction_at=h - timedelta(hours=4, minutes=59),
     )  # fmt: skip
     history.state = {
         "open": True, "severity": "WARNING", "peak_severity": "WARNING", "opened_at": opened,
@@ -159,6 +197,8 @@ def write(client, history: History) -> None:
     writes += [(events.document(f"event-{i:05d}"), doc) for i, doc in enumerate(history.events)]
     incidents = client.collection(INCIDENTS)
     writes += [(incidents.document(doc_id), doc) for doc_id, doc in history.incidents.items()]
+    runs = client.collection(RUNS)
+    writes += [(runs.document(doc_id), doc) for doc_id, doc in map(run_record, history.runs)]
     if history.state is not None:
         writes.append((client.collection(STATES).document(DAG_ID), history.state))
     for start in range(0, len(writes), 500):
@@ -166,13 +206,6 @@ def write(client, history: History) -> None:
         for ref, doc in writes[start : start + 500]:
             batch.set(ref, doc)
         batch.commit()
-
-
-def seed_runs(history: History) -> int:
-    """The history's runs in this process's Airflow database (replacing earlier seeded runs)."""
-    from tests.support.seed_runs import replace_runs
-
-    return replace_runs(DAG_ID, history.runs)
 
 
 def connection_json(project: str = PROJECT) -> str:

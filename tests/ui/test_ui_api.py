@@ -1,5 +1,5 @@
-"""The JSON endpoints and the page against the Firestore emulator, with `history_data.story` seeded
-there and its runs in the test session's Airflow database.
+"""The JSON endpoints and the page against the Firestore emulator, with `history_data.story` (its
+events, incidents and run records) seeded there.
 
 The clock is frozen at NOW = 12:30, so H = 12:00 (see history_data.story for what lies where).
 """
@@ -24,9 +24,7 @@ LAST_EVENT_RUN = f"scheduled__{(H - timedelta(minutes=30)).isoformat()}"  # the 
 
 @pytest.fixture
 def story(db):
-    story = history_data.story(NOW)
-    history_data.write(db, story)
-    history_data.seed_runs(story)
+    history_data.write(db, history_data.story(NOW))
 
 
 def rates(cleanups, stalled, checked, runs, source="runs"):
@@ -57,7 +55,7 @@ def run(run_id=LAST_EVENT_RUN, state="success"):
         # cleanup, 167 without.
         ("7d", 17, {117: 6, 165: 3, 166: 2}, 17 + 167, 23, 3300 + 167 * 200),
         # 30d adds 23 quiet days and batch-d's 3 at H-240 (the hour of quiet day 10: 4 in all);
-        # the event 800 h ago stays out. Airflow holds the runs of the last 8 days only: the
+        # the event 800 h ago stays out. Runs are recorded for the last 8 days only: the
         # 19 with a cleanup (8 quiet days, the burst, today's 5) and 192 without.
         ("30d", 43, {719 - 50: 6, 719 - 240: 4, 717: 3, 718: 2}, 19 + 192, 25, 3700 + 192 * 200),
     ],
@@ -76,9 +74,12 @@ def test_cleanups_per_hour_and_totals(story, make_client, range_, cleanups, hour
     assert body["window"]["range"] == range_
 
 
-def test_without_runs_in_airflow_the_rate_is_the_cleanups_upper_bound(db, make_client):
-    """XComs cleaned up (or never there): the rate over the runs that cleaned up, and said so."""
-    history_data.write(db, history_data.story(NOW))  # events only
+def test_without_run_records_the_rate_is_the_cleanups_upper_bound(db, make_client):
+    """No run record (expired, or before the DAG wrote them): the rate over the runs that cleaned up,
+    and said so."""
+    story = history_data.story(NOW)
+    story.runs = []  # events only
+    history_data.write(db, story)
 
     got = make_client().get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
 
@@ -90,13 +91,7 @@ def test_without_runs_in_airflow_the_rate_is_the_cleanups_upper_bound(db, make_c
 
 
 def test_past_the_runs_limit_only_the_newest_count_and_the_page_says_so(story, make_client):
-    from functools import partial
-
-    from batch_cleanup.ui import app as ui
-    from batch_cleanup.ui.runs import run_checks
-
-    limited = partial(run_checks, history_data.DAG_ID, limit=10)
-    client = make_client(overrides={ui.get_run_checks: lambda: limited})
+    client = make_client(max_runs=10)
 
     got = client.get("/batch-cleanup/api/cleanups?range=7d").json()["cleanups"]["totals"]
     # The newest ten: today's five cleanups' runs (180 checked, 1 stalled each) and the runs
@@ -121,12 +116,12 @@ def test_daily_auto_completions_and_rate(story, make_client):
     assert body["rate_target"] == 0.01
 
 
-def test_days_older_than_airflows_runs_fall_back_to_the_cleanups(story, make_client):
+def test_days_older_than_the_run_records_fall_back_to_the_cleanups(story, make_client):
     days = {d["day"]: d for d in make_client().get("/batch-cleanup/api/daily?range=30d").json()["daily"]}
 
     # February 28: batch-d's 3 cleanups and a quiet day's, 200 checked each; no run kept.
     assert days["2026-02-28"] == day("2026-02-28", 4, 4, 800, 0, source="cleanups")
-    # March 2, the day Airflow's runs begin at 12:00: the quiet day's run and 12 without cleanup.
+    # March 2, the day the run records begin at 12:00: the quiet day's run and 12 without cleanup.
     assert (days["2026-03-02"]["runs"], days["2026-03-02"]["checked"]) == (13, 13 * 200)
     assert days["2026-03-02"]["rate_source"] == "runs"
     page = make_client().get("/batch-cleanup/?range=30d").text
@@ -339,7 +334,8 @@ def test_a_signed_in_user_needs_read_access_to_the_dag(db, make_client, monkeypa
 
 def test_the_openapi_schema_documents_every_endpoint(db, make_client):
     schema = make_client().get("/batch-cleanup/api/openapi.json").json()
-    endpoints = ("summary", "cleanups", "daily", "offenders", "incidents", "status", "backtest")
+    endpoints = ("summary", "cleanups", "daily", "offenders", "incidents", "status", "backtest", "quality")
+    endpoints += ("patterns",)
     assert set(schema["paths"]) == {f"/api/{name}" for name in endpoints} | {
         "/api/incidents/{incident_id}/label"
     }
@@ -352,7 +348,6 @@ def test_thirty_days_at_one_cleanup_per_15_minutes(db, make_client):
     """A benchmark, printed and written to test-output/ui/latency-in-process.json; not a timed assertion."""
     steady = history_data.steady(NOW)
     history_data.write(db, steady)
-    history_data.seed_runs(steady)
     client = make_client(last_run=run())
 
     timings = {}

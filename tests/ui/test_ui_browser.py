@@ -1,9 +1,9 @@
 """The history page in a real browser, served by a real `airflow api-server` with the plugin mounted.
 
 The api-server has an Airflow home of its own, so that no other test's runs count in its rates.
-One DAG run through `airflow dags test` gives the page a real last run; the history itself is
-seeded straight into the Firestore emulator and, for the runs' results, into that home's
-database (tests/ui/history_data.py, tests/support/seed_runs.py). Headless Debian Chromium,
+One DAG run through `airflow dags test` gives the page a real last run; the history itself (events,
+incidents with their labels, run records) is seeded straight into the Firestore emulator
+(tests/ui/history_data.py), after the run: the run's own records are wiped. Headless Debian Chromium,
 driven by Playwright, signs in through Airflow's login form, reads the numbers on the page and
 saves screenshots under test-output/ui/.
 """
@@ -16,7 +16,6 @@ import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,9 +30,8 @@ from dev import services
 from dev.coordinator import CoordinatorAdmin
 from dev.system_services import apt_install
 from tests.airflow_cli import AIRFLOW, AirflowCLI
-from tests.conftest import OUTPUT, REPO, migrated_airflow
+from tests.conftest import OUTPUT, migrated_airflow
 from tests.scenario import healthy
-from tests.support.seed_runs import to_json
 from tests.ui import history_data
 
 pytestmark = pytest.mark.e2e
@@ -91,15 +89,6 @@ def last_run(ui_airflow, coordinator):
         ).fetchone()
     assert newest is not None, run.explain()
     return {"run_id": newest[0], "state": newest[1], "checked": 3}
-
-
-def seed_runs_in(airflow: AirflowCLI, history: history_data.History) -> None:
-    """The history's runs into the api-server's database (replacing those seeded before)."""
-    command = [sys.executable, "-m", "tests.support.seed_runs", history_data.DAG_ID]
-    options = {"env": airflow.env, "cwd": REPO, "capture_output": True, "text": True, "timeout": 300}
-    done = subprocess.run(command, input=to_json(history.runs), **options)
-    assert done.returncode == 0, f"seeding runs failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
-    assert done.stdout.split()[-1] == str(len(history.runs)), done.stdout[-2000:]
 
 
 @pytest.fixture(scope="module")
@@ -216,11 +205,11 @@ def test_latency_with_2880_events(api_server, ui_airflow, db, browser):
     """A benchmark: printed and written to test-output/ui/latency.json, not a timed assertion."""
     steady = history_data.steady(_in_one_hour())
     history_data.write(db, steady)
-    seed_runs_in(ui_airflow, steady)
     signed = {"Authorization": f"Bearer {api_server.token()}"}
     timings: dict[str, dict[str, float]] = {}
     with httpx.Client(timeout=60, headers=signed) as http:
-        for path in ["/", "/api/summary", "/api/cleanups", "/api/daily", "/api/offenders", "/api/incidents"]:
+        paths = ["/", "/api/summary", "/api/cleanups", "/api/daily", "/api/offenders", "/api/incidents"]
+        for path in [*paths, "/api/quality", "/api/patterns"]:
             seconds, server = [], []
             for _ in range(6):
                 started = time.perf_counter()
@@ -236,7 +225,7 @@ def test_latency_with_2880_events(api_server, ui_airflow, db, browser):
             }
         body = http.get(f"{api_server.url}/batch-cleanup/api/cleanups?range=30d").json()["cleanups"]
     assert body["totals"]["cleanups"] == body["events_read"] == 2880
-    assert body["totals"]["runs"] == 2880 + 1  # and the real last run
+    assert body["totals"]["runs"] == 2880  # the seeded records (the real last run's were wiped)
 
     url = f"{api_server.url}/batch-cleanup/?range=30d"
     page = sign_in(browser, url)
@@ -270,20 +259,19 @@ def _server_total(header: str) -> float:
 
 
 def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, last_run):
-    now = datetime.now(UTC)
+    now = _in_one_hour()
     story = history_data.story(now)
     history_data.write(db, story)
-    seed_runs_in(ui_airflow, story)
     h = history_data.hour_of(now)
 
     page = sign_in(browser, f"{api_server.url}/batch-cleanup/?range=7d")
 
-    # Totals over the 7 days (see history_data.story): 17 cleanups; the rate is over the 17 runs
-    # that cleaned up, the 167 that found nothing stalled (200 checked each) and the last run.
+    # Totals over the 7 days (see history_data.story): 17 cleanups; the rate is over the run records
+    # of the 17 runs that cleaned up and the 167 that found nothing stalled (200 checked each).
     assert text(page, "#total-cleanups") == "17"
     assert text(page, "#total-stalled") == "23"
-    assert text(page, "#total-checked") == f"{3300 + 167 * 200 + last_run['checked']:,}"
-    assert text(page, "#total-runs") == str(17 + 167 + 1)
+    assert text(page, "#total-checked") == f"{3300 + 167 * 200:,}"
+    assert text(page, "#total-runs") == str(17 + 167)
     assert text(page, "#total-rate") == "0.06 %"
     assert text(page, "#peak-hour") == "6"
     assert (text(page, "#hours-warning"), text(page, "#hours-critical")) == ("1", "1")
@@ -323,6 +311,7 @@ def test_the_page_shows_the_seeded_history(api_server, ui_airflow, db, browser, 
     # Three charts drawn by Chart.js, served by the plugin.
     assert page.evaluate("Object.keys(Chart.instances).length") == 3
     page.screenshot(path=SHOTS / "batch-cleanup.png", full_page=True)
+    alert_quality_and_patterns(page, story, now)
 
     page.locator("header nav a", has_text="30d").click()
     page.wait_for_url("**range=30d")
@@ -347,6 +336,37 @@ def test_an_editor_labels_an_incident_from_the_page(api_server, db, browser):
     assert cell.locator(".note").inner_text() == note, "the note as text, not HTML"
     assert page.evaluate("document.body.dataset.pwned") is None
     page.screenshot(path=SHOTS / "batch-cleanup-labelled.png", full_page=True)
+
+
+def alert_quality_and_patterns(page, story: history_data.History, now: datetime) -> None:
+    """The lower sections over the default 30 days, as shown; screenshots of each."""
+    from batch_cleanup import patterns
+    from batch_cleanup.ports import RunRecord
+    from batch_cleanup.ui.history import QUALITY_RANGES, window
+
+    # The burst (CRITICAL, real), today's open WARNING (no label), ten days ago's (noise).
+    total = [cell.strip() for cell in page.locator("#quality-total td").all_inner_texts()]
+    assert total[0] == "3"
+    assert total[1].startswith("1 of 2 labelled incidents were real; 1 not labelled")
+    assert total[2] == "50 % (9 % – 91 %)"  # 1 of 2, and its Wilson interval
+    critical = [cell.strip() for cell in page.locator("#quality-critical td").all_inner_texts()]
+    assert critical[1].startswith("1 of 1 labelled incident was real")
+    assert critical[4:] == ["4 min / 4 min (1)", "1 h 45 min / 1 h 45 min (1)"]
+    page.locator("#quality").screenshot(path=SHOTS / "batch-cleanup-quality.png")
+
+    # The heatmap, in New York time: what the pure function makes of the seeded run records.
+    win = window("30d", now, QUALITY_RANGES)
+    runs = [RunRecord(run["at"], run["checked"], run["stalled"]) for run in story.runs]
+    expected = patterns.patterns(runs, start=win.start, end=win.end)
+    assert text(page, "#patterns-sentence") == expected["sentence"]
+    assert text(page, "#patterns-sentence").startswith("Cleanups cluster ")
+    darkest = page.locator('#heatmap-cleanups td[style="--shade: 1.00"]')
+    assert darkest.first.inner_text() == "6"  # the burst's hour
+    shown = sum(int(n) for n in page.locator("#heatmap-cleanups td").all_inner_texts() if n.strip())
+    assert shown == expected["cleanups"] == 19
+    assert page.locator("#heatmap-cleanups tbody tr").count() == 7
+    assert page.locator("#heatmap-rate tbody tr").first.locator("td").count() == 24
+    page.locator("#patterns").screenshot(path=SHOTS / "batch-cleanup-patterns.png")
 
 
 def test_the_page_inside_airflows_ui(api_server, db, browser):

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from batch_cleanup.backtest import Recorded, replay, scheduled_runs
 from batch_cleanup.events import StoredEvent
 from batch_cleanup.policy import PolicyConfig
+from batch_cleanup.ports import RunRecord
 from batch_cleanup.ui import history
-from batch_cleanup.ui.history import Event, Incident, RunCheck, Sums
+from batch_cleanup.ui.history import Event, Incident, Sums
 from tests.ui.history_data import NOTHING_CHECKED
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -100,11 +101,11 @@ def test_totals_rate_counts_every_run_in_the_window_also_those_that_cleaned_up_n
     win = history.window("24h", NOW)
     events = [ev(ago(hours=1), 2, 100)]
     checks = [
-        RunCheck(ago(hours=1), 100, 2),  # the run that wrote the event
-        RunCheck(ago(minutes=45), 300, 0),
-        RunCheck(win.end, 100, 0),  # the window's last instant counts
-        RunCheck(win.start, 5000, 0),  # before the window
-        RunCheck(win.end + timedelta(microseconds=1), 5000, 5),  # after it
+        RunRecord(ago(hours=1), 100, 2),  # the run that wrote the event
+        RunRecord(ago(minutes=45), 300, 0),
+        RunRecord(win.end, 100, 0),  # the window's last instant counts
+        RunRecord(win.start, 5000, 0),  # before the window
+        RunRecord(win.end + timedelta(microseconds=1), 5000, 5),  # after it
     ]
     data = cleanups(events, Sums(1, 2, 100), win, checks=checks, checks_truncated=True)
     assert data["totals"] == tally(1, 2, 500, 2 / 500, 3, "runs", runs_truncated=True)
@@ -143,16 +144,16 @@ def test_daily_rate_is_over_the_days_runs_where_airflow_holds_them():
         ev(datetime(2026, 3, 9, 6, 0, 5, tzinfo=UTC), 3, 100),
     ]
     checks = [
-        RunCheck(datetime(2026, 3, 9, 6, 0, tzinfo=UTC), 100, 3),  # the run of March 9's cleanup
-        RunCheck(datetime(2026, 3, 9, 6, 15, tzinfo=UTC), 250, 0),  # runs that found nothing
-        RunCheck(datetime(2026, 3, 10, 0, 0, tzinfo=UTC), 250, 0),  # midnight: still March 9
-        RunCheck(datetime(2026, 3, 10, 0, 15, tzinfo=UTC), 400, 0),  # the next day
+        RunRecord(datetime(2026, 3, 9, 6, 0, tzinfo=UTC), 100, 3),  # the run of March 9's cleanup
+        RunRecord(datetime(2026, 3, 9, 6, 15, tzinfo=UTC), 250, 0),  # runs that found nothing
+        RunRecord(datetime(2026, 3, 10, 0, 0, tzinfo=UTC), 250, 0),  # midnight: still March 9
+        RunRecord(datetime(2026, 3, 10, 0, 15, tzinfo=UTC), 400, 0),  # the next day
     ]
     days = {d["day"]: d for d in history.daily(events, win, checks)}
     assert days["2026-03-09"] == tally(1, 3, 600, 0.005, 3, "runs", day="2026-03-09")
     # A day of healthy runs has a rate of 0, not "none".
     assert days["2026-03-10"] == tally(0, 0, 400, 0.0, 1, "runs", day="2026-03-10")
-    # March 8 has a cleanup but no run left in Airflow's database: the upper bound, marked so.
+    # March 8 has a cleanup but no run record: the upper bound, marked so.
     assert days["2026-03-08"] == tally(1, 2, 200, 0.01, 0, "cleanups", day="2026-03-08")
 
 
@@ -161,15 +162,15 @@ def test_daily_rate_is_over_the_days_runs_where_airflow_holds_them():
 )
 def test_the_days_add_up_to_the_ranges_totals(runs):
     win = history.window("7d", NOW)
-    checks = [RunCheck(win.start + timedelta(seconds=s), checked, stalled) for s, checked, stalled in runs]
-    inside = [c for c in checks if win.start < c.timestamp <= win.end]
+    checks = [RunRecord(win.start + timedelta(seconds=s), checked, stalled) for s, checked, stalled in runs]
+    inside = [c for c in checks if win.start < c.run_after <= win.end]
 
     days = history.daily([], win, checks)
     totals = cleanups([], Sums(0, 0, 0), win, checks=checks)["totals"]
 
     assert sum(d["runs"] for d in days) == totals["runs"] == len(inside)
-    assert sum(d["checked"] for d in days) == totals["checked"] == sum(c.checked for c in inside)
-    assert sum(d["stalled"] for d in days) == totals["stalled"] == sum(c.stalled for c in inside)
+    assert sum(d["checked"] for d in days) == totals["checked"] == sum(c.batches_checked for c in inside)
+    assert sum(d["stalled"] for d in days) == totals["stalled"] == sum(c.stalled_count for c in inside)
     assert totals["rate_source"] == ("runs" if inside else None)
 
 

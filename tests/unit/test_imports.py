@@ -37,8 +37,8 @@ LEAVES = {PACKAGE} | group(
     "budget", "cleanup", "compat", "config", "labels", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
-    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "rules",
-    "steps",
+    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "patterns", "policy",
+    "quality", "rules", "steps",
 )  # fmt: skip
 EDGES = group("notify", "ui")
 

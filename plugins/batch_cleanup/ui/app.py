@@ -32,13 +32,13 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batch_cleanup import backtest, labels
+from batch_cleanup import backtest, labels, patterns, quality
 from batch_cleanup.config import NOISE_REACTION, REAL_REACTION, RUN_TIMEOUT
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
-from batch_cleanup.text import utc_z
+from batch_cleanup.text import duration_text, utc_z
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
 from batch_cleanup.ui.auth import login_redirect, may_edit, require_dag_editor, require_dag_reader
 from batch_cleanup.ui.queries import HistoryStore
@@ -53,6 +53,14 @@ RangeName = Literal["24h", "7d", "30d"]
 RangeParam = Annotated[
     RangeName,
     Query(alias="range", description="Window ending with the current hour: 24h, 7d or 30d (UTC hours)."),
+]
+QualityRangeName = Literal["7d", "30d", "90d"]
+QUALITY_RANGE_ABOUT = "Window ending with the current hour: 7d, 30d or 90d (UTC hours)."
+QualityRangeParam = Annotated[QualityRangeName, Query(alias="range", description=QUALITY_RANGE_ABOUT)]
+# The page's own `range` is the upper part's (24h, 7d, 30d); the quality and patterns have theirs.
+PageQualityRange = Annotated[
+    QualityRangeName,
+    Query(alias="quality_range", description=f"Alert quality and patterns: {QUALITY_RANGE_ABOUT}"),
 ]
 
 
@@ -112,13 +120,6 @@ def get_last_run() -> Callable[[str], dict[str, Any] | None]:
     return runs.last_run
 
 
-CheckReader = Callable[[datetime, datetime], tuple[list[history.RunCheck], bool]]
-
-
-def get_run_checks() -> CheckReader:
-    return partial(runs.run_checks, DAG_ID)
-
-
 RunTimes = Callable[[datetime, datetime], list[datetime]]
 
 
@@ -132,7 +133,6 @@ def get_now() -> datetime:
 
 Store = Annotated[HistoryStore, Depends(get_store)]
 LastRun = Annotated[Callable[[str], dict[str, Any] | None], Depends(get_last_run)]
-RunChecks = Annotated[CheckReader, Depends(get_run_checks)]
 RunTimesReader = Annotated[RunTimes, Depends(get_run_times)]
 Now = Annotated[datetime, Depends(get_now)]
 Editor = Annotated[BaseUser, Depends(require_dag_editor)]
@@ -154,15 +154,12 @@ class Sources:
 
     store: HistoryStore
     last_run: Callable[[str], dict[str, Any] | None]
-    run_checks: CheckReader
     run_times: RunTimes
     now: datetime
 
 
-def get_sources(
-    store: Store, last_run: LastRun, run_checks: RunChecks, run_times: RunTimesReader, now: Now
-) -> Sources:
-    return Sources(store, last_run, run_checks, run_times, now)
+def get_sources(store: Store, last_run: LastRun, run_times: RunTimesReader, now: Now) -> Sources:
+    return Sources(store, last_run, run_times, now)
 
 
 AllSources = Annotated[Sources, Depends(get_sources)]
@@ -202,8 +199,9 @@ def event_reads(store: HistoryStore, win: history.Window) -> dict[str, Callable[
     }
 
 
-def check_reads(run_checks: CheckReader, win: history.Window) -> dict[str, Callable[[], Any]]:
-    return {"checks": lambda: run_checks(win.start, win.end)}
+def check_reads(store: HistoryStore, start: datetime, end: datetime) -> dict[str, Callable[[], Any]]:
+    """The run records of `(start, end]`: the rate's runs, and the patterns'."""
+    return {"checks": lambda: store.runs(start, end)}
 
 
 def status_reads(store: HistoryStore, last_run: Callable[[str], Any]) -> dict[str, Callable[[], Any]]:
@@ -241,15 +239,25 @@ def status_json(got: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
-def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, Any]:
-    """Everything the page shows, read in parallel: the slowest read sets the time."""
-    store, now = sources.store, sources.now
-    got = reads.run(
+def summary_reads(
+    sources: Sources, win: history.Window, runs_since: datetime | None = None
+) -> dict[str, Callable[[], Any]]:
+    """What `summary_json` needs; the run records from `runs_since` when the page needs more of them."""
+    store = sources.store
+    return {
         **event_reads(store, win),
-        **check_reads(sources.run_checks, win),
-        incidents=lambda: store.incidents(win.start, win.end),
+        **check_reads(store, runs_since or win.start, win.end),
+        "incidents": lambda: store.incidents(win.start, win.end),
         **status_reads(store, sources.last_run),
-    )
+    }
+
+
+def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, Any]:
+    """Everything the upper part of the page shows, read in parallel: the slowest read sets the time."""
+    return summary_json(reads.run(**summary_reads(sources, win)), win, sources.now)
+
+
+def summary_json(got: dict[str, Any], win: history.Window, now: datetime) -> dict[str, Any]:
     return {
         **_header(win, now),
         "cleanups": cleanups_json(got, win),
@@ -258,6 +266,23 @@ def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, An
         "incidents": history.incident_rows(got["incidents"], win, now),
         **status_json(got, now),
     }
+
+
+def quality_reads(store: HistoryStore, win: history.Window) -> dict[str, Callable[[], Any]]:
+    return {"opened_incidents": lambda: store.opened_incidents(win.start, win.end)}
+
+
+def quality_json(got: dict[str, Any], win: history.Window) -> dict[str, Any]:
+    """The alert-quality figures over the incidents opened in the window (`quality.figures`)."""
+    incidents, truncated = got["opened_incidents"]
+    figures = quality.figures(incidents, start=win.start, end=win.end)
+    return {"quality": figures, "incidents_read": len(incidents), "incidents_truncated": truncated}
+
+
+def patterns_json(got: dict[str, Any], win: history.Window) -> dict[str, Any]:
+    """The heatmap, the rate against volume and their sentence over the window's run records."""
+    runs, truncated = got["checks"]
+    return {"patterns": patterns.patterns(runs, start=win.start, end=win.end), "runs_truncated": truncated}
 
 
 def backtest_json(
@@ -355,6 +380,7 @@ def create_app() -> FastAPI:
     templates.env.filters["pct"] = _pct
     templates.env.filters["when"] = _when
     templates.env.filters["num"] = "{:,}".format
+    templates.env.filters["minutes"] = _minutes
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(StarletteHTTPException)
@@ -377,10 +403,22 @@ def create_app() -> FastAPI:
         asked: Asked,
         may_label: MayLabel,
         range_: RangeParam = history.DEFAULT_RANGE,
+        quality_range: PageQualityRange = history.DEFAULT_QUALITY_RANGE,
     ):
         reads = Reads()
         win = history.window(range_, sources.now)
-        data = with_run_link(summary(sources, win, reads), request)
+        lower = history.window(quality_range, sources.now, history.QUALITY_RANGES)
+        # One read of the run records serves the rate above and the patterns below.
+        got = reads.run(
+            **summary_reads(sources, win, runs_since=min(win.start, lower.start)),
+            **quality_reads(sources.store, lower),
+        )
+        data = with_run_link(summary_json(got, win, sources.now), request)
+        insights = {"window": history.window_json(lower), **patterns_json(got, lower)}
+        try:
+            insights |= quality_json(got, lower)
+        except ValueError as err:  # an incident it cannot read: named there, the rest still shown
+            insights |= {"quality": None, "quality_error": str(err)}
         form, compared, error = backtest_form(asked), None, None
         if any(name in request.query_params for name in POLICY_FIELDS):  # the backtest form was sent
             try:
@@ -392,6 +430,9 @@ def create_app() -> FastAPI:
         context = {
             "data": data,
             "ranges": list(history.RANGES),
+            "quality_ranges": list(history.QUALITY_RANGES),
+            "default_quality_range": history.DEFAULT_QUALITY_RANGE,
+            "insights": insights,
             "form": form,
             "backtest": compared,
             "backtest_error": error,
@@ -411,21 +452,19 @@ def create_app() -> FastAPI:
         return reads.timed_response(JSONResponse(with_run_link(summary(sources, win, reads), request)))
 
     @app.get("/api/cleanups", summary="Cleanups per hour, with the window's totals")
-    def api_cleanups(
-        store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = history.DEFAULT_RANGE
-    ):
+    def api_cleanups(store: Store, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Cleanups per UTC hour and the totals: cleanups, batches auto-completed and checked, rate."""
         reads = Reads()
         win = history.window(range_, now)
-        got = reads.run(**event_reads(store, win), **check_reads(run_checks, win))
+        got = reads.run(**event_reads(store, win), **check_reads(store, win.start, win.end))
         return reads.timed_response(JSONResponse({**_header(win, now), "cleanups": cleanups_json(got, win)}))
 
     @app.get("/api/daily", summary="Batches auto-completed per day, and the auto-completion rate")
-    def api_daily(store: Store, run_checks: RunChecks, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
+    def api_daily(store: Store, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Per UTC day: cleanups, batches auto-completed (`stalled`) and checked, `rate`, its source."""
         reads = Reads()
         win = history.window(range_, now)
-        got = reads.run(events=event_reads(store, win)["events"], **check_reads(run_checks, win))
+        got = reads.run(events=event_reads(store, win)["events"], **check_reads(store, win.start, win.end))
         data = {**_header(win, now), "daily": daily_json(got, win), "events_truncated": got["events"][1]}
         return reads.timed_response(JSONResponse(data))
 
@@ -490,11 +529,48 @@ def create_app() -> FastAPI:
         data = {"dag_id": DAG_ID, **status_json(got, now)}
         return reads.timed_response(JSONResponse(with_run_link(data, request)))
 
+    add_insight_routes(app)
     return app
+
+
+def add_insight_routes(app: FastAPI) -> None:
+    """`api/quality` and `api/patterns`: what the page's lower part shows, over 7, 30 or 90 days."""
+
+    @app.get("/api/quality", summary="Were the alerts real: alert-quality figures from the labels")
+    def api_quality(store: Store, now: Now, range_: QualityRangeParam = history.DEFAULT_QUALITY_RANGE):
+        """Over the incidents opened in the window, per peak severity (`WARNING`, `CRITICAL`) and in
+        `total`: `incidents`, `labelled`, `real`, `noise`, `disputed`, `precision` {`value`, `low`,
+        `high`} (real ÷ labelled, Wilson 95 %; null with no label), `said` (the same in words, with
+        how many were labelled), `critical_pages_per_week`, `first_reaction_minutes` and
+        `resolve_minutes` {`median`, `p90`, `count`}."""
+        reads = Reads()
+        win = history.window(range_, now, history.QUALITY_RANGES)
+        got = reads.run(**quality_reads(store, win))
+        try:
+            figures = quality_json(got, win)
+        except ValueError as err:  # a document it cannot read, named
+            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(err)) from None
+        return reads.timed_response(JSONResponse({**_header(win, now), **figures}))
+
+    @app.get("/api/patterns", summary="When cleanups happen, and the rate against volume")
+    def api_patterns(store: Store, now: Now, range_: QualityRangeParam = history.DEFAULT_QUALITY_RANGE):
+        """From the window's run records, in the schedule's America/New_York time: `heatmap`
+        (`cells[weekday][hour]`, Monday first: `runs`, `cleanups`, `auto_completed`, `checked`,
+        `rate`), `volume` (runs in bins by batches checked, each with its rate and Wilson interval),
+        `cluster`, `trend` and the `sentence` that reads them (rules in docs/ui.md)."""
+        reads = Reads()
+        win = history.window(range_, now, history.QUALITY_RANGES)
+        got = reads.run(**check_reads(store, win.start, win.end))
+        return reads.timed_response(JSONResponse({**_header(win, now), **patterns_json(got, win)}))
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def _minutes(value: float | None) -> str:
+    """`12.5` → `12 min`, `95` → `1 h 35 min`."""
+    return "–" if value is None else duration_text(value * 60)
 
 
 def _when(value: str | None) -> str:

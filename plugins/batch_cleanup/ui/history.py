@@ -3,10 +3,10 @@
 Pure: no Airflow, no Firestore, no clock. Every function takes the time it works for, and the
 whole result is JSON-able, so the page and the JSON endpoints show the same numbers.
 
-The auto-completion rate comes from the runs (`RunCheck`: what each run's `check_stalled`
-returned), so runs that found nothing stalled count in the denominator. Where Airflow holds no
-run for a span (its XComs were cleaned up), the rate falls back to the cleanups (events), whose
-runs all stalled something: an upper bound, and said so by `rate_source`.
+The auto-completion rate comes from the runs (`RunRecord`: the `batch_cleanup_runs` document each
+run writes), so runs that found nothing stalled count in the denominator. Where no run record
+covers a span (before the DAG wrote them, or expired), the rate falls back to the cleanups
+(events), whose runs all stalled something: an upper bound, and said so by `rate_source`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from typing import Any
 
 from batch_cleanup.backtest import Replay
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, repeat_offenders
+from batch_cleanup.ports import RunRecord
 from batch_cleanup.text import as_utc, duration_text, utc_z
 
 # Range name → number of hourly buckets; the last bucket is the current (partial) hour.
 RANGES: dict[str, int] = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
 DEFAULT_RANGE = "24h"
+# The alert-quality figures and the patterns need longer spans: a day holds too few incidents.
+QUALITY_RANGES: dict[str, int] = {"7d": 7 * 24, "30d": 30 * 24, "90d": 90 * 24}
+DEFAULT_QUALITY_RANGE = "30d"
 # Share of checked batches that may need auto-completion.
 RATE_TARGET = 0.01
 HOUR = timedelta(hours=1)
@@ -57,15 +61,6 @@ class Event:
     stalled_count: int
     batches_checked: int
     batch_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunCheck:
-    """What one DAG run's `check_stalled` found: its XCom, and when it was written."""
-
-    timestamp: datetime
-    checked: int
-    stalled: int
 
 
 @dataclass
@@ -118,15 +113,16 @@ class Incident:
         )
 
 
-def window(name: str, now: datetime) -> Window:
-    """The window of range `name` (`24h`, `7d`, `30d`) that ends with the hour holding `now`."""
-    if name not in RANGES:
-        raise ValueError(f"range must be one of {', '.join(RANGES)}; got {name!r}")
+def window(name: str, now: datetime, ranges: Mapping[str, int] = RANGES) -> Window:
+    """The window of range `name` (`24h`, `7d`, `30d`; or one of `ranges`) that ends with the hour
+    holding `now`."""
+    if name not in ranges:
+        raise ValueError(f"range must be one of {', '.join(ranges)}; got {name!r}")
     now = as_utc(now, "now")
     end = now.replace(minute=0, second=0, microsecond=0)
     if end < now:  # the hour holding `now`, which closes it when on the hour
         end += HOUR
-    hours = RANGES[name]
+    hours = ranges[name]
     return Window(name, end - hours * HOUR, end, hours)
 
 
@@ -150,7 +146,7 @@ def rate(stalled: int, checked: int) -> float | None:
 
 
 def rate_fields(runs: Sums, cleanups: Sums) -> dict[str, Any]:
-    """`stalled`, `checked`, `rate` over the runs when Airflow holds any; else over the cleanups.
+    """`stalled`, `checked`, `rate` over the run records when there are any; else over the cleanups.
 
     `rate_source` says which: `"runs"` (every run counts, also those that found nothing stalled),
     `"cleanups"` (only runs that wrote an event: an upper bound of the true rate), or None.
@@ -168,7 +164,7 @@ def rate_fields(runs: Sums, cleanups: Sums) -> dict[str, Any]:
     }
 
 
-def daily(events: Iterable[Event], win: Window, checks: Iterable[RunCheck] = ()) -> list[dict[str, Any]]:
+def daily(events: Iterable[Event], win: Window, checks: Iterable[RunRecord] = ()) -> list[dict[str, Any]]:
     """Per UTC day of the window: cleanups, batches auto-completed and checked, the rate, its source."""
     cleanups = {day: Sums() for day in win.days}
     runs = {day: Sums() for day in win.days}
@@ -176,8 +172,8 @@ def daily(events: Iterable[Event], win: Window, checks: Iterable[RunCheck] = ())
         if (day := _day_in(event.timestamp, win)) is not None:
             cleanups[day].add(event.stalled_count, event.batches_checked)
     for check in checks:
-        if (day := _day_in(check.timestamp, win)) is not None:
-            runs[day].add(check.stalled, check.checked)
+        if (day := _day_in(check.run_after, win)) is not None:
+            runs[day].add(check.stalled_count, check.batches_checked)
     return [
         {"day": day.isoformat(), "cleanups": cleanups[day].count, **rate_fields(runs[day], cleanups[day])}
         for day in win.days
@@ -295,19 +291,19 @@ def cleanups(
     truncated: bool,
     warning: int,
     critical: int,
-    checks: Iterable[RunCheck] = (),
+    checks: Iterable[RunRecord] = (),
     checks_truncated: bool = False,
 ) -> dict[str, Any]:
     """The hourly chart's data, the window's totals, and how many hours reached each threshold.
 
     `totals` are the window's cleanups (Firestore's aggregation: every event); the rate is over
-    `checks`, the runs in the window, or over the cleanups when Airflow holds none (`rate_fields`).
+    `checks`, the run records of the window, or over the cleanups when there are none (`rate_fields`).
     """
     counts = hourly_cleanups(events, win)
     runs = Sums()
     for check in checks:
-        if check.timestamp in win:
-            runs.add(check.stalled, check.checked)
+        if check.run_after in win:
+            runs.add(check.stalled_count, check.batches_checked)
     return {
         "hours": hour_labels(win),
         "cleanups": counts,

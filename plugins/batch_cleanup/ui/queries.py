@@ -6,7 +6,12 @@ and a limit, and reads only the fields the page shows, whatever else the documen
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -14,9 +19,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
-from batch_cleanup.names import EVENT_COLLECTION
-from batch_cleanup.ports import StoredEvent
+from batch_cleanup.names import EVENT_COLLECTION, RUN_COLLECTION
+from batch_cleanup.ports import RunRecord, StoredEvent
 from batch_cleanup.ui.history import Event, Incident, Sums
+
+log = logging.getLogger(__name__)
 
 EVENT_FIELDS = ["timestamp", "stalled_count", "batches_checked", "batch_ids"]
 # What the DAG's window reads of an event (`FirestoreHook.events_in`), for the backtest.
@@ -29,20 +36,57 @@ INCIDENT_FIELDS = [
     *("dag_id", "opened_at", "closed_at", "severity", "peak_severity", "peak_count"),
     *("total_cleanups", "batch_ids", "notifications", "label"),
 ]
+# What the alert-quality figures read of an incident (`quality.figures`), labels included.
+QUALITY_FIELDS = [
+    *("dag_id", "opened_at", "closed_at", "severity", "peak_severity"),
+    *("label", "first_reaction_at"),
+]
+RUN_FIELDS = ["run_after", "batches_checked", "stalled_count", "kind", "severity", "dag_id"]
 # 30 days at one cleanup per 15-minute run is 2,880 events; manual runs and cleared runs add a few.
 MAX_EVENTS = 5_000
 MAX_INCIDENTS = 500
+# 90 days (the longest range of the patterns) at one run per 15 minutes is 8,640 run records.
+MAX_RUNS = 10_000
+# A UTC day's run records are settled once the day ended this long before the range's end: each of
+# its runs has finished (a run times out after 14 minutes) and written its record.
+SETTLED = timedelta(hours=2)
+# This process forgets a settled day's run records when no read used them for this long.
+KEEP_SECONDS = 3600.0
+DAY = timedelta(days=1)
+
+
+@dataclass
+class _Day:
+    """A settled day's run records as read: this DAG's, and the totals of every DAG's, which
+    Firestore's aggregation gives again (`HistoryStore._totals`) as long as nothing changed."""
+
+    used_at: float
+    runs: list[RunRecord]
+    records: int = 0
+    checked: int | float = 0
+    stalled: int | float = 0
 
 
 class HistoryStore:
     """Reads of the cleanup history of one DAG; the Firestore client is built on first use and kept."""
 
     def __init__(
-        self, *, dag_id: str, gcp_conn_id: str = "google_cloud_default", max_events: int = MAX_EVENTS
+        self,
+        *,
+        dag_id: str,
+        gcp_conn_id: str = "google_cloud_default",
+        max_events: int = MAX_EVENTS,
+        max_runs: int = MAX_RUNS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dag_id = dag_id
         self.gcp_conn_id = gcp_conn_id
         self.max_events = max_events
+        self.max_runs = max_runs
+        self.clock = clock
+        # Settled days' run records, by the day's midnight (UTC).
+        self._days: dict[datetime, _Day] = {}
+        self._days_lock = threading.Lock()
 
     @cached_property
     def client(self) -> firestore.Client:
@@ -149,6 +193,105 @@ class HistoryStore:
 
         return store(self.client.transaction())
 
+    def runs(self, start: datetime, end: datetime) -> tuple[list[RunRecord], bool]:
+        """This DAG's run records with `run_after` in `(start, end]`, oldest first: the newest
+        `max_runs` of them, and whether more were left out.
+
+        Reading 8,640 records (90 days) takes seconds, most of it the client building snapshots, so
+        this process keeps the records of whole UTC days that are settled (SETTLED) and reads them
+        again only when Firestore's totals for those days (one aggregation query) are no longer
+        what was read; the newest hours are read every time.
+        """
+        settled, first = _midnight(end - SETTLED), _midnight(start)
+        days = [first + i * DAY for i in range(max((settled - first) // DAY, 0))]
+        found, truncated = self._settled_runs(days) if days else ([], False)
+        newest, cut = self._read_runs(max(start, first + len(days) * DAY), end)
+        runs = sorted((r for r in found + newest if start < r.run_after <= end), key=lambda r: r.run_after)
+        return runs[-self.max_runs :], truncated or cut or len(runs) > self.max_runs
+
+    def _settled_runs(self, days: list[datetime]) -> tuple[list[RunRecord], bool]:
+        """The run records of the settled `days`: those kept while the days' totals stand, else all
+        read in one query (and kept, unless cut by the limit)."""
+        start, end = days[0], days[-1] + DAY
+        now = self.clock()
+        with self._days_lock:
+            self._days = {day: kept for day, kept in self._days.items() if now - kept.used_at <= KEEP_SECONDS}
+            kept = [self._days[day] for day in days if day in self._days]
+        sums = (sum(k.records for k in kept), sum(k.checked for k in kept), sum(k.stalled for k in kept))
+        if len(kept) == len(days) and self._totals(start, end) == sums:
+            for day in kept:
+                day.used_at = now
+            return [run for day in kept for run in day.runs], False
+        found, truncated = self._query_runs(start, end)
+        runs = self._mine(found)
+        if not truncated:
+            by_day = {day: _Day(now, []) for day in days}
+            for data in found:  # day D holds (D, D + 1 day]
+                day = by_day[_midnight(data["run_after"] - timedelta(microseconds=1))]
+                day.records += 1
+                day.checked += _number(data.get("batches_checked"))
+                day.stalled += _number(data.get("stalled_count"))
+            for run in runs:
+                by_day[_midnight(run.run_after - timedelta(microseconds=1))].runs.append(run)
+            with self._days_lock:
+                self._days |= by_day
+        return runs, truncated
+
+    def _totals(self, start: datetime, end: datetime) -> tuple[int, int | float, int | float]:
+        """Every DAG's records in `(start, end]`: how many, Σ batches_checked, Σ stalled_count."""
+        query = (
+            self._between(RUN_COLLECTION, "run_after", start, end)
+            .count(alias="records")
+            .sum("batches_checked", alias="checked")
+            .sum("stalled_count", alias="stalled")
+        )
+        [results] = query.get()
+        values = {result.alias: result.value or 0 for result in results}
+        return values.get("records", 0), values.get("checked", 0), values.get("stalled", 0)
+
+    def _read_runs(self, start: datetime, end: datetime) -> tuple[list[RunRecord], bool]:
+        found, truncated = self._query_runs(start, end)
+        return self._mine(found), truncated
+
+    def _query_runs(self, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], bool]:
+        """The records of `(start, end]` (every DAG's), newest first, and whether the limit cut them."""
+        query = (
+            self._between(RUN_COLLECTION, "run_after", start, end)
+            .order_by("run_after", direction=firestore.Query.DESCENDING)
+            .select(RUN_FIELDS)
+            .limit(self.max_runs)
+        )
+        found = [snapshot.to_dict() for snapshot in query.stream()]
+        return found, len(found) >= self.max_runs
+
+    def _mine(self, found: list[dict[str, Any]]) -> list[RunRecord]:
+        """This DAG's records; other DAGs' are left out here rather than by a second filter, which
+        would need a composite index. One without a readable time or counts is left out and logged."""
+        mine = [data for data in found if data.get("dag_id", self.dag_id) == self.dag_id]
+        runs = [run for run in map(_run, mine) if run is not None]
+        if len(runs) < len(mine):
+            log.warning(
+                "Batch cleanup history: %d of %d %s records have no time or counts that can be read; "
+                "the rate and the patterns leave them out",
+                len(mine) - len(runs), len(mine), RUN_COLLECTION,
+            )  # fmt: skip
+        return runs
+
+    def opened_incidents(
+        self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Incidents of this DAG opened in `(start, end]`, newest first, with their labels (the
+        fields `quality.figures` reads, and `id`); and whether more were left out."""
+        query = (
+            self._between(INCIDENT_COLLECTION, "opened_at", start, end)
+            .order_by("opened_at", direction=firestore.Query.DESCENDING)
+            .select(QUALITY_FIELDS)
+            .limit(limit)
+        )
+        found = [{**snapshot.to_dict(), "id": snapshot.id} for snapshot in query.stream()]
+        mine = [incident for incident in found if incident.get("dag_id", self.dag_id) == self.dag_id]
+        return mine, len(found) >= limit
+
     def state(self) -> dict[str, Any]:
         """The alert state of the DAG; empty when no run has written one yet."""
         ref = self.client.collection(STATE_COLLECTION).document(self.dag_id)
@@ -162,3 +305,26 @@ def _event(data: dict[str, Any]) -> Event:
         batches_checked=int(data.get("batches_checked") or 0),
         batch_ids=tuple(data.get("batch_ids") or ()),
     )
+
+
+def _number(value: Any) -> int | float:
+    """What Firestore's `sum()` adds of a field: numbers, not text or booleans."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _run(data: dict[str, Any]) -> RunRecord | None:
+    """The record a document holds; None when its time or a count is missing or of the wrong type
+    (a count written as text must not break the page)."""
+    counts = (data.get("batches_checked"), data.get("stalled_count"))
+    if not isinstance(data.get("run_after"), datetime) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts
+    ):
+        return None
+    return RunRecord(
+        data["run_after"], *counts, data.get("kind") or "none", data.get("severity"), data.get("dag_id")
+    )
+
+
+def _midnight(moment: datetime) -> datetime:
+    """The start of `moment`'s UTC day."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
