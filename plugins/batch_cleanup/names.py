@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 DAG_ID = "stalled_batch_cleanup"
+# The weekly digest of the cleanup (dags/batch_cleanup_weekly_digest.py): Mondays 09:00, New York time.
+DIGEST_DAG_ID = "batch_cleanup_weekly_digest"
+DIGEST_SCHEDULE = "0 9 * * 1"
 
 COORDINATOR_CONN_ID = "prediction_coordinator"
 GCP_CONN_ID = "google_cloud_default"
@@ -10,6 +13,8 @@ SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
 # The Firestore collection of cleanup events (docs/firestore-schema.md).
 EVENT_COLLECTION = "batch_cleanup_events"
+# One record per run of the cleanup (docs/firestore-schema.md).
+RUN_COLLECTION = "batch_cleanup_runs"
 
 # Task ids: each is also the name of its @task function in the DAG file.
 CHECK_STALLED = "check_stalled"
@@ -21,6 +26,9 @@ SEND_RESOLVED = "send_resolved"
 NO_ALERT = "no_alert"
 RECORD_STATE = "record_state"
 REPORT_METRICS = "report_metrics"
+# The digest's task ids.
+SUMMARIZE_WEEK = "summarize_week"
+POST_DIGEST = "post_digest"
 
 # The DAG runs every RUN_EVERY_MINUTES in New York time; New York is a whole number of hours off
 # UTC, so its runs fall on the same quarter-hours in UTC (the backtest replays them).

@@ -40,6 +40,25 @@ class StoredEvent(NamedTuple):
         return len(self.batch_ids)
 
 
+class RunRecord(NamedTuple):
+    """One run of the cleanup as `batch_cleanup_runs` keeps it (docs/firestore-schema.md)."""
+
+    run_after: datetime
+    batches_checked: int
+    stalled_count: int
+    kind: str = "none"
+    severity: str | None = None
+    dag_id: str | None = None
+
+
+# The fields an incident read (`Store.incidents_in`) returns, besides its `id`: the timeline's,
+# the responders' label and the first reaction (docs/firestore-schema.md); never its batch ids.
+INCIDENT_FIELDS = (
+    *("dag_id", "opened_at", "closed_at", "severity", "peak_severity", "peak_count"),
+    *("total_cleanups", "batch_count", "notifications", "label", "first_reaction_at"),
+)
+
+
 class ThreadGone(Exception):
     """The message a reply or an edit points at can no longer be found: `error` is Slack's code."""
 
@@ -62,7 +81,13 @@ class Store(Protocol):
 
     def create_event(self, document_id: str, document: dict[str, Any]) -> bool: ...
     def count_in(self, start: datetime, end: datetime) -> int: ...
-    def events_in(self, start: datetime, end: datetime) -> list[StoredEvent]: ...
+    def events_in(self, start: datetime, end: datetime, limit: int = 500) -> list[StoredEvent]: ...
+    def runs_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 10_000
+    ) -> list[RunRecord]: ...
+    def incidents_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 500
+    ) -> list[Doc]: ...
     def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
     def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None: ...
     def release_lease(self, dag_id: str, *, run_id: str) -> None: ...

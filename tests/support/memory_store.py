@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_cleanup.events import StoredEvent
-from batch_cleanup.ports import ThreadGone
+from batch_cleanup.ports import INCIDENT_FIELDS, RunRecord, ThreadGone
 
 # The hook's LEASE_SECONDS (not imported: the unit tests stay free of Google's client).
 LEASE = timedelta(seconds=600)
@@ -17,10 +17,12 @@ LEASE = timedelta(seconds=600)
 
 class MemoryStore:
     """Events by id, and one state document kept as the hook keeps it: its version, the lease (run,
-    kind, expiry) and the `posted` marker all in `state`; `incidents` the timeline entries by id."""
+    kind, expiry) and the `posted` marker all in `state`; `incidents` the timeline entries by id;
+    `runs` the run records by id."""
 
     def __init__(self) -> None:
         self.events: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Any] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
         self.reads: list[str] = []
@@ -58,6 +60,16 @@ class MemoryStore:
             for i, e in newest[:limit]
         ]
 
+    def runs_in(self, start, end, *, dag_id=None, limit=10_000):
+        first = _between(self.runs, "run_after", start, end)[:limit]
+        records = [_run_record(run) for _, run in first]
+        return [record for record in records if dag_id is None or record.dag_id == dag_id]
+
+    def incidents_in(self, start, end, *, dag_id=None, limit=500):
+        first = _between(self.incidents, "opened_at", start, end)[:limit]
+        found = [{"id": i, **{k: d[k] for k in INCIDENT_FIELDS if k in d}} for i, d in first]
+        return [incident for incident in found if dag_id is None or incident.get("dag_id", dag_id) == dag_id]
+
     def read_state(self, dag_id):
         return copy.deepcopy(self.state), _version(self.state)
 
@@ -90,6 +102,32 @@ class MemoryStore:
             entry = dict(incident)
             self.incidents.setdefault(entry.pop("id"), {}).update(entry)  # Firestore's merge
         return None
+
+
+def _between(
+    documents: dict[str, dict[str, Any]], field: str, start, end
+) -> list[tuple[str, dict[str, Any]]]:
+    """The hook's range read: `start` < `field` ≤ `end` (timestamps only), oldest first, ties by id."""
+    stamped = [(i, d) for i, d in documents.items() if isinstance(d.get(field), datetime)]
+    return sorted(
+        ((i, d) for i, d in stamped if start < d[field] <= end), key=lambda id_: (id_[1][field], id_[0])
+    )
+
+
+def _run_record(run: dict[str, Any]) -> RunRecord:
+    """The hook's reading: a count that is not a whole number reads as 0."""
+    counts = {k: run.get(k) if _whole(run.get(k)) else 0 for k in ("batches_checked", "stalled_count")}
+    return RunRecord(
+        run["run_after"],
+        **counts,
+        kind=run.get("kind") or "none",
+        severity=run.get("severity"),
+        dag_id=run.get("dag_id"),
+    )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _batch_ids(event: dict[str, Any]) -> list[str]:

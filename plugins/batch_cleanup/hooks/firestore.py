@@ -22,8 +22,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.compat import AirflowException
-from batch_cleanup.names import EVENT_COLLECTION
-from batch_cleanup.ports import Carry, StoredEvent
+from batch_cleanup.names import EVENT_COLLECTION, RUN_COLLECTION
+from batch_cleanup.ports import INCIDENT_FIELDS, Carry, Doc, RunRecord, StoredEvent
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -176,6 +176,37 @@ class FirestoreHook(GoogleBaseHook):
                 " …" if len(ids) == LOGGED_BAD_TIMESTAMPS else "",
             )
 
+    def _between(self, collection: str, field: str, start: datetime, end: datetime) -> firestore.Query:
+        """`collection`'s documents with `start` < `field` ≤ `end`, oldest first."""
+        return (
+            self.client.collection(collection)
+            .where(filter=FieldFilter(field, ">", start))
+            .where(filter=FieldFilter(field, "<=", end))
+            .order_by(field)
+        )
+
+    @_names_firestore
+    def runs_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 10_000
+    ) -> list[RunRecord]:
+        """The first `limit` run records with `start` < `run_after` ≤ `end`, oldest first; with
+        `dag_id`, those of that DAG among them (filtered here: Firestore would want a composite index)."""
+        query = self._between(RUN_COLLECTION, "run_after", start, end).select(RunRecord._fields).limit(limit)
+        records = [_run_record(s.reference.path, s.to_dict()) for s in query.stream(retry=self._retry())]
+        return [r for r in records if dag_id is None or r.dag_id == dag_id]
+
+    @_names_firestore
+    def incidents_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 500
+    ) -> list[Doc]:
+        """The first `limit` incidents opened in (`start`, `end`], oldest first, each its `id` and
+        INCIDENT_FIELDS (those it has); with `dag_id`, those of that DAG (or of none) among them."""
+        query = (
+            self._between(INCIDENT_COLLECTION, "opened_at", start, end).select(INCIDENT_FIELDS).limit(limit)
+        )
+        found = [{"id": s.id, **s.to_dict()} for s in query.stream(retry=self._retry())]
+        return [i for i in found if dag_id is None or i.get("dag_id", dag_id) == dag_id]
+
     # --- alert state: one document per DAG; see docs/firestore-schema.md --------------------------
 
     def _state_ref(self, dag_id: str) -> firestore.DocumentReference:
@@ -291,6 +322,19 @@ def _field(snapshot: firestore.DocumentSnapshot, name: str) -> Any:
         return snapshot.get(name)
     except KeyError:
         return None
+
+
+def _run_record(path: str, data: dict[str, Any]) -> RunRecord:
+    """A run record as stored; a count that is not a whole number reads as 0 (logged by path)."""
+    counts = {}
+    for name in ("batches_checked", "stalled_count"):
+        value = data.get(name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            log.error("Run record %s has `%s` %r, not a whole number: read as 0.", path, name, value)
+            value = 0
+        counts[name] = value
+    kind, severity, dag_id = data.get("kind") or "none", data.get("severity"), data.get("dag_id")
+    return RunRecord(data["run_after"], **counts, kind=kind, severity=severity, dag_id=dag_id)
 
 
 def _batch_ids(snapshot: firestore.DocumentSnapshot) -> list[str]:
