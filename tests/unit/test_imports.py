@@ -37,7 +37,8 @@ LEAVES = {PACKAGE} | group(
     "budget", "cleanup", "compat", "config", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
-    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "policy", "steps"
+    *("backtest", "delivery", "diagnosis", "digest", "events", "messages", "monitoring", "params"),
+    *("policy", "quality", "steps"),
 )
 EDGES = group("notify", "ui")
 
