@@ -39,10 +39,12 @@ BUSIEST_HOURS = 3
 # The incidents the summary keeps (and the message lists); the count says how many more there were.
 MAX_LISTED_INCIDENTS = 10
 HISTORY_PATH = "/batch-cleanup/"
+# Where a label came from (the label contract's `source`), in words.
+SOURCES = {"page": "on the history page", "reactions": "by reactions in Slack"}
 
 _HEADERS = {
     False: ":bar_chart: Weekly digest: stalled-batch cleanup",
-    True: ":test_tube: TEST weekly digest: stalled-batch cleanup, not the weekly one",
+    True: ":test_tube: TEST weekly digest: stalled-batch cleanup",
 }
 TEST_NOTE = (
     "TEST: triggered with `test_digest` to check the digest's wiring. The figures are real; "
@@ -159,7 +161,7 @@ def message(summary: Mapping[str, Any], *, base_url: str | None, test: bool = Fa
         text.append(TEST_NOTE)
     for title, lines in parts:
         blocks.append(section_block(f"*{title}*\n" + bullets(lines)))
-        text.append(f"{title}: " + "; ".join(lines))  # Slack reads the fallback as mrkdwn too
+        text.append(f"{title}:\n" + bullets(lines))  # Slack reads the fallback as mrkdwn too
     history = f"{base_url.rstrip('/')}{HISTORY_PATH}" if base_url and is_absolute_url(base_url) else None
     if history:
         blocks.append(button_block(history, "Open the cleanup history"))
@@ -212,10 +214,8 @@ def _incident_lines(summary: Mapping[str, Any]) -> list[str]:
     said = f"*Labels:* {escape(str(figures['said']))}"
     precision = figures.get("precision")
     if precision:
-        said += (
-            f"; precision {precision['value']:.0%} "
-            f"(95 % interval {precision['low']:.0%}–{precision['high']:.0%})"
-        )
+        value, low, high = (round(100 * precision[key]) for key in ("value", "low", "high"))
+        said += f"; precision {value} % (95 % interval {low}–{high} %)"
     lines.append(said)
     resolve = figures.get("resolve_minutes") or {}
     if resolve.get("median") is not None:
@@ -235,7 +235,8 @@ def _incident_line(incident: Mapping[str, Any]) -> str:
     cleanups = f", {plural(incident['cleanups'], 'cleanup')}" if incident["cleanups"] is not None else ""
     label = "not labelled"
     if incident["label"]:
-        source = f" ({escape(incident['source'])})" if incident["source"] else ""
+        source = incident["source"]
+        source = f" ({SOURCES.get(source) or escape(source)})" if source else ""
         label = f"labelled *{escape(incident['label'])}*{source}"
     return f"{escape(incident['severity'])}, opened {_day(opened)}, {lasted}{cleanups}: {label}"
 
