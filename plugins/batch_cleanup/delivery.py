@@ -100,19 +100,25 @@ def post_once(
     retry: bool = False,
 ) -> dict[str, str]:
     """Post a message that belongs to no incident (the weekly digest) at most once per run, the way
-    an alert is: an earlier try's post is found in Firestore's record or Airflow's, or on a `retry`
-    in bot-token mode in Slack by its metadata since `since`; an accepted post is recorded in both
-    before this returns (Airflow's first: it needs no Firestore). Returns where the message is."""
-    stored, _ = store.read_state(dag_id)
-    where, in_firestore = _posted_earlier(stored, posts, dag_id, run_id, kind, leased=False)
+    an alert is. A `retry` (not the task's first try) first looks for an earlier try's post: in
+    Firestore's record or Airflow's, and in bot-token mode in Slack by its metadata since `since`.
+    An accepted post is recorded in both before this returns (Airflow's first: it needs no
+    Firestore). A first try looks for nothing: a run made anew under an old run's id posts again.
+    Returns where the message is."""
+    key = {"dag_id": dag_id, "run_id": run_id, "kind": kind}
+    where, in_firestore = None, False
+    if retry:
+        stored, _ = store.read_state(dag_id)
+        where, in_firestore = _posted_earlier(stored, posts, dag_id, run_id, kind, leased=False)
+    recorded = where is not None
+    if where is None and retry and slack.threads:
+        oldest = (since - CLOCK_SKEW).timestamp() if since is not None else 0.0
+        for found in slack.find(EVENT_TYPE, key, oldest=oldest)[:1]:
+            log.info("An earlier try of this run posted the %s already (found in Slack).", kind)
+            where = {"channel": found["channel"], "ts": found["ts"]}
     if where is None:
-        key = {"dag_id": dag_id, "run_id": run_id, "kind": kind}
-        if retry and slack.threads:
-            oldest = (since - CLOCK_SKEW).timestamp() if since is not None else 0.0
-            for found in slack.find(EVENT_TYPE, key, oldest=oldest)[:1]:
-                log.info("An earlier try of this run posted the %s already (found in Slack).", kind)
-                where = {"channel": found["channel"], "ts": found["ts"]}
-        where = where or slack.post(message, metadata={"event_type": EVENT_TYPE, "event_payload": key})
+        where = slack.post(message, metadata={"event_type": EVENT_TYPE, "event_payload": key})
+    if not recorded:
         _remember(posts, dag_id, {"run_id": run_id, "kind": kind, **where})
     if not in_firestore:
         store.record_post(dag_id, run_id=run_id, kind=kind, where=where)

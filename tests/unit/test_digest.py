@@ -304,6 +304,13 @@ def test_a_bot_mode_retry_finds_the_digest_in_slack_when_no_record_was_written()
     assert store.state["posted"]["ts"] == slack.posts[0]["ts"]
 
 
+def test_a_first_try_looks_for_no_record_a_run_made_anew_under_an_old_id_posts_again():
+    store, slack, variable = MemoryStore(), MemorySlack(threads=True), Variable()
+    post(store, slack, variable)
+    assert post(store, slack, variable, retry=False) == "sent"
+    assert len(slack.posts) == 2 and slack.lookups == []
+
+
 def test_another_runs_record_does_not_stop_this_runs_digest():
     store, slack, variable = MemoryStore(), MemorySlack(), Variable()
     variable.put(DIGEST_DAG_ID, {"run_id": "scheduled__2026-10-26T13:00:00+00:00", "kind": "digest"})
