@@ -183,7 +183,7 @@ def _week_lines(week: Mapping[str, int], before: Mapping[str, int]) -> list[str]
     elif not week["cleanups"]:
         lines = [
             f"*No cleanups this week*: {plural(week['runs'], 'run')} checked "
-            f"{plural(week['checked'], 'batch', 'batches')}, and none needed auto-completing "
+            f"{week['checked']:,} batches, and none needed auto-completing "
             f"(week before: {plural(before['cleanups'], 'cleanup')})"
         ]
     else:
