@@ -15,9 +15,8 @@ import pytest
 from batch_cleanup.digest import week_start
 from dev.airflow_env import slack_bot_connection
 from dev.slack_sink import DEFAULT_CHANNEL
-from tests.conftest import REPO
 from tests.dags.test_slack_threads_e2e import TOKEN
-from tests.scenario import DAG_ID, record_events, texts
+from tests.scenario import DAG_ID, fail_once_after, record_events, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -181,14 +180,7 @@ def test_a_retry_after_slack_accepted_the_digest_posts_it_no_second_time(airflow
     seed_weeks(db, end)
 
     run = run_digest(
-        airflow,
-        end,
-        "digest-retry",
-        env={
-            "PYTHONPATH": f"{REPO / 'tests/support/fail_once'}:{airflow.env['PYTHONPATH']}",
-            "FAIL_ONCE_AFTER_TASK": "post_digest",
-        },
-        expect="success",
+        airflow, end, "digest-retry", env=fail_once_after(airflow, "post_digest"), expect="success"
     )
 
     assert run.tries["post_digest"] == 2, "the injected failure should have forced one retry"
