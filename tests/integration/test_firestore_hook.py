@@ -128,6 +128,27 @@ def test_an_unreachable_firestore_is_named_with_its_connection_and_project(hook,
         assert "'google_cloud_default'" in text and "'demo-batch-cleanup'" in text, text
 
 
+def test_a_transaction_that_other_writers_abort_at_every_attempt_fails_as_firestore_named(hook):
+    """Google's client ends a transaction aborted at each of its attempts with a bare ValueError
+    (chained to the last Aborted): the task must see Firestore named, and retry."""
+    from google.api_core.exceptions import Aborted
+
+    from batch_cleanup.hooks.firestore import FirestoreUnavailable, _names_firestore
+
+    @_names_firestore
+    def save_state(hook):
+        raise ValueError("Failed to commit transaction in 5 attempts.") from Aborted("contention")
+
+    @_names_firestore
+    def misuse(hook):
+        raise ValueError("not Firestore's: a bug of ours stays a bug")
+
+    with pytest.raises(FirestoreUnavailable, match=r"'google_cloud_default'.*gave up save_state.*contention"):
+        save_state(hook)
+    with pytest.raises(ValueError, match="a bug of ours"):
+        misuse(hook)
+
+
 # --- transactions ---------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ LEAVES = {PACKAGE} | group(
 )
 PURE = group(
     *("backtest", "delivery", "diagnosis", "digest", "events", "messages", "monitoring", "params"),
-    *("policy", "quality", "steps"),
+    *("policy", "quality", "rules", "steps"),
 )
 EDGES = group("notify", "ui")
 

@@ -57,6 +57,12 @@ def _names_firestore(method: Callable[P, R]) -> Callable[P, R]:
             raise FirestoreUnavailable(f"{hook.where()} is unreachable ({method.__name__}): {cause}") from err
         except GoogleAPICallError as err:
             raise FirestoreUnavailable(f"{hook.where()} failed {method.__name__}: {err}") from err
+        except ValueError as err:  # a transaction aborted by other writers at each of its attempts
+            if not isinstance(err.__cause__, GoogleAPICallError):
+                raise
+            raise FirestoreUnavailable(
+                f"{hook.where()} gave up {method.__name__}: {err} Last: {err.__cause__}"
+            ) from err
 
     return call
 
