@@ -64,16 +64,7 @@ import pendulum
 from airflow.sdk import dag, task, teardown
 
 from batch_cleanup.budget import check_fits
-from batch_cleanup.config import (
-    CHECK_BUDGET,
-    DEADLINE_MINUTES,
-    MAX_RETRY_DELAY,
-    RETRIES,
-    RETRY_DELAY,
-    RETRY_EXPONENTIAL_BACKOFF,
-    RUN_TIMEOUT,
-    TASK_TIMEOUT,
-)
+from batch_cleanup.config import CHECK_BUDGET, DEADLINE_MINUTES, RUN_TIMEOUT, TASK_DEFAULTS
 from batch_cleanup.names import DAG_ID, SCHEDULE, SLACK_CONN_ID
 from batch_cleanup.notify import hung_run_deadline, slack_on_failure, slack_on_run_failure
 from batch_cleanup.params import dag_params
@@ -96,11 +87,7 @@ check_fits(CHECK_BUDGET, RUN_TIMEOUT)
     tags=["prediction-platform", "batch-cleanup", "alerting"],
     default_args={
         "owner": "prediction-platform",
-        "retries": RETRIES,
-        "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": RETRY_EXPONENTIAL_BACKOFF,
-        "max_retry_delay": MAX_RETRY_DELAY,
-        "execution_timeout": TASK_TIMEOUT,
+        **TASK_DEFAULTS,
         "on_failure_callback": slack_on_failure(SLACK_CONN_ID),
     },
     on_failure_callback=slack_on_run_failure(SLACK_CONN_ID),

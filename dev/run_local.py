@@ -35,6 +35,7 @@ from dev.airflow_env import LOCAL_PROJECT, REPO, airflow_env, slack_bot_connecti
 from dev.slack_sink import WEBHOOK_PATH
 
 DAG_ID = "stalled_batch_cleanup"
+DIGEST_DAG_ID = "batch_cleanup_weekly_digest"
 USERNAME = "admin"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # Measured on 2 CPUs, fresh home included: 20 s when idle, 70 s with a test suite running alongside.
@@ -259,7 +260,8 @@ def banner(
     )
     seed = json.dumps({"batches": [{"batch_id": "manual-1", "completion_pct": 95, "stalled_minutes": 30}]})
     return f"""
-Airflow is up; {DAG_ID} is unpaused and runs every 15 minutes.
+Airflow is up; {DAG_ID} is unpaused and runs every 15 minutes. The weekly digest,
+{DIGEST_DAG_ID}, is paused (as it is created everywhere): trigger it to post one.
 
   Airflow UI      {base_url}   login: {USERNAME} / {password}
   Slack messages  show up at {sink}/ ({slack})

@@ -11,6 +11,7 @@ from dev import services
 from dev.airflow_env import LOCAL_PROJECT
 from dev.coordinator import CoordinatorAdmin
 from dev.slack_sink import SlackSinkAdmin
+from tests.conftest import REPO
 
 DAG_ID = "stalled_batch_cleanup"
 
@@ -40,6 +41,13 @@ def record_events(db, at: datetime, *batches: str | list[str]) -> None:
         ids = [ids] if isinstance(ids, str) else ids
         event = {"timestamp": at, "batch_ids": ids, "stalled_count": len(ids)}
         db.collection("batch_cleanup_events").add(event)
+
+
+def fail_once_after(airflow, task_id: str) -> dict[str, str]:
+    """The environment in which `task_id` fails its first try once its work is done
+    (tests/support/fail_once): a worker dying after its write, before Airflow heard of it."""
+    fail_once = REPO / "tests" / "support" / "fail_once"
+    return {"PYTHONPATH": f"{fail_once}:{airflow.env['PYTHONPATH']}", "FAIL_ONCE_AFTER_TASK": task_id}
 
 
 def alert_state(db) -> dict:

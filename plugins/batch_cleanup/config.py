@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from datetime import timedelta
@@ -26,6 +27,14 @@ RETRY_EXPONENTIAL_BACKOFF = True
 MAX_RETRY_DELAY = timedelta(seconds=60)
 # Each try of any task is stopped after this long; check_stalled's tries are shorter (CHECK_BUDGET).
 TASK_TIMEOUT = timedelta(minutes=6)
+# Every task's retries and timeout, in both DAGs' default_args.
+TASK_DEFAULTS = {
+    "retries": RETRIES,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": RETRY_EXPONENTIAL_BACKOFF,
+    "max_retry_delay": MAX_RETRY_DELAY,
+    "execution_timeout": TASK_TIMEOUT,
+}
 # How long one Firestore call retries a Firestore that refuses connections before the task fails
 # (and Airflow retries it): Google's client default. The record of a message Slack accepted is
 # retried longer, up to a little below the task's timeout: a retry of the task would post it again.
@@ -44,6 +53,10 @@ CHECK_BUDGET = RetryBudget(
     backoff=backoff_multiplier(RETRY_EXPONENTIAL_BACKOFF),
     max_retry_delay=MAX_RETRY_DELAY,
 )
+# Any other task's tries. The weekly digest runs two such tasks one after the other: its run's
+# timeout leaves each half (the DAG checks it fits).
+TASK_BUDGET = dataclasses.replace(CHECK_BUDGET, try_timeout=TASK_TIMEOUT)
+DIGEST_RUN_TIMEOUT = timedelta(minutes=75)
 
 
 # Cloud Monitoring's API; set only to point the run's metrics at a stand-in (local runs, tests).

@@ -6,6 +6,7 @@ in full (an escalation to CRITICAL also broadcast to the channel). Each message 
 `metadata` naming its decision, so a retry finds what an earlier try posted and posts it no second
 time. A thread whose first message is gone (a reply lands un-threaded at the channel's root, or an
 edit finds no message) ends: the incident goes on in a new thread whose first step says why.
+A message of no incident (the weekly digest) is posted once the same way, without a lease (`post_once`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,44 @@ def deliver(
     return _accepted(decision)
 
 
+def post_once(
+    message: Message,
+    *,
+    dag_id: str,
+    run_id: str,
+    kind: str,
+    store: Store,
+    slack: Channel,
+    posts: PostRecord | None,
+    since: datetime | None = None,
+    retry: bool = False,
+) -> dict[str, str]:
+    """Post a message that belongs to no incident (the weekly digest) at most once per run, the way
+    an alert is. A `retry` (not the task's first try) first looks for an earlier try's post: in
+    Firestore's record or Airflow's, and in bot-token mode in Slack by its metadata since `since`.
+    An accepted post is recorded in both before this returns (Airflow's first: it needs no
+    Firestore). A first try looks for nothing: a run made anew under an old run's id posts again.
+    Returns where the message is."""
+    key = {"dag_id": dag_id, "run_id": run_id, "kind": kind}
+    where, in_firestore = None, False
+    if retry:
+        stored, _ = store.read_state(dag_id)
+        where, in_firestore = _posted_earlier(stored, posts, dag_id, run_id, kind, leased=False)
+    recorded = where is not None
+    if where is None and retry and slack.threads:
+        oldest = (since - CLOCK_SKEW).timestamp() if since is not None else 0.0
+        for found in slack.find(EVENT_TYPE, key, oldest=oldest)[:1]:
+            log.info("An earlier try of this run posted the %s already (found in Slack).", kind)
+            where = {"channel": found["channel"], "ts": found["ts"]}
+    if where is None:
+        where = slack.post(message, metadata={"event_type": EVENT_TYPE, "event_payload": key})
+    if not recorded:
+        _remember(posts, dag_id, {"run_id": run_id, "kind": kind, **where})
+    if not in_firestore:
+        store.record_post(dag_id, run_id=run_id, kind=kind, where=where)
+    return where
+
+
 def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, Any]:
     """The state fields naming the thread of `run_id`'s accepted message (the `posted` marker), for
     the lease holder's save of an open incident; {} when that message has no thread."""
@@ -103,19 +142,19 @@ def thread_posted(stored: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 
 def _posted_earlier(
-    stored: dict[str, Any], posts: PostRecord | None, dag_id: str, run_id: str, kind: str
+    stored: dict[str, Any], posts: PostRecord | None, dag_id: str, run_id: str, kind: str, *, leased=True
 ) -> tuple[dict[str, str] | None, bool]:
     """Where an earlier try of this run posted this decision's message (None when none did), and
     whether the Firestore state (`stored`, read before this try's claim) records it.
 
-    Airflow's record is there even when the Firestore write of an accepted post met an outage. It
-    speaks for this delivery only while the lease it was posted under is still this run's: a run
-    started again after its state was saved (the lease given back) decides and posts anew.
+    Airflow's record is there even when the Firestore write of an accepted post met an outage. For
+    a `leased` delivery it speaks only while the lease it was posted under is still this run's: a
+    run started again after its state was saved (the lease given back) decides and posts anew.
     """
     posted, in_firestore = stored.get("posted"), True
     if not _same(posted, run_id, kind):
         lease = stored.get("lease")
-        retried = isinstance(lease, dict) and lease.get("run_id") == run_id
+        retried = not leased or (isinstance(lease, dict) and lease.get("run_id") == run_id)
         posted = posts.get(dag_id) if posts is not None and retried else None
         in_firestore = False
         if not _same(posted, run_id, kind):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from batch_cleanup.names import DIGEST_DAG_ID
 from batch_cleanup.policy import Decision, Kind
 from batch_cleanup.ports import Message
 from batch_cleanup.text import ago_text, clock_text, duration_text, in_window, is_absolute_url, plural, unique
@@ -48,17 +49,17 @@ def listed(values: list[str], limit: int = MAX_LISTED_BATCHES, total: int | None
     return shown
 
 
-def _section(markdown: str) -> dict[str, Any]:
+def section_block(markdown: str) -> dict[str, Any]:
     if len(markdown) > MAX_SECTION_CHARS:
         markdown = markdown[: MAX_SECTION_CHARS - 1] + "…"
     return {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
 
 
-def _header(text: str) -> dict[str, Any]:
+def header_block(text: str) -> dict[str, Any]:
     return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
 
 
-def _bullets(lines: Iterable[str]) -> str:
+def bullets(lines: Iterable[str]) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
@@ -86,7 +87,7 @@ def link(url: str, label: str) -> str:
     return f"<{safe_url}|{escape(label)}>"
 
 
-def _shown(batch_id: str) -> str:
+def shown_id(batch_id: str) -> str:
     return batch_id if len(batch_id) <= MAX_SHOWN_ID_CHARS else batch_id[:MAX_SHOWN_ID_CHARS] + "…"
 
 
@@ -110,22 +111,22 @@ def alert(
 
     # Each part in the fallback text and in the blocks, side by side.
     text_lines = [header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts)]
-    blocks = [_header(header), _section("\n".join(facts))]
+    blocks = [header_block(header), section_block("\n".join(facts))]
     if diagnosis is not None:  # first after the counts: what on-call would look up next
         text_lines.append(f"{HEALTH_TITLE} " + "; ".join(diagnosis.health))
-        blocks.append(_section(f"*{HEALTH_TITLE}*\n" + _bullets(diagnosis.health)))
+        blocks.append(section_block(f"*{HEALTH_TITLE}*\n" + bullets(diagnosis.health)))
     for title, items, code in sections:
         # Slack reads the fallback as mrkdwn too: a batch id must not become a link or a mention.
         text_lines.append(f"{title} " + ", ".join(escape(i) for i in items))
         blocks.append(
-            _section(f"*{title}*\n" + _bullets(f"`{escape(i)}`" if code else escape(i) for i in items))
+            section_block(f"*{title}*\n" + bullets(f"`{escape(i)}`" if code else escape(i) for i in items))
         )
     if kind is not Kind.RESOLVED:
         text_lines.append(WHAT_TO_CHECK)
-        blocks.append(_section(f"_{WHAT_TO_CHECK}_"))
+        blocks.append(section_block(f"_{WHAT_TO_CHECK}_"))
     if diagnosis is not None:
         text_lines.append(_logs_line(diagnosis, plain=True))
-        blocks.append(_section(_logs_line(diagnosis, plain=False)))
+        blocks.append(section_block(_logs_line(diagnosis, plain=False)))
     text_lines.append(_run_line(run_url, run_id))
     blocks.append(_run_block(run_url, run_id))
     return Message(text="\n".join(text_lines), blocks=blocks[:MAX_BLOCKS])
@@ -189,9 +190,9 @@ def _sections(decision: Decision) -> list[tuple[str, list[str], bool]]:
         )
     else:
         title, ids, total = "Recently stalled batches:", decision.batch_ids, decision.batch_count
-    sections.append((title, listed([_shown(b) for b in unique(ids)], total=total) or ["none"], True))
+    sections.append((title, listed([shown_id(b) for b in unique(ids)], total=total) or ["none"], True))
     offenders = [
-        f"{_shown(batch)} stalled {plural(times, 'time')} in 24 h"
+        f"{shown_id(batch)} stalled {plural(times, 'time')} in 24 h"
         for batch, times in decision.repeat_offenders
     ]
     if offenders:
@@ -243,12 +244,18 @@ def incident_card(
     context = f"Updated {clock_text(now, now)}. Every step of the incident is in the thread, in full."
     text = "\n".join([header.split(" ", 1)[1], *(fact.replace("*", "") for fact in facts), context])
     blocks = [
-        _header(header),
-        _section("\n".join(facts)),
+        header_block(header),
+        section_block("\n".join(facts)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         *([_run_block(run_url, "")] if is_absolute_url(run_url) else []),
     ]
     return Message(text=text, blocks=blocks)
+
+
+def job_name(dag_id: str) -> str:
+    """What the failure messages call the DAG's job: the weekly digest, or the cleanup itself
+    (also for a DAG id of another deployment's naming)."""
+    return "Weekly cleanup digest" if dag_id == DIGEST_DAG_ID else "Stalled-batch cleanup"
 
 
 def run_label(run_id: str) -> str:
@@ -279,16 +286,16 @@ def task_failure(*, dag_id: str, task_id: str, run_id: str, error: str, log_url:
     text and in the blocks alike. A `log_url` that is not absolute is left out; the ids remain.
     """
     error = escape(error if len(error) <= 1500 else error[:1500] + "…")
-    dag, task, run = escape(dag_id), escape(task_id), run_label(run_id)
-    text = f"Stalled-batch cleanup failed: task {task} of DAG {dag}, run {run}.\nError: {error}"
+    dag, task, run, job = escape(dag_id), escape(task_id), run_label(run_id), job_name(dag_id)
+    text = f"{job} failed: task {task} of DAG {dag}, run {run}.\nError: {error}"
     blocks = [
-        _header(":x: Stalled-batch cleanup failed"),
-        _section(f"*DAG:* `{dag}`\n*Task:* `{task}`\n*Run:* {run}"),
-        _section(f"*Error:*\n```{error}```"),
+        header_block(f":x: {job} failed"),
+        section_block(f"*DAG:* `{dag}`\n*Task:* `{task}`\n*Run:* {run}"),
+        section_block(f"*Error:*\n```{error}```"),
     ]
     if is_absolute_url(log_url):
         text += f"\nLog: {escape(log_url)}"
-        blocks.append(_section(link(log_url, "Task log")))
+        blocks.append(section_block(link(log_url, "Task log")))
     else:
         text += f"\n{_run_line(None, run_id)}"
         blocks.append(_run_block(None, run_id))
@@ -302,15 +309,16 @@ def run_overdue(
 
     `state_note` says so when the run's current state could not be read (it may have ended since)."""
     dag, run, queued, note = escape(dag_id), run_label(run_id), _time_label(queued_at), escape(state_note)
+    job = job_name(dag_id)
     text = (
-        f"Stalled-batch cleanup is overdue: run {run} of DAG {dag} has not finished "
+        f"{job} is overdue: run {run} of DAG {dag} has not finished "
         f"{plural(minutes, 'minute')} after it was queued (queued at {queued})."
         + (f"\n{note}" if note else "")
         + f"\n{_run_line(run_url, run_id)}"
     )
     blocks = [
-        _header(":alarm_clock: Stalled-batch cleanup is overdue"),
-        _section(
+        header_block(f":alarm_clock: {job} is overdue"),
+        section_block(
             f"*DAG:* `{dag}`\n*Run:* {run}\nNot finished {plural(minutes, 'minute')} after it was "
             f"queued ({queued}). Check the scheduler, the workers and the coordinator."
             + (f"\n_{note}_" if note else "")
@@ -322,13 +330,11 @@ def run_overdue(
 
 def run_failed(*, dag_id: str, run_id: str, reason: str, run_url: str | None) -> Message:
     """A run failed as a whole without a task saying why (timed out, for one)."""
-    dag, run, reason = escape(dag_id), run_label(run_id), escape(reason)
-    text = (
-        f"Stalled-batch cleanup run failed: run {run} of DAG {dag}: {reason}.\n{_run_line(run_url, run_id)}"
-    )
+    dag, run, reason, job = escape(dag_id), run_label(run_id), escape(reason), job_name(dag_id)
+    text = f"{job} run failed: run {run} of DAG {dag}: {reason}.\n{_run_line(run_url, run_id)}"
     blocks = [
-        _header(":x: Stalled-batch cleanup run failed"),
-        _section(f"*DAG:* `{dag}`\n*Run:* {run}\n*Why:* {reason}"),
+        header_block(f":x: {job} run failed"),
+        section_block(f"*DAG:* `{dag}`\n*Run:* {run}\n*Why:* {reason}"),
         _run_block(run_url, run_id),
     ]
     return Message(text=text, blocks=blocks)
@@ -344,10 +350,11 @@ def _run_block(run_url: str | None, run_id: str) -> dict[str, Any]:
     """The "Open the DAG run" button; without an absolute URL (Slack would refuse the whole
     message), a line naming the run instead."""
     if is_absolute_url(run_url):
-        button = {
-            "type": "button",
-            "text": {"type": "plain_text", "text": "Open the DAG run"},
-            "url": run_url,
-        }
-        return {"type": "actions", "elements": [button]}
+        return button_block(run_url, "Open the DAG run")
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Airflow run: `{escape(run_id)}`"}]}
+
+
+def button_block(url: str, label: str) -> dict[str, Any]:
+    """A button leading to `url`, which must be absolute (see `_run_block`)."""
+    button = {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}
+    return {"type": "actions", "elements": [button]}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 DAG_ID = "stalled_batch_cleanup"
+# The weekly digest of the cleanup (dags/batch_cleanup_weekly_digest.py): Mondays 09:00, New York time.
+DIGEST_DAG_ID = "batch_cleanup_weekly_digest"
+DIGEST_SCHEDULE = "0 9 * * 1"
 
 COORDINATOR_CONN_ID = "prediction_coordinator"
 GCP_CONN_ID = "google_cloud_default"
@@ -27,6 +30,9 @@ NO_ALERT = "no_alert"
 RECORD_STATE = "record_state"
 REPORT_METRICS = "report_metrics"
 READ_LABELS = "read_labels"
+# The digest's task ids.
+SUMMARIZE_WEEK = "summarize_week"
+POST_DIGEST = "post_digest"
 
 # The DAG runs every RUN_EVERY_MINUTES in New York time; New York is a whole number of hours off
 # UTC, so its runs fall on the same quarter-hours in UTC (the backtest replays them).

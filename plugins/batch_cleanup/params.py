@@ -64,12 +64,7 @@ def dag_params() -> dict[str, Param]:
             "Cooldown (minutes)",
             "At most one reminder per cooldown while an incident is unchanged.",
         ),
-        "notify": Param(
-            True,
-            "Off: the message is written to the task log only; nothing is sent or changed.",
-            type="boolean",
-            title="Post to Slack",
-        ),
+        "notify": _notify(),
         "force_alert": Param(
             False,
             "Posts a marked TEST message to check the Slack wiring; no incident state changes.",
@@ -77,6 +72,28 @@ def dag_params() -> dict[str, Param]:
             title="Send a TEST message",
         ),
     }
+
+
+def digest_params() -> dict[str, Param]:
+    """The weekly digest's params: `notify`, and `test_digest`, its TEST message."""
+    return {
+        "notify": _notify(),
+        "test_digest": Param(
+            False,
+            "Posts the digest marked TEST (figures of the seven days before the run), to check its wiring.",
+            type="boolean",
+            title="Send a TEST digest",
+        ),
+    }
+
+
+def _notify() -> Param:
+    return Param(
+        True,
+        "Off: the message is written to the task log only; nothing is sent or changed.",
+        type="boolean",
+        title="Post to Slack",
+    )
 
 
 class InvalidParam(ValueError):

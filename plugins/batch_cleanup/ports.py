@@ -74,6 +74,14 @@ def older_than(last: RunRecord | None, run_after: datetime | None) -> str | None
     return f"this run ({mine}) is older than the last evaluation ({theirs})"
 
 
+# The fields an incident read (`Store.incidents_in`) returns, besides its `id`: the timeline's,
+# the responders' label and the first reaction (docs/firestore-schema.md); never its batch ids.
+INCIDENT_FIELDS = (
+    *("dag_id", "opened_at", "closed_at", "severity", "peak_severity", "peak_count"),
+    *("total_cleanups", "batch_count", "notifications", "label", "first_reaction_at"),
+)
+
+
 class ThreadGone(Exception):
     """The message a reply or an edit points at can no longer be found: `error` is Slack's code."""
 
@@ -96,12 +104,15 @@ class Store(Protocol):
 
     def create_event(self, document_id: str, document: dict[str, Any]) -> bool: ...
     def count_in(self, start: datetime, end: datetime) -> int: ...
-    def events_in(self, start: datetime, end: datetime) -> list[StoredEvent]: ...
+    def events_in(self, start: datetime, end: datetime, limit: int = 500) -> list[StoredEvent]: ...
     def write_run(self, document_id: str, document: dict[str, Any]) -> None: ...
     def runs_in(
         self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 10_000
     ) -> list[RunRecord]: ...
     def last_evaluation(self, dag_id: str) -> RunRecord | None: ...
+    def incidents_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 500
+    ) -> list[Doc]: ...
     def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
     def claim_lease(
         self, dag_id: str, *, run_id: str, version: int, kind: str, run_after: datetime | None = None

@@ -8,6 +8,7 @@ comes with its Wilson 95 % interval, which stays honest for a handful of labels.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -21,6 +22,8 @@ LABELS = ("real", "noise", "disputed")
 # The normal quantile of a two-sided 95 % interval.
 Z95 = 1.959963984540054
 WEEK = timedelta(days=7)
+
+log = logging.getLogger(__name__)
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> dict[str, float] | None:
@@ -76,15 +79,16 @@ def said(incidents: int, labelled: int, real: int, disputed: int) -> str:
 
 
 def label_of(incident: Mapping[str, Any]) -> str | None:
-    """The incident's label value (`real`, `noise`, `disputed`), None when unlabelled; anything else
-    is refused with the document's name."""
+    """The incident's label value (`real`, `noise`, `disputed`), None when unlabelled. Anything else
+    is logged with the document's name and counts as unlabelled: one bad document blocks no figure."""
     label = incident.get("label")
     if not label:
         return None
     value = label.get("value") if isinstance(label, Mapping) else None
     if value not in LABELS:
         name = f"batch_cleanup_incidents/{incident.get('id', '?')}.label.value"
-        raise ValueError(f"{name} must be one of {', '.join(LABELS)}; got {value!r}")
+        log.error("%s must be one of %s; got %r: counted as not labelled.", name, ", ".join(LABELS), value)
+        return None
     return value
 
 

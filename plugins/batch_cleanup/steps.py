@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from batch_cleanup import labels, metrics
+from batch_cleanup import digest, labels, metrics
 from batch_cleanup.cleanup import summarize
 from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.config import (
@@ -23,12 +23,13 @@ from batch_cleanup.config import (
     RUN_TIMEOUT,
     WORKER_LOGS_QUERY,
 )
-from batch_cleanup.delivery import SENT, deliver, thread_posted
+from batch_cleanup.delivery import RENDERED, SENT, deliver, post_once, thread_posted
 from batch_cleanup.diagnosis import health_summary, logs_explorer_url
 from batch_cleanup.events import build_event, double_recorded, event_id, run_document, window_start
 from batch_cleanup.messages import Diagnosis, alert, dag_run_url, incident_card
 from batch_cleanup.monitoring import RunFigures, run_series
 from batch_cleanup.names import (
+    DAG_ID,
     MUTE_VARIABLE,
     NO_ALERT,
     OFFENDER_HOURS,
@@ -463,3 +464,66 @@ def read_labels(store: Store, slack: Channel, *, dag_id: str, now: datetime) -> 
     return _said(
         f"Read the reactions of {len(incidents)} incident(s); changed: {', '.join(changed) or 'none'}."
     )
+
+
+# --- the weekly digest (dags/batch_cleanup_weekly_digest.py) -------------------------------------
+
+# The week's events read for the repeat offenders, at most: a week of quarter-hour runs is 672.
+WEEK_EVENTS = 2_000
+# What the record of the digest's post calls it (delivery.post_once).
+DIGEST = "digest"
+
+
+def summarize_week(store: Store, *, run_after: datetime) -> dict[str, Any]:
+    """The digest's figures for the seven New York days ending at the run's time, against the week
+    before (`digest.summarize`): three bounded reads of the cleanup's records."""
+    start = digest.week_start(run_after)
+    before = digest.week_start(start)
+    runs = store.runs_in(before, run_after, dag_id=DAG_ID)
+    incidents = store.incidents_in(before, run_after, dag_id=DAG_ID)
+    events = store.events_in(start, run_after, limit=WEEK_EVENTS)
+    summary = digest.summarize(runs, events, incidents, end=run_after, events_cut=len(events) >= WEEK_EVENTS)
+    log.info(
+        "Week %s – %s: %d run records, %d cleanups; %d incidents opened.",
+        summary["start"],
+        summary["end"],
+        summary["week"]["runs"],
+        summary["week"]["cleanups"],
+        summary["incident_count"],
+    )
+    return summary
+
+
+def post_digest(
+    summary: dict[str, Any],
+    params: Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    run_after: datetime,
+    base_url: str | None,
+    store: Store,
+    slack: Channel,
+    posts: PostRecord | None,
+    retry: bool = False,
+) -> str:
+    """Post the digest (marked TEST with `test_digest`) at most once per run: `sent`, or `rendered`
+    with notify off. A `retry` finds what an earlier try posted (`delivery.post_once`)."""
+    message = digest.message(summary, base_url=base_url, test=params["test_digest"])
+    if not params["notify"]:
+        log.info("notify=false: nothing sent. The digest would read:\n%s", message.text)
+        return RENDERED
+    post_once(
+        message,
+        dag_id=dag_id,
+        run_id=run_id,
+        kind=DIGEST,
+        store=store,
+        slack=slack,
+        posts=posts,
+        since=run_after,
+        retry=retry,
+    )
+    log.info("Slack accepted the digest.")
+    metrics.count(metrics.MESSAGES_SENT, severity=metrics.NO_SEVERITY, kind=DIGEST)
+    return SENT

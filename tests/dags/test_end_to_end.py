@@ -11,8 +11,7 @@ import pytest
 
 from batch_cleanup.compat import airflow_minor
 from tests.airflow_cli import KNOWN_DEADLINE_CRASH
-from tests.conftest import REPO
-from tests.scenario import DAG_ID, alert_state, explains, healthy, stalled, texts
+from tests.scenario import DAG_ID, alert_state, explains, fail_once_after, healthy, stalled, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -80,15 +79,8 @@ def test_record_event_failing_once_is_retried_and_writes_one_document(airflow, f
     coordinator, _ = fresh
     coordinator.seed([stalled("b-retried")])
 
-    run = airflow.dags_test(
-        DAG_ID,
-        name="record-retry",
-        extra_env={
-            "PYTHONPATH": f"{REPO / 'tests/support/fail_once'}:{airflow.env['PYTHONPATH']}",
-            "FAIL_ONCE_AFTER_TASK": "record_event",
-        },
-        expect="success",
-    )
+    env = fail_once_after(airflow, "record_event")
+    run = airflow.dags_test(DAG_ID, name="record-retry", extra_env=env, expect="success")
     assert run.tries["record_event"] == 2, "the injected failure should have forced one retry"
     assert "injected failure after record_event" in run.output
     assert "Already recorded" in run.output

@@ -22,6 +22,9 @@ from batch_cleanup.budget import MARGIN_FRACTION, RetryBudget, backoff_multiplie
 from tests.conftest import REPO
 
 DAG_ID = "stalled_batch_cleanup"
+# Every DAG of the project: the conventions below hold for each (the weekly digest's own checks are
+# in test_weekly_digest_dag.py).
+DAG_IDS = ("stalled_batch_cleanup", "batch_cleanup_weekly_digest")  # each in dags/<id>.py
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +37,14 @@ def dag(dagbag):
     return dagbag.dags[DAG_ID]
 
 
+@pytest.fixture(params=DAG_IDS)
+def each_dag(request, dagbag):
+    return dagbag.dags[request.param]
+
+
 def test_dag_files_import_without_errors(dagbag):
     assert dagbag.import_errors == {}, dagbag.import_errors
-    assert DAG_ID in dagbag.dag_ids
+    assert sorted(dagbag.dag_ids) == sorted(DAG_IDS)
 
 
 def test_schedule_is_every_quarter_hour_in_new_york(dag):
@@ -49,8 +57,9 @@ def test_schedule_is_every_quarter_hour_in_new_york(dag):
     assert dag.dagrun_timeout < timedelta(minutes=15)
 
 
-def test_conventions_owner_tags_docs(dag):
-    assert dag.tags, "the DAG needs tags"
+def test_conventions_owner_tags_docs(each_dag):
+    dag = each_dag
+    assert {"prediction-platform", "batch-cleanup"} <= set(dag.tags), "the DAG needs the project's tags"
     assert dag.doc_md and "Runbook" in dag.doc_md
     for task in dag.tasks:
         assert task.owner not in ("", "airflow"), f"{task.task_id} has no owner"
@@ -61,8 +70,8 @@ def test_conventions_owner_tags_docs(dag):
 QUIET = {"read_labels"}
 
 
-def test_tasks_retry_with_exponential_backoff(dag):
-    for task in (task for task in dag.tasks if task.task_id not in QUIET):
+def test_tasks_retry_with_exponential_backoff(each_dag):
+    for task in (task for task in each_dag.tasks if task.task_id not in QUIET):
         assert task.retries >= 1, f"{task.task_id} has no retries"
         assert backoff_multiplier(task.retry_exponential_backoff) > 1, (
             f"{task.task_id} has no exponential backoff"
@@ -86,13 +95,16 @@ def test_check_stalled_tries_and_back_off_end_before_the_run_times_out(dag):
     )
 
 
-def test_each_task_pushes_one_xcom(dag):
+def test_each_task_pushes_one_xcom(each_dag):
     """A dict return annotation would make TaskFlow push every key again, doubling check_stalled's XCom."""
-    assert [task.task_id for task in dag.tasks if getattr(task, "multiple_outputs", False)] == []
+    assert [task.task_id for task in each_dag.tasks if getattr(task, "multiple_outputs", False)] == []
 
 
-def test_a_run_that_fails_as_a_whole_tells_slack(dag):
-    assert dag.on_failure_callback, "a timed-out run skips its tasks and their callbacks: the DAG must post"
+def test_a_run_that_fails_as_a_whole_tells_slack(each_dag):
+    assert each_dag.on_failure_callback, (
+        "a timed-out run skips its tasks and their callbacks: the DAG must post"
+    )
+    assert each_dag.dagrun_timeout, "a hung run must end, and say so"
 
 
 def test_a_hung_run_is_a_deadline_alert_from_3_2_and_the_run_timeout_on_3_1(dag):
@@ -194,13 +206,14 @@ def probe(code: str) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_parsing_loads_no_heavy_client_library():
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_parsing_loads_no_heavy_client_library(dag_id):
     """Parsing may load what `import airflow.sdk` loads, and nothing of the Google, Slack or HTTP clients."""
     added = probe(f"""
 import json, sys, runpy
 import airflow.sdk
 before = set(sys.modules)
-runpy.run_path({str(REPO / "dags" / "stalled_batch_cleanup.py")!r})
+runpy.run_path({str(REPO / "dags" / f"{dag_id}.py")!r})
 print(json.dumps(sorted(set(sys.modules) - before)))
 """)
     heavy = [m for m in added if m.split(".")[0] in HEAVY_CLIENTS]

@@ -36,6 +36,15 @@ def seed_state(store, document: dict[str, Any]) -> None:
         store.client.collection(STATE_COLLECTION).document(DAG).set(document)
 
 
+def seed(store, collection: str, document_id: str, document: dict[str, Any]) -> None:
+    """A run record or an incident as is, through each store's own way in."""
+    if isinstance(store, MemoryStore):
+        kept = {RUN_COLLECTION: store.runs, INCIDENT_COLLECTION: store.incidents}[collection]
+        kept[document_id] = dict(document)
+    else:
+        store.client.collection(collection).document(document_id).set(document)
+
+
 def incidents(store) -> dict[str, dict[str, Any]]:
     if isinstance(store, MemoryStore):
         return store.incidents
@@ -106,6 +115,58 @@ def test_an_event_with_a_string_timestamp_is_in_no_window(store):
 
     assert [event.id for event in store.events_in(START, END)] == ["good"]
     assert store.count_in(START, END) == 1
+
+
+# --- run records and incidents ------------------------------------------------------------------
+
+
+def run(at: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "run_after": at,
+        "batches_checked": 10,
+        "stalled_count": 0,
+        "kind": "none",
+        "dag_id": DAG,
+        **fields,
+    }
+
+
+def test_run_records_come_oldest_first_in_the_window_limited_to_the_first(store):
+    edges = {"at-start": START, "after-start": START + TICK, "at-end": END, "after": END + TICK}
+    for name, at in edges.items():
+        seed(store, RUN_COLLECTION, name, run(at, stalled_count=len(name)))
+    seed(store, RUN_COLLECTION, "a-tie", run(END, kind="alert", severity="WARNING", stalled_count=3))
+
+    assert store.runs_in(START, END) == [
+        RunRecord(START + TICK, 10, 11, "none", None, DAG),
+        RunRecord(END, 10, 3, "alert", "WARNING", DAG),
+        RunRecord(END, 10, 6, "none", None, DAG),
+    ]
+    assert [r.stalled_count for r in store.runs_in(START, END, limit=2)] == [11, 3], "the oldest, ties by id"
+
+
+def test_run_records_of_another_dag_are_left_out_and_a_garbage_count_reads_as_zero(store):
+    seed(store, RUN_COLLECTION, "other", run(START + TICK, dag_id="another_dag"))
+    seed(store, RUN_COLLECTION, "garbage", run(END, batches_checked="12", stalled_count=True))
+
+    assert store.runs_in(START, END, dag_id=DAG) == [RunRecord(END, 0, 0, "none", None, DAG)]
+    assert len(store.runs_in(START, END)) == 2
+
+
+def test_incidents_opened_in_the_window_come_oldest_first_with_their_label_and_without_batch_ids(store):
+    label = {"value": "real", "source": "reactions", "by": ["U1"], "at": END, "note": None}
+    opened = {"at-start": START, "in": START + TICK, "at-end": END, "after": END + TICK}
+    for name, at in opened.items():
+        seed(store, INCIDENT_COLLECTION, name, {"dag_id": DAG, "opened_at": at, "batch_ids": ["b"]})
+    seed(store, INCIDENT_COLLECTION, "labelled", {"opened_at": END - TICK, "label": label, "closed_at": END})
+    seed(store, INCIDENT_COLLECTION, "other", {"dag_id": "another_dag", "opened_at": END - TICK})
+
+    assert store.incidents_in(START, END, dag_id=DAG) == [
+        {"id": "in", "dag_id": DAG, "opened_at": START + TICK},
+        {"id": "labelled", "opened_at": END - TICK, "label": label, "closed_at": END},
+        {"id": "at-end", "dag_id": DAG, "opened_at": END},
+    ]
+    assert [i["id"] for i in store.incidents_in(START, END, limit=2)] == ["in", "labelled"]
 
 
 # --- the state document ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from batch_cleanup.events import StoredEvent
 from batch_cleanup.labels import incident_thread, keep_page_label
 from batch_cleanup.names import EVALUATED_KINDS
-from batch_cleanup.ports import ThreadGone, older_than, stored_run
+from batch_cleanup.ports import INCIDENT_FIELDS, ThreadGone, older_than, stored_run
 
 # The hook's LEASE_SECONDS (not imported: the unit tests stay free of Google's client).
 LEASE = timedelta(seconds=600)
@@ -93,6 +93,11 @@ class MemoryStore:
         ]
         return stored_run(max(chosen)[2]) if chosen else None
 
+    def incidents_in(self, start, end, *, dag_id=None, limit=500):
+        first = _between(self.incidents, "opened_at", start, end)[:limit]
+        found = [{"id": i, **{k: d[k] for k in INCIDENT_FIELDS if k in d}} for i, d in first]
+        return [incident for incident in found if dag_id is None or incident.get("dag_id", dag_id) == dag_id]
+
     def read_state(self, dag_id):
         return copy.deepcopy(self.state), _version(self.state)
 
@@ -157,6 +162,18 @@ class MemoryStore:
             self.incidents[incident_id].update(
                 keep_page_label(self.incidents[incident_id].get("label"), fields)
             )
+
+
+def _between(
+    documents: dict[str, dict[str, Any]], field: str, start, end
+) -> list[tuple[str, dict[str, Any]]]:
+    """The hook's range read: `start` < `field` ≤ `end` (timestamps only), oldest first, ties by id."""
+    stamped = [(i, d) for i, d in documents.items() if isinstance(d.get(field), datetime)]
+    return sorted(
+        ((i, d) for i, d in stamped if start < d[field] <= end), key=lambda id_: (id_[1][field], id_[0])
+    )
+
+
 
 
 def _batch_ids(event: dict[str, Any]) -> list[str]:

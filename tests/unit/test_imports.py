@@ -37,9 +37,9 @@ LEAVES = {PACKAGE} | group(
     "budget", "cleanup", "compat", "config", "labels", "masking", "metrics", "names", "ports", "text"
 )
 PURE = group(
-    "backtest", "delivery", "diagnosis", "events", "messages", "monitoring", "params", "patterns", "policy",
-    "quality", "rules", "steps",
-)  # fmt: skip
+    *("backtest", "delivery", "diagnosis", "digest", "events", "messages", "monitoring", "params"),
+    *("patterns", "policy", "quality", "rules", "steps"),
+)
 EDGES = group("notify", "ui")
 
 

@@ -148,10 +148,11 @@ def test_a_reaction_stamped_before_the_incident_counts_as_immediate():
     assert figures([early], start=START, end=END)["total"]["first_reaction_minutes"]["median"] == 0
 
 
-def test_a_label_value_it_does_not_know_is_refused_naming_the_document():
-    wrong = incident(5, label="maybe")
-    with pytest.raises(ValueError, match=r"batch_cleanup_incidents/stalled_batch_cleanup-20260301T000500Z"):
-        figures([wrong], start=START, end=END)
+def test_a_label_value_it_does_not_know_counts_as_unlabelled_and_is_logged_naming_the_document(caplog):
+    wrong, real = incident(5, label="maybe"), incident(6, label="real")
+    total = figures([wrong, real], start=START, end=END)["total"]
+    assert (total["incidents"], total["labelled"], total["real"]) == (2, 1, 1), "a bad document blocks none"
+    assert "batch_cleanup_incidents/stalled_batch_cleanup-20260301T000500Z.label.value" in caplog.text
 
 
 def test_a_naive_time_is_refused_naming_the_field():

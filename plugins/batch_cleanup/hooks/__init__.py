@@ -43,9 +43,9 @@ def monitoring_hook() -> MonitoringHook:
     return MonitoringHook(gcp_conn_id=GCP_CONN_ID, api_endpoint=MONITORING_API_ENDPOINT)
 
 
-def delivery_args(dag_run: Any) -> dict[str, Any]:
-    """`steps.send`'s arguments from the run and its connections: `now` is the incident card's
-    "updated", and `retry` says an earlier try of the task ran (it may have posted)."""
+def posting_args(dag_run: Any) -> dict[str, Any]:
+    """What posting to Slack at most once needs, from the run and its connections: `retry` says an
+    earlier try of the task ran (it may have posted); `posts` is Airflow's record of a post."""
     from airflow.sdk import get_current_context
 
     from batch_cleanup.config import api_base_url
@@ -58,8 +58,12 @@ def delivery_args(dag_run: Any) -> dict[str, Any]:
         "run_after": dag_run.run_after,
         "base_url": api_base_url(),
         "slack": OnCallChannel(SLACK_CONN_ID),
-        "now": datetime.now(UTC),
-        "coordinator": coordinator_hook(),
         "retry": get_current_context()["ti"].try_number > 1,
         "posts": AirflowPostRecord(),
     }
+
+
+def delivery_args(dag_run: Any) -> dict[str, Any]:
+    """`steps.send`'s arguments: `posting_args`, with `now`, the incident card's "updated", and the
+    coordinator, for the alert's diagnosis."""
+    return {**posting_args(dag_run), "now": datetime.now(UTC), "coordinator": coordinator_hook()}

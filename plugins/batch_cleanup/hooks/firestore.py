@@ -24,7 +24,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from batch_cleanup.compat import AirflowException
 from batch_cleanup.labels import incident_thread, keep_page_label
 from batch_cleanup.names import EVALUATED_KINDS, EVENT_COLLECTION, RUN_COLLECTION
-from batch_cleanup.ports import Carry, RunRecord, StoredEvent, older_than, stored_run
+from batch_cleanup.ports import INCIDENT_FIELDS, Carry, Doc, RunRecord, StoredEvent, older_than, stored_run
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -257,6 +257,23 @@ class FirestoreHook(GoogleBaseHook):
             else:
                 records.append(record)
         return records
+
+    @_names_firestore
+    def incidents_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 500
+    ) -> list[Doc]:
+        """The first `limit` incidents opened in (`start`, `end`], oldest first, each its `id` and
+        INCIDENT_FIELDS (those it has); with `dag_id`, those of that DAG (or of none) among them."""
+        query = (
+            self.client.collection(INCIDENT_COLLECTION)
+            .where(filter=FieldFilter("opened_at", ">", start))
+            .where(filter=FieldFilter("opened_at", "<=", end))
+            .order_by("opened_at")
+            .select(INCIDENT_FIELDS)
+            .limit(limit)
+        )
+        found = [{"id": s.id, **s.to_dict()} for s in query.stream(retry=self._retry())]
+        return [i for i in found if dag_id is None or i.get("dag_id", dag_id) == dag_id]
 
     # --- alert state: one document per DAG; see docs/firestore-schema.md --------------------------
 
