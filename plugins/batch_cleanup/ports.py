@@ -40,6 +40,17 @@ class StoredEvent(NamedTuple):
         return len(self.batch_ids)
 
 
+class RunRecord(NamedTuple):
+    """One run's figures as `batch_cleanup_runs` keeps them: what the rate rule reads."""
+
+    run_after: datetime
+    batches_checked: int
+    stalled_count: int
+    kind: str = "none"
+    severity: str | None = None
+    dag_id: str | None = None
+
+
 class ThreadGone(Exception):
     """The message a reply or an edit points at can no longer be found: `error` is Slack's code."""
 
@@ -63,6 +74,10 @@ class Store(Protocol):
     def create_event(self, document_id: str, document: dict[str, Any]) -> bool: ...
     def count_in(self, start: datetime, end: datetime) -> int: ...
     def events_in(self, start: datetime, end: datetime) -> list[StoredEvent]: ...
+    def write_run(self, document_id: str, document: dict[str, Any]) -> None: ...
+    def runs_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 10_000
+    ) -> list[RunRecord]: ...
     def read_state(self, dag_id: str) -> tuple[dict[str, Any], int]: ...
     def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None: ...
     def release_lease(self, dag_id: str, *, run_id: str) -> None: ...
