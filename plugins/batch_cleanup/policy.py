@@ -116,11 +116,11 @@ def rate_rule(params: Mapping[str, Any]) -> RateRule | None:
     rule = params.get("alert_rule", COUNT)
     if rule not in RULES:
         raise ValueError(f"alert_rule must be one of {', '.join(RULES)}, got {rule!r}")
-    if rule != BURN_RATE:
-        return None
     objective = params.get("rate_objective_pct", RateRule.objective_pct)
     if isinstance(objective, bool) or not isinstance(objective, int | float) or not 0 < objective <= 100:
         raise ValueError(f"rate_objective_pct must be a number above 0 and at most 100, got {objective!r}")
+    if rule != BURN_RATE:
+        return None
     rule = RateRule(objective_pct=objective)
     # A rate above 100 % cannot happen: an objective this high would never page CRITICAL.
     if rule.critical_factor * objective > 100:
