@@ -16,6 +16,7 @@ from batch_cleanup.monitoring import RunFigures
 from batch_cleanup.names import NO_ALERT, SEND_ALERT, SEND_RESOLVED
 from batch_cleanup.params import dag_params
 from batch_cleanup.policy import Evaluation
+from batch_cleanup.rules import RateRule
 from tests.support.memory_store import MemorySlack, MemoryStore
 
 DAG, RUN = "stalled_batch_cleanup", "scheduled__2026-03-01T12:00:00+00:00"
@@ -403,23 +404,32 @@ def rated(store: MemoryStore, checked: int, stalled: int, **params) -> dict[str,
     )
 
 
+def runs_read(store: MemoryStore) -> list[tuple]:
+    """The `runs_in` calls on `store` from now on."""
+    calls, read = [], store.runs_in
+    store.runs_in = lambda *args, **kwargs: calls.append(args) or read(*args, **kwargs)
+    return calls
+
+
 def test_a_healthy_run_under_the_count_rule_reads_no_run_record_and_no_event():
     store = MemoryStore()
     runs_before(store, (300, 30))
+    calls = runs_read(store)
     evaluate(store)
-    assert store.reads == []
+    assert (calls, store.reads) == ([], [])
 
 
 def test_under_the_rate_rule_this_runs_figures_are_the_newest_run():
     store = MemoryStore()
     runs_before(store, (300, 9), (300, 9), (300, 9))
+    calls = runs_read(store)
     quiet = rated(store, 300, 0)["decision"]  # 9 of 600 over the half hour with this clean run: 1.5×
     assert (quiet["kind"], quiet["rate"]["last_checked"], quiet["rate"]["hour_checked"]) == (
         "none",
         300,
         1200,
     )
-    assert store.reads == ["runs_in"], "a healthy run reads the records, no event"
+    assert (calls, store.reads) == ([(NOW - RateRule().span, NOW)], []), "the records of the span, no event"
     decision = rated(MemoryStore(), 300, 30)["decision"]  # one run, 10 %: CRITICAL on its own figures
     assert (decision["kind"], decision["severity"], decision["count"]) == ("alert", "CRITICAL", 0)
     assert decision["rate"]["words"].startswith("10.0× the 1 % objective over the last hour (30 of 300")
@@ -428,7 +438,8 @@ def test_under_the_rate_rule_this_runs_figures_are_the_newest_run():
 
 def test_under_the_rate_rule_a_record_of_this_run_is_replaced_by_its_figures_and_other_dags_ignored():
     store = MemoryStore()
-    store.write_run("retry", {"dag_id": DAG, "run_after": NOW, "batches_checked": 300, "stalled_count": 300})
+    this_run = {"dag_id": DAG, "run_after": NOW, "kind": "alert", "severity": "CRITICAL"}
+    store.write_run("retry", {**this_run, "batches_checked": 300, "stalled_count": 300})  # a retry's
     runs_before(store, (10, 10), dag_id="another_dag")
     decision = rated(store, 300, 1)["decision"]
     assert decision["kind"] == "none"
