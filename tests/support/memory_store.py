@@ -28,6 +28,7 @@ class MemoryStore:
         self.writes = 0
         self.state: dict[str, Any] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
         self.reads: list[str] = []
 
     @property
