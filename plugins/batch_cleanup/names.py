@@ -10,6 +10,8 @@ SLACK_CONN_ID = "slack_daily_orchestration"
 MUTE_VARIABLE = "batch_cleanup_mute_until"
 # The Firestore collection of cleanup events (docs/firestore-schema.md).
 EVENT_COLLECTION = "batch_cleanup_events"
+# One document per run: what it checked and decided (docs/firestore-schema.md).
+RUN_COLLECTION = "batch_cleanup_runs"
 
 # Task ids: each is also the name of its @task function in the DAG file.
 CHECK_STALLED = "check_stalled"

@@ -40,6 +40,17 @@ class StoredEvent(NamedTuple):
         return len(self.batch_ids)
 
 
+class RunRecord(NamedTuple):
+    """What one run of the DAG checked and decided: a `batch_cleanup_runs` document."""
+
+    run_after: datetime
+    batches_checked: int
+    stalled_count: int
+    kind: str = "none"
+    severity: str | None = None
+    dag_id: str | None = None
+
+
 class ThreadGone(Exception):
     """The message a reply or an edit points at can no longer be found: `error` is Slack's code."""
 

@@ -8,8 +8,11 @@ the OpenAPI schema at `/batch-cleanup/api/openapi.json`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,12 +33,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batch_cleanup import backtest
+from batch_cleanup import backtest, rules
 from batch_cleanup.config import RUN_TIMEOUT
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
+from batch_cleanup.rules import RateRule
 from batch_cleanup.text import utc_z
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
 from batch_cleanup.ui.auth import login_redirect, require_dag_reader
@@ -46,6 +50,9 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 # The DAG's default thresholds: the lines drawn on the hourly chart.
 POLICY = PolicyConfig()
+# The DAG's default rule, and the volume-aware rule's default settings: the backtest's current side.
+DAG_RULE = rules.COUNT
+DAG_RATE = RateRule()
 
 RangeName = Literal["24h", "7d", "30d"]
 RangeParam = Annotated[
@@ -69,14 +76,45 @@ CriticalThreshold = _threshold_query("critical_threshold")
 WindowMinutes = _threshold_query("window_minutes")
 CooldownMinutes = _threshold_query("cooldown_minutes")
 
+RULE_NAMES = " or ".join(rules.RULES)
+CurrentRule = Annotated[
+    str | None,
+    Query(
+        description=f"The current side's rule, with the DAG's settings: {RULE_NAMES} (default {DAG_RULE})."
+    ),
+]
+CandidateRule = Annotated[
+    str | None,
+    Query(description=f"The candidate's alert rule: {RULE_NAMES} (default {DAG_RULE}, the DAG's)."),
+]
+# The candidate's settings of the volume-aware rule: query name → `RateRule` field.
+RATE_FIELDS = {f"rate_{name}": name for name in ("objective_pct", "warning_factor", "critical_factor")}
+
+
+def _rate_query(name: str) -> Any:
+    default = getattr(DAG_RATE, RATE_FIELDS[name])
+    about = f"{rules.BURN_RATE}: the candidate's {RATE_FIELDS[name]} (a number > 0; default {default:g})."
+    return Annotated[str | None, Query(description=about)]
+
+
+RateObjective = _rate_query("rate_objective_pct")
+RateWarningFactor = _rate_query("rate_warning_factor")
+RateCriticalFactor = _rate_query("rate_critical_factor")
+BACKTEST_FIELDS = (*POLICY_FIELDS, "current_rule", "rule", *RATE_FIELDS)
+
 
 def get_asked(
     warning_threshold: WarningThreshold = None,
     critical_threshold: CriticalThreshold = None,
     window_minutes: WindowMinutes = None,
     cooldown_minutes: CooldownMinutes = None,
+    current_rule: CurrentRule = None,
+    rule: CandidateRule = None,
+    rate_objective_pct: RateObjective = None,
+    rate_warning_factor: RateWarningFactor = None,
+    rate_critical_factor: RateCriticalFactor = None,
 ) -> dict[str, str]:
-    """The candidate thresholds as typed (the arguments are exactly the form's fields); an empty
+    """The backtest's settings as typed (the arguments are exactly the form's fields); an empty
     form field counts as missing."""
     return {name: text for name, text in locals().items() if text not in (None, "")}
 
@@ -91,6 +129,49 @@ def candidate_config(asked: dict[str, str]) -> PolicyConfig:
     too (refused: not an integer), and text that is no JSON stays text (refused: not a number).
     """
     return policy_config({name: _json_value(text) for name, text in asked.items()})
+
+
+@dataclass(frozen=True)
+class Compared:
+    """The backtest's two sides, current and candidate: each one's rule and thresholds."""
+
+    sides: tuple[history.Side, history.Side]
+    configs: tuple[PolicyConfig, PolicyConfig]
+
+
+def compared(asked: dict[str, str]) -> Compared:
+    """The current side (the DAG's settings, under `current_rule`) and the candidate (the thresholds,
+    rule and rate settings asked for, the DAG's for those missing), checked: `InvalidParam` names
+    the field a value is refused for."""
+    config = candidate_config(asked)
+    current = history.Side(_rule(asked, "current_rule"), DAG_RATE)
+    candidate = history.Side(_rule(asked, "rule"), candidate_rate(asked))
+    return Compared((current, candidate), (POLICY, config))
+
+
+def _rule(asked: dict[str, str], name: str) -> str:
+    value = asked.get(name, DAG_RULE)
+    if value not in rules.RULES:
+        raise InvalidParam(
+            name, f"Invalid input for param {name}: {value!r} is not one of {list(rules.RULES)}"
+        )
+    return value
+
+
+def candidate_rate(asked: dict[str, str]) -> RateRule:
+    """The candidate's settings of the volume-aware rule, checked by `RateRule` (read whatever the rule)."""
+    values = {field: _json_value(asked[name]) for name, field in RATE_FIELDS.items() if name in asked}
+    for field, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidParam(
+                f"rate_{field}", f"rate_{field} must be a finite number, got {asked[f'rate_{field}']!r}"
+            )
+    try:
+        return dataclasses.replace(DAG_RATE, **values)
+    except ValueError as err:  # its messages begin with the field at fault; said with the query's names
+        named = f"rate_{str(err).split(' ', 1)[0]}"
+        message = re.sub(rf"\b({'|'.join(RATE_FIELDS.values())})\b", r"rate_\1", str(err))
+        raise InvalidParam(named if named in RATE_FIELDS else None, message) from None
 
 
 def _json_value(text: str) -> Any:
@@ -247,30 +328,62 @@ def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, An
     }
 
 
-def backtest_json(
-    sources: Sources, win: history.Window, candidate: PolicyConfig, reads: Reads
-) -> dict[str, Any]:
-    """The range's runs up to now, replayed with the DAG's thresholds and with `candidate`: the runs
-    that evaluated (Airflow's metadata), the schedule's ticks before the first of them
-    (`backtest.replayed_runs`).
+def backtest_json(sources: Sources, win: history.Window, sides: Compared, reads: Reads) -> dict[str, Any]:
+    """The range's runs up to now, replayed on both sides: the runs that evaluated (Airflow's
+    metadata), the schedule's ticks before the first of them (`backtest.replayed_runs`); scored
+    against the incidents labelled real when the range holds labelled incidents.
 
     The events read reach back one offender span before the range (the first run's window and
-    offenders) and one run timeout past now (the coordinator's copies of the last runs' cleanups).
+    offenders) and one run timeout past now (the coordinator's copies of the last runs' cleanups);
+    the run records, read only for a volume-aware side, reach back that rule's longest window.
     """
     store, now = sources.store, sources.now
     since = win.start - backtest.OFFENDER_SPAN
-    read = reads.run(
-        events=lambda: store.window_events(since, now + RUN_TIMEOUT),
-        runs=lambda: sources.run_times(win.start, now),
-    )
+    to_read: dict[str, Callable[[], Any]] = {
+        "events": lambda: store.window_events(since, now + RUN_TIMEOUT),
+        "runs": lambda: sources.run_times(win.start, now),
+        "labels": lambda: store.labelled_incidents(win.start, now),
+    }
+    if rated := [side.rate_rule for side in sides.sides if side.rule == rules.BURN_RATE]:
+        reach = max(rate.span for rate in rated)
+        to_read["run_records"] = lambda: store.run_records(win.start - reach, now)
+    read = reads.run(**to_read)
     (events, truncated), runs = read["events"], backtest.replayed_runs(win.start, now, read["runs"])
+    records, records_truncated = read.get("run_records", ([], False))
 
     def both() -> tuple[backtest.Replay, backtest.Replay]:
         recorded = backtest.Recorded(events, within=RUN_TIMEOUT)
-        return tuple(backtest.replay(recorded, runs, config, until=now) for config in (POLICY, candidate))
+        return tuple(
+            _replayed(recorded, runs, side, config, records, now)
+            for side, config in zip(sides.sides, sides.configs, strict=True)
+        )
 
     current, replayed = reads.timed("replay", both)
-    return history.backtest_comparison(current, replayed, events_read=len(events), events_truncated=truncated)
+    return history.backtest_comparison(
+        current,
+        replayed,
+        events_read=len(events),
+        events_truncated=truncated,
+        sides=sides.sides,
+        real=history.real_incidents(read["labels"], now),
+        records_read=len(records),
+        records_truncated=records_truncated,
+    )
+
+
+def _replayed(
+    recorded: backtest.Recorded,
+    runs: list[datetime],
+    side: history.Side,
+    config: PolicyConfig,
+    records: list[Any],
+    until: datetime,
+) -> backtest.Replay:
+    if side.rule == rules.COUNT:  # reads no run record
+        return backtest.replay(recorded, runs, config, until=until)
+    return backtest.replay(
+        recorded, runs, config, until=until, runs=records, rule=side.rule, rate_rule=side.rate_rule
+    )
 
 
 def backtest_form(asked: dict[str, str]) -> dict[str, Any]:
@@ -286,7 +399,18 @@ def backtest_form(asked: dict[str, str]) -> dict[str, Any]:
         }
         for name, param in THRESHOLD_PARAMS.items()
     ]
-    return {"fields": fields, "query": urlencode(asked)}
+    rates = [
+        {"name": name, "title": f"Rate rule: {field}", "value": asked.get(name, getattr(DAG_RATE, field))}
+        for name, field in RATE_FIELDS.items()
+    ]
+    chosen = {name: asked.get(name, DAG_RULE) for name in ("current_rule", "rule")}
+    return {
+        "fields": fields,
+        "rates": rates,
+        "rules": rules.RULES,
+        "chosen": chosen,
+        "query": urlencode(asked),
+    }
 
 
 def _header(win: history.Window, now: datetime) -> dict[str, Any]:
@@ -342,6 +466,8 @@ def create_app() -> FastAPI:
     templates.env.filters["pct"] = _pct
     templates.env.filters["when"] = _when
     templates.env.filters["num"] = "{:,}".format
+    templates.env.filters["g"] = "{:g}".format
+    templates.env.filters["default_dash"] = lambda value: "–" if value is None else value
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(StarletteHTTPException)
@@ -362,19 +488,19 @@ def create_app() -> FastAPI:
         reads = Reads()
         win = history.window(range_, sources.now)
         data = with_run_link(summary(sources, win, reads), request)
-        form, compared, error = backtest_form(asked), None, None
-        if any(name in request.query_params for name in POLICY_FIELDS):  # the backtest form was sent
+        form, result, error = backtest_form(asked), None, None
+        if any(name in request.query_params for name in BACKTEST_FIELDS):  # the backtest form was sent
             try:
-                candidate = candidate_config(asked)
+                sides = compared(asked)
             except InvalidParam as err:
                 error = str(err)
             else:
-                compared = backtest_json(sources, win, candidate, reads)
+                result = backtest_json(sources, win, sides, reads)
         context = {
             "data": data,
             "ranges": list(history.RANGES),
             "form": form,
-            "backtest": compared,
+            "backtest": result,
             "backtest_error": error,
         }
         status_code = 422 if error else 200
@@ -432,23 +558,25 @@ def create_app() -> FastAPI:
         data = {**_header(win, now), "incidents": history.incident_rows(found, win, now)}
         return reads.timed_response(JSONResponse(data))
 
-    @app.get("/api/backtest", summary="The range's cleanups replayed with other thresholds")
+    @app.get("/api/backtest", summary="The range's cleanups replayed with other rules and thresholds")
     def api_backtest(sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
         """The range's runs up to now (those that evaluated, and every 15 minutes before the first
         of them) replayed through the DAG's alert policy, from no open incident: with the DAG's
-        thresholds (`current`) and with those asked for (`candidate`; one not asked for is the
-        DAG's). Per side: `settings`, `totals` {`incidents`,
-        `messages_sent`, `critical_pages`, `hours_at_warning`, `hours_at_critical`, `missed`},
-        `messages` per kind, and `incidents` (newest first). A value the trigger form refuses is a 422."""
+        settings under `current_rule` (`current`) and with the rule and settings asked for
+        (`candidate`; one not asked for is the DAG's). Per side: `rule`, `rate`, `settings`, `totals`
+        {`incidents`, `messages_sent`, `critical_pages`, `hours_at_warning`, `hours_at_critical`,
+        `missed`}, `messages` per kind, `incidents` (newest first, each with the `real` incidents
+        it was open during), and `score` against the incidents labelled real (null when none in
+        the range is labelled). A value the trigger form refuses is a 422."""
         reads = Reads()
         try:
-            candidate = candidate_config(asked)
+            sides = compared(asked)
         except InvalidParam as err:  # FastAPI's own 422 shape, naming the query parameter at fault
             loc = ("query", err.field) if err.field else ("query",)
             error = {"type": "value_error", "loc": loc, "msg": str(err), "input": asked.get(err.field or "")}
             raise RequestValidationError([error]) from None
         win = history.window(range_, sources.now)
-        data = {**_header(win, sources.now), "backtest": backtest_json(sources, win, candidate, reads)}
+        data = {**_header(win, sources.now), "backtest": backtest_json(sources, win, sides, reads)}
         return reads.timed_response(JSONResponse(data))
 
     @app.get("/api/status", summary="The current incident state and the last run")
