@@ -141,6 +141,7 @@ def stalled_batch_cleanup():
             run_after=dag_run.run_after,
             mute_value=Variable.get(MUTE_VARIABLE, default=None),
             recorded=summary["stalled_count"] > 0,
+            summary=summary,
         )
 
     @task.branch

@@ -8,8 +8,13 @@ repeat offenders: who they are changes no incident, message or page, and countin
 each run a pass over a day of events. The state then moves on as `record_state` saves it after Slack
 accepted the message: no mute, no `force_alert`, every message delivered.
 
-Pure: the events, the run times and the end of the span are arguments. The events are sorted
-once, and each run finds its slices by bisection, so a run costs two bisections unless it reads.
+Under the rate rule (`rules.BURN_RATE`), each run's severity comes from the run records of the
+rule's span ending at its time (the record of the run itself included, as `evaluate` counts its
+own figures), and the events are read when that reading has a severity or an incident is open.
+
+Pure: the events, the run records, the run times and the end of the span are arguments. The
+events and the records are sorted once, and each run finds its slices by bisection, so a run
+costs a few bisections unless it reads.
 
 `score` holds a replay's incidents against the incidents people labelled real: which of those it
 caught, how soon, and how often it paged for nothing.
@@ -28,7 +33,8 @@ from typing import Any, NamedTuple
 from batch_cleanup.events import window_start
 from batch_cleanup.names import OFFENDER_HOURS, RUN_EVERY_MINUTES
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, PolicyConfig, State, decide
-from batch_cleanup.ports import StoredEvent
+from batch_cleanup.ports import RunRecord, StoredEvent
+from batch_cleanup.rules import COUNT, RULES, RateReading, RateRule, reading
 from batch_cleanup.text import as_utc
 
 # The DAG's schedule (names.SCHEDULE), as the same quarter-hours in UTC.
@@ -162,7 +168,8 @@ class Incident:
 
 @dataclass(frozen=True)
 class Replay:
-    """What one set of thresholds would have done: incidents, messages, and time at each severity."""
+    """What one set of thresholds would have done: incidents, messages, and time at each severity.
+    `runs` are the replayed run times; `rate_rule` is the rate rule's settings (None under `count`)."""
 
     config: PolicyConfig
     runs: Sequence[datetime]
@@ -171,6 +178,8 @@ class Replay:
     messages: Mapping[str, int]
     critical_pages: int
     time_at: Mapping[str, timedelta]
+    rule: str = COUNT
+    rate_rule: RateRule | None = None
 
     @property
     def messages_sent(self) -> int:
@@ -183,29 +192,59 @@ class Replay:
         )
 
 
-def replay(
-    recorded: Recorded, runs: Sequence[datetime], config: PolicyConfig, *, until: datetime | None = None
-) -> Replay:
-    """`config`'s decisions at each of `runs` (oldest first), starting with no incident open.
+class Readings:
+    """The rate rule's reading at any run time, from run records sorted once."""
 
+    def __init__(self, runs: Iterable[RunRecord], rule: RateRule) -> None:
+        self.runs = sorted(runs, key=lambda run: run.run_after)
+        self.times = [run.run_after for run in self.runs]
+        self.rule = rule
+
+    def at(self, run_after: datetime) -> RateReading:
+        """`rules.reading` of the records with `run_after − span` < their time ≤ `run_after`."""
+        first = bisect_right(self.times, run_after - self.rule.span)
+        return reading(self.runs[first : bisect_right(self.times, run_after, lo=first)], run_after, self.rule)
+
+
+def replay(
+    recorded: Recorded,
+    times: Sequence[datetime],
+    config: PolicyConfig,
+    /,
+    *,
+    until: datetime | None = None,
+    runs: Sequence[RunRecord] = (),
+    rule: str = COUNT,
+    rate_rule: RateRule | None = None,
+) -> Replay:
+    """`config`'s decisions at each of the run `times` (oldest first), starting with no incident open.
+
+    Under `rule` `burn_rate`, the severity is `rate_rule`'s (by default `RateRule()`) reading of the
+    run records `runs`; `config` still sets the window the count is read in, and the cooldown.
     Each run's state lasts until the next run, the last one's until `until` (by default one
     schedule interval after it); an incident still open then is reported open.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     if until is None:
-        if not runs:
+        if not times:
             raise ValueError("replay needs `until` when there are no runs")
-        until = runs[-1] + RUN_EVERY
+        until = times[-1] + RUN_EVERY
+    rate_rule = (rate_rule or RateRule()) if rule != COUNT else None
+    readings = Readings(runs, rate_rule) if rate_rule is not None else None
     state = State()
     incidents: list[Incident] = []
     messages: Counter[str] = Counter()
     pages = 0
     sent: list[Sent] = []  # the open incident's messages
     time_at = {WARNING: timedelta(0), CRITICAL: timedelta(0)}
-    for index, run_after in enumerate(runs):
+    for index, run_after in enumerate(times):
         start = window_start(run_after, config.window_minutes)
         count = recorded.count(start, run_after)
+        rate = readings.at(run_after) if readings is not None else None
+        alarming = count >= config.warning_threshold if rate is None else rate.severity is not None
         read = NOTHING_READ
-        if count >= config.warning_threshold or state.open:  # when evaluate reads the events
+        if alarming or state.open:  # when evaluate reads the events
             read = recorded.read(run_after, start)
         decision, after = decide(
             state,
@@ -216,6 +255,7 @@ def replay(
             config=config,
             double_recorded=read.copies,
             auto_completed=read.auto_completed,
+            rate=rate,
         )
         if decision.kind is Kind.ALERT:
             sent = []
@@ -227,11 +267,11 @@ def replay(
             incidents.append(_incident(state, closed_at=run_after, sent=sent))
         state = after
         if state.open:
-            following = runs[index + 1] if index + 1 < len(runs) else until
+            following = times[index + 1] if index + 1 < len(times) else until
             time_at[state.severity] += max(following - run_after, timedelta(0))
     if state.open:
         incidents.append(_incident(state, closed_at=None, sent=sent))
-    return Replay(config, runs, until, tuple(incidents), dict(messages), pages, time_at)
+    return Replay(config, times, until, tuple(incidents), dict(messages), pages, time_at, rule, rate_rule)
 
 
 def _incident(state: State, *, closed_at: datetime | None, sent: Sequence[Sent]) -> Incident:

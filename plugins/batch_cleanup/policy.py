@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any, ParamSpec
 
 from batch_cleanup.names import RUN_EVERY_MINUTES
+from batch_cleanup.rules import BURN_RATE, COUNT, RULES, RateReading, RateRule
 from batch_cleanup.text import duration_text, in_window, unique
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,28 @@ class PolicyConfig:
             )
             if value > runs
         )
+
+
+def rate_rule(params: Mapping[str, Any]) -> RateRule | None:
+    """The volume-aware rule the run's params choose (`alert_rule`, `rate_objective_pct`), or None
+    for the count rule. Params it cannot work with raise a ValueError that names them."""
+    rule = params.get("alert_rule", COUNT)
+    if rule not in RULES:
+        raise ValueError(f"alert_rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if rule != BURN_RATE:
+        return None
+    objective = params.get("rate_objective_pct", RateRule.objective_pct)
+    if isinstance(objective, bool) or not isinstance(objective, int | float) or not 0 < objective <= 100:
+        raise ValueError(f"rate_objective_pct must be a number above 0 and at most 100, got {objective!r}")
+    rule = RateRule(objective_pct=objective)
+    # A rate above 100 % cannot happen: an objective this high would never page CRITICAL.
+    if rule.critical_factor * objective > 100:
+        raise ValueError(
+            f"rate_objective_pct {objective:g} cannot work with alert_rule {BURN_RATE}: CRITICAL needs "
+            f"{rule.critical_factor:g}× the objective, {rule.critical_factor * objective:g} % of the batches "
+            f"checked, which can never happen (at most {100 / rule.critical_factor:g} works)"
+        )
+    return rule
 
 
 @dataclass(frozen=True)
@@ -280,6 +303,8 @@ class Decision:
     # Batches auto-completed by the window's cleanups, and for a WORSENING what got worse.
     auto_completed: int = 0
     worse: str | None = None
+    # Under the rate rule, its reading's figures (`RateReading.to_dict()`) and `words`; else None.
+    rate: dict[str, Any] | None = None
 
     @property
     def notify(self) -> bool:
@@ -379,6 +404,7 @@ def decide(
     muted: bool = False,
     double_recorded: int = 0,
     auto_completed: int | None = None,
+    rate: RateReading | None = None,
 ) -> tuple[Decision, State]:
     """What to tell Slack about this run, and the state to remember once that message is accepted.
 
@@ -387,12 +413,19 @@ def decide(
     batches those events auto-completed (their `stalled_count`s; by default their batch ids). While
     `muted`, the decision is made and the state moves on as if delivered, and the decision is
     remembered in `muted` for the next message to name.
+
+    With a `rate` (the rate rule's reading), the severity is the reading's, not the count's: an
+    open incident whose reading has none stays open as a WARNING while the reading `holds`.
     """
     if auto_completed is None:
         auto_completed = sum(len(ids) for ids in window_events.values())
-    severity = config.severity(count)
     batch_ids = unique(b for ids in window_events.values() for b in ids)
-    words = in_window(count, config.window_minutes)
+    if rate is None:
+        severity, words = config.severity(count), in_window(count, config.window_minutes)
+    else:
+        severity, words = rate.severity, rate.words()
+        if severity is None and state.open and rate.holds:  # no flapping at the WARNING line
+            severity, words = WARNING, f"{words} (below WARNING, but the incident holds)"
     common = {
         "count": count,
         "batch_ids": _shown(batch_ids),
@@ -401,17 +434,21 @@ def decide(
         "muted_before": state.muted,
         "double_recorded": double_recorded,
         "auto_completed": auto_completed,
+        "rate": None if rate is None else {**rate.to_dict(), "words": rate.words()},
     }
     keys = tuple(_event_key(e) for e in window_events)
+    # What the count is compared with (the rate's words say it themselves).
+    below = f" < {config.warning_threshold}" if rate is None else ""
+    at_least = f" ≥ {config.threshold(severity)}" if rate is None else ""
 
     if not state.open:
         if severity is None:
-            reason = f"{words} < {config.warning_threshold} → no incident"
+            reason = f"{words}{below} → no incident"
             return Decision(Kind.NONE, None, reason=reason, **common), _with(state, {"evaluated_at": now})
         decision = Decision(
             Kind.ALERT,
             severity,
-            reason=f"{words} ≥ {config.threshold(severity)} → {severity}",
+            reason=f"{words}{at_least} → {severity}",
             new_batch_ids=common["batch_ids"],
             new_batch_count=len(batch_ids),
             opened_at=now,
@@ -436,7 +473,7 @@ def decide(
         decision = Decision(
             Kind.RESOLVED,
             state.peak_severity,
-            reason=f"{words} < {config.warning_threshold} → RESOLVED after {duration_text(opened_for)}",
+            reason=f"{words}{below or ', below the hold'} → RESOLVED after {duration_text(opened_for)}",
             total_cleanups=changes["total_cleanups"],
             batch_ids=changes.get("batch_ids", state.batch_ids),
             batch_count=changes.get("batch_count", state.batch_count),
@@ -449,7 +486,7 @@ def decide(
         decision = Decision(
             Kind.ESCALATION,
             severity,
-            reason=f"{words} ≥ {config.threshold(severity)} → {state.severity} escalates to {severity}",
+            reason=f"{words}{at_least} → {state.severity} escalates to {severity}",
             **new,
             **common,
             **{**incident, "peak_severity": severity},
@@ -622,9 +659,13 @@ def incident_record(
 
 
 def forced_test_decision(
-    count: int, window_events: Mapping[str, Sequence[str]], offenders: tuple[tuple[str, int], ...]
+    count: int,
+    window_events: Mapping[str, Sequence[str]],
+    offenders: tuple[tuple[str, int], ...],
+    rate: dict[str, Any] | None = None,
 ) -> Decision:
-    """The `force_alert` message: today's numbers, clearly marked as a test, no incident involved."""
+    """The `force_alert` message: today's numbers (and the rate rule's, as `Decision.rate` holds
+    them), clearly marked as a test, no incident involved."""
     batch_ids = unique(b for ids in window_events.values() for b in ids)
     return Decision(
         Kind.TEST,
@@ -634,6 +675,7 @@ def forced_test_decision(
         batch_ids=_shown(batch_ids),
         batch_count=len(batch_ids),
         repeat_offenders=offenders,
+        rate=rate,
     )
 
 

@@ -39,9 +39,11 @@ from batch_cleanup.policy import (
     forced_test_decision,
     incident_record,
     mute_until,
+    rate_rule,
     repeat_offenders,
 )
-from batch_cleanup.ports import Channel, Coordinator, Message, PostRecord, Store
+from batch_cleanup.ports import Channel, Coordinator, Message, PostRecord, RunRecord, Store
+from batch_cleanup.rules import RateReading, RateRule, reading
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +54,20 @@ DIAGNOSED = frozenset({Kind.ALERT, Kind.ESCALATION, Kind.WORSENING, Kind.REMINDE
 
 
 class InvalidParams(AirflowFailException):
-    """The run's params contradict each other (critical not above warning, which the trigger form cannot
-    check): the triggering person's mistake, not an outage, so the failure callbacks post nothing."""
+    """The run's params contradict each other (critical not above warning, an objective the rate rule
+    cannot work with: what the trigger form cannot check): the triggering person's mistake, not an
+    outage, so the failure callbacks post nothing."""
 
 
 def check_stalled(coordinator: Coordinator, params: Mapping[str, Any], *, dag_id: str, run_id: str) -> dict:
     """Ask the coordinator to auto-complete stalled batches; return the compact summary for XCom.
 
-    Params that cannot work (critical not above warning) fail here, before the coordinator acts.
+    Params that cannot work (critical not above warning, a rate objective the rule cannot reach)
+    fail here, before the coordinator acts.
     """
     try:
         PolicyConfig.from_params(params)
+        rate_rule(params)
     except ValueError as err:
         raise InvalidParams(f"Invalid params: {err}. Nothing was done and nothing posted to Slack.") from None
     response = coordinator.check_stalled(
@@ -123,24 +128,30 @@ def evaluate(
     run_after: datetime,
     mute_value: str | None,
     recorded: bool = False,
+    summary: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Count the cleanups in the window ending at the run's time and decide what Slack hears.
 
     `recorded`: this run wrote a cleanup, so it looks for the coordinator writing the same one.
-    Returns the `Evaluation`, as XCom holds it.
+    `summary`: this run's `check_stalled` answer; under the rate rule its figures are the newest
+    run (its own record is written only when the run ends). Returns the `Evaluation`, as XCom holds it.
     """
     config = PolicyConfig.from_params(params)
-    for unreachable in config.unreachable():
-        log.warning("%s: only manual or cleared runs could reach it.", unreachable)
+    rule = rate_rule(params)
+    if rule is None:
+        for unreachable in config.unreachable():
+            log.warning("%s: only manual or cleared runs could reach it.", unreachable)
     start = window_start(run_after, config.window_minutes)
     count = store.count_in(start, run_after)
     stored, version = store.read_state(dag_id)
     state = State.from_dict(stored)
+    rate = _rate_reading(store, summary, rule, dag_id=dag_id, run_after=run_after) if rule else None
     window_events: dict[str, list[str]] = {}
     auto_completed = 0
     offenders: tuple[tuple[str, int], ...] = ()
     twice: set[str] = set()
-    if count >= config.warning_threshold or state.open or recorded:  # Healthy runs read no documents.
+    alarming = count >= config.warning_threshold if rate is None else rate.severity is not None
+    if alarming or state.open or recorded:  # Healthy runs read no events.
         # Up to the run's timeout: the coordinator stamps its copy of this run's cleanup after it.
         recent = store.events_in(run_after - timedelta(hours=OFFENDER_HOURS), run_after + RUN_TIMEOUT)
         twice = double_recorded(recent, RUN_TIMEOUT)
@@ -168,12 +179,25 @@ def evaluate(
         muted=_muted(mute_value, run_after),
         double_recorded=len(twice),
         auto_completed=auto_completed,
+        rate=rate,
     )
     log.info("%s", decision.reason)
     if params["force_alert"]:
-        decision, new_state = forced_test_decision(count, window_events, offenders), state
+        decision, new_state = forced_test_decision(count, window_events, offenders, decision.rate), state
         log.info("force_alert: a TEST message goes out instead; the incident state is not touched.")
     return Evaluation(decision, state, new_state, version).to_xcom()
+
+
+def _rate_reading(
+    store: Store, summary: Mapping[str, Any] | None, rule: RateRule, *, dag_id: str, run_after: datetime
+) -> RateReading:
+    """The rate rule's reading at `run_after`: the DAG's run records of the rule's span, and this
+    run's own figures as the newest (in place of its record, should a retry find it written)."""
+    stored = store.runs_in(run_after - rule.span, run_after, dag_id=dag_id)
+    runs = [run for run in stored if run.run_after != run_after]
+    if summary is not None:
+        runs.append(RunRecord(run_after, summary["batches_checked"], summary["stalled_count"], dag_id=dag_id))
+    return reading(runs, run_after, rule)
 
 
 def _muted(value: str | None, now: datetime) -> bool:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_cleanup.events import StoredEvent
-from batch_cleanup.ports import ThreadGone
+from batch_cleanup.ports import RunRecord, ThreadGone
 
 # The hook's LEASE_SECONDS (not imported: the unit tests stay free of Google's client).
 LEASE = timedelta(seconds=600)
@@ -23,6 +23,7 @@ class MemoryStore:
         self.events: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Any] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
         self.reads: list[str] = []
 
     @property
@@ -57,6 +58,20 @@ class MemoryStore:
             StoredEvent(i, e["timestamp"], _batch_ids(e), e.get("dag_id"), e.get("stalled_count"))
             for i, e in newest[:limit]
         ]
+
+    def write_run(self, document_id, document):
+        self.runs[document_id] = dict(document)
+
+    def runs_in(self, start, end, *, dag_id=None, limit=10_000):
+        self.reads.append("runs_in")
+        found = [
+            run
+            for run in self.runs.values()
+            if start < run["run_after"] <= end and (dag_id is None or run.get("dag_id") == dag_id)
+        ]
+        found.sort(key=lambda run: run["run_after"])
+        fields = RunRecord._fields
+        return [RunRecord(**{k: v for k, v in run.items() if k in fields}) for run in found[:limit]]
 
     def read_state(self, dag_id):
         return copy.deepcopy(self.state), _version(self.state)

@@ -31,6 +31,8 @@ from batch_cleanup.events import StoredEvent
 from batch_cleanup.names import DAG_ID
 from batch_cleanup.params import dag_params
 from batch_cleanup.policy import CRITICAL, WARNING, PolicyConfig
+from batch_cleanup.ports import RunRecord
+from batch_cleanup.rules import BURN_RATE, COUNT, RULES, RateRule
 from tests.support.memory_store import MemoryStore
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -232,6 +234,60 @@ def test_a_copy_whose_original_left_the_read_counts_as_the_live_run_counts_it():
     assert result.incidents[0].peak_count == live["decision"]["count"] == 3
 
 
+# --- the rate rule -------------------------------------------------------------------------------
+
+BASELINE = {m: (300, 1) for m in range(0, 361, 15)}  # 0.3 % of 300 batches a run: a stall every run
+OUTAGE = BASELINE | {120: (300, 30), 135: (300, 30)}  # 10 % for two runs
+
+
+def history(per_run: dict[int, tuple[int, int]]) -> tuple[list[StoredEvent], list[RunRecord]]:
+    """The events and run records of runs at `{minutes: (batches checked, auto-completed)}`."""
+    events = [dag(m, *(f"b{m}-{i}" for i in range(n))) for m, (_, n) in per_run.items() if n]
+    return events, [RunRecord(at(m), checked, n, dag_id=DAG_ID) for m, (checked, n) in per_run.items()]
+
+
+def rated(per_run: dict[int, tuple[int, int]], **options) -> Replay:
+    events, runs = history(per_run)
+    recorded = Recorded(events, within=RUN_TIMEOUT)
+    return replay(recorded, runs_until(360), DEFAULTS, runs=runs, rule=BURN_RATE, **options)
+
+
+def test_the_rate_rule_tells_an_outage_from_a_busy_baseline_where_the_count_cannot():
+    events, _ = history(OUTAGE)
+    by_count, by_rate = replayed(events), rated(OUTAGE)
+    assert [i[:3] for i in incidents(by_count)] == [
+        (30, None, CRITICAL)
+    ]  # a stall in every run: paged all day
+    # 5.2× over the half hour at 120 (WARNING), 10× at 135 (CRITICAL), back to WARNING at 150 quietly,
+    # held while the hour stays at 1× or above, RESOLVED at 195.
+    assert incidents(by_rate) == [(120, 195, CRITICAL, 4, 3)]
+    assert by_rate.messages == {"alert": 1, "escalation": 1, "resolved": 1}
+    assert by_rate.critical_pages == 1
+    assert hours(by_rate) == (1.0, 0.25)
+    assert (by_rate.rule, by_rate.rate_rule, by_count.rule, by_count.rate_rule) == (
+        BURN_RATE, RateRule(), COUNT, None,
+    )  # fmt: skip
+    assert rated(BASELINE).incidents == ()
+
+
+def test_the_rate_rules_settings_are_the_ones_replayed():
+    lenient = rated(OUTAGE, rate_rule=RateRule(critical_factor=20))
+    assert incidents(lenient) == [(120, 195, WARNING, 4, 3)]  # no escalation: a reminder at 180
+    assert lenient.messages == {"alert": 1, "reminder": 1, "resolved": 1}
+    assert lenient.critical_pages == 0
+    assert rated(OUTAGE, rate_rule=RateRule(objective_pct=10)).incidents == ()
+
+
+def test_without_run_records_the_rate_rule_sees_no_batch_checked():
+    events, _ = history(OUTAGE)
+    assert (
+        replay(Recorded(events, within=RUN_TIMEOUT), runs_until(360), DEFAULTS, rule=BURN_RATE).incidents
+        == ()
+    )
+    with pytest.raises(ValueError, match="rule must be one of count, burn_rate, got 'rate'"):
+        replay(Recorded(events, within=RUN_TIMEOUT), runs_until(360), DEFAULTS, rule="rate")
+
+
 # --- comparing two replays ----------------------------------------------------------------------
 
 
@@ -383,21 +439,42 @@ def store_of(events: list[StoredEvent]) -> MemoryStore:
     return store
 
 
-def live_incidents(events: list[StoredEvent], runs: list[datetime], config: PolicyConfig):
-    """Each run through `steps.evaluate` and `steps.record_state`, delivered as `send` would."""
+def live_incidents(
+    events: list[StoredEvent],
+    runs: list[datetime],
+    config: PolicyConfig,
+    records: list[RunRecord] = (),
+    rule: str = COUNT,
+    objective_pct: float = 1.0,
+):
+    """Each run through `steps.evaluate` and `steps.record_state`, delivered as `send` would. The
+    run `records` of earlier runs are in the store; a replayed run evaluates with its own figures
+    (its record), which is written once it ended."""
     store = store_of(events)
-    params = {**PARAMS, **dataclasses.asdict(config)}
+    own = {record.run_after: record for record in records}
+    for index, record in enumerate(records):
+        if record.run_after < runs[0]:
+            store.write_run(f"earlier-{index}", record._asdict())
+    params = {**PARAMS, **dataclasses.asdict(config), "alert_rule": rule, "rate_objective_pct": objective_pct}
     messages: Counter[str] = Counter()
     for run_after in runs:
         run = {"dag_id": DAG_ID, "run_after": run_after}
         recorded = any(e.dag_id and e.timestamp == run_after for e in events)
-        evaluation = steps.evaluate(store, params, mute_value=None, recorded=recorded, **run)
+        figures = {
+            "batches_checked": own[run_after].batches_checked,
+            "stalled_count": own[run_after].stalled_count,
+        }
+        evaluation = steps.evaluate(
+            store, params, mute_value=None, recorded=recorded, summary=figures if records else None, **run
+        )
         decision = evaluation["decision"]
         delivered = decision["kind"] != "none" and not decision["suppressed"]
         messages.update([decision["kind"]] if delivered else [])
         outcome = "sent" if delivered else None
         run_id = f"scheduled__{run_after.isoformat()}"
         steps.record_state(store, evaluation, outcome, params, run_id=run_id, **run)
+        if records:
+            store.write_run(run_id, own[run_after]._asdict())
     peaks = ("peak_severity", "peak_count", "notifications")
     found = {(i["opened_at"], i["closed_at"], *map(i.get, peaks)) for i in store.incidents.values()}
     found = {incident for incident in found if incident[1] is not None}
@@ -407,18 +484,40 @@ def live_incidents(events: list[StoredEvent], runs: list[datetime], config: Poli
     return sorted(found, key=lambda i: i[0]), dict(messages)
 
 
+# Each run's (batches checked, share auto-completed): a quiet or busy hour, a baseline, a slowdown,
+# an outage; earlier runs may have left no record.
+figures = st.tuples(st.sampled_from([0, 4, 20, 120, 300]), st.sampled_from([0, 0.003, 0.01, 0.03, 0.1, 0.5]))
+
+
+def records_of(drawn_figures, runs: list[datetime]) -> list[RunRecord]:
+    """A record for each of `runs`, and for the runs of the rule's span before them that have one."""
+    earlier = [runs[0] - RUN_EVERY * (i + 1) for i in range(len(drawn_figures) - len(runs))]
+    return [
+        RunRecord(at_, checked, round(checked * share), dag_id=DAG_ID)
+        for at_, (checked, share) in zip([*runs, *earlier], drawn_figures, strict=False)
+        if at_ in runs or checked  # an earlier run of no batch: as if it left no record
+    ]
+
+
 @settings(max_examples=150)
 @given(
     config=configs,
     drawn_cleanups=st.lists(cleanups, max_size=60),
     drawn_copies=st.lists(copies, max_size=8),
     n_runs=st.integers(1, 48),
+    rule=st.sampled_from(RULES),
+    objective_pct=st.sampled_from([0.5, 1.0, 3.0]),
+    drawn_figures=st.lists(figures, min_size=64, max_size=64),
 )
-def test_the_backtest_makes_the_incidents_the_live_steps_make(config, drawn_cleanups, drawn_copies, n_runs):
+def test_the_backtest_makes_the_incidents_the_live_steps_make(
+    config, drawn_cleanups, drawn_copies, n_runs, rule, objective_pct, drawn_figures
+):
     events = history_of(drawn_cleanups, drawn_copies)
     runs = scheduled_runs(T0, T0 + (n_runs - 1) * RUN_EVERY)
-    result = replay(Recorded(events, within=RUN_TIMEOUT), runs, config)
-    expected, messages = live_incidents(events, runs, config)
+    records = records_of(drawn_figures, runs)
+    options = {"runs": records, "rule": rule, "rate_rule": RateRule(objective_pct=objective_pct)}
+    result = replay(Recorded(events, within=RUN_TIMEOUT), runs, config, **options)
+    expected, messages = live_incidents(events, runs, config, records, rule, objective_pct)
     found = [(i.opened_at, i.closed_at, i.peak_severity, i.peak_count, i.messages) for i in result.incidents]
     assert found == expected
     assert result.messages == messages

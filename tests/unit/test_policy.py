@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,9 +23,12 @@ from batch_cleanup.policy import (
     decide,
     incident_record,
     mute_until,
+    rate_rule,
     repeat_offenders,
 )
 from batch_cleanup.policy import forced_test_decision as make_test_decision
+from batch_cleanup.ports import RunRecord
+from batch_cleanup.rules import BURN_RATE, COUNT, RULES, RateRule, reading
 
 DAG_ID = "stalled_batch_cleanup"
 CONFIG = PolicyConfig()  # WARNING at 3, CRITICAL at 4, 60-minute window, 60-minute cooldown.
@@ -38,36 +42,71 @@ def minutes(n: float) -> datetime:
     return T0 + timedelta(minutes=n)
 
 
-def run(state: State, count: int, at: datetime, *, events=None, **inputs) -> tuple[Decision, State]:
-    """One evaluation (`inputs`: decide()'s muted, config, auto_completed...); by default the window
-    holds one event named after the run's time, and no repeat offenders."""
+# The rate rule's reading at each level: (batches checked, auto-completed) per run, newest first,
+# one run every 15 minutes ending at the evaluation's time.
+RATE_RULE = RateRule()
+LEVELS = {
+    "none": [(300, 1)] * 16,  # 0.3 %: no severity, and an open incident does not hold
+    "hold": [(300, 4)] * 4,  # 1.3×: no severity, but an open incident holds
+    "warning": [(300, 9)] * 4,  # 3×
+    "critical": [(300, 30)] * 2,  # 10×
+}
+LEVEL_OF = {None: "none", WARNING: "warning", CRITICAL: "critical"}
+
+
+def rate_at(level: str, at: datetime):
+    runs = [RunRecord(at - timedelta(minutes=15 * i), c, s) for i, (c, s) in enumerate(LEVELS[level])]
+    return reading(runs, at, RATE_RULE)
+
+
+def run(
+    state: State, count: int, at: datetime, *, events=None, rule: str = COUNT, **inputs
+) -> tuple[Decision, State]:
+    """One evaluation (`inputs`: decide()'s muted, config, auto_completed, rate...); by default the
+    window holds one event named after the run's time, and no repeat offenders. Under the rate
+    `rule`, the reading is at the level the count would be (unless `inputs` give one), so that
+    both rules decide the same."""
     if events is None:
         events = {f"event-{at:%H%M%S%f}": [f"batch-{at:%H%M}"]} if count else {}
     inputs = {"offenders": (), "config": CONFIG} | inputs
+    if rule == BURN_RATE and "rate" not in inputs:
+        inputs["rate"] = rate_at(LEVEL_OF[inputs["config"].severity(count)], at)
     return decide(state, count=count, now=at, window_events=events, **inputs)
+
+
+@pytest.fixture(params=RULES)
+def rule(request) -> str:
+    return request.param
+
+
+@pytest.fixture(name="run")
+def run_under_rule(rule):
+    """`run` under each rule (a test taking this fixture as `run`): under the rate rule, a reading
+    at the level the count would be."""
+    return functools.partial(run, rule=rule)
 
 
 # --- the previous states, each reached through decide() itself ---------------------------------
 
 
-def opened(severity: str) -> State:
-    decision, state = run(State(), COUNTS[severity.lower()], T0)
+def opened(severity: str, rule: str = COUNT) -> State:
+    decision, state = run(State(), COUNTS[severity.lower()], T0, rule=rule)
     assert (decision.kind, state.severity) == (Kind.ALERT, severity)
     return state
 
 
-def deescalated() -> State:
+def deescalated(rule: str = COUNT) -> State:
     """CRITICAL at T0, back to WARNING 15 minutes later: quiet, noted in the next reminder."""
-    decision, state = run(opened(CRITICAL), COUNTS["warning"], minutes(15))
+    decision, state = run(opened(CRITICAL, rule), COUNTS["warning"], minutes(15), rule=rule)
     assert decision.kind is Kind.NONE
     assert (state.severity, state.deescalated_from, state.last_notified_at) == (WARNING, CRITICAL, T0)
     return state
 
 
 PREVIOUS = {
-    "closed": State,
-    "open-warning": lambda: opened(WARNING),
-    "open-critical": lambda: opened(CRITICAL),
+    "closed": lambda rule: State(),
+    "open-warning": lambda rule: opened(WARNING, rule),
+    "open-critical": lambda rule: opened(CRITICAL, rule),
     "warning-deescalated-from-critical": deescalated,
 }
 INSIDE, OUTSIDE = minutes(30), minutes(90)
@@ -112,13 +151,15 @@ def test_the_transition_table_covers_every_pair():
     assert sorted(row[:3] for row in TRANSITIONS) == sorted(every)
 
 
+@pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize(
     ("previous", "count", "cooldown", "kind", "severity", "still_open", "deescalated_from"),
     TRANSITIONS,
     ids=[f"{previous}/{count}/{cooldown}-cooldown" for previous, count, cooldown, *_ in TRANSITIONS],
 )
-def test_transition(previous, count, cooldown, kind, severity, still_open, deescalated_from):
-    decision, after = run(PREVIOUS[previous](), COUNTS[count], INSIDE if cooldown == "inside" else OUTSIDE)
+def test_transition(previous, count, cooldown, kind, severity, still_open, deescalated_from, rule):
+    at = INSIDE if cooldown == "inside" else OUTSIDE
+    decision, after = run(PREVIOUS[previous](rule), COUNTS[count], at, rule=rule)
     assert (decision.kind, decision.severity) == (kind, severity)
     assert decision.notify is (kind is not NONE)
     assert decision.deescalated_from == deescalated_from
@@ -129,39 +170,129 @@ def test_transition(previous, count, cooldown, kind, severity, still_open, deesc
         assert after == State(evaluated_at=after.evaluated_at)
 
 
+# --- the rate rule: its reading decides the severity, and an open incident holds ----------------
+
+# fmt: off
+HOLDING = [
+    # previous state, cooldown, → message, severity, open after, de-escalation noted
+    ("closed",        "inside",  NONE,     None,    False, None),  # the hold opens nothing
+    ("open-warning",  "inside",  NONE,     WARNING, True,  None),
+    ("open-warning",  "outside", REMINDER, WARNING, True,  None),
+    ("open-critical", "inside",  NONE,     WARNING, True,  None),
+    ("open-critical", "outside", REMINDER, WARNING, True,  CRITICAL),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("previous", "cooldown", "kind", "severity", "still_open", "deescalated_from"),
+    HOLDING,
+    ids=[f"{previous}/{cooldown}-cooldown" for previous, cooldown, *_ in HOLDING],
+)
+def test_an_open_incident_holds_as_a_warning_between_the_hold_and_warning(
+    previous, cooldown, kind, severity, still_open, deescalated_from
+):
+    at = INSIDE if cooldown == "inside" else OUTSIDE
+    hold = rate_at("hold", at)
+    assert (hold.severity, hold.holds) == (None, True)
+    decision, after = run(PREVIOUS[previous](BURN_RATE), 0, at, rate=hold)
+    assert (decision.kind, decision.severity, decision.deescalated_from) == (kind, severity, deescalated_from)
+    assert after.open is still_open
+    if still_open:
+        assert "below WARNING, but the incident holds" in decision.reason
+
+
+def test_under_the_rate_rule_the_count_no_longer_decides():
+    many, _ = run(State(), 9, T0, rate=rate_at("none", T0))  # 9 cleanups at a busy hour: variance
+    few, _ = run(State(), 1, T0, rate=rate_at("critical", T0))  # one run of an outage
+    assert (many.kind, many.count, many.severity) == (Kind.NONE, 9, None)
+    assert (few.kind, few.count, few.severity) == (Kind.ALERT, 1, CRITICAL)
+    resolved, _ = run(opened(WARNING, BURN_RATE), 9, minutes(15), rate=rate_at("none", minutes(15)))
+    assert (resolved.kind, resolved.severity) == (Kind.RESOLVED, WARNING)
+
+
+def test_the_decision_carries_the_readings_figures_and_the_reason_its_words():
+    reading_ = rate_at("warning", T0)
+    decision, _ = run(State(), 3, T0, rate=reading_)
+    assert decision.reason == f"{reading_.words()} → WARNING"
+    assert decision.rate == {**reading_.to_dict(), "words": reading_.words()}
+    assert decision.rate["hour_factor"] == pytest.approx(3.0)
+    assert (decision.rate["hour_auto_completed"], decision.rate["hour_checked"]) == (36, 1200)
+    assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
+    assert run(State(), 3, T0)[0].rate is None, "the count rule carries no rate"
+    resolved, _ = run(opened(WARNING, BURN_RATE), 0, minutes(15), rate=rate_at("none", minutes(15)))
+    assert resolved.reason.endswith("below the hold → RESOLVED after 15 min")
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, None),
+        ({"alert_rule": COUNT, "rate_objective_pct": 0}, None),  # the objective is the rate rule's only
+        ({"alert_rule": BURN_RATE}, RateRule()),
+        ({"alert_rule": BURN_RATE, "rate_objective_pct": 0.5}, RateRule(objective_pct=0.5)),
+        ({"alert_rule": BURN_RATE, "rate_objective_pct": 12.5}, RateRule(objective_pct=12.5)),
+    ],
+    ids=["default", "count", "burn-rate", "half-a-percent", "highest-that-works"],
+)
+def test_the_params_choose_the_rule(params, expected):
+    assert rate_rule(params) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"alert_rule": "burnrate"}, "alert_rule must be one of count, burn_rate, got 'burnrate'"),
+        ({"alert_rule": BURN_RATE, "rate_objective_pct": 0}, "rate_objective_pct must be a number above 0"),
+        ({"alert_rule": BURN_RATE, "rate_objective_pct": 101}, "at most 100, got 101"),
+        ({"alert_rule": BURN_RATE, "rate_objective_pct": "1"}, "got '1'"),
+        ({"alert_rule": BURN_RATE, "rate_objective_pct": True}, "got True"),
+        (
+            {"alert_rule": BURN_RATE, "rate_objective_pct": 13},
+            r"rate_objective_pct 13 cannot work with alert_rule burn_rate: CRITICAL needs 8× the objective, "
+            r"104 % of the batches checked, which can never happen \(at most 12.5 works\)",
+        ),
+    ],
+    ids=["unknown-rule", "zero", "above-100", "text", "boolean", "critical-unreachable"],
+)
+def test_a_rule_the_params_cannot_work_with_is_refused_naming_them(params, message):
+    with pytest.raises(ValueError, match=message):
+        rate_rule(params)
+
+
 @pytest.mark.parametrize("severity", [WARNING, CRITICAL])
 @pytest.mark.parametrize(
     ("elapsed", "kind"),
     [(COOLDOWN, Kind.REMINDER), (COOLDOWN - timedelta(microseconds=1), Kind.NONE)],
     ids=["exactly-at-cooldown", "1us-before-cooldown"],
 )
-def test_the_cooldown_edge(severity, elapsed, kind):
-    assert run(opened(severity), COUNTS[severity.lower()], T0 + elapsed)[0].kind is kind
+def test_the_cooldown_edge(severity, elapsed, kind, run, rule):
+    assert run(opened(severity, rule), COUNTS[severity.lower()], T0 + elapsed)[0].kind is kind
 
 
-def test_the_cooldown_counts_from_the_last_message_not_from_the_opening():
-    _, state = run(opened(WARNING), COUNTS["warning"], minutes(60))  # reminder
+def test_the_cooldown_counts_from_the_last_message_not_from_the_opening(run, rule):
+    _, state = run(opened(WARNING, rule), COUNTS["warning"], minutes(60))  # reminder
     assert run(state, COUNTS["warning"], minutes(119))[0].kind is Kind.NONE
     assert run(state, COUNTS["warning"], minutes(120))[0].kind is Kind.REMINDER
 
 
-def test_an_escalation_notifies_at_once_right_after_the_alert():
-    decision, state = run(opened(WARNING), COUNTS["critical"], minutes(15))
+def test_an_escalation_notifies_at_once_right_after_the_alert(run, rule):
+    decision, state = run(opened(WARNING, rule), COUNTS["critical"], minutes(15))
     assert (decision.kind, decision.severity, decision.notify) == (Kind.ESCALATION, CRITICAL, True)
     assert (state.severity, state.peak_severity, state.last_notified_at) == (CRITICAL, CRITICAL, minutes(15))
     assert decision.opened_at == T0
-    assert run(opened(WARNING), 9, minutes(15))[0].kind is Kind.ESCALATION, "before getting worse"
+    assert run(opened(WARNING, rule), 9, minutes(15))[0].kind is Kind.ESCALATION, "before getting worse"
 
 
-def test_a_deescalation_is_noted_in_the_next_reminder_only():
-    _, state = run(deescalated(), COUNTS["warning"], minutes(30))
+def test_a_deescalation_is_noted_in_the_next_reminder_only(run, rule):
+    _, state = run(deescalated(rule), COUNTS["warning"], minutes(30))
     reminder, state = run(state, COUNTS["warning"], minutes(60))
     later, _ = run(state, COUNTS["warning"], minutes(120))
     assert (reminder.kind, reminder.deescalated_from) == (Kind.REMINDER, CRITICAL)
     assert (later.kind, later.deescalated_from) == (Kind.REMINDER, None)
 
 
-def test_a_reminder_names_the_count_the_age_and_the_batches_new_since_the_last_message():
+def test_a_reminder_names_the_count_the_age_and_the_batches_new_since_the_last_message(run, rule):
     _, state = run(State(), 3, T0, events={"e0": ["b0"], "e1": ["b1", "b2"]})
     reminder, _ = run(state, 3, minutes(60), events={"e1": ["b1", "b2"], "e2": ["b2", "b3"], "e3": ["b4"]})
     assert (reminder.kind, reminder.count, reminder.opened_at) == (Kind.REMINDER, 3, T0)
@@ -170,7 +301,7 @@ def test_a_reminder_names_the_count_the_age_and_the_batches_new_since_the_last_m
     assert reminder.new_batch_ids == ("b3", "b4")
 
 
-def test_batches_stalled_between_messages_are_named_even_after_leaving_the_window():
+def test_batches_stalled_between_messages_are_named_even_after_leaving_the_window(run, rule):
     """With a window shorter than the cooldown, a quiet run's batches leave the window before the reminder."""
     config = PolicyConfig(window_minutes=30, cooldown_minutes=60)
     _, state = run(State(), 3, T0, events={"e1": ["b1"]}, config=config)
@@ -184,7 +315,7 @@ def test_batches_stalled_between_messages_are_named_even_after_leaving_the_windo
     assert resolved.total_cleanups == 4
 
 
-def test_resolved_gives_the_duration_the_total_and_the_batches_involved():
+def test_resolved_gives_the_duration_the_total_and_the_batches_involved(run, rule):
     _, state = run(State(), 3, T0, events={"e1": ["b1"], "e2": ["b2"], "e3": ["b1"]})
     _, state = run(state, 5, minutes(15), events={"e2": ["b2"], "e3": ["b1"], "e4": ["b3"], "e5": ["b4"]})
     _, state = run(state, 3, minutes(30), events={"e4": ["b3"], "e5": ["b4"], "e6": ["b5"]})
@@ -197,7 +328,7 @@ def test_resolved_gives_the_duration_the_total_and_the_batches_involved():
     assert run(after, 1, minutes(120))[0].kind is Kind.NONE
 
 
-def test_a_muted_alert_is_logged_not_posted_and_the_state_moves_on():
+def test_a_muted_alert_is_logged_not_posted_and_the_state_moves_on(run, rule):
     decision, state = run(State(), 3, T0, muted=True)
     assert (decision.kind, decision.suppressed, decision.notify) == (Kind.ALERT, True, False)
     assert "muted" in decision.reason
@@ -206,7 +337,7 @@ def test_a_muted_alert_is_logged_not_posted_and_the_state_moves_on():
     assert incident_record(DAG_ID, decision, State(), state, T0)["notifications"] == 0, "recorded, not sent"
 
 
-def test_the_first_message_after_the_mute_names_what_was_muted():
+def test_the_first_message_after_the_mute_names_what_was_muted(run, rule):
     _, state = run(State(), 3, T0, muted=True)
     _, state = run(state, 5, minutes(15), muted=True)  # escalation, muted
     _, state = run(state, 5, minutes(30), muted=True)  # inside the cooldown: nothing to hold back
@@ -216,11 +347,11 @@ def test_the_first_message_after_the_mute_names_what_was_muted():
     assert held == ["ALERT WARNING", "ESCALATION CRITICAL"]
     assert (after.muted, after.notifications) == ((), 1)
     assert run(after, 5, minutes(60))[0].kind is Kind.NONE
-    _, held_nothing = run(opened(WARNING), 3, minutes(15), muted=True)
+    _, held_nothing = run(opened(WARNING, rule), 3, minutes(15), muted=True)
     assert run(held_nothing, 3, minutes(30))[0].kind is Kind.NONE, "a mute that held nothing: no reminder"
 
 
-def test_an_incident_resolved_while_muted_is_named_by_the_next_alert():
+def test_an_incident_resolved_while_muted_is_named_by_the_next_alert(run, rule):
     _, state = run(State(), 3, T0, muted=True)
     resolved, state = run(state, 0, minutes(30), muted=True)
     quiet, state = run(state, 0, minutes(45))
@@ -252,13 +383,16 @@ steps = st.lists(
 )
 
 
-def replay(config: PolicyConfig, sequence):
-    """Every (before, inputs, decision, after) of a sequence, each run starting from the last state."""
+def replay(config: PolicyConfig, sequence, rule: str = COUNT):
+    """Every (before, inputs, decision, after) of a sequence, each run starting from the last state;
+    under the rate `rule`, each reading at the level its count would be."""
     state, now, history = State(), T0, []
     for i, (count, elapsed, muted, batches) in enumerate(sequence):
         now += timedelta(minutes=elapsed)
         events = {f"event-{i}": batches} if count else {}
         inputs = {"count": count, "window_events": events, "offenders": (), "now": now, "muted": muted}
+        if rule == BURN_RATE:
+            inputs["rate"] = rate_at(LEVEL_OF[config.severity(count)], now)
         decision, after = decide(state, config=config, **inputs)
         history.append((state, inputs, decision, after))
         state = after
@@ -266,13 +400,13 @@ def replay(config: PolicyConfig, sequence):
 
 
 @settings(max_examples=300)
-@given(configs, steps)
-def test_the_policy_invariants(config, sequence):
+@given(configs, steps, st.sampled_from(RULES))
+def test_the_policy_invariants(config, sequence, rule):
     resolutions: list[int] = []  # RESOLVED messages of each incident, in order
     held_back = 0
     seen: set[str] = set()  # batches cleaned up during the open incident
     named: set[str] = set()  # ... and named in its messages
-    for before, inputs, decision, after in replay(config, sequence):
+    for before, inputs, decision, after in replay(config, sequence, rule):
         severity = config.severity(inputs["count"])
 
         # Never two notifications for one decision: the same run again, on the state it returned.
@@ -336,9 +470,25 @@ def test_the_policy_invariants(config, sequence):
 
 
 @settings(max_examples=200)
-@given(configs, steps)
-def test_states_and_decisions_round_trip(config, sequence):
-    for _, _, decision, after in replay(config, sequence):
+@given(st.lists(st.tuples(st.sampled_from(list(LEVELS)), st.integers(0, 120), st.booleans()), max_size=40))
+def test_under_the_rate_rule_an_incident_opens_on_a_severity_and_closes_when_it_no_longer_holds(sequence):
+    state, now = State(), T0
+    for level, elapsed, muted in sequence:
+        now += timedelta(minutes=elapsed)
+        rate = rate_at(level, now)
+        decision, after = run(state, 1, now, rate=rate, muted=muted)
+        assert after.open is (rate.severity is not None or (state.open and rate.holds))
+        assert (decision.kind is Kind.RESOLVED) is (state.open and not rate.holds)
+        assert decision.kind is not Kind.ALERT or rate.severity is not None
+        if after.open:
+            assert after.severity == (rate.severity or WARNING)
+        state = after
+
+
+@settings(max_examples=200)
+@given(configs, steps, st.sampled_from(RULES))
+def test_states_and_decisions_round_trip(config, sequence, rule):
+    for _, _, decision, after in replay(config, sequence, rule):
         assert State.from_dict(after.to_dict()) == after
         assert State.from_dict(json.loads(json.dumps(after.to_dict(iso=True)))) == after
         assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))) == decision
@@ -416,7 +566,7 @@ def test_an_alert_opens_the_incidents_timeline_entry():
     assert record["id"] == "stalled_batch_cleanup-20260302T090000Z", "in UTC whatever the offset"
 
 
-def test_every_message_of_an_incident_updates_the_same_entry_until_resolved():
+def test_every_message_of_an_incident_updates_the_same_entry_until_resolved(run, rule):
     states, records = [State()], []
     for count, at in [(3, T0), (6, minutes(15)), (4, minutes(75)), (1, minutes(90))]:
         decision, after = run(states[-1], count, at)
@@ -481,8 +631,8 @@ def test_a_garbled_mute_names_the_variable_and_the_expected_form(value):
 
 
 @pytest.mark.parametrize("hours_back", [3, 0.25], ids=["3-hours-back", "one-run-back"])
-def test_a_run_older_than_the_last_evaluation_neither_posts_nor_moves_the_state(hours_back):
-    state = opened(WARNING)  # open since T0, evaluated at T0
+def test_a_run_older_than_the_last_evaluation_neither_posts_nor_moves_the_state(hours_back, run, rule):
+    state = opened(WARNING, rule)  # open since T0, evaluated at T0
     _, state = run(state, 3, minutes(15))
     decision, after = run(state, 0, minutes(15) - timedelta(hours=hours_back))
     assert (decision.kind, decision.notify, after) == (Kind.NONE, False, state)
@@ -490,14 +640,14 @@ def test_a_run_older_than_the_last_evaluation_neither_posts_nor_moves_the_state(
     assert "It would have said RESOLVED" in decision.reason
 
 
-def test_an_old_run_opens_no_incident_for_its_old_window():
+def test_an_old_run_opens_no_incident_for_its_old_window(run, rule):
     _, state = run(State(), 1, T0)  # a healthy run: no incident, but evaluated
     decision, after = run(state, 5, T0 - timedelta(hours=3))
     assert decision.kind is Kind.NONE and after == state
     assert "It would have said ALERT" in decision.reason
 
 
-def test_every_evaluation_remembers_its_run_time():
+def test_every_evaluation_remembers_its_run_time(run, rule):
     _, state = run(State(), 1, T0)
     _, opened_state = run(state, 3, minutes(15))
     _, resolved = run(opened_state, 0, minutes(30))
@@ -539,8 +689,8 @@ def test_a_threshold_the_window_cannot_reach_on_the_schedule_is_named(config, un
 # --- getting worse inside an open incident (issue 17, item 3) ------------------------------------
 
 
-def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldown():
-    state = opened(CRITICAL)  # CRITICAL at 4
+def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldown(run, rule):
+    state = opened(CRITICAL, rule)  # CRITICAL at 4
     same, state = run(state, 4, minutes(15))
     worse, state = run(state, 6, minutes(20))  # manual runs add cleanups
     again, state = run(state, 6, minutes(30))
@@ -552,7 +702,7 @@ def test_more_cleanups_than_any_message_told_are_said_at_once_inside_the_cooldow
     assert again.kind is lower_then_back.kind is Kind.NONE
 
 
-def test_twice_the_batches_of_any_message_is_worse_and_one_becoming_two_is_not():
+def test_twice_the_batches_of_any_message_is_worse_and_one_becoming_two_is_not(run, rule):
     events = {"e1": ["b1"], "e2": ["b2"], "e3": ["b3"], "e4": ["b4"]}
     _, state = run(State(), 4, T0, events=events)  # told: 4 batches
     assert state.told_batches == 4
