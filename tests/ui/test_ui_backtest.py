@@ -215,6 +215,67 @@ def test_each_side_is_scored_against_the_incidents_labelled_real(labelled, make_
     assert (body["run_records_read"], body["run_records_truncated"]) == (0, False), "no side reads the rate"
 
 
+def test_the_volume_aware_rule_catches_both_real_incidents_and_pages_for_no_noise(labelled, make_client):
+    """Under `burn_rate` (the DAG's rate settings): the outage is 30× the 1 % objective at 04:00, a
+    CRITICAL half an hour before the count rule's labelled start, and "getting worse" at 04:30
+    catches it; the night's 50 % runs are CRITICAL at once; the blip (0.25 %) is under the objective."""
+    body = backtest(make_client(), "rule=burn_rate", range_="24h")
+
+    candidate = body["candidate"]
+    assert (candidate["rule"], candidate["rate"]["objective_pct"], candidate["settings"]) == (
+        "burn_rate", 1.0, DEFAULTS,
+    )  # fmt: skip
+    assert candidate["score"] == dict(zip(SCORE, (2, 0, 0, 2, 0.0), strict=True))
+    assert [
+        (i["opened_at"], i["closed_at"], i["peak_severity"], i["real"]) for i in candidate["incidents"]
+    ] == [
+        ("2026-03-10T04:00:00Z", "2026-03-10T05:45:00Z", "CRITICAL", [OUTAGE]),
+        ("2026-03-09T16:00:00Z", "2026-03-09T17:15:00Z", "CRITICAL", [NIGHT]),
+    ]
+    assert body["current"]["score"] == dict(zip(SCORE, (1, 1, 1, 1, 0.0), strict=True))
+    assert body["answer"] == (
+        "Yes: the candidate (burn_rate) would have paged 0 times for noise instead of 1 with the current "
+        "settings (count), and missed fewer of the 2 real incidents (0, against 1)."
+    )
+    # From four hours (the rule's longest window) before the range's start, 09:00, to now.
+    assert (body["run_records_read"], body["run_records_truncated"]) == (110, False)
+
+
+def test_the_candidates_rate_settings_are_the_ones_replayed(labelled, make_client):
+    """At a 10 % objective the outage (30 %) and the night (50 %) are WARNINGs a run later: 3× and
+    5×, under CRITICAL's 8×."""
+    body = backtest(make_client(), "rule=burn_rate&rate_objective_pct=10", range_="24h")
+
+    candidate = body["candidate"]
+    assert candidate["rate"]["objective_pct"] == 10
+    assert [(i["opened_at"], i["peak_severity"]) for i in candidate["incidents"]] == [
+        ("2026-03-10T04:15:00Z", "WARNING"),
+        ("2026-03-09T16:15:00Z", "WARNING"),
+    ]
+    # The outage caught by "getting worse" at 04:30 (0), the night by its ALERT at 16:15 (15).
+    assert candidate["score"] == dict(zip(SCORE, (2, 0, 0, 0, 7.5), strict=True))
+
+
+def test_the_current_side_takes_the_rule_asked_for_with_the_dags_settings(labelled, make_client):
+    body = backtest(make_client(), "current_rule=burn_rate&rate_objective_pct=10", range_="24h")
+
+    current, candidate = body["current"], body["candidate"]
+    assert (current["rule"], current["rate"]["objective_pct"], candidate["rule"]) == (
+        "burn_rate",
+        1.0,
+        "count",
+    )
+    assert body["answer"] == (
+        "No: the candidate (count) would have missed 1 of the 2 real incidents, the current settings "
+        "(burn_rate) 0."
+    )
+    page = make_client().get("/batch-cleanup/?range=24h&current_rule=burn_rate&rate_objective_pct=10").text
+    rate = "1 % objective · WARNING at 2× · CRITICAL at 8× · 60-min cooldown"
+    assert f"<th>Current: burn_rate<br><small>{rate}</small></th>" in page
+    assert '<select name="current_rule"><option>count</option><option selected>burn_rate</option>' in page
+    assert "<strong>No: the candidate (count) would have missed 1 of the 2 real incidents" in page
+
+
 def test_a_range_without_labelled_incidents_has_no_score(story, make_client):
     body = backtest(make_client(), "warning_threshold=4&critical_threshold=5")
 

@@ -132,21 +132,20 @@ def candidate_config(asked: dict[str, str]) -> PolicyConfig:
 
 
 @dataclass(frozen=True)
-class Compared:
-    """The backtest's two sides, current and candidate: each one's rule and thresholds."""
+class Side:
+    """One side of the backtest: what `backtest.replay` alerts with."""
 
-    sides: tuple[history.Side, history.Side]
-    configs: tuple[PolicyConfig, PolicyConfig]
+    rule: str
+    config: PolicyConfig
+    rate_rule: RateRule
 
 
-def compared(asked: dict[str, str]) -> Compared:
+def compared(asked: dict[str, str]) -> tuple[Side, Side]:
     """The current side (the DAG's settings, under `current_rule`) and the candidate (the thresholds,
     rule and rate settings asked for, the DAG's for those missing), checked: `InvalidParam` names
     the field a value is refused for."""
-    config = candidate_config(asked)
-    current = history.Side(_rule(asked, "current_rule"), DAG_RATE)
-    candidate = history.Side(_rule(asked, "rule"), candidate_rate(asked))
-    return Compared((current, candidate), (POLICY, config))
+    candidate = Side(_rule(asked, "rule"), candidate_config(asked), candidate_rate(asked))
+    return Side(_rule(asked, "current_rule"), POLICY, DAG_RATE), candidate
 
 
 def _rule(asked: dict[str, str], name: str) -> str:
@@ -328,7 +327,9 @@ def summary(sources: Sources, win: history.Window, reads: Reads) -> dict[str, An
     }
 
 
-def backtest_json(sources: Sources, win: history.Window, sides: Compared, reads: Reads) -> dict[str, Any]:
+def backtest_json(
+    sources: Sources, win: history.Window, sides: tuple[Side, Side], reads: Reads
+) -> dict[str, Any]:
     """The range's runs up to now, replayed on both sides: the runs that evaluated (Airflow's
     metadata), the schedule's ticks before the first of them (`backtest.replayed_runs`); scored
     against the incidents labelled real when the range holds labelled incidents.
@@ -344,7 +345,7 @@ def backtest_json(sources: Sources, win: history.Window, sides: Compared, reads:
         "runs": lambda: sources.run_times(win.start, now),
         "labels": lambda: store.labelled_incidents(win.start, now),
     }
-    if rated := [side.rate_rule for side in sides.sides if side.rule == rules.BURN_RATE]:
+    if rated := [side.rate_rule for side in sides if side.rule == rules.BURN_RATE]:
         reach = max(rate.span for rate in rated)
         to_read["run_records"] = lambda: store.run_records(win.start - reach, now)
     read = reads.run(**to_read)
@@ -354,8 +355,10 @@ def backtest_json(sources: Sources, win: history.Window, sides: Compared, reads:
     def both() -> tuple[backtest.Replay, backtest.Replay]:
         recorded = backtest.Recorded(events, within=RUN_TIMEOUT)
         return tuple(
-            _replayed(recorded, runs, side, config, records, now)
-            for side, config in zip(sides.sides, sides.configs, strict=True)
+            backtest.replay(
+                recorded, runs, side.config, until=now, runs=records, rule=side.rule, rate_rule=side.rate_rule
+            )
+            for side in sides
         )
 
     current, replayed = reads.timed("replay", both)
@@ -364,25 +367,9 @@ def backtest_json(sources: Sources, win: history.Window, sides: Compared, reads:
         replayed,
         events_read=len(events),
         events_truncated=truncated,
-        sides=sides.sides,
         real=history.real_incidents(read["labels"], now),
         records_read=len(records),
         records_truncated=records_truncated,
-    )
-
-
-def _replayed(
-    recorded: backtest.Recorded,
-    runs: list[datetime],
-    side: history.Side,
-    config: PolicyConfig,
-    records: list[Any],
-    until: datetime,
-) -> backtest.Replay:
-    if side.rule == rules.COUNT:  # reads no run record
-        return backtest.replay(recorded, runs, config, until=until)
-    return backtest.replay(
-        recorded, runs, config, until=until, runs=records, rule=side.rule, rate_rule=side.rate_rule
     )
 
 

@@ -20,7 +20,6 @@ from typing import Any
 from batch_cleanup import rules
 from batch_cleanup.backtest import RealIncident, Replay, overlapped, score
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, repeat_offenders
-from batch_cleanup.rules import RateRule
 from batch_cleanup.text import as_utc, duration_text, utc_z
 
 # Range name → number of hourly buckets; the last bucket is the current (partial) hour.
@@ -342,28 +341,12 @@ def cleanups(
     }
 
 
-@dataclass(frozen=True)
-class Side:
-    """The rule one side of the backtest alerts on (`rules.RULES`), and the volume-aware rule's
-    settings when it is that one (the count's thresholds and the cooldown are its `Replay.config`)."""
-
-    rule: str = rules.COUNT
-    rate_rule: RateRule | None = None
-
-    def rate_json(self) -> dict[str, Any] | None:
-        return dataclasses.asdict(self.rate_rule or RateRule()) if self.rule == rules.BURN_RATE else None
-
-
-COUNT_SIDES = (Side(), Side())
-
-
 def backtest_comparison(
     current: Replay,
     candidate: Replay,
     *,
     events_read: int,
     events_truncated: bool,
-    sides: tuple[Side, Side] = COUNT_SIDES,
     real: Sequence[RealIncident] | None = None,
     records_read: int = 0,
     records_truncated: bool = False,
@@ -376,12 +359,9 @@ def backtest_comparison(
     incidents labelled real it was open during.
     """
     runs = current.runs
-    sides_json = {
-        name: _replay_json(replay, other, side, real)
-        for name, replay, other, side in (
-            ("current", current, candidate, sides[0]),
-            ("candidate", candidate, current, sides[1]),
-        )
+    sides = {
+        "current": _replay_json(current, candidate, real),
+        "candidate": _replay_json(candidate, current, real),
     }
     return {
         "runs": len(runs),
@@ -393,25 +373,23 @@ def backtest_comparison(
         "run_records_read": records_read,
         "run_records_truncated": records_truncated,
         "real_incidents": None if real is None else [_real_json(r, current.until) for r in reversed(real)],
-        "answer": answer(sides_json["current"], sides_json["candidate"]),
-        **sides_json,
+        "answer": answer(sides["current"], sides["candidate"]),
+        **sides,
     }
 
 
 MESSAGE_KINDS = (Kind.ALERT, Kind.ESCALATION, Kind.WORSENING, Kind.REMINDER, Kind.RESOLVED)
 
 
-def _replay_json(
-    replay: Replay, other: Replay, side: Side, real: Sequence[RealIncident] | None
-) -> dict[str, Any]:
+def _replay_json(replay: Replay, other: Replay, real: Sequence[RealIncident] | None) -> dict[str, Any]:
     until = replay.until
     incidents = sorted(replay.incidents, key=lambda i: i.opened_at, reverse=True)
     return {
-        "rule": side.rule,
-        "rate": side.rate_json(),
+        "rule": replay.rule,
+        "rate": dataclasses.asdict(replay.rate_rule) if replay.rate_rule else None,
         "settings": dataclasses.asdict(replay.config),
         # A threshold above the window's scheduled runs fires only with manual or cleared runs.
-        "unreachable": list(replay.config.unreachable()) if side.rule == rules.COUNT else [],
+        "unreachable": list(replay.config.unreachable()) if replay.rule == rules.COUNT else [],
         "totals": {
             "incidents": len(incidents),
             "messages_sent": replay.messages_sent,
