@@ -15,6 +15,10 @@ the cleanups of the last `window_minutes`. Cleanups piling up point to a systemi
 | unchanged | a reminder at most once per `cooldown_minutes` (60), naming new batches |
 | back below the warning threshold | one **RESOLVED** with duration, total and batches |
 
+With `alert_rule` `burn_rate`, the share of checked batches auto-completed, against
+`rate_objective_pct` (1 %), decides the severity instead of the count; the rest is the same
+(README: "Choosing an alert rule").
+
 Batches that stalled twice or more in 24 h are named as repeat offenders. A task that fails for
 good posts its error to the same channel, so an outage of the cleanup never looks like a quiet hour.
 

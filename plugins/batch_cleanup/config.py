@@ -46,6 +46,11 @@ CHECK_BUDGET = RetryBudget(
 )
 
 
+# The alert rule a run uses unless its params choose another (params.py checks both): `count` or
+# `burn_rate` (rules.COUNT, rules.BURN_RATE), and the rate rule's objective, in % of batches checked.
+ALERT_RULE = conf.get(SECTION, "alert_rule", fallback="count").strip()
+RATE_OBJECTIVE_PCT = conf.getfloat(SECTION, "rate_objective_pct", fallback=1.0)
+
 # Cloud Monitoring's API; set only to point the run's metrics at a stand-in (local runs, tests).
 MONITORING_API_ENDPOINT = conf.get(SECTION, "monitoring_api_endpoint", fallback="") or None
 

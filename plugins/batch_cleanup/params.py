@@ -1,5 +1,6 @@
 """The DAG's run parameters, as the trigger form shows and checks them. The alert thresholds' defaults
-are `PolicyConfig`'s, so the DAG, the history page and the policy cannot disagree."""
+are `PolicyConfig`'s, so the DAG, the history page and the policy cannot disagree; the alert rule's
+and the rate objective's are the `[batch_cleanup]` settings'."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 from airflow.sdk import Param
 
 from batch_cleanup.compat import AirflowException
+from batch_cleanup.config import ALERT_RULE, RATE_OBJECTIVE_PCT, SECTION
 from batch_cleanup.names import RUN_EVERY_MINUTES
-from batch_cleanup.policy import PolicyConfig
+from batch_cleanup.policy import PolicyConfig, rate_rule
+from batch_cleanup.rules import BURN_RATE, COUNT, RULES, RateRule
 
 STALL_THRESHOLD_MINUTES = 10
 MIN_COMPLETION_PCT = 90
@@ -24,12 +27,30 @@ SCHEDULE_ARITHMETIC = (
 )
 
 
+RATE = RateRule()
+RULE_NAMES = {
+    COUNT: "count: cleanups in the window against the thresholds",
+    BURN_RATE: "burn_rate: the share of batches auto-completed against the objective",
+}
+
+
+def setting_defaults() -> tuple[str, float]:
+    """The `[batch_cleanup]` alert rule and rate objective, checked as a run checks its params: a
+    default that no scheduled run could work with fails the DAG's import, naming the setting."""
+    try:
+        rate_rule({"alert_rule": ALERT_RULE, "rate_objective_pct": RATE_OBJECTIVE_PCT})
+    except ValueError as err:
+        raise ValueError(f"[{SECTION}] settings: {err}") from None
+    return ALERT_RULE, RATE_OBJECTIVE_PCT
+
+
 def _param(default: Any, title: str, description: str | None = None, **schema: Any) -> Param:
     """A whole number ≥ 1 unless `schema` says otherwise."""
     return Param(default, description, title=title, **{"type": "integer", "minimum": 1, **schema})
 
 
 def dag_params() -> dict[str, Param]:
+    alert_rule, objective_pct = setting_defaults()
     return {
         "stall_threshold_minutes": _param(
             STALL_THRESHOLD_MINUTES,
@@ -63,6 +84,28 @@ def dag_params() -> dict[str, Param]:
             DEFAULTS.cooldown_minutes,
             "Cooldown (minutes)",
             "At most one reminder per cooldown while an incident is unchanged.",
+        ),
+        "alert_rule": Param(
+            alert_rule,
+            "count: the cleanups in the window against the WARNING and CRITICAL thresholds above. "
+            "burn_rate: the share of checked batches auto-completed, against the objective below "
+            "(it tells a busy hour's baseline from a systemic problem); the count still shows in "
+            "the messages. How to choose: docs/alert-rules.md.",
+            type="string",
+            enum=list(RULES),
+            values_display=RULE_NAMES,
+            title="Alert rule",
+        ),
+        "rate_objective_pct": Param(
+            objective_pct,
+            f"burn_rate only: the share of checked batches that may be auto-completed in normal "
+            f"operation. WARNING at {RATE.warning_factor:g}× it, CRITICAL at {RATE.critical_factor:g}× "
+            f"over {RATE.critical_minutes} minutes, so at most {100 / RATE.critical_factor:g} works "
+            "with burn_rate.",
+            type="number",
+            exclusiveMinimum=0,
+            maximum=100,
+            title="Rate objective (% of batches checked)",
         ),
         "notify": Param(
             True,

@@ -116,20 +116,20 @@ def rate_rule(params: Mapping[str, Any]) -> RateRule | None:
     rule = params.get("alert_rule", COUNT)
     if rule not in RULES:
         raise ValueError(f"alert_rule must be one of {', '.join(RULES)}, got {rule!r}")
-    if rule != BURN_RATE:
-        return None
     objective = params.get("rate_objective_pct", RateRule.objective_pct)
     if isinstance(objective, bool) or not isinstance(objective, int | float) or not 0 < objective <= 100:
         raise ValueError(f"rate_objective_pct must be a number above 0 and at most 100, got {objective!r}")
-    rule = RateRule(objective_pct=objective)
+    if rule != BURN_RATE:
+        return None
+    chosen = RateRule(objective_pct=objective)
     # A rate above 100 % cannot happen: an objective this high would never page CRITICAL.
-    if rule.critical_factor * objective > 100:
+    if chosen.critical_factor * objective > 100:
         raise ValueError(
             f"rate_objective_pct {objective:g} cannot work with alert_rule {BURN_RATE}: CRITICAL needs "
-            f"{rule.critical_factor:g}× the objective, {rule.critical_factor * objective:g} % of the batches "
-            f"checked, which can never happen (at most {100 / rule.critical_factor:g} works)"
+            f"{chosen.critical_factor:g}× the objective, {chosen.critical_factor * objective:g} % of the "
+            f"batches checked, which can never happen (at most {100 / chosen.critical_factor:g} works)"
         )
-    return rule
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -421,9 +421,10 @@ def decide(
         auto_completed = sum(len(ids) for ids in window_events.values())
     batch_ids = unique(b for ids in window_events.values() for b in ids)
     if rate is None:
-        severity, words = config.severity(count), in_window(count, config.window_minutes)
+        severity, words, figures = config.severity(count), in_window(count, config.window_minutes), None
     else:
         severity, words = rate.severity, rate.words()
+        figures = {**rate.to_dict(), "words": words}
         if severity is None and state.open and rate.holds:  # no flapping at the WARNING line
             severity, words = WARNING, f"{words} (below WARNING, but the incident holds)"
     common = {
@@ -434,7 +435,7 @@ def decide(
         "muted_before": state.muted,
         "double_recorded": double_recorded,
         "auto_completed": auto_completed,
-        "rate": None if rate is None else {**rate.to_dict(), "words": rate.words()},
+        "rate": figures,
     }
     keys = tuple(_event_key(e) for e in window_events)
     # What the count is compared with (the rate's words say it themselves).

@@ -141,6 +141,8 @@ def test_params_defaults(dag):
         "critical_threshold": 4,
         "window_minutes": 60,
         "cooldown_minutes": 60,
+        "alert_rule": "count",
+        "rate_objective_pct": 1.0,
         "notify": True,
         "force_alert": False,
     }
@@ -153,6 +155,8 @@ INVALID_PARAMS = {
     "critical_threshold": (-5,),
     "window_minutes": (0, 1441),
     "cooldown_minutes": (0,),
+    "alert_rule": ("burnrate", "BURN_RATE", None),
+    "rate_objective_pct": (0, -1, 100.5, "1"),
     "notify": ("yes",),
     "force_alert": (1,),
 }
@@ -166,7 +170,10 @@ def test_invalid_params_are_refused(dag, name, value):
         params.validate()
 
 
-@pytest.mark.parametrize(("name", "value"), [("stall_threshold_minutes", 1440), ("min_completion_pct", 0)])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("stall_threshold_minutes", 1440), ("min_completion_pct", 0), ("rate_objective_pct", 100)],
+)
 def test_params_edges_are_accepted(dag, name, value):
     params = copy.deepcopy(dag.params)
     params[name] = value

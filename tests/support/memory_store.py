@@ -63,7 +63,6 @@ class MemoryStore:
         self.runs[document_id] = dict(document)
 
     def runs_in(self, start, end, *, dag_id=None, limit=10_000):
-        self.reads.append("runs_in")
         found = [
             run
             for run in self.runs.values()

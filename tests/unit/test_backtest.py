@@ -460,12 +460,12 @@ def live_incidents(
     for run_after in runs:
         run = {"dag_id": DAG_ID, "run_after": run_after}
         recorded = any(e.dag_id and e.timestamp == run_after for e in events)
-        figures = {
+        own_figures = {
             "batches_checked": own[run_after].batches_checked,
             "stalled_count": own[run_after].stalled_count,
         }
         evaluation = steps.evaluate(
-            store, params, mute_value=None, recorded=recorded, summary=figures if records else None, **run
+            store, params, mute_value=None, recorded=recorded, summary=own_figures if records else None, **run
         )
         decision = evaluation["decision"]
         delivered = decision["kind"] != "none" and not decision["suppressed"]

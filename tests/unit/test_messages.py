@@ -25,6 +25,8 @@ from batch_cleanup.messages import (
 )
 from batch_cleanup.policy import Decision, PolicyConfig, State, decide
 from batch_cleanup.policy import forced_test_decision as make_test_decision
+from batch_cleanup.ports import RunRecord
+from batch_cleanup.rules import RateRule, reading
 
 # Slack refuses more blocks in a message; `slack_sdk`'s models check each block, not the list.
 MAX_BLOCKS = 50
@@ -50,12 +52,31 @@ SCENARIOS = {"alert": (None, 0, 7), "escalation": (3, 15, 6), "worsening": (4, 1
 SCENARIOS |= {"reminder": (5, 75, 6), "resolved": (5, 150, 1)}
 
 
-def decided(kind: str, batch_ids: list[str] | None = None, *, count=None, offenders=(), before=None):
+# The rate rule's reading for the run whose message is tested (batches checked, auto-completed per
+# run, newest first): the README's example (WARNING), an outage (CRITICAL), the baseline (none).
+EXAMPLE, OUTAGE, BASELINE = [(96, 9), (120, 5), (120, 4), (120, 4)], [(300, 30)] * 2, [(300, 1)] * 16
+RATES = {"alert": EXAMPLE, "escalation": OUTAGE, "worsening": OUTAGE, "reminder": OUTAGE}
+RATES |= {"resolved": BASELINE, "test": EXAMPLE}
+
+
+def rate_at(per_run: list[tuple[int, int]], at: datetime):
+    runs = [RunRecord(at - timedelta(minutes=15 * i), c, n) for i, (c, n) in enumerate(per_run)]
+    return reading(runs, at, RateRule())
+
+
+def decided(
+    kind: str, batch_ids: list[str] | None = None, *, count=None, offenders=(), before=None, rate=False
+):
     """A real `decide()` (or forced) output of `kind`, as the message tasks get it from XCom;
-    `batch_ids` are in the window of the run whose message is tested."""
+    `batch_ids` are in the window of the run whose message is tested. With `rate`, that run is
+    decided by the rate rule (`RATES[kind]`)."""
     events = window(["b1"] if batch_ids is None else batch_ids)
     if kind == "test":
-        decision = make_test_decision(7 if count is None else count, events, offenders)
+        forced = decide(State(), count=0, window_events={}, offenders=(), now=T0, config=CONFIG,
+                        rate=rate_at(RATES[kind], T0)) if rate else None  # fmt: skip
+        decision = make_test_decision(
+            7 if count is None else count, events, offenders, forced and forced[0].rate
+        )
         return Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
     opening, later, default = SCENARIOS[kind]
     state = before or State()
@@ -65,7 +86,9 @@ def decided(kind: str, batch_ids: list[str] | None = None, *, count=None, offend
         if kind != "worsening":  # told more than any tested window holds: no WORSENING
             state = dataclasses.replace(state, told_count=10**6, told_batches=10**6)
     count, at = default if count is None else count, T0 + timedelta(minutes=later)
-    decision, _ = decide(state, count=count, window_events=events, offenders=offenders, now=at, config=CONFIG)
+    reading_ = rate_at(RATES[kind], at) if rate else None
+    inputs = {"window_events": events, "offenders": offenders, "now": at, "config": CONFIG, "rate": reading_}
+    decision, _ = decide(state, count=count, **inputs)
     assert decision.kind.value == kind, decision.reason
     return Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
 
@@ -77,7 +100,7 @@ def message_for(decision: Decision, **overrides) -> Message:
 
 
 def render(kind: str = "alert", batch_ids: list[str] | None = None, **overrides) -> Message:
-    decision_args = {k: overrides.pop(k) for k in ("count", "offenders", "before") if k in overrides}
+    decision_args = {k: overrides.pop(k) for k in ("count", "offenders", "before", "rate") if k in overrides}
     return message_for(decided(kind, batch_ids, **decision_args), **overrides)
 
 
@@ -404,6 +427,54 @@ def test_a_resolved_card_says_how_long_and_differs_from_the_resolved_step():
     assert "b1" in step.text and "b1" not in card.text, "the RESOLVED step carries the closing facts"
 
 
+# --- the rate rule (issue 20) ---------------------------------------------------------------------
+
+SAID = "4.8× the 1 % objective over the last hour (22 of 456 batches auto-completed); 9.4× over the last run"
+
+
+def test_under_the_rate_rule_an_alert_says_the_rate_against_the_objective_and_the_count():
+    message = render("alert", count=3, rate=True)
+    assert message.text.splitlines()[:3] == [
+        "WARNING: systemic batch stalls",
+        f"Auto-completion rate: {SAID}",
+        "3 cleanups in the last 60 minutes",
+    ]
+    assert f"*Auto-completion rate:* {SAID}\n*3 cleanups* in the last 60 minutes\n" in block_text(message)
+    assert "threshold" not in message.text, "the count's threshold decides nothing under this rule"
+
+
+@pytest.mark.parametrize(
+    ("kind", "factor"), [("escalation", "10.0×"), ("worsening", "10.0×"), ("reminder", "10.0×")]
+)
+def test_every_step_of_an_incident_under_the_rate_rule_explains_itself_with_the_rate(kind, factor):
+    message = render(kind, rate=True)
+    rate = f"Auto-completion rate: {factor} the 1 % objective over the last hour (60 of 600 batches"
+    assert rate in message.text and rate in block_text(message).replace("*", "")
+    assert "6 cleanups in the last 60 minutes" in message.text
+
+
+def test_resolved_under_the_rate_rule_says_the_rate_now_and_the_count():
+    text = render("resolved", rate=True).text
+    assert "Now 0.3× the 1 % objective over the last hour (4 of 1200 batches auto-completed)" in text
+    assert "Now 1 cleanup in the last 60 minutes\n" in text and "(below" not in text
+
+
+def test_a_test_message_under_the_rate_rule_carries_the_rate_too():
+    assert f"Auto-completion rate: {SAID}" in render("test", rate=True).text
+
+
+def test_the_card_under_the_rate_rule_gives_the_rate_and_the_count_without_a_threshold():
+    decision = decided("reminder", ["b1", "b2"], rate=True)
+    card = incident_card(
+        decision, window_minutes=60, threshold=4, now=T0 + timedelta(minutes=75), run_url=RUN_URL
+    )
+    facts = block_text(card)
+    assert facts.splitlines()[1].startswith("*Rate:* 10.0× the 1 % objective over the last hour (60 of 600")
+    assert "\n*6 cleanups* in the last 60 minutes, 2 batches\n*Since* 09:00 UTC" in facts
+    assert "threshold" not in card.text and len(card.blocks) <= 4
+    assert_within_slack_limits(card)
+
+
 def test_one_of_anything_is_singular():
     one_cleanup = dataclasses.replace(decided("alert", ["b1"]), count=1)
     one = message_for(one_cleanup, window_minutes=1, threshold=1, completed_this_run=1)
@@ -436,6 +507,8 @@ def _every_message() -> dict[str, Message]:
     messages["deescalated reminder"] = message_for(decided("reminder", ["b1"], count=4))
     for kind, later in (("alert", 0), ("escalation", 15), ("reminder", 75), ("resolved", 150)):
         messages[f"{kind} card"] = card_for(kind, later)
+        messages[f"{kind} card, rate rule"] = card_for(kind, later, rate=True)
+    messages |= {f"{kind}, rate rule": message_for(decided(kind, ["b1"], rate=True)) for kind in KINDS}
     run = {"dag_id": "d", "run_id": RUN_ID}
     messages["task_failure"] = task_failure(**run, task_id="send_alert", error="boom", log_url=LOG_URL)
     run_url = dag_run_url("https://a", "d", RUN_ID)

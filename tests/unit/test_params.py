@@ -6,8 +6,10 @@ import dataclasses
 
 import pytest
 
+from batch_cleanup import config, params
 from batch_cleanup.params import DEFAULTS, POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
+from batch_cleanup.rules import BURN_RATE, COUNT, RateRule
 
 
 def test_the_thresholds_defaults_are_the_policys():
@@ -79,3 +81,47 @@ def test_what_the_schema_lets_through_policy_config_still_checks(values, field, 
     with pytest.raises(InvalidParam, match=message) as refused:
         policy_config(values)
     assert refused.value.field == field
+
+
+def test_the_rule_and_the_objective_default_to_the_settings_and_those_to_count_and_1_percent():
+    form = dag_params()
+    assert (form["alert_rule"].value, form["rate_objective_pct"].value) == (COUNT, 1.0)
+    assert config.ALERT_RULE == COUNT
+    assert RateRule().objective_pct == config.RATE_OBJECTIVE_PCT
+    assert form["alert_rule"].schema["enum"] == [COUNT, BURN_RATE]
+    objective = form["rate_objective_pct"].schema
+    assert (objective["type"], objective["exclusiveMinimum"], objective["maximum"]) == ("number", 0, 100)
+    for name in ("alert_rule", "rate_objective_pct"):
+        assert form[name].schema["title"] and form[name].description
+    assert "at most 12.5 works with burn_rate" in form["rate_objective_pct"].description
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("alert_rule", BURN_RATE), ("rate_objective_pct", 0.5)],
+)
+def test_a_setting_is_the_forms_default(monkeypatch, name, value):
+    monkeypatch.setattr(params, name.upper(), value)
+    assert dag_params()[name].value == value
+
+
+@pytest.mark.parametrize(
+    ("rule", "objective", "message"),
+    [
+        (
+            "burnrate",
+            1.0,
+            r"\[batch_cleanup\] settings: alert_rule must be one of count, burn_rate, got 'burnrate'",
+        ),
+        (COUNT, 0.0, r"\[batch_cleanup\] settings: rate_objective_pct must be a number above 0"),
+        (BURN_RATE, 20.0, r"\[batch_cleanup\] settings: rate_objective_pct 20 cannot work with alert_rule"),
+    ],
+    ids=["unknown-rule", "zero-objective", "objective-burn-rate-cannot-reach"],
+)
+def test_settings_no_run_could_work_with_fail_the_dags_import_naming_them(
+    monkeypatch, rule, objective, message
+):
+    monkeypatch.setattr(params, "ALERT_RULE", rule)
+    monkeypatch.setattr(params, "RATE_OBJECTIVE_PCT", objective)
+    with pytest.raises(ValueError, match=message):
+        dag_params()

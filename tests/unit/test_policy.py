@@ -228,7 +228,7 @@ def test_the_decision_carries_the_readings_figures_and_the_reason_its_words():
     ("params", "expected"),
     [
         ({}, None),
-        ({"alert_rule": COUNT, "rate_objective_pct": 0}, None),  # the objective is the rate rule's only
+        ({"alert_rule": COUNT, "rate_objective_pct": 50}, None),  # the rate rule's limit is its own
         ({"alert_rule": BURN_RATE}, RateRule()),
         ({"alert_rule": BURN_RATE, "rate_objective_pct": 0.5}, RateRule(objective_pct=0.5)),
         ({"alert_rule": BURN_RATE, "rate_objective_pct": 12.5}, RateRule(objective_pct=12.5)),
@@ -243,7 +243,7 @@ def test_the_params_choose_the_rule(params, expected):
     ("params", "message"),
     [
         ({"alert_rule": "burnrate"}, "alert_rule must be one of count, burn_rate, got 'burnrate'"),
-        ({"alert_rule": BURN_RATE, "rate_objective_pct": 0}, "rate_objective_pct must be a number above 0"),
+        ({"alert_rule": COUNT, "rate_objective_pct": 0}, "rate_objective_pct must be a number above 0"),
         ({"alert_rule": BURN_RATE, "rate_objective_pct": 101}, "at most 100, got 101"),
         ({"alert_rule": BURN_RATE, "rate_objective_pct": "1"}, "got '1'"),
         ({"alert_rule": BURN_RATE, "rate_objective_pct": True}, "got True"),

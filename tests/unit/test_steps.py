@@ -16,6 +16,7 @@ from batch_cleanup.monitoring import RunFigures
 from batch_cleanup.names import NO_ALERT, SEND_ALERT, SEND_RESOLVED
 from batch_cleanup.params import dag_params
 from batch_cleanup.policy import Evaluation
+from batch_cleanup.rules import RateRule
 from tests.support.memory_store import MemorySlack, MemoryStore
 
 DAG, RUN = "stalled_batch_cleanup", "scheduled__2026-03-01T12:00:00+00:00"
@@ -77,11 +78,31 @@ def test_check_stalled_sends_the_params_and_the_runs_idempotency_key():
     assert summary["stalled_batch_ids"] == ["b1"] and summary["batches_checked"] == 2
 
 
-def test_params_that_cannot_work_fail_before_the_coordinator_is_called():
+@pytest.mark.parametrize(
+    ("params", "refused"),
+    [
+        ({"critical_threshold": 3}, r"critical_threshold \(3\) must be greater"),
+        ({"alert_rule": "burn-rate"}, "alert_rule must be one of count, burn_rate, got 'burn-rate'"),
+        ({"alert_rule": "burn_rate", "rate_objective_pct": 20}, "rate_objective_pct 20 cannot work"),
+        ({"alert_rule": "burn_rate", "rate_objective_pct": 0}, "rate_objective_pct must be a number above 0"),
+    ],
+    ids=["critical-not-above-warning", "unknown-rule", "objective-too-high", "objective-zero"],
+)
+def test_params_that_cannot_work_fail_before_the_coordinator_is_called(params, refused):
     coordinator = Coordinator([])
-    with pytest.raises(AirflowFailException, match=r"critical_threshold \(3\) must be greater"):
-        steps.check_stalled(coordinator, {**PARAMS, "critical_threshold": 3}, dag_id=DAG, run_id=RUN)
+    with pytest.raises(steps.InvalidParams, match=refused) as raised:
+        steps.check_stalled(coordinator, {**PARAMS, **params}, dag_id=DAG, run_id=RUN)
+    assert isinstance(raised.value, AirflowFailException), "no retry of a manual mistake"
+    assert str(raised.value).endswith("Nothing was done and nothing posted to Slack.")
     assert coordinator.calls == []
+
+
+def test_an_objective_the_rate_rule_cannot_use_is_fine_under_the_count_rule():
+    coordinator = Coordinator([])
+    steps.check_stalled(
+        coordinator, {**PARAMS, "alert_rule": "count", "rate_objective_pct": 50}, dag_id=DAG, run_id=RUN
+    )
+    assert len(coordinator.calls) == 1
 
 
 def test_record_event_is_skipped_when_nothing_stalled():
@@ -360,3 +381,96 @@ def test_the_window_counts_the_batches_each_cleanup_auto_completed_even_when_its
     seed(store, 30, 20, 10)
     store.events["seeded-2"]["stalled_count"] = 40  # its id list was cut to fit the document
     assert evaluate(store)["decision"]["auto_completed"] == 42
+
+
+# --- the rate rule (issue 20) ---------------------------------------------------------------------
+
+RATE = {"alert_rule": "burn_rate"}
+
+
+def runs_before(store: MemoryStore, *per_run: tuple[int, int], dag_id: str = DAG) -> None:
+    """Run records of the runs before NOW, newest first: (batches checked, auto-completed) each."""
+    for i, (checked, stalled) in enumerate(per_run, 1):
+        at = NOW - timedelta(minutes=15 * i)
+        document = {"dag_id": dag_id, "run_id": f"r{i}", "run_after": at, "batches_checked": checked}
+        store.write_run(f"{dag_id}-{i}", {**document, "stalled_count": stalled, "kind": "none"})
+
+
+def rated(store: MemoryStore, checked: int, stalled: int, **params) -> dict[str, Any]:
+    summary = {"batches_checked": checked, "stalled_count": stalled}
+    params = {**PARAMS, **RATE, **params}
+    return steps.evaluate(
+        store, params, dag_id=DAG, run_after=NOW, mute_value=None, recorded=stalled > 0, summary=summary
+    )
+
+
+def runs_read(store: MemoryStore) -> list[tuple]:
+    """The `runs_in` calls on `store` from now on."""
+    calls, read = [], store.runs_in
+    store.runs_in = lambda *args, **kwargs: calls.append(args) or read(*args, **kwargs)
+    return calls
+
+
+def test_a_healthy_run_under_the_count_rule_reads_no_run_record_and_no_event():
+    store = MemoryStore()
+    runs_before(store, (300, 30))
+    calls = runs_read(store)
+    evaluate(store)
+    assert (calls, store.reads) == ([], [])
+
+
+def test_under_the_rate_rule_this_runs_figures_are_the_newest_run():
+    store = MemoryStore()
+    runs_before(store, (300, 9), (300, 9), (300, 9))
+    calls = runs_read(store)
+    quiet = rated(store, 300, 0)["decision"]  # 9 of 600 over the half hour with this clean run: 1.5×
+    assert (quiet["kind"], quiet["rate"]["last_checked"], quiet["rate"]["hour_checked"]) == (
+        "none",
+        300,
+        1200,
+    )
+    assert (calls, store.reads) == ([(NOW - RateRule().span, NOW)], []), "the records of the span, no event"
+    decision = rated(MemoryStore(), 300, 30)["decision"]  # one run, 10 %: CRITICAL on its own figures
+    assert (decision["kind"], decision["severity"], decision["count"]) == ("alert", "CRITICAL", 0)
+    assert decision["rate"]["words"].startswith("10.0× the 1 % objective over the last hour (30 of 300")
+    assert decision["reason"].startswith(decision["rate"]["words"])
+
+
+def test_under_the_rate_rule_a_record_of_this_run_is_replaced_by_its_figures_and_other_dags_ignored():
+    store = MemoryStore()
+    this_run = {"dag_id": DAG, "run_after": NOW, "kind": "alert", "severity": "CRITICAL"}
+    store.write_run("retry", {**this_run, "batches_checked": 300, "stalled_count": 300})  # a retry's
+    runs_before(store, (10, 10), dag_id="another_dag")
+    decision = rated(store, 300, 1)["decision"]
+    assert decision["kind"] == "none"
+    assert (decision["rate"]["hour_checked"], decision["rate"]["hour_auto_completed"]) == (300, 1)
+
+
+def test_under_the_rate_rule_the_count_opens_nothing_and_an_alert_still_names_the_windows_batches():
+    store = MemoryStore()
+    seed(store, 30, 15)
+    runs_before(store, (200, 3), (200, 3))
+    store.events["this-run"] = {
+        "timestamp": NOW,
+        "batch_ids": ["x1", "x2"],
+        "stalled_count": 2,
+        "dag_id": DAG,
+    }
+    decision = rated(store, 200, 2)["decision"]  # 5 of 400 over the half hour: 1.25×
+    assert (decision["kind"], decision["count"]) == ("none", 3), (
+        "3 cleanups, the count's WARNING, open nothing"
+    )
+    decision = rated(store, 100, 6)["decision"]  # 9 of 300 over the half hour: 3×
+    assert (decision["kind"], decision["severity"], decision["count"]) == ("alert", "WARNING", 3)
+    assert set(decision["batch_ids"]) == {"b0", "b1", "x1", "x2"}
+
+
+def test_the_rate_rule_logs_no_unreachable_count_threshold(caplog):
+    with caplog.at_level("WARNING"):
+        rated(MemoryStore(), 10, 0, critical_threshold=5)
+    assert "cannot be reached" not in caplog.text
+
+
+def test_a_test_message_under_the_rate_rule_carries_the_reading():
+    decision = rated(MemoryStore(), 300, 3, force_alert=True)["decision"]
+    assert decision["kind"] == "test" and decision["rate"]["hour_factor"] == 1.0
