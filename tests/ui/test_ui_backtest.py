@@ -247,7 +247,7 @@ def test_the_candidates_rate_settings_are_the_ones_replayed(labelled, make_clien
     body = backtest(make_client(), "rule=burn_rate&rate_objective_pct=10", range_="24h")
 
     candidate = body["candidate"]
-    assert candidate["rate"]["objective_pct"] == 10
+    assert (candidate["rate"]["objective_pct"], candidate["unreachable"]) == (10, [])
     assert [(i["opened_at"], i["peak_severity"]) for i in candidate["incidents"]] == [
         ("2026-03-10T04:15:00Z", "WARNING"),
         ("2026-03-09T16:15:00Z", "WARNING"),

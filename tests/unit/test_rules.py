@@ -62,8 +62,7 @@ def test_runs_outside_the_span_or_after_now_are_ignored_and_garbage_counts_nothi
 def test_the_words_give_the_factor_and_the_counts_over_the_hour_and_the_last_run():
     got = reading(runs((96, 9), (120, 5), (120, 4), (120, 4)), NOW, RULE)
     assert got.words() == (
-        "4.8× the 1 % objective over the last hour (22 of 456 batches auto-completed); "
-        "9.4× over the last run"
+        "4.8× the 1 % objective over the last hour (22 of 456 batches auto-completed); 9.4× over the last run"
     )
     assert reading([], NOW, RULE).words().startswith("no batch checked: the 1 % objective")
 

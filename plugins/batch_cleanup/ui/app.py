@@ -50,9 +50,10 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 # The DAG's default thresholds: the lines drawn on the hourly chart.
 POLICY = PolicyConfig()
-# The DAG's default rule, and the volume-aware rule's default settings: the backtest's current side.
-DAG_RULE = rules.COUNT
-DAG_RATE = RateRule()
+# The DAG's rule and rate objective (its params' defaults, the `[batch_cleanup]` settings): the
+# backtest's current side, and the candidate's defaults.
+DAG_RULE = dag_params()["alert_rule"].value
+DAG_RATE = RateRule(objective_pct=dag_params()["rate_objective_pct"].value)
 
 RangeName = Literal["24h", "7d", "30d"]
 RangeParam = Annotated[

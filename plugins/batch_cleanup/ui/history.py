@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from batch_cleanup import rules
 from batch_cleanup.backtest import RealIncident, Replay, overlapped, score
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, repeat_offenders
 from batch_cleanup.text import as_utc, duration_text, utc_z
@@ -389,7 +388,7 @@ def _replay_json(replay: Replay, other: Replay, real: Sequence[RealIncident] | N
         "rate": dataclasses.asdict(replay.rate_rule) if replay.rate_rule else None,
         "settings": dataclasses.asdict(replay.config),
         # A threshold above the window's scheduled runs fires only with manual or cleared runs.
-        "unreachable": list(replay.config.unreachable()) if replay.rule == rules.COUNT else [],
+        "unreachable": _unreachable(replay),
         "totals": {
             "incidents": len(incidents),
             "messages_sent": replay.messages_sent,
@@ -416,6 +415,21 @@ def _replay_json(replay: Replay, other: Replay, real: Sequence[RealIncident] | N
             for incident in incidents
         ],
     }
+
+
+def _unreachable(replay: Replay) -> list[str]:
+    """A sentence for each severity the side's rule can never reach: a count threshold above the
+    window's scheduled runs, a rate objective whose CRITICAL would need more than every batch."""
+    rate = replay.rate_rule
+    if rate is None:
+        return list(replay.config.unreachable())
+    needed = rate.critical_factor * rate.objective_pct
+    if needed <= 100:
+        return []
+    return [
+        f"rate_objective_pct {rate.objective_pct:g} cannot page CRITICAL: {rate.critical_factor:g}× it is "
+        f"{needed:g} % of the batches checked"
+    ]
 
 
 def _real_json(incident: RealIncident, until: datetime) -> dict[str, Any]:
