@@ -15,16 +15,20 @@ own figures), and the events are read when that reading has a severity or an inc
 Pure: the events, the run records, the run times and the end of the span are arguments. The
 events and the records are sorted once, and each run finds its slices by bisection, so a run
 costs a few bisections unless it reads.
+
+`score` holds a replay's incidents against the incidents people labelled real: which of those it
+caught, how soon, and how often it paged for nothing.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import statistics
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from batch_cleanup.events import window_start
 from batch_cleanup.names import OFFENDER_HOURS, RUN_EVERY_MINUTES
@@ -125,15 +129,35 @@ class Recorded:
 NOTHING_READ = Read(0, {}, 0)  # a healthy run reads no event
 
 
+class Sent(NamedTuple):
+    """One message of a replayed incident: when, which kind (`Kind` value), at which severity."""
+
+    at: datetime
+    kind: str
+    severity: str | None
+
+    @property
+    def pages(self) -> bool:
+        """A CRITICAL page: an ALERT or an ESCALATION at CRITICAL."""
+        return self.severity == CRITICAL and self.kind in (Kind.ALERT, Kind.ESCALATION)
+
+    @property
+    def says_open(self) -> bool:
+        """Tells of an open incident (all but the RESOLVED): what can catch a real incident."""
+        return self.kind != Kind.RESOLVED
+
+
 @dataclass(frozen=True)
 class Incident:
-    """One incident of a replay: from its ALERT to its RESOLVED (`closed_at` None while still open)."""
+    """One incident of a replay: from its ALERT to its RESOLVED (`closed_at` None while still open),
+    with its messages (`sent`, oldest first)."""
 
     opened_at: datetime
     closed_at: datetime | None
     peak_severity: str | None
     peak_count: int
     messages: int
+    sent: tuple[Sent, ...] = ()
 
     def end(self, until: datetime) -> datetime:
         return self.closed_at or until
@@ -211,7 +235,8 @@ def replay(
     state = State()
     incidents: list[Incident] = []
     messages: Counter[str] = Counter()
-    pages = incident_messages = 0
+    pages = 0
+    sent: list[Sent] = []  # the open incident's messages
     time_at = {WARNING: timedelta(0), CRITICAL: timedelta(0)}
     for index, run_after in enumerate(times):
         start = window_start(run_after, config.window_minutes)
@@ -233,23 +258,69 @@ def replay(
             rate=rate,
         )
         if decision.kind is Kind.ALERT:
-            incident_messages = 0
+            sent = []
         if decision.notify:
             messages[decision.kind.value] += 1
-            incident_messages += 1
-            if decision.severity == CRITICAL and decision.kind in (Kind.ALERT, Kind.ESCALATION):
-                pages += 1
+            sent.append(Sent(run_after, decision.kind.value, decision.severity))
+            pages += sent[-1].pages
         if decision.kind is Kind.RESOLVED:
-            incidents.append(_incident(state, closed_at=run_after, messages=incident_messages))
+            incidents.append(_incident(state, closed_at=run_after, sent=sent))
         state = after
         if state.open:
             following = times[index + 1] if index + 1 < len(times) else until
             time_at[state.severity] += max(following - run_after, timedelta(0))
     if state.open:
-        incidents.append(_incident(state, closed_at=None, messages=incident_messages))
+        incidents.append(_incident(state, closed_at=None, sent=sent))
     return Replay(config, times, until, tuple(incidents), dict(messages), pages, time_at, rule, rate_rule)
 
 
-def _incident(state: State, *, closed_at: datetime | None, messages: int) -> Incident:
+def _incident(state: State, *, closed_at: datetime | None, sent: Sequence[Sent]) -> Incident:
     """The incident `state` tracks, its peak as `incident_record` writes it (not the RESOLVED run's count)."""
-    return Incident(state.opened_at, closed_at, state.peak_severity, state.peak_count, messages)
+    return Incident(state.opened_at, closed_at, state.peak_severity, state.peak_count, len(sent), tuple(sent))
+
+
+# --- scoring against labelled incidents -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RealIncident:
+    """An incident people labelled real: from `start` to `end` (the span's end while still open);
+    `id` names its document."""
+
+    start: datetime
+    end: datetime
+    id: str | None = None
+
+
+def overlapped(incident: Incident, real: Iterable[RealIncident]) -> tuple[RealIncident, ...]:
+    """The real incidents during which `incident` was open (one still open lasts on), in `real`'s order."""
+    closed = incident.closed_at
+    return tuple(r for r in real if incident.opened_at < r.end and (closed is None or r.start < closed))
+
+
+def score(incidents: Iterable[Incident], real: Sequence[RealIncident] | None) -> dict[str, Any] | None:
+    """How a replay's `incidents` fared against the `real` ones; None when nothing was labelled
+    (`real` None: no score, rather than zeros that read as a perfect one).
+
+    A real incident is caught by the first message that told of an open incident (not a RESOLVED)
+    sent while it went on (`start` ≤ sent < `end`): an incident opened before it, for something
+    else, catches it only with a reminder, an escalation or a "getting worse" sent during it.
+    `detection_delay_minutes` is the median, over the real incidents caught, from `start` to that
+    message (None when none was). `noise_pages`: incidents open during no real incident.
+    """
+    if real is None:
+        return None
+    incidents = list(incidents)
+    told = sorted(message.at for incident in incidents for message in incident.sent if message.says_open)
+    delays = []
+    for incident in real:
+        first = bisect_left(told, incident.start)
+        if first < len(told) and told[first] < incident.end:
+            delays.append((told[first] - incident.start) / timedelta(minutes=1))
+    return {
+        "real_caught": len(delays),
+        "real_missed": len(real) - len(delays),
+        "noise_pages": sum(1 for incident in incidents if not overlapped(incident, real)),
+        "critical_pages": sum(message.pages for incident in incidents for message in incident.sent),
+        "detection_delay_minutes": round(statistics.median(delays), 1) if delays else None,
+    }

@@ -190,6 +190,72 @@ def steady(now: datetime, hours: int = 720) -> History:
     return history
 
 
+RUN_RECORDS = "batch_cleanup_runs"
+
+
+def scored(now: datetime) -> tuple[History, list[dict[str, Any]]]:
+    """A day with labelled incidents, for the backtest's score: its events and incidents, and the
+    run records of every scheduled run from H - 28 h to now (200 batches checked, none stalled,
+    but where the table says).
+
+    | when (H = the hour holding `now`) | runs | stalled of checked, each | the DAG's incident, label |
+    |---|---|---|---|
+    | H - 20 h, :00 and :15 | 2 | 50 of 100 | opened at :00, closed at :30, real |
+    | H - 8 h, :00 to :45 | 4 | 60 of 200 | opened at :30, closed at H - 7 h + :15, real |
+    | H - 4 h, :00 to :30 | 3 | 1 of 400 | opened at :30, closed at H - 3 h, noise |
+
+    Each stalled run also wrote its event, at its run time. With the DAG's thresholds the outage
+    at H - 8 h is a CRITICAL incident from :30 (the labelled one), the two runs at H - 20 h are
+    too few for any, and the three at H - 4 h make a WARNING: one real incident caught at once, one
+    missed, one noise page.
+    """
+    h = hour_of(now)
+    history = History()
+    stalled = {}
+    for start, runs, count, checked, batch in (
+        (20, 2, 50, 100, "night"),
+        (8, 4, 60, 200, "outage"),
+        (4, 3, 1, 400, "blip"),
+    ):
+        for i in range(runs):
+            at = h - timedelta(hours=start) + timedelta(minutes=15 * i)
+            stalled[at] = (count, checked)
+            history.event(at, stalled=count, checked=checked, batch_ids=[f"batch-{batch}-{i}"])
+    for hours, opened, closed, value in ((20, 0, 30, "real"), (8, 30, 75, "real"), (4, 30, 60, "noise")):
+        at = h - timedelta(hours=hours)
+        history.incident(
+            at + timedelta(minutes=opened), at + timedelta(minutes=closed), severity="WARNING",
+            label=label(value, at + timedelta(hours=1)),
+        )  # fmt: skip
+    records = []
+    first = h - timedelta(hours=28)
+    for slot in range(int((now - first) / timedelta(minutes=15)) + 1):
+        at = first + timedelta(minutes=15 * slot)
+        count, checked = stalled.get(at, (0, 200))
+        records.append(scored_run(at, checked=checked, stalled=count))
+    return history, records
+
+
+def scored_run(run_after: datetime, *, checked: int, stalled: int) -> dict[str, Any]:
+    """A `batch_cleanup_runs` document as the DAG writes it (issue 19's run records)."""
+    return {
+        "dag_id": DAG_ID, "run_id": f"scheduled__{run_after.isoformat()}", "run_after": run_after,
+        "batches_checked": checked, "stalled_count": stalled, "kind": "none", "severity": None,
+        "expire_at": run_after + timedelta(days=90), "recorded_at": run_after + timedelta(seconds=20),
+    }  # fmt: skip
+
+
+def write_run_records(client, records: list[dict[str, Any]]) -> None:
+    """Run records, with the ids the DAG gives them (`{dag_id}-{run_after}-{sha256(run_id)[:8]}`)."""
+    collection = client.collection(RUN_RECORDS)
+    for start in range(0, len(records), 500):
+        batch = client.batch()
+        for record in records[start : start + 500]:
+            digest = hashlib.sha256(record["run_id"].encode()).hexdigest()[:8]
+            batch.set(collection.document(f"{DAG_ID}-{record['run_after']:%Y%m%dT%H%M%SZ}-{digest}"), record)
+        batch.commit()
+
+
 def write(client, history: History) -> None:
     """Write `history` with batched commits (at most 500 writes each, Firestore's limit)."""
     writes: list[tuple[Any, dict[str, Any]]] = []

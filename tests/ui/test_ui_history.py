@@ -296,3 +296,61 @@ def test_the_backtest_comparison_puts_both_replays_side_by_side():
     assert body["candidate"]["settings"]["warning_threshold"] == 4
     assert [i["opened_at"] for i in body["candidate"]["incidents"]] == ["2026-03-10T11:45:00Z"]
     assert body["candidate"]["totals"]["missed"] == 1  # the 09:30 blip
+
+
+# --- the backtest's score: labelled incidents and the answer -----------------------------------------
+
+
+def test_the_incidents_labelled_real_are_scored_one_still_open_until_now():
+    def labelled(name: str, value, opened: datetime, closed: datetime | None):
+        return history.Labelled.from_document(
+            name, {"opened_at": opened, "closed_at": closed, "label": value}
+        )
+
+    found = [
+        labelled("open", {"value": "real"}, ago(hours=1), None),
+        labelled("noise", {"value": "noise"}, ago(hours=5), ago(hours=4)),
+        labelled("disputed", {"value": "disputed"}, ago(hours=6), ago(hours=5)),
+        labelled("closed", {"value": "real", "source": "page"}, ago(hours=9), ago(hours=8)),
+    ]
+    assert [labelled("x", label, H, None) for label in (None, {}, {"value": None}, "real")] == [None] * 4
+    real = history.real_incidents(found, NOW)
+    assert [(r.id, r.start, r.end) for r in real] == [
+        ("closed", ago(hours=9), ago(hours=8)),
+        ("open", ago(hours=1), NOW),
+    ]
+    assert history.real_incidents(found[1:3], NOW) == [], "labelled, none real: scored, all noise"
+    assert history.real_incidents([], NOW) is None, "nothing labelled: no score"
+
+
+def side(rule: str, caught: int, missed: int, noise: int) -> dict:
+    score = {"real_caught": caught, "real_missed": missed, "noise_pages": noise}
+    return {"rule": rule, "score": score}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "answer"),
+    [
+        (side("burn_rate", 9, 1, 2), "Yes: the candidate (burn_rate) would have paged 2 times for noise "
+         "instead of 12 with the current settings (count), and missed fewer of the 10 real incidents (1, "
+         "against 3)."),
+        (side("burn_rate", 7, 3, 1), "Yes: the candidate (burn_rate) would have paged 1 time for noise "
+         "instead of 12 with the current settings (count), and missed as many of the 10 real incidents (3)."),
+        (side("burn_rate", 6, 4, 0), "No: the candidate (burn_rate) would have missed 4 of the 10 real "
+         "incidents, the current settings (count) 3."),
+        (side("count", 7, 3, 12), "No: the candidate (count) would have paged for noise as often as the "
+         "current settings (count) (12 times), and missed as many of the 10 real incidents (3)."),
+        (side("burn_rate", 10, 0, 13), "No: the candidate (burn_rate) would have paged 13 times for noise "
+         "instead of 12 with the current settings (count), and missed fewer of the 10 real incidents (0, "
+         "against 3)."),
+    ],
+    ids=["fewer-noise-fewer-missed", "fewer-noise-as-many-missed", "more-missed", "as-noisy", "noisier"],
+)  # fmt: skip
+def test_the_backtest_answers_whether_the_candidate_pages_less_without_missing_real_incidents(
+    candidate, answer
+):
+    assert history.answer(side("count", 7, 3, 12), candidate) == answer
+
+
+def test_without_scores_there_is_no_answer():
+    assert history.answer({"rule": "count", "score": None}, {"rule": "burn_rate", "score": None}) is None

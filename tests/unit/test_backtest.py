@@ -1,5 +1,6 @@
-"""The threshold backtest: run times, the window's edges, the replayed incidents and messages, and a
-property that it makes the incidents the live steps (`evaluate`, then `record_state`) make."""
+"""The threshold backtest: run times, the window's edges, the replayed incidents and messages, their
+score against labelled real incidents, and a property that it makes the incidents the live steps
+(`evaluate`, then `record_state`) make."""
 
 from __future__ import annotations
 
@@ -14,7 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_cleanup import steps
-from batch_cleanup.backtest import RUN_EVERY, Incident, Recorded, Replay, replay, scheduled_runs
+from batch_cleanup.backtest import (
+    RUN_EVERY,
+    Incident,
+    RealIncident,
+    Recorded,
+    Replay,
+    overlapped,
+    replay,
+    scheduled_runs,
+    score,
+)
 from batch_cleanup.config import RUN_TIMEOUT
 from batch_cleanup.events import StoredEvent
 from batch_cleanup.names import DAG_ID
@@ -54,12 +65,12 @@ def replayed(events, *, until_minutes: float = 360, **config) -> Replay:
     return replay(recorded, runs_until(until_minutes), dataclasses.replace(DEFAULTS, **config))
 
 
+def minutes(value: datetime | None) -> float | None:
+    return None if value is None else (value - T0) / timedelta(minutes=1)
+
+
 def incidents(result: Replay) -> list[tuple[float, float | None, str | None, int, int]]:
     """(start, end, peak severity, peak count, messages), minutes after T0."""
-
-    def minutes(value: datetime | None) -> float | None:
-        return None if value is None else (value - T0) / timedelta(minutes=1)
-
     return [
         (minutes(i.opened_at), minutes(i.closed_at), i.peak_severity, i.peak_count, i.messages)
         for i in result.incidents
@@ -298,6 +309,91 @@ def incident(start: float, end: float | None) -> Incident:
 def test_incidents_overlap_while_both_are_open(a, b, overlap):
     until = at(120)
     assert a.overlaps(b, until) is b.overlaps(a, until) is overlap
+
+
+# --- the score against labelled incidents ---------------------------------------------------------
+
+
+def real(start: float, end: float) -> RealIncident:
+    return RealIncident(at(start), at(end), f"real-{start:g}")
+
+
+def sent(result: Replay) -> list[list[tuple[float, str, str | None]]]:
+    """Each incident's messages: (minutes after T0, kind, severity)."""
+    return [[(minutes(m.at), m.kind, m.severity) for m in i.sent] for i in result.incidents]
+
+
+def scored(caught, missed, noise, pages, delay) -> dict:
+    return {
+        "real_caught": caught, "real_missed": missed, "noise_pages": noise, "critical_pages": pages,
+        "detection_delay_minutes": delay,
+    }  # fmt: skip
+
+
+# The blip is noise; the burst is real (labelled from 265, before the DAG's first message); and a
+# real incident between them left no cleanup at all.
+LABELLED = [real(150, 180), real(265, 320)]
+
+
+def test_each_incident_keeps_its_messages_and_names_the_real_incidents_it_overlaps():
+    result = replayed(BLIP + BURST)
+    assert sent(result) == [
+        [(90, "alert", WARNING), (120, "resolved", WARNING)],
+        [(270, "alert", WARNING), (285, "escalation", CRITICAL), (330, "resolved", CRITICAL)],
+    ]
+    assert [overlapped(i, LABELLED) for i in result.incidents] == [(), (real(265, 320),)]
+
+
+def test_the_current_thresholds_catch_the_burst_miss_the_quiet_one_and_page_once_for_noise():
+    # The burst's ALERT comes 5 minutes after its start; the quiet one had no message at all.
+    assert score(replayed(BLIP + BURST).incidents, LABELLED) == scored(1, 1, 1, 1, 5.0)
+
+
+def test_warning_at_4_spares_the_noise_and_still_catches_the_burst_later():
+    candidate = replayed(BLIP + BURST, warning_threshold=4, critical_threshold=5)
+    # Its one incident opens at CRITICAL at 285: 20 minutes into the real one, and a page.
+    assert score(candidate.incidents, LABELLED) == scored(1, 1, 0, 1, 20.0)
+
+
+def test_one_incident_overlapping_two_real_ones_catches_each_with_its_own_message():
+    """SUSTAINED: ALERT at 90, CRITICAL at 105, reminders at 165 and 225, RESOLVED at 240."""
+    [incident] = replayed(SUSTAINED).incidents
+    first, second = real(80, 100), real(200, 230)
+    assert overlapped(incident, [first, second]) == (first, second)
+    # 90 - 80 and 225 - 200 (the reminder): the median of 10 and 25.
+    assert score([incident], [first, second]) == scored(2, 0, 0, 1, 17.5)
+
+
+@pytest.mark.parametrize(
+    ("labelled", "expected"),
+    [
+        ((120, 200), scored(1, 0, 0, 1, 45.0)),  # the reminder at 165 is the first message during it
+        ((110, 160), scored(0, 1, 0, 1, None)),  # open all along, silent during it: missed, yet no noise
+    ],
+    ids=["caught-only-by-a-late-reminder", "overlapped-without-a-message"],
+)
+def test_a_real_incident_that_begins_inside_an_open_incident_is_caught_by_a_message_during_it(
+    labelled, expected
+):
+    [incident] = replayed(SUSTAINED).incidents
+    assert incident.opened_at < at(labelled[0])
+    assert score([incident], [real(*labelled)]) == expected
+
+
+def test_an_incident_still_open_catches_a_real_one_still_open():
+    result = replayed([dag(300), dag(315), dag(330), dag(345)], until_minutes=345)
+    [incident] = result.incidents
+    ongoing = real(340, 360)  # labelled while open: until the span's end
+    assert (incident.closed_at, overlapped(incident, [ongoing])) == (None, (ongoing,))
+    # The escalation to CRITICAL at 345 is the first message during it.
+    assert score(result.incidents, [ongoing]) == scored(1, 0, 0, 1, 5.0)
+
+
+def test_no_labelled_incident_is_no_score_and_none_labelled_real_makes_every_incident_noise():
+    incidents = replayed(BLIP + BURST).incidents
+    assert score(incidents, None) is None
+    assert score(incidents, []) == scored(0, 0, 2, 1, None)
+    assert score([], LABELLED) == scored(0, 2, 0, 0, None)
 
 
 # --- the property: the backtest decides what the live steps decide ------------------------------

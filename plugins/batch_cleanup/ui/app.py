@@ -8,8 +8,11 @@ the OpenAPI schema at `/batch-cleanup/api/openapi.json`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,12 +35,13 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batch_cleanup import backtest, labels, patterns, quality
+from batch_cleanup import backtest, labels, patterns, quality, rules
 from batch_cleanup.config import NOISE_REACTION, REAL_REACTION, RUN_TIMEOUT
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
+from batch_cleanup.rules import RateRule
 from batch_cleanup.text import duration_text, utc_z
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
 from batch_cleanup.ui.auth import login_redirect, may_edit, require_dag_editor, require_dag_reader
@@ -48,6 +52,10 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 # The DAG's default thresholds: the lines drawn on the hourly chart.
 POLICY = PolicyConfig()
+# The DAG's rule and rate objective (its params' defaults, the `[batch_cleanup]` settings): the
+# backtest's current side, and the candidate's defaults.
+DAG_RULE = dag_params()["alert_rule"].value
+DAG_RATE = RateRule(objective_pct=dag_params()["rate_objective_pct"].value)
 
 RangeName = Literal["24h", "7d", "30d"]
 RangeParam = Annotated[
@@ -79,14 +87,45 @@ CriticalThreshold = _threshold_query("critical_threshold")
 WindowMinutes = _threshold_query("window_minutes")
 CooldownMinutes = _threshold_query("cooldown_minutes")
 
+RULE_NAMES = " or ".join(rules.RULES)
+CurrentRule = Annotated[
+    str | None,
+    Query(
+        description=f"The current side's rule, with the DAG's settings: {RULE_NAMES} (default {DAG_RULE})."
+    ),
+]
+CandidateRule = Annotated[
+    str | None,
+    Query(description=f"The candidate's alert rule: {RULE_NAMES} (default {DAG_RULE}, the DAG's)."),
+]
+# The candidate's settings of the volume-aware rule: query name → `RateRule` field.
+RATE_FIELDS = {f"rate_{name}": name for name in ("objective_pct", "warning_factor", "critical_factor")}
+
+
+def _rate_query(name: str) -> Any:
+    default = getattr(DAG_RATE, RATE_FIELDS[name])
+    about = f"{rules.BURN_RATE}: the candidate's {RATE_FIELDS[name]} (a number > 0; default {default:g})."
+    return Annotated[str | None, Query(description=about)]
+
+
+RateObjective = _rate_query("rate_objective_pct")
+RateWarningFactor = _rate_query("rate_warning_factor")
+RateCriticalFactor = _rate_query("rate_critical_factor")
+BACKTEST_FIELDS = (*POLICY_FIELDS, "current_rule", "rule", *RATE_FIELDS)
+
 
 def get_asked(
     warning_threshold: WarningThreshold = None,
     critical_threshold: CriticalThreshold = None,
     window_minutes: WindowMinutes = None,
     cooldown_minutes: CooldownMinutes = None,
+    current_rule: CurrentRule = None,
+    rule: CandidateRule = None,
+    rate_objective_pct: RateObjective = None,
+    rate_warning_factor: RateWarningFactor = None,
+    rate_critical_factor: RateCriticalFactor = None,
 ) -> dict[str, str]:
-    """The candidate thresholds as typed (the arguments are exactly the form's fields); an empty
+    """The backtest's settings as typed (the arguments are exactly the form's fields); an empty
     form field counts as missing."""
     return {name: text for name, text in locals().items() if text not in (None, "")}
 
@@ -101,6 +140,48 @@ def candidate_config(asked: dict[str, str]) -> PolicyConfig:
     too (refused: not an integer), and text that is no JSON stays text (refused: not a number).
     """
     return policy_config({name: _json_value(text) for name, text in asked.items()})
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the backtest: what `backtest.replay` alerts with."""
+
+    rule: str
+    config: PolicyConfig
+    rate_rule: RateRule
+
+
+def compared(asked: dict[str, str]) -> tuple[Side, Side]:
+    """The current side (the DAG's settings, under `current_rule`) and the candidate (the thresholds,
+    rule and rate settings asked for, the DAG's for those missing), checked: `InvalidParam` names
+    the field a value is refused for."""
+    candidate = Side(_rule(asked, "rule"), candidate_config(asked), candidate_rate(asked))
+    return Side(_rule(asked, "current_rule"), POLICY, DAG_RATE), candidate
+
+
+def _rule(asked: dict[str, str], name: str) -> str:
+    value = asked.get(name, DAG_RULE)
+    if value not in rules.RULES:
+        raise InvalidParam(
+            name, f"Invalid input for param {name}: {value!r} is not one of {list(rules.RULES)}"
+        )
+    return value
+
+
+def candidate_rate(asked: dict[str, str]) -> RateRule:
+    """The candidate's settings of the volume-aware rule, checked by `RateRule` (read whatever the rule)."""
+    values = {field: _json_value(asked[name]) for name, field in RATE_FIELDS.items() if name in asked}
+    for field, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidParam(
+                f"rate_{field}", f"rate_{field} must be a finite number, got {asked[f'rate_{field}']!r}"
+            )
+    try:
+        return dataclasses.replace(DAG_RATE, **values)
+    except ValueError as err:  # its messages begin with the field at fault; said with the query's names
+        named = f"rate_{str(err).split(' ', 1)[0]}"
+        message = re.sub(rf"\b({'|'.join(RATE_FIELDS.values())})\b", r"rate_\1", str(err))
+        raise InvalidParam(named if named in RATE_FIELDS else None, message) from None
 
 
 def _json_value(text: str) -> Any:
@@ -286,29 +367,49 @@ def patterns_json(got: dict[str, Any], win: history.Window) -> dict[str, Any]:
 
 
 def backtest_json(
-    sources: Sources, win: history.Window, candidate: PolicyConfig, reads: Reads
+    sources: Sources, win: history.Window, sides: tuple[Side, Side], reads: Reads
 ) -> dict[str, Any]:
-    """The range's runs up to now, replayed with the DAG's thresholds and with `candidate`: the runs
-    that evaluated (Airflow's metadata), the schedule's ticks before the first of them
-    (`backtest.replayed_runs`).
+    """The range's runs up to now, replayed on both sides: the runs that evaluated (Airflow's
+    metadata), the schedule's ticks before the first of them (`backtest.replayed_runs`); scored
+    against the incidents labelled real when the range holds labelled incidents.
 
     The events read reach back one offender span before the range (the first run's window and
-    offenders) and one run timeout past now (the coordinator's copies of the last runs' cleanups).
+    offenders) and one run timeout past now (the coordinator's copies of the last runs' cleanups);
+    the run records, read only for a volume-aware side, reach back that rule's longest window.
     """
     store, now = sources.store, sources.now
     since = win.start - backtest.OFFENDER_SPAN
-    read = reads.run(
-        events=lambda: store.window_events(since, now + RUN_TIMEOUT),
-        runs=lambda: sources.run_times(win.start, now),
-    )
+    to_read: dict[str, Callable[[], Any]] = {
+        "events": lambda: store.window_events(since, now + RUN_TIMEOUT),
+        "runs": lambda: sources.run_times(win.start, now),
+        "labels": lambda: store.labelled_incidents(win.start, now),
+    }
+    if rated := [side.rate_rule for side in sides if side.rule == rules.BURN_RATE]:
+        reach = max(rate.span for rate in rated)
+        to_read["run_records"] = lambda: store.run_records(win.start - reach, now)
+    read = reads.run(**to_read)
     (events, truncated), runs = read["events"], backtest.replayed_runs(win.start, now, read["runs"])
+    records, records_truncated = read.get("run_records", ([], False))
 
     def both() -> tuple[backtest.Replay, backtest.Replay]:
         recorded = backtest.Recorded(events, within=RUN_TIMEOUT)
-        return tuple(backtest.replay(recorded, runs, config, until=now) for config in (POLICY, candidate))
+        return tuple(
+            backtest.replay(
+                recorded, runs, side.config, until=now, runs=records, rule=side.rule, rate_rule=side.rate_rule
+            )
+            for side in sides
+        )
 
     current, replayed = reads.timed("replay", both)
-    return history.backtest_comparison(current, replayed, events_read=len(events), events_truncated=truncated)
+    return history.backtest_comparison(
+        current,
+        replayed,
+        events_read=len(events),
+        events_truncated=truncated,
+        real=history.real_incidents(read["labels"], now),
+        records_read=len(records),
+        records_truncated=records_truncated,
+    )
 
 
 def backtest_form(asked: dict[str, str]) -> dict[str, Any]:
@@ -324,7 +425,18 @@ def backtest_form(asked: dict[str, str]) -> dict[str, Any]:
         }
         for name, param in THRESHOLD_PARAMS.items()
     ]
-    return {"fields": fields, "query": urlencode(asked)}
+    rates = [
+        {"name": name, "title": f"Rate rule: {field}", "value": asked.get(name, getattr(DAG_RATE, field))}
+        for name, field in RATE_FIELDS.items()
+    ]
+    chosen = {name: asked.get(name, DAG_RULE) for name in ("current_rule", "rule")}
+    return {
+        "fields": fields,
+        "rates": rates,
+        "rules": rules.RULES,
+        "chosen": chosen,
+        "query": urlencode(asked),
+    }
 
 
 def _header(win: history.Window, now: datetime) -> dict[str, Any]:
@@ -381,6 +493,8 @@ def create_app() -> FastAPI:
     templates.env.filters["when"] = _when
     templates.env.filters["num"] = "{:,}".format
     templates.env.filters["minutes"] = _minutes
+    templates.env.filters["g"] = "{:g}".format
+    templates.env.filters["default_dash"] = lambda value: "–" if value is None else value
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(StarletteHTTPException)
@@ -419,14 +533,14 @@ def create_app() -> FastAPI:
             insights |= quality_json(got, lower)
         except ValueError as err:  # an incident it cannot read: named there, the rest still shown
             insights |= {"quality": None, "quality_error": str(err)}
-        form, compared, error = backtest_form(asked), None, None
-        if any(name in request.query_params for name in POLICY_FIELDS):  # the backtest form was sent
+        form, result, error = backtest_form(asked), None, None
+        if any(name in request.query_params for name in BACKTEST_FIELDS):  # the backtest form was sent
             try:
-                candidate = candidate_config(asked)
+                sides = compared(asked)
             except InvalidParam as err:
                 error = str(err)
             else:
-                compared = backtest_json(sources, win, candidate, reads)
+                result = backtest_json(sources, win, sides, reads)
         context = {
             "data": data,
             "ranges": list(history.RANGES),
@@ -434,7 +548,7 @@ def create_app() -> FastAPI:
             "default_quality_range": history.DEFAULT_QUALITY_RANGE,
             "insights": insights,
             "form": form,
-            "backtest": compared,
+            "backtest": result,
             "backtest_error": error,
             "may_label": may_label,
             "reactions": {"real": REAL_REACTION, "noise": NOISE_REACTION},
@@ -502,23 +616,25 @@ def create_app() -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No incident {incident_id!r} of DAG {DAG_ID}")
         return {"id": incident_id, "label": history.label_json(label)}
 
-    @app.get("/api/backtest", summary="The range's cleanups replayed with other thresholds")
+    @app.get("/api/backtest", summary="The range's cleanups replayed with other rules and thresholds")
     def api_backtest(sources: AllSources, asked: Asked, range_: RangeParam = history.DEFAULT_RANGE):
         """The range's runs up to now (those that evaluated, and every 15 minutes before the first
         of them) replayed through the DAG's alert policy, from no open incident: with the DAG's
-        thresholds (`current`) and with those asked for (`candidate`; one not asked for is the
-        DAG's). Per side: `settings`, `totals` {`incidents`,
-        `messages_sent`, `critical_pages`, `hours_at_warning`, `hours_at_critical`, `missed`},
-        `messages` per kind, and `incidents` (newest first). A value the trigger form refuses is a 422."""
+        settings under `current_rule` (`current`) and with the rule and settings asked for
+        (`candidate`; one not asked for is the DAG's). Per side: `rule`, `rate`, `settings`, `totals`
+        {`incidents`, `messages_sent`, `critical_pages`, `hours_at_warning`, `hours_at_critical`,
+        `missed`}, `messages` per kind, `incidents` (newest first, each with the `real` incidents
+        it was open during), and `score` against the incidents labelled real (null when none in
+        the range is labelled). A value the trigger form refuses is a 422."""
         reads = Reads()
         try:
-            candidate = candidate_config(asked)
+            sides = compared(asked)
         except InvalidParam as err:  # FastAPI's own 422 shape, naming the query parameter at fault
             loc = ("query", err.field) if err.field else ("query",)
             error = {"type": "value_error", "loc": loc, "msg": str(err), "input": asked.get(err.field or "")}
             raise RequestValidationError([error]) from None
         win = history.window(range_, sources.now)
-        data = {**_header(win, sources.now), "backtest": backtest_json(sources, win, candidate, reads)}
+        data = {**_header(win, sources.now), "backtest": backtest_json(sources, win, sides, reads)}
         return reads.timed_response(JSONResponse(data))
 
     @app.get("/api/status", summary="The current incident state and the last run")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from batch_cleanup.backtest import Replay
+from batch_cleanup.backtest import RealIncident, Replay, overlapped, score
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, repeat_offenders
 from batch_cleanup.ports import RunRecord
 from batch_cleanup.text import as_utc, duration_text, utc_z
@@ -111,6 +111,45 @@ class Incident:
             notifications=int(data.get("notifications") or 0),
             label=data.get("label") if isinstance(data.get("label"), Mapping) else None,
         )
+
+
+# The label (`label.value` on an incident document, docs/firestore-schema.md) that makes an incident real.
+REAL = "real"
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """An incident document with a label: its id, `label.value`, and when it was open."""
+
+    id: str
+    label: str
+    opened_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> Labelled | None:
+        """None for a document without a label (or with a label that has no value)."""
+        label = data.get("label")
+        value = label.get("value") if isinstance(label, Mapping) else None
+        if not isinstance(value, str) or not value:
+            return None
+        closed_at = data.get("closed_at")
+        return cls(
+            doc_id,
+            value,
+            as_utc(data["opened_at"], f"{doc_id}.opened_at"),
+            as_utc(closed_at, f"{doc_id}.closed_at") if closed_at else None,
+        )
+
+
+def real_incidents(labelled: Iterable[Labelled], until: datetime) -> list[RealIncident] | None:
+    """The incidents labelled real, oldest first, one still open lasting until `until`; None when
+    no incident is labelled at all (then nothing can be scored)."""
+    labelled = list(labelled)
+    if not labelled:
+        return None
+    real = [RealIncident(i.opened_at, i.closed_at or until, i.id) for i in labelled if i.label == REAL]
+    return sorted(real, key=lambda r: r.start)
 
 
 def window(name: str, now: datetime, ranges: Mapping[str, int] = RANGES) -> Window:
@@ -317,14 +356,27 @@ def cleanups(
 
 
 def backtest_comparison(
-    current: Replay, candidate: Replay, *, events_read: int, events_truncated: bool
+    current: Replay,
+    candidate: Replay,
+    *,
+    events_read: int,
+    events_truncated: bool,
+    real: Sequence[RealIncident] | None = None,
+    records_read: int = 0,
+    records_truncated: bool = False,
 ) -> dict[str, Any]:
-    """The two replays of the same runs side by side: settings, totals and incidents (newest first).
+    """The two replays of the same runs side by side: rule, settings, totals, incidents (newest
+    first), and where incidents are labelled (`real` not None) each side's score and the answer.
 
     `missed` counts the other side's incidents during which this side had none open; an incident's
-    `matched` says whether the other side had one open at some time during it.
+    `matched` says whether the other side had one open at some time during it, its `real` which
+    incidents labelled real it was open during.
     """
     runs = current.runs
+    sides = {
+        "current": _replay_json(current, candidate, real),
+        "candidate": _replay_json(candidate, current, real),
+    }
     return {
         "runs": len(runs),
         "first_run": utc_z(runs[0]) if runs else None,
@@ -332,21 +384,26 @@ def backtest_comparison(
         "until": utc_z(current.until),
         "events_read": events_read,
         "events_truncated": events_truncated,
-        "current": _replay_json(current, candidate),
-        "candidate": _replay_json(candidate, current),
+        "run_records_read": records_read,
+        "run_records_truncated": records_truncated,
+        "real_incidents": None if real is None else [_real_json(r, current.until) for r in reversed(real)],
+        "answer": answer(sides["current"], sides["candidate"]),
+        **sides,
     }
 
 
 MESSAGE_KINDS = (Kind.ALERT, Kind.ESCALATION, Kind.WORSENING, Kind.REMINDER, Kind.RESOLVED)
 
 
-def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
+def _replay_json(replay: Replay, other: Replay, real: Sequence[RealIncident] | None) -> dict[str, Any]:
     until = replay.until
     incidents = sorted(replay.incidents, key=lambda i: i.opened_at, reverse=True)
     return {
+        "rule": replay.rule,
+        "rate": dataclasses.asdict(replay.rate_rule) if replay.rate_rule else None,
         "settings": dataclasses.asdict(replay.config),
         # A threshold above the window's scheduled runs fires only with manual or cleared runs.
-        "unreachable": list(replay.config.unreachable()),
+        "unreachable": _unreachable(replay),
         "totals": {
             "incidents": len(incidents),
             "messages_sent": replay.messages_sent,
@@ -356,6 +413,7 @@ def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
             "missed": len(replay.missed(other)),
         },
         "messages": {kind.value: replay.messages.get(kind.value, 0) for kind in MESSAGE_KINDS},
+        "score": score(replay.incidents, real),
         "incidents": [
             {
                 "opened_at": utc_z(incident.opened_at),
@@ -367,10 +425,66 @@ def _replay_json(replay: Replay, other: Replay) -> dict[str, Any]:
                 "duration": duration_text(incident.end(until) - incident.opened_at),
                 "messages": incident.messages,
                 "matched": any(incident.overlaps(theirs, until) for theirs in other.incidents),
+                "real": [r.id for r in overlapped(incident, real or ())],
             }
             for incident in incidents
         ],
     }
+
+
+def _unreachable(replay: Replay) -> list[str]:
+    """A sentence for each severity the side's rule can never reach: a count threshold above the
+    window's scheduled runs, a rate objective whose CRITICAL would need more than every batch."""
+    rate = replay.rate_rule
+    if rate is None:
+        return list(replay.config.unreachable())
+    needed = rate.critical_factor * rate.objective_pct
+    if needed <= 100:
+        return []
+    return [
+        f"rate_objective_pct {rate.objective_pct:g} cannot page CRITICAL: {rate.critical_factor:g}× it is "
+        f"{needed:g} % of the batches checked"
+    ]
+
+
+def _real_json(incident: RealIncident, until: datetime) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "start": utc_z(incident.start),
+        "end": utc_z(incident.end),
+        "open": incident.end >= until,
+    }
+
+
+def answer(current: Mapping[str, Any], candidate: Mapping[str, Any]) -> str | None:
+    """The backtest's question, "would the candidate have paged less without missing the real
+    incidents?", answered in one sentence from the two sides' scores; None without scores."""
+    now, then = current["score"], candidate["score"]
+    if now is None or then is None:
+        return None
+    ours, theirs = f"the candidate ({candidate['rule']})", f"the current settings ({current['rule']})"
+    real = _count(now["real_caught"] + now["real_missed"], "real incident")
+    missed, was_missed = then["real_missed"], now["real_missed"]
+    if missed > was_missed:
+        return f"No: {ours} would have missed {missed} of the {real}, {theirs} {was_missed}."
+    if not now["real_caught"] + now["real_missed"]:
+        caught = "; no incident of the range was labelled real"
+    elif missed == was_missed:
+        caught = f", and missed as many of the {real} ({missed})"
+    else:
+        caught = f", and missed fewer of the {real} ({missed}, against {was_missed})"
+    noise, was_noise = then["noise_pages"], now["noise_pages"]
+    if noise == was_noise:
+        return (
+            f"No: {ours} would have paged for noise as often as {theirs} ({_count(noise, 'time')}){caught}."
+        )
+    verdict = "Yes" if noise < was_noise else "No"
+    paged = f"paged {_count(noise, 'time')} for noise instead of {was_noise} with {theirs}"
+    return f"{verdict}: {ours} would have {paged}{caught}."
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _z(moment: datetime | None, name: str = "the time") -> str | None:

@@ -21,7 +21,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
 from batch_cleanup.names import EVENT_COLLECTION, RUN_COLLECTION
 from batch_cleanup.ports import RunRecord, StoredEvent
-from batch_cleanup.ui.history import Event, Incident, Sums
+from batch_cleanup.ui.history import Event, Incident, Labelled, Sums
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ class _Day:
     records: int = 0
     checked: int | float = 0
     stalled: int | float = 0
+# What the backtest's score reads of an incident: when it was open, and how people labelled it.
+LABELLED_FIELDS = ["dag_id", "opened_at", "closed_at", "label"]
+# 30 days of runs, and the rule's longest window before them, are about 2,900 run records.
+MAX_RUN_RECORDS = 5_000
 
 
 class HistoryStore:
@@ -158,7 +162,24 @@ class HistoryStore:
         )
 
     def incidents(self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS) -> list[Incident]:
-        """Incidents of this DAG that overlap `(start, end]`: opened in it, closed in it, or still open.
+        """Incidents of this DAG that overlap `(start, end]`: opened in it, closed in it, or still open."""
+        found = self._overlapping(start, end, INCIDENT_FIELDS, limit)
+        return [Incident.from_document(doc_id, data) for doc_id, data in found.items()]
+
+    def labelled_incidents(
+        self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS
+    ) -> list[Labelled]:
+        """Incidents of this DAG that overlap `(start, end]` and carry a label (real, noise or
+        disputed), for the backtest's score."""
+        found = self._overlapping(start, end, LABELLED_FIELDS, limit)
+        return [
+            labelled for doc_id, data in found.items() if (labelled := Labelled.from_document(doc_id, data))
+        ]
+
+    def _overlapping(
+        self, start: datetime, end: datetime, fields: list[str], limit: int
+    ) -> dict[str, dict[str, Any]]:
+        """The `fields` of this DAG's incidents that overlap `(start, end]`, by id.
 
         Three single-field queries, so Firestore needs no composite index.
         """
@@ -170,13 +191,32 @@ class HistoryStore:
             incidents.where(filter=FieldFilter("closed_at", ">", start)).limit(limit),
             incidents.where(filter=FieldFilter("closed_at", "==", None)).limit(limit),
         ]
-        found: dict[str, Incident] = {}
+        found: dict[str, dict[str, Any]] = {}
         for query in queries:
-            for snapshot in query.select(INCIDENT_FIELDS).stream():
+            for snapshot in query.select(fields).stream():
                 data = snapshot.to_dict()
                 if data.get("dag_id", self.dag_id) == self.dag_id and data.get("opened_at"):
-                    found[snapshot.id] = Incident.from_document(snapshot.id, data)
-        return list(found.values())
+                    found[snapshot.id] = data
+        return found
+
+    def run_records(
+        self, start: datetime, end: datetime, limit: int = MAX_RUN_RECORDS
+    ) -> tuple[list[RunRecord], bool]:
+        """This DAG's run records with `start` < `run_after` ≤ `end`, oldest first (the newest
+        `limit`), for the backtest's volume-aware rule; and whether more were left out."""
+        query = (
+            self._between(RUN_COLLECTION, "run_after", start, end)
+            .order_by("run_after", direction=firestore.Query.DESCENDING)
+            .select(RUN_FIELDS)
+            .limit(limit)
+        )
+        documents = [snapshot.to_dict() for snapshot in query.stream()]
+        records = [
+            RunRecord(**{name: d[name] for name in RUN_FIELDS if name in d})
+            for d in reversed(documents)
+            if d.get("dag_id", self.dag_id) == self.dag_id
+        ]
+        return records, len(documents) >= limit
 
     def set_label(self, incident_id: str, label: dict[str, Any]) -> bool:
         """Store a label set on the page on this DAG's incident `incident_id` (whatever its reactions
