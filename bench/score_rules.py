@@ -6,28 +6,25 @@ auto-completed anything) and under the burn-rate rule (`rules.RateRule`, on the 
 Per rule and history: the real incidents caught (of 10), noise incidents a week, the median
 detection delay, and whether every outage was CRITICAL by the second run that saw it.
 
-`python -m bench.score_rules` prints every seed and variant (the defaults' spread).
+`python -m bench rules` prints every seed and variant (the defaults' spread); `make bench` the mean
+and the worst.
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
-
-from batch_cleanup import rules  # noqa: E402
-from batch_cleanup.backtest import RUN_EVERY, Recorded, replay  # noqa: E402
-from batch_cleanup.config import RUN_TIMEOUT  # noqa: E402
-from batch_cleanup.names import DAG_ID  # noqa: E402
-from batch_cleanup.policy import CRITICAL, WARNING, PolicyConfig  # noqa: E402
-from batch_cleanup.ports import StoredEvent  # noqa: E402
-
-from bench.synthetic import OUTAGE, History, histories  # noqa: E402
+from batch_cleanup import rules
+from batch_cleanup.backtest import RUN_EVERY, Recorded, replay
+from batch_cleanup.config import RUN_TIMEOUT
+from batch_cleanup.names import DAG_ID
+from batch_cleanup.policy import CRITICAL, PolicyConfig
+from batch_cleanup.ports import StoredEvent
+from bench.synthetic import OUTAGE, History
 
 GOAL = {"real_caught": 9, "noise_per_week": 2, "median_delay_minutes": 30}
 
@@ -150,29 +147,59 @@ def goal_met(got: dict) -> bool:
     )
 
 
-def sweep(rate_rule: rules.RateRule | None = None, named=None) -> dict[str, dict[str, dict]]:
-    """Both rules' figures on every named history."""
-    return {
-        name: {rule: figures(history, rule, rate_rule) for rule in rules.RULES}
-        for name, history in (named or histories())
-    }
+def spread(named: Sequence[tuple[str, History]], rate_rule: rules.RateRule | None = None) -> dict:
+    """Each rule's figures on every named history, their mean and their worst, and on how many
+    histories the goal was met."""
+    spread = {}
+    for rule in rules.RULES:
+        each = {name: figures(history, rule, rate_rule) for name, history in named}
+        got = list(each.values())
+        delays = [g["median_delay_minutes"] for g in got if g["median_delay_minutes"] is not None]
+        spread[rule] = {
+            "mean": {
+                "real_caught": statistics.mean(g["real_caught"] for g in got),
+                "noise_per_week": statistics.mean(g["noise_per_week"] for g in got),
+                "median_delay_minutes": statistics.mean(delays) if delays else None,
+            },
+            "worst": {
+                "real_caught": min(g["real_caught"] for g in got),
+                "noise_per_week": max(g["noise_per_week"] for g in got),
+                "median_delay_minutes": None if len(delays) < len(got) else max(delays),
+            },
+            "outages_critical_in_time": sum(g["outages_critical_in_time"] for g in got),
+            "outages": sum(g["outages"] for g in got),
+            "goal_met": sum(goal_met(g) for g in got),
+            "histories": each,
+        }
+    return spread
 
 
-def main() -> None:
-    results = sweep()
-    print(f"{'history':<12} {'rule':<10} caught  noise/wk  delay  outages CRITICAL  goal")
-    for name, per_rule in results.items():
-        for rule, got in per_rule.items():
+def replay_seconds(history: History, repetitions: int = 7) -> float:
+    """Median wall time to replay `history`'s 30 days under both rules and score them."""
+    runs = [run.run_after for run in history.runs]
+    times = []
+    for _ in range(repetitions):
+        began = time.perf_counter()
+        for rule in rules.RULES:
+            score(history, replay_side(history, rule, None, runs))
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def print_spread(spread: dict) -> None:
+    """Every history's figures under both rules (`python -m bench rules`)."""
+    print(f"{'history':<12} {'rule':<10} caught  noise/week  delay (min)  outages CRITICAL in time  goal")
+    names = spread[rules.COUNT]["histories"]
+    for name in names:
+        for rule in rules.RULES:
+            got = spread[rule]["histories"][name]
             delay = got["median_delay_minutes"]
+            delay_text = "—" if delay is None else f"{delay:.0f}"
             print(
-                f"{name:<12} {rule:<10} {got['real_caught']:>2}/{got['real']:<3} {got['noise_per_week']:>8.1f}"
-                f"  {'—' if delay is None else f'{delay:.0f}':>5}  {got['outages_critical_in_time']:>3}/"
-                f"{got['outages']:<12} {'met' if goal_met(got) else 'MISSED'}"
+                f"{name:<12} {rule:<10} {got['real_caught']:>2} of {got['real']:<2} "
+                f"{got['noise_per_week']:>6.1f}  {delay_text:>11}  "
+                f"{got['outages_critical_in_time']:>6} of {got['outages']:<17} "
+                f"{'met' if goal_met(got) else 'missed'}"
             )
     for rule in rules.RULES:
-        met = sum(goal_met(per_rule[rule]) for per_rule in results.values())
-        print(f"{rule}: goal met on {met} of {len(results)}")
-
-
-if __name__ == "__main__":
-    main()
+        print(f"{rule}: the goal met on {spread[rule]['goal_met']} of {len(names)} histories")
