@@ -421,6 +421,8 @@ def main() -> None:
         from bench import score_rules, synthetic
 
         score_rules.print_spread(score_rules.spread(synthetic.histories()))
+        print("\nBeyond the goal:")
+        score_rules.print_spread(score_rules.spread(synthetic.histories(variants=synthetic.STRESS)))
         return
     rows = []
 

@@ -110,14 +110,16 @@ class History:
         return self.params.days / 7
 
 
-# The variants the defaults must hold on: the issue's history, and departures from it each way.
+# The variants the goal must hold on: the issue's history, and departures from it each way.
 VARIANTS = {
     "issue": Params(),
     "busy": Params(peak_batches=600, baseline_pct=0.5, outages=4),
     "quiet": Params(peak_batches=150, swing=6, baseline_pct=0.2, outages=4),
     "subtle": Params(baseline_pct=0.4, slowdown_pct=(2.5, 4.0), outage_pct=(15.0, 30.0), outages=2),
-    "clumpy": Params(clump=1.5, weekend=0.4),
 }
+# Beyond the goal: stalls in clumps (1.5 batches each on average), a variance the issue does not
+# describe; `python -m bench rules` prints how the rules fare on it.
+STRESS = {"clumpy": Params(clump=1.5, weekend=0.4)}
 SEEDS = tuple(range(1, 11))
 
 
