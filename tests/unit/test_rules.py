@@ -38,7 +38,18 @@ def runs(*per_run: tuple[int, int]) -> list[Run]:
         (runs(*[(20, 1)] * 16), WARNING, True),  # 5 % at 20 batches a run: reaches back to 4 h
         (runs(*[(20, 1)] * 2), None, True),  # the same 5 % over 30 minutes: 2 batches, guarded
     ],
-    ids=["baseline", "outage", "bad-slowdown", "quiet-outage", "slowdown", "guard", "empty", "hold", "reach", "short"],
+    ids=[
+        "baseline",
+        "outage",
+        "bad-slowdown",
+        "quiet-outage",
+        "slowdown",
+        "guard",
+        "empty",
+        "hold",
+        "reach",
+        "short",
+    ],
 )
 def test_the_rule_reads_the_rate_against_the_objective(history, severity, holds):
     got = reading(history, NOW, RULE)
@@ -63,8 +74,7 @@ def test_runs_outside_the_span_or_after_now_are_ignored_and_garbage_counts_nothi
 def test_the_words_give_the_factor_and_the_counts_over_the_hour_and_the_last_run():
     got = reading(runs((96, 9), (120, 5), (120, 4), (120, 4)), NOW, RULE)
     assert got.words() == (
-        "4.8× the 1 % objective over the last hour (22 of 456 batches auto-completed); "
-        "9.4× over the last run"
+        "4.8× the 1 % objective over the last hour (22 of 456 batches auto-completed); 9.4× over the last run"
     )
     assert reading([], NOW, RULE).words().startswith("no batch checked: the 1 % objective")
 
