@@ -392,7 +392,8 @@ def alert_rule_rows(row) -> dict:
             "all",
             got["outages_critical_in_time"] == got["outages"],
         )
-        row(f"{rule} rule: the goal met on", f"{got['goal_met']} of {len(named)} draws", "all", True)
+        met = got["goal_met"]
+        row(f"{rule} rule: the goal met on", f"{met} of {len(named)} draws", "all", met == len(named))
     seconds = score_rules.replay_seconds(named[0][1])
     row(
         "replay 30 days (2,880 runs) under count and burn_rate, scored (s)",

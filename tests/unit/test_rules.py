@@ -35,7 +35,7 @@ def runs(*per_run: tuple[int, int]) -> list[Run]:
         (runs((2, 2)), None, True),  # 100 %, but 2 batches: the guard keeps it from opening
         (runs((0, 0), (0, 0)), None, False),  # no batch checked: no factor, no severity
         (runs(*[(300, 4)] * 4), None, True),  # 1.3×: below WARNING, but an open incident holds
-        (runs(*[(20, 1)] * 16), WARNING, True),  # 5 % at 20 batches a run: reaches back to 4 h
+        (runs(*[(20, 1)] * 16), WARNING, True),  # 5 % at 20 batches a run: reaches back 2 hours
         (runs(*[(20, 1)] * 2), None, True),  # the same 5 % over 30 minutes: 2 batches, guarded
     ],
     ids=[
