@@ -25,7 +25,7 @@ import math
 import random
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -71,6 +71,8 @@ class Incident(NamedTuple):
 
 @dataclass(frozen=True)
 class Params:
+    """What a history is drawn from: the issue's history by default (`VARIANTS` departs from it)."""
+
     seed: int = 1
     days: int = 30
     end: datetime = datetime(2026, 11, 30, 5, tzinfo=UTC)
@@ -102,10 +104,6 @@ class History:
     incidents: list[Incident]
 
     @property
-    def start(self) -> datetime:
-        return self.params.end - timedelta(days=self.params.days)
-
-    @property
     def weeks(self) -> float:
         return self.params.days / 7
 
@@ -133,6 +131,7 @@ def histories(seeds=SEEDS, variants=VARIANTS) -> list[tuple[str, History]]:
 
 
 def generate(params: Params) -> History:
+    """The runs of `params.days` days up to `params.end`, and the real incidents in them."""
     rng = random.Random(repr(params))  # a str seed is hashed the same way in every process
     start = params.end - timedelta(days=params.days)
     times = scheduled_runs(start + RUN_EVERY, params.end)
@@ -141,7 +140,7 @@ def generate(params: Params) -> History:
     for incident in incidents:
         for index, seen in _seen_by(times, incident.began, incident.stopped):
             extra[index] += incident.pct / 100 * seen
-    daily: dict[object, float] = {}
+    daily: dict[date, float] = {}  # a busier or quieter day
     runs = []
     for run_after, share in zip(times, extra, strict=True):
         local = run_after.astimezone(NEW_YORK)
