@@ -1,7 +1,8 @@
 """`make bench`: figures for the project's promises, measured side by side in one run.
 
 1. DAG parse time vs a trivial DAG of the same shape (ratio).
-2. Firestore operations of `evaluate`, counted at the client against the emulator.
+2. Firestore operations of `evaluate`, and the documents a healthy run writes, counted at the client
+   against the emulator.
 3. A 10,000-batch coordinator answer: CPU time, XCom size, event document size.
 4. The threshold backtest: 30 days of a synthetic history (2,880 runs) replayed twice.
 5. The alert state's size after a 30-day incident.
@@ -92,14 +93,29 @@ def ten_thousand(all_stalled: bool) -> dict:
 
 
 class Counter:
-    """Counts Firestore calls and documents read by wrapping the client's methods."""
+    """Counts Firestore calls, documents read, and documents written by wrapping the client's methods.
+
+    Every write, a document's own or a transaction's, reaches Firestore in a `Commit` request:
+    its `writes` are the documents Firestore bills as written.
+    """
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
         self.documents_read = 0
+        self.documents_written = 0
 
     def install(self) -> None:
         from google.cloud.firestore_v1 import aggregation, document, query, transaction
+        from google.cloud.firestore_v1.services.firestore import client as gapic
+
+        commit = gapic.FirestoreClient.commit
+
+        def counted_commit(api, *args, request=None, **kwargs):
+            writes = request["writes"] if isinstance(request, dict) else request.writes
+            self.documents_written += len(writes)
+            return commit(api, *args, request=request, **kwargs)
+
+        gapic.FirestoreClient.commit = counted_commit
 
         def wrap(owner, name, label, counts_documents=False):
             original = getattr(owner, name)
@@ -122,19 +138,39 @@ class Counter:
         wrap(transaction.Transaction, "_commit", "transaction commit")
 
     def take(self) -> dict:
-        taken = {"calls": dict(self.calls), "documents_read": self.documents_read}
-        self.calls, self.documents_read = {}, 0
+        taken = {
+            "calls": dict(self.calls),
+            "documents_read": self.documents_read,
+            "documents_written": self.documents_written,
+        }
+        self.calls, self.documents_read, self.documents_written = {}, 0, 0
         return taken
 
 
-def evaluate_reads(store, now: datetime) -> None:
+def default_params() -> dict:
+    from batch_cleanup.params import dag_params
+
+    return {name: param.value for name, param in dag_params().items()}
+
+
+def evaluate_reads(store, now: datetime) -> dict:
     """What the DAG's `evaluate` task reads: its own step, with the default params."""
     from batch_cleanup import steps
     from batch_cleanup.names import DAG_ID
-    from batch_cleanup.params import dag_params
 
-    params = {name: param.value for name, param in dag_params().items()}
-    steps.evaluate(store, params, dag_id=DAG_ID, run_after=now, mute_value=None)
+    return steps.evaluate(store, default_params(), dag_id=DAG_ID, run_after=now, mute_value=None)
+
+
+def healthy_run(store, now: datetime) -> None:
+    """A healthy run's Firestore work, its own steps: nothing stalled (`record_event` is skipped),
+    `evaluate`, nothing to post (`no_alert`), `record_state`."""
+    from batch_cleanup import steps
+    from batch_cleanup.names import DAG_ID
+
+    evaluation = evaluate_reads(store, now)
+    summary = {"batches_checked": 20, "stalled_count": 0}
+    run = {"dag_id": DAG_ID, "run_id": f"scheduled__{now.isoformat()}", "run_after": now}
+    steps.record_state(store, summary, evaluation, None, default_params(), **run)
 
 
 def firestore_operations() -> dict:
@@ -159,6 +195,10 @@ def firestore_operations() -> dict:
         figures = {}
         evaluate_reads(store, now)
         figures["healthy"] = counter.take()
+        healthy_run(store, now - timedelta(minutes=15))  # the run before, whose record this one reads
+        counter.take()
+        healthy_run(store, now)
+        figures["healthy run"] = counter.take()
         for events in (10, 10_000):
             services.wipe_firestore(emulator.url, "demo-batch-cleanup")
             for first in range(0, events, 500):
@@ -491,6 +531,19 @@ def main() -> None:
         healthy["calls"].get("aggregation", 0) <= 1,
     )
     row("healthy evaluate: documents read (state)", healthy["calls"].get("document get", 0), "1", True)
+    whole = operations["healthy run"]
+    row(
+        "healthy run (evaluate + record_state): documents written",
+        whole["documents_written"],
+        "1 (its run record)",
+        whole["documents_written"] == 1,
+    )
+    row(
+        "healthy run: documents read (state, last run record)",
+        f"{whole['calls'].get('document get', 0)} + {whole['documents_read']}",
+        "1 + 1",
+        whole["calls"].get("document get", 0) == 1 and whole["documents_read"] == 1,
+    )
     few, many = (operations[f"alerting, {n} events in the window"] for n in (10, 10_000))
     bounded = few["calls"] == many["calls"] and many["documents_read"] <= 500
     row(

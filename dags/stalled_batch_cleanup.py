@@ -181,13 +181,19 @@ def stalled_batch_cleanup():
 
     @task(trigger_rule="none_failed_min_one_success")
     def record_state(
-        evaluation: dict[str, Any], alerted: str | None, resolved: str | None, params=None, dag_run=None
+        summary: dict[str, Any],
+        evaluation: dict[str, Any],
+        alerted: str | None,
+        resolved: str | None,
+        params=None,
+        dag_run=None,
     ) -> str:
-        """Remember the incident for the next run, once Slack accepted what this run posted."""
+        """Remember the incident once Slack accepted what this run posted; write the run's record."""
         from batch_cleanup import hooks, steps
 
         return steps.record_state(
             hooks.firestore_hook(),
+            summary,
             evaluation,
             alerted or resolved,
             params,
@@ -218,7 +224,7 @@ def stalled_batch_cleanup():
     resolved = send_resolved(summary, evaluation)
     quiet = no_alert(evaluation)
     choose_alert(evaluation) >> [alerted, resolved, quiet]
-    recorded = record_state(evaluation, alerted, resolved)
+    recorded = record_state(summary, evaluation, alerted, resolved)
     quiet >> recorded >> report_metrics(summary, evaluation, alerted, resolved)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from dev import services
@@ -57,3 +60,22 @@ def explains(failure: str, error: str) -> bool:
     if airflow_minor() < (3, 3):
         return "unknown error (see the task log)" in failure
     return error in failure
+
+
+def run_with_outage(
+    airflow, proxy, when: Callable[[], bool], outage_seconds: float, *, what: str, name: str, env=None
+):
+    """`airflow dags test` with Firestore behind `proxy`; once `when()` holds (`what` names it, for
+    a run that never gets there), Firestore refuses connections for `outage_seconds`, then comes
+    back with its data. The finished run."""
+    extra_env = {"FIRESTORE_EMULATOR_HOST": proxy.address, **(env or {})}
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(airflow.dags_test, DAG_ID, name=name, extra_env=extra_env)
+        deadline = time.monotonic() + 180
+        while not when():
+            assert run.running() and time.monotonic() < deadline, f"{what} never happened"
+            time.sleep(0.05)
+        proxy.refuse()
+        time.sleep(outage_seconds)
+        proxy.back()
+        return run.result(timeout=300)

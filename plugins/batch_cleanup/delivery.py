@@ -51,8 +51,9 @@ def deliver(
 
     `card` is what the incident's first message shows after this one, in bot-token mode. A `retry`
     (not the task's first try) first looks in Slack for what an earlier try posted since `since`,
-    the run's time: Slack may have taken it and the try died before it was recorded. An accepted
-    post is recorded in `posts` first (it needs no Firestore), then in the Firestore state.
+    the run's time: Slack may have taken it and the try died before it was recorded. A run older
+    than the last evaluation (a newer run's record, see `Store.last_evaluation`) posts nothing. An
+    accepted post is recorded in `posts` first (it needs no Firestore), then in the Firestore state.
     """
     decision = evaluation.decision
     kind = decision.kind.value
@@ -63,7 +64,9 @@ def deliver(
         slack.post(message)
         return _accepted(decision)
     stored, _ = store.read_state(dag_id)
-    conflict = store.claim_lease(dag_id, run_id=run_id, version=evaluation.version, kind=kind)
+    conflict = store.claim_lease(
+        dag_id, run_id=run_id, version=evaluation.version, kind=kind, run_after=since
+    )
     if conflict:
         log.info("Not sending the %s: %s.", kind, conflict)
         return SKIPPED

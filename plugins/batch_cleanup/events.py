@@ -1,4 +1,5 @@
-"""Cleanup events as stored in Firestore: their id, their fields, their size, and the window."""
+"""What the DAG writes to Firestore: cleanup events (their id, fields, size, and the window) and the
+record of each run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from batch_cleanup.cleanup import take_within
-from batch_cleanup.ports import StoredEvent
+from batch_cleanup.names import RUN_RETENTION_DAYS
+from batch_cleanup.ports import RunRecord, StoredEvent
 from batch_cleanup.text import as_utc
 
 # Firestore refuses documents over 1 MiB; keep a margin for the fields the server adds.
@@ -112,3 +114,23 @@ def window_start(run_after: datetime, window_minutes: int) -> datetime:
     """
     # In UTC: arithmetic within a zone is wall-clock time, which a DST change shifts.
     return as_utc(run_after, "run_after") - timedelta(minutes=window_minutes)
+
+
+def run_document(record: RunRecord, *, run_id: str) -> tuple[str, dict[str, Any]]:
+    """The id and fields of the run's record in `batch_cleanup_runs` (the hook adds `recorded_at`).
+
+    The id is the DAG, the run's time and a hash of the run id: a retry or a re-run of the run
+    writes the same document, and one DAG's ids sort as its runs. It expires `RUN_RETENTION_DAYS`
+    after the run.
+    """
+    if not record.dag_id:
+        raise ValueError(f"a run record needs its dag_id, got {record.dag_id!r}")
+    at = as_utc(record.run_after, "run_after")
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    document = {
+        **record._asdict(),
+        "run_after": at,
+        "run_id": run_id,
+        "expire_at": at + timedelta(days=RUN_RETENTION_DAYS),
+    }
+    return f"{record.dag_id}-{at:%Y%m%dT%H%M%SZ}-{digest}", document

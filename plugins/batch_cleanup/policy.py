@@ -148,6 +148,12 @@ class State:
     # starts a new thread and says so.
     slack_thread_gone: str | None = None
 
+    def moved_from(self, before: State) -> bool:
+        """Whether this state differs from `before` in more than `evaluated_at`: the run records
+        keep that (`steps.evaluate` reads the newest), so a run that moves nothing else, a healthy
+        one, saves no state."""
+        return _with(self, {"evaluated_at": before.evaluated_at}) != before
+
     @property
     def thread(self) -> dict[str, str] | None:
         """Where the incident's first message is (`{"channel", "ts"}`), if it was posted by a bot

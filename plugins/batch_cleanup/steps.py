@@ -7,6 +7,7 @@ channel (the real one is `batch_cleanup.hooks.slack.OnCallChannel`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from batch_cleanup.compat import AirflowFailException, AirflowSkipException
 from batch_cleanup.config import HEALTH_TIMEOUT_SECONDS, RUN_TIMEOUT, WORKER_LOGS_QUERY
 from batch_cleanup.delivery import SENT, deliver, thread_posted
 from batch_cleanup.diagnosis import health_summary, logs_explorer_url
-from batch_cleanup.events import build_event, double_recorded, event_id, window_start
+from batch_cleanup.events import build_event, double_recorded, event_id, run_document, window_start
 from batch_cleanup.messages import Diagnosis, alert, dag_run_url, incident_card
 from batch_cleanup.monitoring import RunFigures, run_series
 from batch_cleanup.names import (
@@ -41,7 +42,7 @@ from batch_cleanup.policy import (
     mute_until,
     repeat_offenders,
 )
-from batch_cleanup.ports import Channel, Coordinator, Message, PostRecord, Store
+from batch_cleanup.ports import Channel, Coordinator, Message, PostRecord, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,11 @@ def evaluate(
     count = store.count_in(start, run_after)
     stored, version = store.read_state(dag_id)
     state = State.from_dict(stored)
+    # A run that changes nothing else saves no state: the newest run record says when the incident
+    # was last evaluated, for the older runs (cleared, re-run) that must post nothing.
+    last = store.last_evaluation(dag_id)
+    if last is not None and (state.evaluated_at is None or last.run_after > state.evaluated_at):
+        state = dataclasses.replace(state, evaluated_at=last.run_after)
     window_events: dict[str, list[str]] = {}
     auto_completed = 0
     offenders: tuple[tuple[str, int], ...] = ()
@@ -304,6 +310,7 @@ def send(
 
 def record_state(
     store: Store,
+    summary: dict[str, Any],
     evaluation: dict[str, Any],
     outcome: str | None,
     params: Mapping[str, Any],
@@ -312,14 +319,49 @@ def record_state(
     run_id: str,
     run_after: datetime,
 ) -> str:
-    """Remember the incident for the next run, once Slack accepted what this run posted; says what it did."""
+    """Remember the incident for the next run, once Slack accepted what this run posted, and write
+    the run's record; says what it did to the state.
+
+    A healthy run changes nothing but its record: one write. A force_alert or notify=false run is
+    recorded as a "test" (no severity): it leaves the incident alone, and makes no older run stale.
+    """
     evaluated = Evaluation.from_xcom(evaluation)
+    tested = params["force_alert"] or not params["notify"]
+    said = _save_state(
+        store, evaluated, outcome, tested=tested, dag_id=dag_id, run_id=run_id, run_after=run_after
+    )
+    decision = evaluated.decision
+    record = RunRecord(
+        run_after,
+        summary["batches_checked"],
+        summary["stalled_count"],
+        kind=Kind.TEST.value if tested else decision.kind.value,
+        severity=None if tested else decision.severity,
+        dag_id=dag_id,
+    )
+    document_id, document = run_document(record, run_id=run_id)
+    store.write_run(document_id, document)
+    log.info("Run recorded: %s (%s).", document_id, record.kind)
+    return said
+
+
+def _save_state(
+    store: Store,
+    evaluated: Evaluation,
+    outcome: str | None,
+    *,
+    tested: bool,
+    dag_id: str,
+    run_id: str,
+    run_after: datetime,
+) -> str:
+    """Save the state this run decided, if it delivered on it and it moved; says what it did."""
     decision, before, after = evaluated.decision, evaluated.before, evaluated.state
-    if params["force_alert"] or not params["notify"]:
+    if tested:
         return _said("State untouched (force_alert or notify=false).")
     if decision.notify and outcome != SENT:
         return _said(f"State unchanged: the {decision.kind} was not posted by this run ({outcome}).")
-    if after == before:
+    if not after.moved_from(before):
         return _said("State unchanged.")
     conflict = store.save_state(
         dag_id,
@@ -328,6 +370,7 @@ def record_state(
         version=evaluated.version,
         carry=thread_posted,
         incident=incident_record(dag_id, decision, before, after, run_after),
+        run_after=run_after,
     )
     if conflict:
         return _said(f"State left as another run wrote it: {conflict}.")

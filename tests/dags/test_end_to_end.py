@@ -3,19 +3,21 @@ Google's Firestore emulator, each a real process speaking the real protocol."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import datetime, timedelta
 
 import pytest
 
 from batch_cleanup.compat import airflow_minor
 from tests.airflow_cli import KNOWN_DEADLINE_CRASH
 from tests.conftest import REPO
-from tests.scenario import DAG_ID, explains, healthy, stalled, texts
+from tests.scenario import DAG_ID, alert_state, explains, healthy, stalled, texts
 
 pytestmark = pytest.mark.e2e
 
 
-def test_healthy_run_writes_nothing_and_posts_nothing(airflow, fresh, events):
+def test_healthy_run_writes_only_its_run_record_and_posts_nothing(airflow, fresh, events, db):
     coordinator, sink = fresh
     coordinator.seed([healthy("b-ok-1"), healthy("b-ok-2"), stalled("b-young", minutes=3)])
 
@@ -23,6 +25,23 @@ def test_healthy_run_writes_nothing_and_posts_nothing(airflow, fresh, events):
     branch = {task: run.task_states[task] for task in ("record_event", "no_alert", "send_alert")}
     assert branch == {"record_event": "skipped", "no_alert": "success", "send_alert": "skipped"}
     assert events() == [] and sink.messages() == []
+    assert alert_state(db) == {}, "a healthy run saves no state: its record is its one write"
+    [(document_id, record)] = [
+        (doc.id, doc.to_dict()) for doc in db.collection("batch_cleanup_runs").stream()
+    ]
+    run_after = record.pop("run_after")
+    digest = hashlib.sha256(run.run_id.encode()).hexdigest()[:8]
+    assert document_id == f"{DAG_ID}-{run_after:%Y%m%dT%H%M%SZ}-{digest}"
+    assert isinstance(record.pop("recorded_at"), datetime)
+    assert record == {
+        "dag_id": DAG_ID,
+        "run_id": run.run_id,
+        "batches_checked": 3,
+        "stalled_count": 0,
+        "kind": "none",
+        "severity": None,
+        "expire_at": run_after + timedelta(days=90),
+    }
     assert "Checked 3 batches; 0 stalled" in run.output
     if airflow_minor() >= (3, 2):
         assert KNOWN_DEADLINE_CRASH in run.output, (

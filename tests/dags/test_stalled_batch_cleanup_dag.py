@@ -111,7 +111,7 @@ def test_task_graph(dag):
 
     alerts = {"send_alert", "send_resolved"}
     assert {up: {down.task_id for down in dag.get_task(up).downstream_list} for up in dag.task_ids} == {
-        "check_stalled": {"record_event", "evaluate", *alerts, "report_metrics"},
+        "check_stalled": {"record_event", "evaluate", *alerts, "record_state", "report_metrics"},
         "record_event": {"evaluate"},
         "evaluate": {"choose_alert", *alerts, "no_alert", "record_state", "report_metrics"},
         "choose_alert": {*alerts, "no_alert"},

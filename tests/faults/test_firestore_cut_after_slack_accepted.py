@@ -6,13 +6,11 @@ record kept in Airflow's metadata and posts nothing again)."""
 from __future__ import annotations
 
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.scenario import DAG_ID, alert_state, record_events, texts
+from tests.scenario import DAG_ID, alert_state, record_events, run_with_outage, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -34,17 +32,9 @@ def run_cut_at_acceptance(
     record_events(db, datetime.now(UTC) - timedelta(minutes=5), "cut-0", "cut-1", "cut-2")
     _, sink = fresh
     sink.faults([{"answer_after_seconds": ANSWER_AFTER_SECONDS}])
-    extra_env = {"FIRESTORE_EMULATOR_HOST": proxy.address, **(env or {})}
-    with ThreadPoolExecutor(1) as pool:
-        run = pool.submit(airflow.dags_test, DAG_ID, name="cut", extra_env=extra_env)
-        deadline = time.monotonic() + 120
-        while not sink.messages():
-            assert run.running() and time.monotonic() < deadline, "the WARNING never reached Slack"
-            time.sleep(0.05)
-        proxy.refuse()
-        time.sleep(outage_seconds)
-        proxy.back()
-        run = run.result(timeout=300)
+    run = run_with_outage(
+        airflow, proxy, sink.messages, outage_seconds, what="the WARNING reaching Slack", name="cut", env=env
+    )
     warnings = [text for text in texts(sink) if text.startswith("WARNING")]
     assert len(warnings) == 1, f"posted: {texts(sink)}\n{run.explain()}"
     return run

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from batch_cleanup.delivery import thread_posted
-from batch_cleanup.events import StoredEvent
+from batch_cleanup.events import StoredEvent, run_document
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION
+from batch_cleanup.names import RUN_COLLECTION
+from batch_cleanup.ports import RunRecord
 from tests.support.memory_store import MemoryStore
 
 DAG = "stalled_batch_cleanup"
@@ -247,3 +249,122 @@ def test_the_incident_entry_is_written_with_the_save_and_merged_by_a_later_one(s
     store.save_state(DAG, {"open": False}, run_id="run-b", version=1, carry=thread_posted, incident=closing)
 
     assert incidents(store) == {"i1": {"opened_at": START, "closed_at": END, "n": 2}}
+
+
+# --- run records ----------------------------------------------------------------------------------
+
+
+def run_documents(store) -> dict[str, dict[str, Any]]:
+    if isinstance(store, MemoryStore):
+        return store.runs
+    return {doc.id: doc.to_dict() for doc in store.client.collection(RUN_COLLECTION).stream()}
+
+
+def write(store, at: datetime, run_id: str | None = None, dag_id: str = DAG, **fields) -> RunRecord:
+    """The run record of a run at `at`, as `record_state` writes it; what reading it gives back."""
+    record = RunRecord(at, **{"batches_checked": 10, "stalled_count": 0, **fields}, dag_id=dag_id)
+    store.write_run(*run_document(record, run_id=run_id or f"scheduled__{at.isoformat()}"))
+    return record
+
+
+def test_a_run_record_is_written_whole_with_the_stores_clock_and_read_back(store):
+    record = write(store, START + timedelta(minutes=15), batches_checked=40, stalled_count=2, kind="alert",
+                   severity="WARNING")  # fmt: skip
+
+    assert store.runs_in(START, END) == [record]
+    [document] = run_documents(store).values()
+    assert document["run_id"] == "scheduled__2026-11-28T14:15:00+00:00"
+    assert document["expire_at"] == START + timedelta(minutes=15, days=90)
+    assert isinstance(document["recorded_at"], datetime)
+
+
+def test_a_retry_writes_the_same_run_record_over_the_first(store):
+    at = START + timedelta(minutes=15)
+    write(store, at, stalled_count=1)
+    again = write(store, at, stalled_count=3, kind="alert", severity="WARNING")
+
+    assert len(run_documents(store)) == 1
+    assert store.runs_in(START, END) == [again], "a set: the retry's figures, in the one document"
+
+
+def test_run_records_in_a_range_exclude_its_start_and_include_its_end_oldest_first(store):
+    for at in (END, START, START + TICK, END + TICK, START + timedelta(minutes=30)):
+        write(store, at)
+
+    got = [record.run_after for record in store.runs_in(START, END)]
+    assert got == [START + TICK, START + timedelta(minutes=30), END]
+    assert [record.run_after for record in store.runs_in(START, END, limit=2)] == got[:2], "the oldest"
+
+
+def test_run_records_at_the_same_time_come_by_document_id_and_a_dag_id_chooses_one_dags(store):
+    at, ids = START + timedelta(minutes=15), {}
+    for run_id, dag_id, checked in [("b", DAG, 2), ("a", DAG, 1), ("c", "other_dag", 3)]:
+        write(store, at, run_id=run_id, dag_id=dag_id, batches_checked=checked)
+        ids[checked] = run_document(RunRecord(at, checked, 0, dag_id=dag_id), run_id=run_id)[0]
+
+    by_id = sorted((1, 2), key=ids.__getitem__)
+    assert [record.batches_checked for record in store.runs_in(START, END, dag_id=DAG)] == by_id
+    assert [record.batches_checked for record in store.runs_in(START, END, dag_id="other_dag")] == [3]
+    assert sorted(record.dag_id for record in store.runs_in(START, END)) == sorted([DAG, DAG, "other_dag"])
+
+
+@pytest.mark.parametrize(
+    ("bad", "last"),
+    [({"batches_checked": "40"}, None), ({"run_after": START.isoformat()}, "good"), ({"kind": None}, "good")],
+    ids=["string-count", "string-time", "no-kind"],
+)
+def test_a_run_record_with_a_wrong_field_is_left_out(store, bad, last):
+    """As the newest evaluation, a bad record hides the one before (the state's own `evaluated_at`
+    still stands); a string time or another kind is not even found."""
+    good = write(store, START + timedelta(minutes=15))
+    store.write_run("bad", {"run_after": START + timedelta(minutes=20), "batches_checked": 1,
+                            "stalled_count": 0, "kind": "none", "dag_id": DAG, **bad})  # fmt: skip
+
+    assert store.runs_in(START, END) == [good]
+    assert store.last_evaluation(DAG) == (good if last else None)
+
+
+def test_the_last_evaluation_is_the_newest_record_of_the_dag_but_a_test(store):
+    assert store.last_evaluation(DAG) is None
+    write(store, START)
+    newest = write(store, START + timedelta(minutes=30), kind="reminder", severity="WARNING")
+    write(store, START + timedelta(minutes=15), kind="alert", severity="WARNING")
+    write(store, START + timedelta(minutes=40), kind="test")
+    write(store, START + timedelta(minutes=45), dag_id="other_dag")
+
+    assert store.last_evaluation(DAG) == newest
+
+
+@pytest.mark.parametrize(
+    ("minutes", "refused"), [(-15, True), (0, False), (15, False)], ids=["older", "the-same-run", "newer"]
+)
+def test_a_claim_by_a_run_older_than_the_last_evaluation_is_refused(store, minutes, refused):
+    write(store, START + timedelta(minutes=30))
+    write(store, START + timedelta(minutes=45), kind="test")  # a test run is no evaluation
+    run_after = START + timedelta(minutes=30 + minutes)
+
+    said = store.claim_lease(DAG, run_id="run-a", version=0, kind="alert", run_after=run_after)
+
+    if refused:
+        assert said == "this run (2026-11-28 14:15:00 UTC) is older than the last evaluation " + (
+            "(2026-11-28 14:30:00 UTC)"
+        )
+        assert "lease" not in state(store)
+    else:
+        assert said is None and state(store)["lease"]["run_id"] == "run-a"
+
+
+def test_a_save_by_a_run_older_than_the_last_evaluation_changes_nothing_but_the_holders_lands(store):
+    write(store, START + timedelta(minutes=30))
+    older = START + timedelta(minutes=15)
+
+    refused = store.save_state(DAG, OPEN, run_id="run-b", version=0, carry=thread_posted,
+                               incident={"id": "i1", "n": 1}, run_after=older)  # fmt: skip
+    assert refused.startswith("this run (2026-11-28 14:15:00 UTC) is older than the last evaluation")
+    assert store.read_state(DAG) == ({}, 0) and incidents(store) == {}
+
+    seed_state(store, {"version": 0, "lease": lease("run-a", expires_in=timedelta(minutes=5))})
+    assert (
+        store.save_state(DAG, OPEN, run_id="run-a", version=0, carry=thread_posted, run_after=older) is None
+    )
+    assert store.read_state(DAG)[1] == 1, "the holder saves what it already posted"

@@ -9,18 +9,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_cleanup.events import StoredEvent
-from batch_cleanup.ports import ThreadGone
+from batch_cleanup.names import EVALUATED_KINDS
+from batch_cleanup.ports import ThreadGone, older_than, stored_run
 
 # The hook's LEASE_SECONDS (not imported: the unit tests stay free of Google's client).
 LEASE = timedelta(seconds=600)
 
 
 class MemoryStore:
-    """Events by id, and one state document kept as the hook keeps it: its version, the lease (run,
-    kind, expiry) and the `posted` marker all in `state`; `incidents` the timeline entries by id."""
+    """Events and run records by id, and one state document kept as the hook keeps it: its version,
+    the lease (run, kind, expiry) and the `posted` marker all in `state`; `incidents` the timeline
+    entries by id. `writes` counts the documents written, as Firestore bills them."""
 
     def __init__(self) -> None:
         self.events: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.writes = 0
         self.state: dict[str, Any] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
         self.reads: list[str] = []
@@ -38,6 +42,7 @@ class MemoryStore:
 
     def create_event(self, document_id, document):
         created = document_id not in self.events
+        self.writes += created
         self.events.setdefault(document_id, document)
         return created
 
@@ -58,26 +63,64 @@ class MemoryStore:
             for i, e in newest[:limit]
         ]
 
+    def write_run(self, document_id, document):
+        self.writes += 1
+        self.runs[document_id] = {**copy.deepcopy(document), "recorded_at": datetime.now(UTC)}
+
+    def runs_in(self, start, end, *, dag_id=None, limit=10_000):
+        """The hook's query: only timestamps are in a range of `run_after`; a bad record is left out
+        (after the limit, which the query applies)."""
+        chosen = [
+            (r["run_after"], i, r)
+            for i, r in self.runs.items()
+            if (dag_id is None or r.get("dag_id") == dag_id)
+            and isinstance(r.get("run_after"), datetime)
+            and start < r["run_after"] <= end
+        ]
+        # Firestore breaks a tie of an ascending order by the document id, ascending too.
+        read = [stored_run(r) for _, _, r in sorted(chosen)[:limit]]
+        return [record for record in read if record is not None]
+
+    def last_evaluation(self, dag_id):
+        """The hook's query: the newest timestamped record of the DAG and kinds, read, maybe bad (None)."""
+        chosen = [
+            (r["run_after"], i, r)
+            for i, r in self.runs.items()
+            if r.get("dag_id") == dag_id
+            and r.get("kind") in EVALUATED_KINDS
+            and isinstance(r.get("run_after"), datetime)
+        ]
+        return stored_run(max(chosen)[2]) if chosen else None
+
     def read_state(self, dag_id):
         return copy.deepcopy(self.state), _version(self.state)
 
-    def claim_lease(self, dag_id, *, run_id, version, kind):
+    def _why_not(self, dag_id, run_id, version, run_after):
         if conflict := _conflict(self.state, run_id=run_id, version=version):
             return conflict
+        return older_than(self.last_evaluation(dag_id), run_after)
+
+    def claim_lease(self, dag_id, *, run_id, version, kind, run_after=None):
+        if conflict := self._why_not(dag_id, run_id, version, run_after):
+            return conflict
+        self.writes += 1
         self.state["lease"] = {"run_id": run_id, "kind": kind, "expires_at": datetime.now(UTC) + LEASE}
         return None
 
     def release_lease(self, dag_id, *, run_id):
         if self.lease == run_id:
+            self.writes += 1
             self.state["lease"] = None
 
     def record_post(self, dag_id, *, run_id, kind, where):
+        self.writes += 1
         self.state["posted"] = {"run_id": run_id, "kind": kind, **where}
 
-    def save_state(self, dag_id, state, *, run_id, version, carry, incident=None):
+    def save_state(self, dag_id, state, *, run_id, version, carry, incident=None, run_after=None):
         holder = self.lease == run_id  # the holder saves what it delivered, even on a lapsed lease
-        if not holder and (conflict := _conflict(self.state, run_id=run_id, version=version)):
+        if not holder and (conflict := self._why_not(dag_id, run_id, version, run_after)):
             return conflict
+        self.writes += 1 + (incident is not None)
         self.state = {
             **state,
             **(carry(self.state, run_id) if holder and state.get("open") else {}),

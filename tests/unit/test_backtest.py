@@ -301,7 +301,8 @@ def live_incidents(events: list[StoredEvent], runs: list[datetime], config: Poli
         messages.update([decision["kind"]] if delivered else [])
         outcome = "sent" if delivered else None
         run_id = f"scheduled__{run_after.isoformat()}"
-        steps.record_state(store, evaluation, outcome, params, run_id=run_id, **run)
+        summary = {"batches_checked": 10, "stalled_count": int(recorded)}
+        steps.record_state(store, summary, evaluation, outcome, params, run_id=run_id, **run)
     peaks = ("peak_severity", "peak_count", "notifications")
     found = {(i["opened_at"], i["closed_at"], *map(i.get, peaks)) for i in store.incidents.values()}
     found = {incident for incident in found if incident[1] is not None}

@@ -1,7 +1,9 @@
-"""Cleanup events: their id, their Firestore size, the document, and the counting window."""
+"""Cleanup events: their id, their Firestore size, the document, and the counting window; the run
+record's id and document."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -14,9 +16,13 @@ from batch_cleanup.events import (
     double_recorded,
     event_id,
     firestore_size,
+    run_document,
     window_start,
 )
+from batch_cleanup.names import EVALUATED_KINDS
 from batch_cleanup.names import EVENT_COLLECTION as COLLECTION
+from batch_cleanup.policy import Kind
+from batch_cleanup.ports import RunRecord, stored_run
 from tests.support.times import NoOffset
 
 FIRESTORE_MAX_DOCUMENT_BYTES = 1_048_576
@@ -238,3 +244,77 @@ def test_only_coordinator_events_are_copies_and_the_dags_own_never_are():
     again = StoredEvent("dag-2", RUN + timedelta(seconds=5), ["b1"], "stalled_batch_cleanup")
     alone = StoredEvent("legacy", RUN + timedelta(seconds=5), ["b9"])
     assert double_recorded([dag_event(["b1"]), again, alone], TIMEOUT) == set()
+
+
+# --- run records ------------------------------------------------------------------------------
+
+RUN_AFTER = datetime(2020, 3, 1, 10, 5, 30, 250_000, tzinfo=UTC)
+
+
+def test_the_run_record_has_every_documented_field_and_expires_90_days_after_its_run():
+    record = RunRecord(RUN_AFTER, 40, 2, kind="alert", severity="WARNING", dag_id=DAG_ID)
+    document_id, document = run_document(record, run_id=RUN_ID)
+    assert (
+        document_id
+        == "stalled_batch_cleanup-20200301T100530Z-" + hashlib.sha256(RUN_ID.encode()).hexdigest()[:8]
+    )
+    assert document == {
+        "dag_id": DAG_ID,
+        "run_id": RUN_ID,
+        "run_after": RUN_AFTER,
+        "batches_checked": 40,
+        "stalled_count": 2,
+        "kind": "alert",
+        "severity": "WARNING",
+        "expire_at": datetime(2020, 5, 30, 10, 5, 30, 250_000, tzinfo=UTC),
+    }
+    assert stored_run(document) == record, "what is written reads back as the same record"
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "run_id", "run_after"),
+    [
+        (DAG_ID, "manual__2020-03-01T10:05:30+00:00", RUN_AFTER),
+        (DAG_ID, RUN_ID, RUN_AFTER + timedelta(seconds=1)),
+        ("other_dag", RUN_ID, RUN_AFTER),
+    ],
+    ids=["another-run-at-the-same-second", "another-time", "another-dag"],
+)
+def test_the_same_run_gives_the_same_record_id_and_another_run_time_or_dag_another(dag_id, run_id, run_after):
+    first, _ = run_document(RunRecord(RUN_AFTER, 1, 0, dag_id=DAG_ID), run_id=RUN_ID)
+    again, _ = run_document(RunRecord(RUN_AFTER, 9, 3, kind="alert", dag_id=DAG_ID), run_id=RUN_ID)
+    other, _ = run_document(RunRecord(run_after, 1, 0, dag_id=dag_id), run_id=run_id)
+    assert first == again != other
+
+
+def test_the_record_id_is_the_runs_time_in_utc_whatever_its_zone():
+    new_york = RUN_AFTER.astimezone(ZoneInfo("America/New_York"))
+    document_id, document = run_document(RunRecord(new_york, 1, 0, dag_id=DAG_ID), run_id=RUN_ID)
+    assert "-20200301T100530Z-" in document_id and document["run_after"].utcoffset() == timedelta(0)
+    with pytest.raises(ValueError, match="run_after must be timezone-aware"):
+        run_document(RunRecord(RUN_AFTER.replace(tzinfo=None), 1, 0, dag_id=DAG_ID), run_id=RUN_ID)
+    with pytest.raises(ValueError, match="needs its dag_id"):
+        run_document(RunRecord(RUN_AFTER, 1, 0), run_id=RUN_ID)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"run_after": RUN_AFTER.isoformat()},
+        {"batches_checked": "40"},
+        {"stalled_count": -1},
+        {"stalled_count": True},
+        {"kind": None},
+        {"severity": 2},
+        {"run_after": None},
+    ],
+    ids=["string-time", "string-count", "negative", "bool", "no-kind", "number-severity", "no-time"],
+)
+def test_a_stored_record_with_a_wrong_field_reads_as_none(bad):
+    good = {"run_after": RUN_AFTER, "batches_checked": 40, "stalled_count": 2, "kind": "none"}
+    assert stored_run(good) == RunRecord(RUN_AFTER, 40, 2)
+    assert stored_run({**good, **bad}) is None
+
+
+def test_every_kind_but_test_is_an_evaluation():
+    assert sorted(EVALUATED_KINDS) == sorted(kind.value for kind in Kind if kind is not Kind.TEST)

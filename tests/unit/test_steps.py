@@ -3,6 +3,7 @@ hooks (the real hooks are tested against the emulator and the stand-ins in tests
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,7 +59,7 @@ def opened(store: MemoryStore, **kwargs) -> dict[str, Any]:
 def record(store: MemoryStore, evaluation, outcome, run_after=NOW, **params) -> str:
     run_id, params = f"scheduled__{run_after.isoformat()}", {**PARAMS, **params}  # RUN at NOW
     return steps.record_state(
-        store, evaluation, outcome, params, dag_id=DAG, run_id=run_id, run_after=run_after
+        store, SUMMARY, evaluation, outcome, params, dag_id=DAG, run_id=run_id, run_after=run_after
     )
 
 
@@ -98,15 +99,30 @@ def test_record_event_stamps_the_run_time_and_writes_once_per_run_and_stalled_se
     assert event["timestamp"] == NOW and event["expire_at"] == NOW + timedelta(days=30)
 
 
-def test_a_healthy_run_reads_no_event_documents_and_keeps_the_last_evaluation_current():
+def test_a_healthy_run_reads_no_event_documents_and_costs_one_write_its_record():
     store = MemoryStore()
     seed(store, 5)
+    store.writes = 0
     evaluation = evaluate(store)
     assert evaluation["decision"]["kind"] == "none"
     assert store.reads == [], "below the threshold with no open incident, only the count is asked"
     assert steps.choose_alert(evaluation) == NO_ALERT
-    assert record(store, evaluation, None) == "State saved: no open incident."
-    assert store.state["evaluated_at"] == NOW and store.incidents == {}
+    assert record(store, evaluation, None) == "State unchanged."
+    assert store.writes == 1 and store.state == {} and store.incidents == {}
+    [(document_id, document)] = store.runs.items()
+    assert document_id == f"{DAG}-20260301T120000Z-{hashlib.sha256(RUN.encode()).hexdigest()[:8]}"
+    assert document == {
+        "dag_id": DAG,
+        "run_id": RUN,
+        "run_after": NOW,
+        "batches_checked": 7,
+        "stalled_count": 1,
+        "kind": "none",
+        "severity": None,
+        "expire_at": NOW + timedelta(days=90),
+        "recorded_at": document["recorded_at"],
+    }
+    assert store.last_evaluation(DAG).run_after == NOW, "the record says when the incident was evaluated"
 
 
 def test_three_cleanups_in_the_window_open_a_warning_and_the_run_of_an_hour_ago_is_out():
@@ -341,6 +357,68 @@ def test_clearing_only_the_send_task_of_an_old_run_posts_nothing():
     record(store, evaluate(store, run_after=later), None, run_after=later)  # a healthy run after it
     assert send(store, old, slack) == "skipped"
     assert slack.posts == []
+
+
+# --- run records: a healthy run saves no state; the newest record says when it was evaluated ------
+
+
+def later(minutes: int) -> datetime:
+    return NOW + timedelta(minutes=minutes)
+
+
+def quiet_run(store: MemoryStore, run_after: datetime, **params) -> str:
+    """A whole healthy run at `run_after`: evaluate, nothing to post, record_state."""
+    evaluation = evaluate(store, run_after=run_after, **params)
+    return record(store, evaluation, None, run_after=run_after, **params)
+
+
+def test_an_old_run_after_a_newer_healthy_run_posts_nothing_though_the_state_was_not_saved():
+    store = MemoryStore()
+    quiet_run(store, later(30))
+    assert store.state == {} and store.last_evaluation(DAG).run_after == later(30)
+    old = evaluate(store, run_after=later(15))
+    assert "this run (12:15 UTC) is older than the last evaluation (12:30 UTC)" in old["decision"]["reason"]
+    assert record(store, old, None, run_after=later(15)) == "State unchanged."
+    assert store.state == {} and len(store.runs) == 2, "the old run is recorded too"
+    assert store.last_evaluation(DAG).run_after == later(30)
+
+
+def test_an_old_run_that_decided_before_a_newer_run_recorded_saves_nothing_after_it():
+    """The old run evaluated first (a muted WARNING: its state moves with no post, so no lease); a
+    newer, healthy run then evaluated and recorded without a save; the old save must not land after it."""
+    store = MemoryStore()
+    old = opened(store, mute=later(60).isoformat())
+    assert old["decision"]["suppressed"] and old["state"]["open"]
+    quiet_run(store, later(90))
+    said = record(store, old, None)
+    assert said == (
+        "State left as another run wrote it: this run (2026-03-01 12:00:00 UTC) is older than the last "
+        "evaluation (2026-03-01 13:30:00 UTC)."
+    )
+    assert store.state == {}, "the old run's state was not saved"
+
+
+@pytest.mark.parametrize(
+    "params", [{"force_alert": True}, {"notify": False}], ids=["force-alert", "notify-false"]
+)
+def test_a_test_run_is_recorded_as_a_test_and_makes_no_older_run_stale(params):
+    store, slack = MemoryStore(), MemorySlack()
+    old = opened(store)  # an ALERT at NOW, its send retried after a test run at 12:05
+    tested = evaluate(store, run_after=later(5), **params)
+    assert record(store, tested, "sent", run_after=later(5), **params) == UNTOUCHED
+    [document] = store.runs.values()
+    assert (document["kind"], document["severity"], document["run_after"]) == ("test", None, later(5))
+    assert store.last_evaluation(DAG) is None and store.state == {}
+    assert send(store, old, slack) == "sent", "the older scheduled run still posts its alert"
+
+
+def test_a_retried_record_state_writes_the_same_record_once():
+    store = MemoryStore()
+    evaluation = evaluate(store)
+    record(store, evaluation, None)
+    first = dict(store.runs)
+    record(store, evaluation, None)
+    assert store.runs.keys() == first.keys() and len(store.runs) == 1
 
 
 # --- thresholds the schedule cannot reach, and the window's batches (issue 17, items 2 and 3) -----

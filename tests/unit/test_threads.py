@@ -48,7 +48,10 @@ class Runs:
                     outcome = self.send(evaluation, run_id, at, retry=attempt > 0)
                 except Crash:
                     continue
-        steps.record_state(self.store, evaluation, outcome, PARAMS, dag_id=DAG, run_id=run_id, run_after=at)
+        summary = {"batches_checked": 10, "stalled_count": int(cleanups > 0)}
+        steps.record_state(
+            self.store, summary, evaluation, outcome, PARAMS, dag_id=DAG, run_id=run_id, run_after=at
+        )
         return evaluation["decision"]["kind"]
 
     def send(self, evaluation, run_id: str, at: datetime, *, retry: bool = False, params=PARAMS) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, ParamSpec, TypeVar
@@ -22,8 +22,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.compat import AirflowException
-from batch_cleanup.names import EVENT_COLLECTION
-from batch_cleanup.ports import Carry, StoredEvent
+from batch_cleanup.names import EVALUATED_KINDS, EVENT_COLLECTION, RUN_COLLECTION
+from batch_cleanup.ports import Carry, RunRecord, StoredEvent, older_than, stored_run
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -37,6 +37,9 @@ LEASE_SECONDS = 600
 RETRY_SECONDS = 60.0
 # Events whose `timestamp` is a string: no window query can see them, so a window read names a few.
 LOGGED_BAD_TIMESTAMPS = 20
+# Before any run record: a lower bound that keeps a query on `run_after` to timestamps (Firestore
+# orders strings after them, so a string would come first in a newest-first order).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FirestoreUnavailable(AirflowException):
@@ -182,6 +185,73 @@ class FirestoreHook(GoogleBaseHook):
                 " …" if len(ids) == LOGGED_BAD_TIMESTAMPS else "",
             )
 
+    # --- run records: one document per run; see docs/firestore-schema.md --------------------------
+
+    @property
+    def runs(self) -> firestore.CollectionReference:
+        return self.client.collection(RUN_COLLECTION)
+
+    @_names_firestore
+    def write_run(self, document_id: str, document: dict[str, Any]) -> None:
+        """Write the run's record, whole: a retry, or a re-run of the run, writes the same document."""
+        self.runs.document(document_id).set(
+            {**document, "recorded_at": firestore.SERVER_TIMESTAMP}, retry=self._retry()
+        )
+
+    @_names_firestore
+    def runs_in(
+        self, start: datetime, end: datetime, *, dag_id: str | None = None, limit: int = 10_000
+    ) -> list[RunRecord]:
+        """The oldest `limit` records with `start` < `run_after` ≤ `end` (of `dag_id`, if given),
+        oldest first; one with a missing or wrong-typed field is logged and left out."""
+        return self._records(self.runs_query(start, end, dag_id, limit).stream(retry=self._retry()))
+
+    def runs_query(self, start: datetime, end: datetime, dag_id: str | None, limit: int) -> firestore.Query:
+        """`runs_in`'s query (with a `dag_id`, it needs a composite index: deploy/firestore.indexes.json)."""
+        query = self.runs.where(filter=FieldFilter("run_after", ">", start)).where(
+            filter=FieldFilter("run_after", "<=", end)
+        )
+        if dag_id is not None:
+            query = query.where(filter=FieldFilter("dag_id", "==", dag_id))
+        return query.order_by("run_after").select(list(RunRecord._fields)).limit(limit)
+
+    @_names_firestore
+    def last_evaluation(self, dag_id: str) -> RunRecord | None:
+        """The newest record of a run of `dag_id` that evaluated the incident (any kind but "test")."""
+        return self._last_evaluation(dag_id)
+
+    def last_evaluation_query(self, dag_id: str) -> firestore.Query:
+        """`last_evaluation`'s query (it needs a composite index: deploy/firestore.indexes.json)."""
+        return (
+            self.runs.where(filter=FieldFilter("dag_id", "==", dag_id))
+            .where(filter=FieldFilter("kind", "in", list(EVALUATED_KINDS)))
+            .where(filter=FieldFilter("run_after", ">", EPOCH))
+            .order_by("run_after", direction=firestore.Query.DESCENDING)
+            .select(list(RunRecord._fields))
+            .limit(1)
+        )
+
+    def _last_evaluation(
+        self, dag_id: str, transaction: firestore.Transaction | None = None
+    ) -> RunRecord | None:
+        query = self.last_evaluation_query(dag_id)
+        if transaction is None:
+            found = query.stream(retry=self._retry())
+        else:
+            found = transaction.get(query, retry=self._retry())
+        return next(iter(self._records(found)), None)
+
+    def _records(self, snapshots: Iterable[firestore.DocumentSnapshot]) -> list[RunRecord]:
+        records = []
+        for snapshot in snapshots:
+            record = stored_run(snapshot.to_dict() or {})
+            if record is None:
+                path = snapshot.reference.path
+                log.error("Run record %s has a missing or wrong-typed field: left out.", path)
+            else:
+                records.append(record)
+        return records
+
     # --- alert state: one document per DAG; see docs/firestore-schema.md --------------------------
 
     def _state_ref(self, dag_id: str) -> firestore.DocumentReference:
@@ -196,17 +266,20 @@ class FirestoreHook(GoogleBaseHook):
         return data, _version(data, snapshot.reference.path)
 
     @_names_firestore
-    def claim_lease(self, dag_id: str, *, run_id: str, version: int, kind: str) -> str | None:
+    def claim_lease(
+        self, dag_id: str, *, run_id: str, version: int, kind: str, run_after: datetime | None = None
+    ) -> str | None:
         """Take the right to post a decision made on state `version`; None when taken, else why not.
 
-        In a transaction, so of two runs that decided at once only one posts.
+        In a transaction, so of two runs that decided at once only one posts; a run at `run_after`
+        older than the last evaluation (`last_evaluation`) posts nothing.
         """
         ref = self._state_ref(dag_id)
 
         @firestore.transactional
         def claim(transaction: firestore.Transaction) -> str | None:
             stored = ref.get(transaction=transaction, retry=self._retry()).to_dict() or {}
-            if conflict := _conflict(stored, run_id=run_id, version=version, path=ref.path):
+            if conflict := self._why_not(transaction, stored, dag_id, run_id, version, run_after):
                 return conflict
             expires_at = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
             transaction.set(
@@ -215,6 +288,22 @@ class FirestoreHook(GoogleBaseHook):
             return None
 
         return claim(self.client.transaction())
+
+    def _why_not(
+        self,
+        transaction: firestore.Transaction,
+        stored: dict[str, Any],
+        dag_id: str,
+        run_id: str,
+        version: int,
+        run_after: datetime | None,
+    ) -> str | None:
+        """Why a run that decided on `version` at `run_after` may not act now (`_conflict`, or a
+        newer run's evaluation, read in the same transaction); None when it may."""
+        path = self._state_ref(dag_id).path
+        if conflict := _conflict(stored, run_id=run_id, version=version, path=path):
+            return conflict
+        return older_than(self._last_evaluation(dag_id, transaction), run_after) if run_after else None
 
     @_names_firestore
     def release_lease(self, dag_id: str, *, run_id: str) -> None:
@@ -254,12 +343,14 @@ class FirestoreHook(GoogleBaseHook):
         version: int,
         carry: Carry,
         incident: dict[str, Any] | None = None,
+        run_after: datetime | None = None,
     ) -> str | None:
         """Store the state decided on `version` (and the incident's timeline entry); None when saved.
 
         The run holding the lease saves what it delivered, with `carry(stored, run_id)` of the stored
         state when the incident is open (`delivery.thread_posted`: the thread its post started);
-        any other run saves only if no one changed the state or holds the lease since it decided.
+        any other run saves only if no one changed the state or holds the lease since it decided,
+        and no run newer than `run_after` evaluated since.
         """
         ref = self._state_ref(dag_id)
         # Firestore runs the body again when writers collide: it must not change anything it reads.
@@ -273,8 +364,9 @@ class FirestoreHook(GoogleBaseHook):
             data = ref.get(transaction=transaction, retry=self._retry()).to_dict() or {}
             lease = data.get("lease")
             holder = bool(lease) and lease["run_id"] == run_id
-            if not holder and (conflict := _conflict(data, run_id=run_id, version=version, path=ref.path)):
-                return conflict
+            why_not = None if holder else self._why_not(transaction, data, dag_id, run_id, version, run_after)
+            if why_not:
+                return why_not
             stored = {
                 **state,
                 **(carry(data, run_id) if holder and state.get("open") else {}),
