@@ -1,7 +1,7 @@
 """A labelled synthetic history for choosing and scoring the alert rules (issue 20).
 
-Thirty days of run records, one every 15 minutes (`run_after`, `batches_checked`, `stalled_count`),
-and the real incidents in them, each with its start, its end and its kind:
+Thirty days of run records (`ports.RunRecord`: `run_after`, `batches_checked`, `stalled_count`),
+one every 15 minutes, and the real incidents in them, each with its start, its end and its kind:
 
 - volume swings `swing`-fold over the day, peaking in the New York evening, lower at weekends
   (`weekend`), and from day to day;
@@ -30,6 +30,8 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from batch_cleanup.backtest import RUN_EVERY, scheduled_runs
+from batch_cleanup.names import DAG_ID
+from batch_cleanup.ports import RunRecord
 
 NEW_YORK = ZoneInfo("America/New_York")
 STALL_MINUTES = 10  # params.stall_threshold_minutes' default
@@ -44,14 +46,6 @@ DAY_SHAPE = (
 QUIET_STARTS = (23, 0, 1, 2, 3)  # New York hours a quiet-hour slowdown starts at
 BUSY_STARTS = (16, 17, 18, 19, 20)
 GAP = timedelta(hours=12)  # between two real incidents, and from the span's edges
-
-
-class Run(NamedTuple):
-    """A run record as the DAG writes it (the fields `rules.reading` and the replay read)."""
-
-    run_after: datetime
-    batches_checked: int
-    stalled_count: int
 
 
 class Incident(NamedTuple):
@@ -100,7 +94,7 @@ class Params:
 @dataclass(frozen=True)
 class History:
     params: Params
-    runs: list[Run] = field(repr=False)
+    runs: list[RunRecord] = field(repr=False)
     incidents: list[Incident]
 
     @property
@@ -147,7 +141,7 @@ def generate(params: Params) -> History:
         day = daily.setdefault(local.date(), rng.lognormvariate(0, 0.15))
         checked = _poisson(rng, _volume(params, local) * day)
         stalled = _baseline(rng, checked, params) + _binomial(rng, checked, share)
-        runs.append(Run(run_after, checked, min(stalled, checked)))
+        runs.append(RunRecord(run_after, checked, min(stalled, checked), dag_id=DAG_ID))
     return History(params, runs, incidents)
 
 
