@@ -10,6 +10,9 @@
 6. The history page's read of 30 days of events (2,880) on the emulator.
 7. Alert quality and patterns over 90 days of run records (8,640) and incidents on the emulator:
    the figures computed, `api/quality`, `api/patterns` and the page answering.
+8. The alert rules on the labelled synthetic history (`bench.synthetic`): issue 20's goal for each
+   rule, the mean and the worst over its seeds and variants, and the time to replay 30 days under
+   both. `python -m bench rules` prints only these, for every history.
 """
 
 from __future__ import annotations
@@ -553,7 +556,77 @@ def dags_test_seconds(repetitions: int = 3) -> dict:
             service.stop()
 
 
+def alert_rule_rows(row) -> dict:
+    """Issue 20's goal for both rules over 30 days, the mean and the worst over every draw of the
+    labelled history, and the time to replay one draw under both rules."""
+    from batch_cleanup import rules
+    from bench import score_rules, synthetic
+
+    named = synthetic.histories()
+    spread = score_rules.spread(named)
+    draws = f"{len(named)} draws"
+    for rule in rules.RULES:
+        got = spread[rule]
+        mean, worst = got["mean"], got["worst"]
+        label = f"{rule} rule, 30 days, mean / worst of {draws}"
+        row(
+            f"{label}: real incidents caught of 10",
+            f"{mean['real_caught']:.1f} / {worst['real_caught']}",
+            "≥ 9",
+            worst["real_caught"] >= score_rules.GOAL["real_caught"],
+        )
+        row(
+            f"{label}: noise incidents a week",
+            f"{mean['noise_per_week']:.1f} / {worst['noise_per_week']:.1f}",
+            "≤ 2",
+            worst["noise_per_week"] <= score_rules.GOAL["noise_per_week"],
+        )
+        delay = worst["median_delay_minutes"]
+        row(
+            f"{label}: median detection delay (min)",
+            f"{_minutes(mean['median_delay_minutes'])} / {_minutes(delay)}",
+            "≤ 30",
+            delay is not None and delay <= score_rules.GOAL["median_delay_minutes"],
+        )
+        row(
+            f"{rule} rule: outages CRITICAL within two runs, all {draws}",
+            f"{got['outages_critical_in_time']} of {got['outages']}",
+            "all",
+            got["outages_critical_in_time"] == got["outages"],
+        )
+        met = got["goal_met"]
+        row(f"{rule} rule: the goal met on", f"{met} of {len(named)} draws", "all", met == len(named))
+    seconds = score_rules.replay_seconds(named[0][1])
+    row(
+        "replay 30 days (2,880 runs) under count and burn_rate, scored (s)",
+        f"{seconds:.3f}",
+        "< 0.5 s",
+        seconds < 0.5,
+    )
+    return {"seconds": seconds, **{rule: _summary(spread[rule]) for rule in rules.RULES}}
+
+
+def _minutes(value: float | None) -> str:
+    return "none caught" if value is None else f"{value:.0f}"
+
+
+def _summary(got: dict) -> dict:
+    """A rule's spread for results.json: every draw's figures, rounded."""
+    rounded = {
+        name: {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
+        for name, figures in got["histories"].items()
+    }
+    return {**{k: v for k, v in got.items() if k != "histories"}, "draws": rounded}
+
+
 def main() -> None:
+    if sys.argv[1:] == ["rules"]:
+        from bench import score_rules, synthetic
+
+        score_rules.print_spread(score_rules.spread(synthetic.histories()))
+        print("\nBeyond the goal:")
+        score_rules.print_spread(score_rules.spread(synthetic.histories(variants=synthetic.STRESS)))
+        return
     rows = []
 
     def row(metric, value, target, ok):
@@ -597,6 +670,7 @@ def main() -> None:
             figures["seconds"] < target,
         )
     replayed["both rules"] = both_rules_row(row)
+    alert_rules = alert_rule_rows(row)
     bounded = thirty_day_state()
     for what in ("state", "incident"):
         row(
@@ -691,6 +765,7 @@ def main() -> None:
         "rows": rows,
         "firestore_operations": operations,
         "backtest": replayed,
+        "alert_rules": alert_rules,
     }
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     width = max(len(r["metric"]) for r in rows)

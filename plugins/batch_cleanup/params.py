@@ -100,7 +100,7 @@ def dag_params() -> dict[str, Param]:
             objective_pct,
             f"burn_rate only: the share of checked batches that may be auto-completed in normal "
             f"operation. WARNING at {RATE.warning_factor:g}× it, CRITICAL at {RATE.critical_factor:g}× "
-            f"over {RATE.critical_minutes} minutes, so at most {100 / RATE.critical_factor:g} works "
+            f"over {RATE.critical_minutes} minutes, so at most {100 / RATE.critical_factor:.3g} works "
             "with burn_rate.",
             type="number",
             exclusiveMinimum=0,

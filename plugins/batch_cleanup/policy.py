@@ -127,7 +127,7 @@ def rate_rule(params: Mapping[str, Any]) -> RateRule | None:
         raise ValueError(
             f"rate_objective_pct {objective:g} cannot work with alert_rule {BURN_RATE}: CRITICAL needs "
             f"{chosen.critical_factor:g}× the objective, {chosen.critical_factor * objective:g} % of the "
-            f"batches checked, which can never happen (at most {100 / chosen.critical_factor:g} works)"
+            f"batches checked, which can never happen (at most {100 / chosen.critical_factor:.3g} works)"
         )
     return chosen
 

@@ -435,7 +435,7 @@ SAID = "4.8× the 1 % objective over the last hour (22 of 456 batches auto-compl
 def test_under_the_rate_rule_an_alert_says_the_rate_against_the_objective_and_the_count():
     message = render("alert", count=3, rate=True)
     assert message.text.splitlines()[:3] == [
-        "WARNING: systemic batch stalls",
+        "CRITICAL: systemic batch stalls",  # 10× the objective: CRITICAL at 6×
         f"Auto-completion rate: {SAID}",
         "3 cleanups in the last 60 minutes",
     ]

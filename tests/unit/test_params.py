@@ -93,7 +93,7 @@ def test_the_rule_and_the_objective_default_to_the_settings_and_those_to_count_a
     assert (objective["type"], objective["exclusiveMinimum"], objective["maximum"]) == ("number", 0, 100)
     for name in ("alert_rule", "rate_objective_pct"):
         assert form[name].schema["title"] and form[name].description
-    assert "at most 12.5 works with burn_rate" in form["rate_objective_pct"].description
+    assert "at most 16.7 works with burn_rate" in form["rate_objective_pct"].description
 
 
 @pytest.mark.parametrize(

@@ -248,9 +248,9 @@ def test_the_params_choose_the_rule(params, expected):
         ({"alert_rule": BURN_RATE, "rate_objective_pct": "1"}, "got '1'"),
         ({"alert_rule": BURN_RATE, "rate_objective_pct": True}, "got True"),
         (
-            {"alert_rule": BURN_RATE, "rate_objective_pct": 13},
-            r"rate_objective_pct 13 cannot work with alert_rule burn_rate: CRITICAL needs 8× the objective, "
-            r"104 % of the batches checked, which can never happen \(at most 12.5 works\)",
+            {"alert_rule": BURN_RATE, "rate_objective_pct": 17},
+            r"rate_objective_pct 17 cannot work with alert_rule burn_rate: CRITICAL needs 6× the objective, "
+            r"102 % of the batches checked, which can never happen \(at most 16.7 works\)",
         ),
     ],
     ids=["unknown-rule", "zero", "above-100", "text", "boolean", "critical-unreachable"],
