@@ -4,15 +4,14 @@
 2. Firestore operations of `evaluate`, and the documents a healthy run writes, counted at the client
    against the emulator.
 3. A 10,000-batch coordinator answer: CPU time, XCom size, event document size.
-4. The threshold backtest: 30 days of a synthetic history (2,880 runs) replayed twice; and
-   under both rules, scored against its incidents.
+4. The threshold backtest: 30 days of a synthetic history (2,880 runs) replayed twice.
 5. The alert state's size after a 30-day incident.
 6. The history page's read of 30 days of events (2,880) on the emulator.
 7. Alert quality and patterns over 90 days of run records (8,640) and incidents on the emulator:
    the figures computed, `api/quality`, `api/patterns` and the page answering.
 8. The alert rules on the labelled synthetic history (`bench.synthetic`): issue 20's goal for each
    rule, the mean and the worst over its seeds and variants, and the time to replay 30 days under
-   both. `python -m bench rules` prints only these, for every history.
+   both and score them. `python -m bench rules` prints only these, for every history.
 """
 
 from __future__ import annotations
@@ -341,10 +340,6 @@ def insight_seconds(client, now: datetime, repetitions: int = 5) -> dict:
     }
 
 
-# `backtest_history`'s incidents: (first run, runs), five WARNING blips and two of hours.
-INCIDENT_RUNS = [(300, 3), (700, 3), (1100, 4), (1600, 3), (2500, 3), (900, 12), (2000, 16)]
-
-
 def backtest_history(runs: list[datetime]) -> list:
     """30 days as the DAG might record them: a cleanup in 1 run of 15 from a pool of 400 batches
     (a few of them stalling again and again), five WARNING blips, two incidents of hours, a CRITICAL
@@ -361,7 +356,7 @@ def backtest_history(runs: list[datetime]) -> list:
     for run_after in runs:
         if rng.random() < 1 / 15:
             cleanup(run_after, *rng.sample([f"batch-{i:03d}" for i in range(400)], rng.randint(1, 3)))
-    for start, length in INCIDENT_RUNS:
+    for start, length in [(300, 3), (700, 3), (1100, 4), (1600, 3), (2500, 3), (900, 12), (2000, 16)]:
         for run_after in runs[start : start + length]:
             cleanup(run_after, rng.choice(["batch-hot-1", "batch-hot-2"]), f"batch-{rng.randrange(400):03d}")
     for run_after in runs[1800:1806]:  # the burst: two cleanups a run
@@ -410,66 +405,6 @@ def backtest_seconds(history, repetitions: int = 7) -> dict:
         "incidents": [len(r.incidents) for r in replays],
         "messages": [r.messages_sent for r in replays],
     }
-
-
-def run_records(runs: list[datetime], events: list) -> list:
-    """`backtest_history`'s run records: 100 to 600 batches checked a run over the day, each run's
-    cleanups as its batches auto-completed, and 5 % of those checked more in a run whose run before
-    cleaned up too (the incidents)."""
-    import math
-
-    from batch_cleanup.ports import RunRecord
-
-    cleaned: dict[datetime, int] = {}
-    for event in events:
-        if event.dag_id:
-            cleaned[event.timestamp] = cleaned.get(event.timestamp, 0) + len(event.batch_ids)
-    records = []
-    for before, run_after in zip([None, *runs], runs, strict=False):
-        checked = int(350 - 250 * math.cos(run_after.hour / 24 * 2 * math.pi))
-        stalled = cleaned.get(run_after, 0) + (
-            checked // 20 if run_after in cleaned and before in cleaned else 0
-        )
-        records.append(RunRecord(run_after, checked, stalled))
-    return records
-
-
-def both_rules_seconds(repetitions: int = 7) -> dict:
-    """Median wall time of `api/backtest` after its reads, under both rules: sort the events, replay
-    30 days (2,880 runs) under `count` and under `burn_rate` (its run records sorted too), and
-    score both against the history's incidents labelled real."""
-    from batch_cleanup import rules
-    from batch_cleanup.backtest import RUN_EVERY, RealIncident, Recorded, replay, scheduled_runs, score
-    from batch_cleanup.config import RUN_TIMEOUT
-    from batch_cleanup.policy import PolicyConfig
-
-    end = datetime(2026, 3, 10, 12, tzinfo=UTC)
-    runs = scheduled_runs(end - timedelta(days=30) + RUN_EVERY, end)
-    events = backtest_history(runs)
-    records = run_records(runs, events)
-    real = [RealIncident(runs[first], runs[first + length]) for first, length in INCIDENT_RUNS]
-    times, scores = [], []
-    for _ in range(repetitions):
-        began = time.perf_counter()
-        recorded = Recorded(events, within=RUN_TIMEOUT)
-        replays = [
-            replay(recorded, runs, PolicyConfig(), until=end, runs=records, rule=rule) for rule in rules.RULES
-        ]
-        scores = [score(r.incidents, real) for r in replays]
-        times.append(time.perf_counter() - began)
-    return {"seconds": statistics.median(times), "runs": len(runs), "records": len(records), "scores": scores}
-
-
-def both_rules_row(row) -> dict:
-    """The row for the backtest under both rules (issue 20: under 0.5 s)."""
-    figures = both_rules_seconds()
-    row(
-        f"backtest under count and burn_rate, scored, 30 days / {figures['runs']:,} runs (s)",
-        f"{figures['seconds']:.3f}",
-        "< 0.5 s",
-        figures["seconds"] < 0.5,
-    )
-    return figures
 
 
 def thirty_day_state() -> dict:
@@ -669,7 +604,6 @@ def main() -> None:
             f"< {target:g} s",
             figures["seconds"] < target,
         )
-    replayed["both rules"] = both_rules_row(row)
     alert_rules = alert_rule_rows(row)
     bounded = thirty_day_state()
     for what in ("state", "incident"):
