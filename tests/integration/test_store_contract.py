@@ -145,11 +145,12 @@ def test_run_records_come_oldest_first_in_the_window_limited_to_the_first(store)
     assert [r.stalled_count for r in store.runs_in(START, END, limit=2)] == [11, 3], "the oldest, ties by id"
 
 
-def test_run_records_of_another_dag_are_left_out_and_a_garbage_count_reads_as_zero(store):
+def test_run_records_of_another_dag_are_left_out_and_so_is_a_garbage_one(store):
     seed(store, RUN_COLLECTION, "other", run(START + TICK, dag_id="another_dag"))
     seed(store, RUN_COLLECTION, "garbage", run(END, batches_checked="12", stalled_count=True))
+    seed(store, RUN_COLLECTION, "good", run(END - TICK))
 
-    assert store.runs_in(START, END, dag_id=DAG) == [RunRecord(END, 0, 0, "none", None, DAG)]
+    assert store.runs_in(START, END, dag_id=DAG) == [RunRecord(END - TICK, 10, 0, "none", None, DAG)]
     assert len(store.runs_in(START, END)) == 2
 
 

@@ -171,8 +171,9 @@ def test_an_incident_row_has_start_end_and_counts(story, make_client):
         "id": "stalled_batch_cleanup-20260308T102000Z", "open": False, "severity": "WARNING",
         "peak_severity": "CRITICAL", "opened_at": "2026-03-08T10:20:00Z", "closed_at": "2026-03-08T12:05:00Z",
         "duration_seconds": 6300, "duration": "1 h 45 min", "peak_count": 6, "total_cleanups": 6,
-        "batches": 2, "notifications": 3, "label": None,
+        "batches": 2, "notifications": 3, "label": burst["label"],
     }  # fmt: skip
+    assert (burst["label"]["value"], burst["label"]["source"]) == ("real", "reactions")
 
 
 def test_an_incident_that_began_before_the_window_and_is_still_open_is_shown(db, make_client):

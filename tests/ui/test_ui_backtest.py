@@ -48,7 +48,11 @@ TEN_DAYS_AGO = closed("2026-02-28T12:15:00Z", "2026-02-28T13:15:00Z", "CRITICAL"
 
 @pytest.fixture
 def story(db):
-    history_data.write(db, history_data.story(NOW))
+    """The seeded history without its labels: the scores are tested on `history_data.scored`."""
+    history = history_data.story(NOW)
+    for incident in history.incidents.values():
+        incident.pop("label", None)
+    history_data.write(db, history)
 
 
 def backtest(client, query: str = "", range_: str = "30d") -> dict:
@@ -183,6 +187,7 @@ SCORE = ("real_caught", "real_missed", "noise_pages", "critical_pages", "detecti
 @pytest.fixture
 def labelled(db):
     history, records = history_data.scored(NOW)
+    history.runs = []  # its run records are `records`, as the DAG writes them
     history_data.write(db, history)
     history_data.write_run_records(db, records)
 
@@ -242,14 +247,14 @@ def test_the_volume_aware_rule_catches_both_real_incidents_and_pages_for_no_nois
 
 
 def test_the_candidates_rate_settings_are_the_ones_replayed(labelled, make_client):
-    """At a 10 % objective the outage (30 %) and the night (50 %) are WARNINGs a run later: 3× and
-    5×, under CRITICAL's 8×."""
+    """At a 10 % objective the outage (30 %) and the night (50 %) are WARNINGs: 3× and 5×, under
+    CRITICAL's 6×."""
     body = backtest(make_client(), "rule=burn_rate&rate_objective_pct=10", range_="24h")
 
     candidate = body["candidate"]
     assert (candidate["rate"]["objective_pct"], candidate["unreachable"]) == (10, [])
     assert [(i["opened_at"], i["peak_severity"]) for i in candidate["incidents"]] == [
-        ("2026-03-10T04:15:00Z", "WARNING"),
+        ("2026-03-10T04:00:00Z", "WARNING"),
         ("2026-03-09T16:15:00Z", "WARNING"),
     ]
     # The outage caught by "getting worse" at 04:30 (0), the night by its ALERT at 16:15 (15).
