@@ -275,7 +275,7 @@ def test_the_current_side_takes_the_rule_asked_for_with_the_dags_settings(labell
         "(burn_rate) 0."
     )
     page = make_client().get("/batch-cleanup/?range=24h&current_rule=burn_rate&rate_objective_pct=10").text
-    rate = "1 % objective · WARNING at 2× · CRITICAL at 8× · 60-min cooldown"
+    rate = "1 % objective · WARNING at 2.5× · CRITICAL at 6× · 60-min cooldown"
     assert f"<th>Current: burn_rate<br><small>{rate}</small></th>" in page
     assert '<select name="current_rule"><option>count</option><option selected>burn_rate</option>' in page
     assert "<strong>No: the candidate (count) would have missed 1 of the 2 real incidents" in page
@@ -323,7 +323,7 @@ def rate_refused(query: str, reason: str) -> tuple[str, str, str]:
         rate_refused("rate_objective_pct=101", "must be at most 100, got 101"),
         rate_refused("rate_warning_factor=fast", "must be a number > 0, got 'fast'"),
         rate_refused("rate_critical_factor=NaN", "must be a finite number, got 'NaN'"),
-        rate_refused("rate_critical_factor=2", "(2) must be greater than rate_warning_factor (2.0)"),
+        rate_refused("rate_critical_factor=2", "(2) must be greater than rate_warning_factor (2.5)"),
     ],
     ids=[
         "unknown-rule", "unknown-current-rule", "objective-zero", "objective-above-100",
