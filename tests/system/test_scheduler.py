@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 
 from dev import system_services
+from dev.airflow_env import LOCAL_PROJECT
 from dev.coordinator import CoordinatorAdmin
 from dev.slack_sink import SlackSinkAdmin
 from tests.conftest import API_KEY, SLACK_WEBHOOK_PATH, SLACK_WEBHOOK_SECRET
@@ -171,11 +172,21 @@ def test_three_stalled_runs_post_one_slack_alert(
 
 
 def test_history_rate_counts_the_runs_that_found_nothing_stalled(
-    deployment: Deployment, three_stalled_runs: list[str], coordinator
+    deployment: Deployment, three_stalled_runs: list[str], coordinator, firestore_emulator, monkeypatch
 ) -> None:
     """The page's rate is over every run's record, which holds what its `check_stalled` returned
     (as this deployment's REST API shows it); a run that found nothing stalled writes no event but
-    counts."""
+    counts. Runs that ended before the fixture wiped Firestore have no record left: the runs compared
+    are those whose record is in Firestore, and the quiet run must be one of them."""
+    from google.cloud import firestore
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
+    db = firestore.Client(project=LOCAL_PROJECT)
+
+    def recorded() -> set[str]:
+        query = db.collection("batch_cleanup_runs").where(filter=firestore.FieldFilter("dag_id", "==", DAG_ID))
+        return {snapshot.get("run_id") for snapshot in query.stream()}
+
     admin = CoordinatorAdmin(coordinator.url)
     admin.reset()
     admin.seed([{"batch_id": f"{deployment.name}-busy-{i}", "completion_pct": 40} for i in range(5)])
@@ -184,9 +195,9 @@ def test_history_rate_counts_the_runs_that_found_nothing_stalled(
     assert deployment.wait_for_run(run_id)["state"] == "success", deployment.explain_run(run_id)
 
     def results() -> dict[str, dict]:  # what each finished run's check_stalled returned, via the REST API
-        # A run still going has no record yet (record_state writes it at its end), nor has a failed one.
         found = {}
-        for run in (run for run in deployment.runs() if run["state"] == "success"):
+        records = recorded()
+        for run in (run for run in deployment.runs() if run["dag_run_id"] in records):
             path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/check_stalled"
             response = deployment.client.get(f"{path}/xcomEntries/return_value")
             if response.status_code == 200:
@@ -198,6 +209,7 @@ def test_history_rate_counts_the_runs_that_found_nothing_stalled(
         totals = deployment.get("/batch-cleanup/api/cleanups", range="24h")["cleanups"]["totals"]
         if results() == before:
             break
+    assert {run_id, *three_stalled_runs} <= set(before), sorted(before)
     assert before[run_id] == {**before[run_id], "batches_checked": 5, "stalled_count": 0}
     assert totals["rate_source"] == "runs", totals
     assert totals["runs"] == len(before), (totals, sorted(before))
