@@ -1,4 +1,5 @@
-"""Failure and deadline callbacks; Slack's client is imported when one runs, never at parse time."""
+"""Failure and deadline callbacks. Slack's client and the messages are imported when one runs, never at
+parse time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from batch_cleanup.compat import AIRFLOW_VERSION, airflow_minor
-from batch_cleanup.messages import dag_run_url, run_failed, run_overdue, task_failure
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def slack_on_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
     """A task `on_failure_callback` that posts the DAG, task, run, error and log link to Slack."""
 
     def notify(context: dict[str, Any]) -> None:
+        from batch_cleanup import messages
         from batch_cleanup.config import api_base_url
         from batch_cleanup.hooks import slack
         from batch_cleanup.masking import redact
@@ -60,7 +61,7 @@ def slack_on_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
         ti = context["ti"]
         if _trigger_mistake(context, ti.task_id):
             return
-        message = task_failure(
+        message = messages.task_failure(
             dag_id=ti.dag_id,
             task_id=ti.task_id,
             run_id=ti.run_id,
@@ -78,6 +79,7 @@ def slack_on_run_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
     """A DAG-level `on_failure_callback`: a run that failed as a whole (timed out, say) posts why, once."""
 
     def notify(context: dict[str, Any]) -> None:
+        from batch_cleanup import messages
         from batch_cleanup.config import api_base_url
         from batch_cleanup.hooks import slack
 
@@ -91,11 +93,11 @@ def slack_on_run_failure(conn_id: str) -> Callable[[dict[str, Any]], None]:
             log.info("Run %s failed (%s): the failed task has posted its error.", run_id, reason)
             return
         base_url = api_base_url()
-        message = run_failed(
+        message = messages.run_failed(
             dag_id=dag_id,
             run_id=run_id,
             reason=failure_cause(reason, context.get("ti")),
-            run_url=dag_run_url(base_url, dag_id, run_id) if base_url else None,
+            run_url=messages.dag_run_url(base_url, dag_id, run_id) if base_url else None,
         )
         slack.post(conn_id, message)
 
@@ -158,6 +160,7 @@ async def deadline_missed(*, slack_conn_id: str, minutes: int, context: dict[str
     A hung cleanup is as bad as a failed one: nothing gets auto-completed and nothing alerts. A run
     that has ended (failed, which posted its own message, or succeeded late) is not hung: silent.
     """
+    from batch_cleanup import messages
     from batch_cleanup.config import api_base_url
     from batch_cleanup.hooks import slack
 
@@ -186,12 +189,12 @@ async def deadline_missed(*, slack_conn_id: str, minutes: int, context: dict[str
         seen = state or "unknown"
         note = f"Its current state could not be read ({unread}); when the deadline passed it was {seen}."
     base_url = api_base_url()
-    message = run_overdue(
+    message = messages.run_overdue(
         dag_id=dag_id,
         run_id=run_id,
         queued_at=str(run.get("queued_at")),
         minutes=minutes,
-        run_url=dag_run_url(base_url, dag_id, run_id) if base_url else None,
+        run_url=messages.dag_run_url(base_url, dag_id, run_id) if base_url else None,
         state_note=note,
     )
     await slack.apost(slack_conn_id, message)

@@ -65,6 +65,8 @@ class _Day:
     records: int = 0
     checked: int | float = 0
     stalled: int | float = 0
+
+
 # What the backtest's score reads of an incident: when it was open, and how people labelled it.
 LABELLED_FIELDS = ["dag_id", "opened_at", "closed_at", "label"]
 # 30 days of runs, and the rule's longest window before them, are about 2,900 run records.
