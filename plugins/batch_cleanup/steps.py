@@ -470,6 +470,11 @@ def read_labels(store: Store, slack: Channel, *, dag_id: str, now: datetime) -> 
             "Webhook mode: no reactions to read (a webhook tells no message id); incidents are "
             "labelled on the history page only."
         )
+    if REAL_REACTION == NOISE_REACTION:  # every reaction would be read as noise
+        raise ValueError(
+            f"[batch_cleanup] real_reaction and noise_reaction are both :{REAL_REACTION}:, so a reaction "
+            "cannot tell real from noise: set two different emoji. No reaction was read."
+        )
     incidents = store.incidents_to_label(dag_id, now - timedelta(hours=labels.READ_HOURS), now)
     changed = []
     for incident in incidents:
