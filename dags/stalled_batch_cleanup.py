@@ -204,12 +204,29 @@ def stalled_batch_cleanup():
     # outcome never decides the run's state. A task that failed or was skipped hands it None.
     @teardown
     def report_metrics(
-        summary: Any, evaluation: Any, alerted: str | None, resolved: str | None, params=None, dag_run=None
+        summary: Any,
+        evaluation: Any,
+        alerted: str | None,
+        resolved: str | None,
+        recorded: str | None,
+        params=None,
+        dag_run=None,
     ) -> bool:
-        """Write the run's figures and heartbeat to Cloud Monitoring; never fails the run."""
+        """Write the run's figures and heartbeat to Cloud Monitoring, and the record of a run that
+        ended before record_state; never fails the run."""
         from batch_cleanup import hooks, steps
 
         outcome, end_time = alerted or resolved, datetime.now(UTC)
+        if recorded is None:  # record_state failed or never ran: the run still counts in the rate
+            steps.record_unfinished_run(
+                hooks.firestore_hook(),
+                summary,
+                evaluation,
+                params,
+                dag_id=dag_run.dag_id,
+                run_id=dag_run.run_id,
+                run_after=dag_run.run_after,
+            )
         figures = steps.run_figures(
             summary, evaluation, outcome, params, dag_id=dag_run.dag_id, end_time=end_time
         )
@@ -238,7 +255,7 @@ def stalled_batch_cleanup():
     quiet = no_alert(evaluation)
     choose_alert(evaluation) >> [alerted, resolved, quiet]
     recorded = record_state(summary, evaluation, alerted, resolved)
-    quiet >> recorded >> report_metrics(summary, evaluation, alerted, resolved)
+    quiet >> recorded >> report_metrics(summary, evaluation, alerted, resolved, recorded)
     recorded >> read_labels()
 
 
