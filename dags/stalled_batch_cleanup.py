@@ -68,9 +68,10 @@ import pendulum
 from airflow.sdk import dag, task, teardown
 
 from batch_cleanup.budget import check_fits
-from batch_cleanup.config import CHECK_BUDGET, DEADLINE_MINUTES, RUN_TIMEOUT, TASK_DEFAULTS
+from batch_cleanup.config import CHECK_BUDGET, DEADLINE_MINUTES, RUN_TIMEOUT
+from batch_cleanup.dag_args import default_args
 from batch_cleanup.names import DAG_ID, SCHEDULE, SLACK_CONN_ID
-from batch_cleanup.notify import hung_run_deadline, slack_on_failure, slack_on_run_failure
+from batch_cleanup.notify import hung_run_deadline, slack_on_run_failure
 from batch_cleanup.params import dag_params
 
 # A hung coordinator must fail check_stalled, with its cause posted, before the run times out.
@@ -89,11 +90,7 @@ check_fits(CHECK_BUDGET, RUN_TIMEOUT)
     deadline=hung_run_deadline(SLACK_CONN_ID, DEADLINE_MINUTES),
     doc_md=__doc__,
     tags=["prediction-platform", "batch-cleanup", "alerting"],
-    default_args={
-        "owner": "prediction-platform",
-        **TASK_DEFAULTS,
-        "on_failure_callback": slack_on_failure(SLACK_CONN_ID),
-    },
+    default_args=default_args(SLACK_CONN_ID),
     on_failure_callback=slack_on_run_failure(SLACK_CONN_ID),
     params=dag_params(),
 )
