@@ -85,7 +85,7 @@ def test_a_refused_connection_leaves_the_run_alone_and_says_where(airflow, fresh
 def test_a_label_slack_told_while_firestore_refused_its_write_is_written_by_the_next_run(
     airflow, fresh, db, firestore_proxy
 ):
-    """Slack answers `reactions.get` (2 s late); meanwhile Firestore starts refusing connections, so
+    """Slack answers `reactions.get` (a second late); meanwhile Firestore starts refusing connections, so
     the label's write fails: the task says Firestore was unreachable for `update_labels`, the run
     is untouched, nothing is posted, and the next run, with Firestore back, writes the label."""
     _, sink = fresh
@@ -99,7 +99,7 @@ def test_a_label_slack_told_while_firestore_refused_its_write_is_written_by_the_
     posted = posts(sink)
     [card] = sink.channel_messages()
     sink.react(card["ts"], "white_check_mark", "U0ALICE")
-    sink.faults([{"method": "reactions.get", "answer_after_seconds": 2}])
+    sink.faults([{"method": "reactions.get", "answer_after_seconds": CLIENT_TIMEOUT / 2}])
 
     asked = len(sink.api_calls("reactions.get"))
     with ThreadPoolExecutor(1) as pool:
