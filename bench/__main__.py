@@ -295,7 +295,7 @@ def insight_seconds(client, now: datetime, repetitions: int = 5) -> dict:
     from batch_cleanup.ui import app as ui
     from batch_cleanup.ui.auth import may_edit, require_dag_reader
     from batch_cleanup.ui.history import QUALITY_RANGES, window
-    from batch_cleanup.ui.queries import HistoryStore
+    from batch_cleanup.ui.queries import QUALITY_FIELDS, HistoryStore
     from tests.ui import history_data
 
     history = ninety_days(now)
@@ -303,7 +303,8 @@ def insight_seconds(client, now: datetime, repetitions: int = 5) -> dict:
     store, reader = HistoryStore(dag_id=DAG_ID), HistoryStore(dag_id=DAG_ID)  # the app's, and the figures'
     store.client = reader.client = client
     win = window("90d", now, QUALITY_RANGES)
-    (incidents, _), (runs, _) = reader.opened_incidents(win.start, win.end), reader.runs(win.start, win.end)
+    incidents, _ = reader.incidents(win.start, win.end, QUALITY_FIELDS, opened_only=True)
+    runs, _ = reader.runs(win.start, win.end)
 
     def median(call) -> float:
         times = []

@@ -45,9 +45,10 @@ import pendulum
 from airflow.sdk import dag, task
 
 from batch_cleanup.budget import check_fits
-from batch_cleanup.config import DIGEST_RUN_TIMEOUT, TASK_BUDGET, TASK_DEFAULTS
+from batch_cleanup.config import DIGEST_RUN_TIMEOUT, TASK_BUDGET
+from batch_cleanup.dag_args import default_args
 from batch_cleanup.names import DIGEST_DAG_ID, DIGEST_SCHEDULE, SLACK_CONN_ID
-from batch_cleanup.notify import slack_on_failure, slack_on_run_failure
+from batch_cleanup.notify import slack_on_run_failure
 from batch_cleanup.params import digest_params
 
 # Two tasks, one after the other: each must fit half the run, tries and back-off included.
@@ -65,11 +66,7 @@ check_fits(TASK_BUDGET, DIGEST_RUN_TIMEOUT / 2, "each digest task")
     is_paused_upon_creation=True,
     doc_md=__doc__,
     tags=["prediction-platform", "batch-cleanup", "digest"],
-    default_args={
-        "owner": "prediction-platform",
-        **TASK_DEFAULTS,
-        "on_failure_callback": slack_on_failure(SLACK_CONN_ID),
-    },
+    default_args=default_args(SLACK_CONN_ID),
     on_failure_callback=slack_on_run_failure(SLACK_CONN_ID),
     params=digest_params(),
 )

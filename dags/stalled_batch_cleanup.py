@@ -68,9 +68,10 @@ import pendulum
 from airflow.sdk import dag, task, teardown
 
 from batch_cleanup.budget import check_fits
-from batch_cleanup.config import CHECK_BUDGET, DEADLINE_MINUTES, RUN_TIMEOUT, TASK_DEFAULTS
+from batch_cleanup.config import CHECK_BUDGET, DEADLINE_MINUTES, RUN_TIMEOUT
+from batch_cleanup.dag_args import default_args
 from batch_cleanup.names import DAG_ID, SCHEDULE, SLACK_CONN_ID
-from batch_cleanup.notify import hung_run_deadline, slack_on_failure, slack_on_run_failure
+from batch_cleanup.notify import hung_run_deadline, slack_on_run_failure
 from batch_cleanup.params import dag_params
 
 # A hung coordinator must fail check_stalled, with its cause posted, before the run times out.
@@ -89,11 +90,7 @@ check_fits(CHECK_BUDGET, RUN_TIMEOUT)
     deadline=hung_run_deadline(SLACK_CONN_ID, DEADLINE_MINUTES),
     doc_md=__doc__,
     tags=["prediction-platform", "batch-cleanup", "alerting"],
-    default_args={
-        "owner": "prediction-platform",
-        **TASK_DEFAULTS,
-        "on_failure_callback": slack_on_failure(SLACK_CONN_ID),
-    },
+    default_args=default_args(SLACK_CONN_ID),
     on_failure_callback=slack_on_run_failure(SLACK_CONN_ID),
     params=dag_params(),
 )
@@ -204,12 +201,29 @@ def stalled_batch_cleanup():
     # outcome never decides the run's state. A task that failed or was skipped hands it None.
     @teardown
     def report_metrics(
-        summary: Any, evaluation: Any, alerted: str | None, resolved: str | None, params=None, dag_run=None
+        summary: Any,
+        evaluation: Any,
+        alerted: str | None,
+        resolved: str | None,
+        recorded: str | None,
+        params=None,
+        dag_run=None,
     ) -> bool:
-        """Write the run's figures and heartbeat to Cloud Monitoring; never fails the run."""
+        """Write the run's figures and heartbeat to Cloud Monitoring, and the record of a run that
+        ended before record_state; never fails the run."""
         from batch_cleanup import hooks, steps
 
         outcome, end_time = alerted or resolved, datetime.now(UTC)
+        if recorded is None:  # record_state failed or never ran: the run still counts in the rate
+            steps.record_unfinished_run(
+                hooks.firestore_hook(),
+                summary,
+                evaluation,
+                params,
+                dag_id=dag_run.dag_id,
+                run_id=dag_run.run_id,
+                run_after=dag_run.run_after,
+            )
         figures = steps.run_figures(
             summary, evaluation, outcome, params, dag_id=dag_run.dag_id, end_time=end_time
         )
@@ -238,7 +252,7 @@ def stalled_batch_cleanup():
     quiet = no_alert(evaluation)
     choose_alert(evaluation) >> [alerted, resolved, quiet]
     recorded = record_state(summary, evaluation, alerted, resolved)
-    quiet >> recorded >> report_metrics(summary, evaluation, alerted, resolved)
+    quiet >> recorded >> report_metrics(summary, evaluation, alerted, resolved, recorded)
     recorded >> read_labels()
 
 

@@ -21,20 +21,13 @@ DEADLINE_MINUTES = conf.getint(SECTION, "deadline_minutes", fallback=10)
 COORDINATOR_TIMEOUT_SECONDS = conf.getint(SECTION, "coordinator_timeout_seconds", fallback=60)
 RETRY_DELAY = timedelta(seconds=conf.getint(SECTION, "retry_delay_seconds", fallback=30))
 
+# Every task's tries (both DAGs' default_args: dag_args.default_args) unless the task sets its own.
 RETRIES = 3
 # Airflow 3.1 takes a bool here; 3.2 and later read True as a multiplier of 2. Both double each wait.
 RETRY_EXPONENTIAL_BACKOFF = True
 MAX_RETRY_DELAY = timedelta(seconds=60)
 # Each try of any task is stopped after this long; check_stalled's tries are shorter (CHECK_BUDGET).
 TASK_TIMEOUT = timedelta(minutes=6)
-# Every task's retries and timeout, in both DAGs' default_args.
-TASK_DEFAULTS = {
-    "retries": RETRIES,
-    "retry_delay": RETRY_DELAY,
-    "retry_exponential_backoff": RETRY_EXPONENTIAL_BACKOFF,
-    "max_retry_delay": MAX_RETRY_DELAY,
-    "execution_timeout": TASK_TIMEOUT,
-}
 # How long one Firestore call retries a Firestore that refuses connections before the task fails
 # (and Airflow retries it): Google's client default. The record of a message Slack accepted is
 # retried longer, up to a little below the task's timeout: a retry of the task would post it again.

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from batch_cleanup.labels import DISPUTED, NOISE, REAL
 from batch_cleanup.text import as_utc
 
 SEVERITIES = ("WARNING", "CRITICAL")
 TOTAL = "total"
-LABELS = ("real", "noise", "disputed")
+LABELS = (REAL, NOISE, DISPUTED)
 # The normal quantile of a two-sided 95 % interval.
 Z95 = 1.959963984540054
 WEEK = timedelta(days=7)
@@ -109,7 +110,7 @@ class _Group:
 
     def figures(self, weeks: float) -> dict[str, Any]:
         labelled = sum(self.labels.values())
-        real, disputed = self.labels["real"], self.labels["disputed"]
+        real, disputed = self.labels[REAL], self.labels[DISPUTED]
         return {
             "incidents": self.incidents,
             "labelled": labelled,

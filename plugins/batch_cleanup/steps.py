@@ -361,6 +361,54 @@ def record_state(
     said = _save_state(
         store, evaluated, outcome, tested=tested, dag_id=dag_id, run_id=run_id, run_after=run_after
     )
+    _write_run(store, summary, evaluated, tested=tested, dag_id=dag_id, run_id=run_id, run_after=run_after)
+    return said
+
+
+def record_unfinished_run(
+    store: Store,
+    summary: dict[str, Any] | None,
+    evaluation: dict[str, Any] | None,
+    params: Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    run_after: datetime,
+) -> str:
+    """The record of a run that ended before `record_state` wrote it (its post failed for good, or
+    Firestore failed the state's save): the rate and the backtest then still count the batches it
+    checked. A teardown calls it, so a failure here is logged as a warning and never fails the run,
+    which has failed and paged already. Nothing when the run checked nothing or decided nothing."""
+    if summary is None or evaluation is None:
+        return _said("No run record: the run never learnt what it checked and decided.")
+    tested = params["force_alert"] or not params["notify"]
+    try:
+        document_id = _write_run(
+            store,
+            summary,
+            Evaluation.from_xcom(evaluation),
+            tested=tested,
+            dag_id=dag_id,
+            run_id=run_id,
+            run_after=run_after,
+        )
+    except Exception as err:  # a teardown's last word: the run has failed and paged already
+        log.warning("The record of this unfinished run could not be written: %s", err)
+        return f"Run record not written: {err}"
+    return _said(f"Run recorded after record_state did not: {document_id}.")
+
+
+def _write_run(
+    store: Store,
+    summary: dict[str, Any],
+    evaluated: Evaluation,
+    *,
+    tested: bool,
+    dag_id: str,
+    run_id: str,
+    run_after: datetime,
+) -> str:
+    """Write the run's record in `batch_cleanup_runs`; its id."""
     decision = evaluated.decision
     record = RunRecord(
         run_after,
@@ -373,7 +421,7 @@ def record_state(
     document_id, document = run_document(record, run_id=run_id)
     store.write_run(document_id, document)
     log.info("Run recorded: %s (%s).", document_id, record.kind)
-    return said
+    return document_id
 
 
 def _save_state(
@@ -469,6 +517,11 @@ def read_labels(store: Store, slack: Channel, *, dag_id: str, now: datetime) -> 
         return _said(
             "Webhook mode: no reactions to read (a webhook tells no message id); incidents are "
             "labelled on the history page only."
+        )
+    if REAL_REACTION == NOISE_REACTION:  # every reaction would be read as noise
+        raise ValueError(
+            f"[batch_cleanup] real_reaction and noise_reaction are both :{REAL_REACTION}:, so a reaction "
+            "cannot tell real from noise: set two different emoji. No reaction was read."
         )
     incidents = store.incidents_to_label(dag_id, now - timedelta(hours=labels.READ_HOURS), now)
     changed = []

@@ -116,6 +116,11 @@ def test_slack_5xx_for_good_is_retried_by_airflow(airflow, fresh, db):
     assert failed.tries["send_alert"] == 4, "an outage of Slack may heal: every retry is used"
     assert "Slack did not accept the message on connection 'slack_daily_orchestration'" in failed.output
     assert alert_state(db).get("open") in (None, False)
+    # record_state never ran; the teardown wrote the run's record, so the rate still counts the run.
+    assert failed.task_states["record_state"] == "upstream_failed", failed.explain()
+    [record] = [doc.to_dict() for doc in db.collection("batch_cleanup_runs").stream()]
+    assert (record["run_id"], record["kind"], record["severity"]) == (failed.run_id, "alert", "WARNING")
+    assert "Run recorded after record_state did not" in failed.output
 
 
 def test_two_deployments_evaluating_at_once_post_one_message(airflow, second_deployment, fresh, db):

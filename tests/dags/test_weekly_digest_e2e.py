@@ -7,7 +7,6 @@ post can stand in for the one under test.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,9 @@ from batch_cleanup.digest import week_start
 from dev.airflow_env import slack_bot_connection
 from dev.slack_sink import DEFAULT_CHANNEL
 from tests.dags.test_slack_threads_e2e import TOKEN
-from tests.scenario import DAG_ID, fail_once_after, record_events, texts
+from tests.scenario import fail_once_after, record_events, texts
+from tests.ui import history_data
+from tests.ui.history_data import History, label
 
 pytestmark = pytest.mark.e2e
 
@@ -34,25 +35,13 @@ def at_new_york(end: datetime, days: float, hour: int) -> datetime:
     return day.replace(hour=hour, minute=0).astimezone(UTC)
 
 
-def record_runs(db, *runs: tuple[datetime, int, int]) -> None:
-    """Run records of the cleanup as its runs write them (the run-record contract): (run_after,
-    batches checked, batches auto-completed)."""
+def runs_of(*runs: tuple[datetime, int, int]) -> History:
+    """A history of the cleanup's runs, recorded as its runs record them: (run_after, batches
+    checked, batches auto-completed)."""
+    history = History()
     for run_after, checked, stalled in runs:
-        run_id = f"scheduled__{run_after.isoformat()}"
-        digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-        document = {
-            "dag_id": DAG_ID,
-            "run_id": run_id,
-            "run_after": run_after,
-            "batches_checked": checked,
-            "stalled_count": stalled,
-            "kind": "none",
-            "severity": None,
-            "expire_at": run_after + timedelta(days=90),
-        }
-        db.collection("batch_cleanup_runs").document(f"{DAG_ID}-{run_after:%Y%m%dT%H%M%SZ}-{digest}").set(
-            document
-        )
+        history.run(run_after, checked=checked, stalled=stalled)
+    return history
 
 
 def seed_weeks(db, end: datetime) -> None:
@@ -69,20 +58,17 @@ def seed_weeks(db, end: datetime) -> None:
     before = [(at_new_york(earlier, day, hour), 50, 0) for day in range(1, 6) for hour in (10, 11, 12, 13)][
         :19
     ]
-    record_runs(db, *quiet, *cleanups, *before, (at_new_york(earlier, 2, 3), 50, 4))
+    history = runs_of(*quiet, *cleanups, *before, (at_new_york(earlier, 2, 3), 50, 4))
+    opened = at_new_york(end, 1, 18)
+    warning = {"severity": "WARNING", "peak_severity": "WARNING"}
+    history.incident(opened, opened + timedelta(minutes=90), **warning,
+                     label=label("real", opened, source="reactions", by=("U0REAL",)))  # fmt: skip
+    history.incident(at_new_york(end, 5, 18), None, **warning, label=None)
+    history.incident(at_new_york(earlier, 2, 3), None, **warning)
+    history_data.write(db, history)
     record_events(db, at_new_york(end, 1, 18), [HOSTILE, "b-1"])
     record_events(db, at_new_york(end, 5, 18), [HOSTILE, "b-2", "b-3"])
     record_events(db, at_new_york(end, 3, 7), ["b-1"])
-    opened = at_new_york(end, 1, 18)
-    label = {"value": "real", "source": "reactions", "by": ["U0REAL"], "at": opened, "note": None}
-    incidents = {
-        "labelled": {"opened_at": opened, "closed_at": opened + timedelta(minutes=90), "label": label},
-        "open": {"opened_at": at_new_york(end, 5, 18), "closed_at": None, "label": None},
-        "week-before": {"opened_at": at_new_york(earlier, 2, 3), "closed_at": None},
-    }
-    for name, incident in incidents.items():
-        document = {"dag_id": DAG_ID, "severity": "WARNING", "peak_severity": "WARNING", **incident}
-        db.collection("batch_cleanup_incidents").document(f"{DAG_ID}-{name}").set(document)
 
 
 def run_digest(
@@ -154,7 +140,7 @@ def test_the_digest_is_one_message_in_the_channel_in_bot_token_mode(airflow, fre
 def test_a_quiet_week_still_gets_its_message_and_a_test_digest_says_test(airflow, fresh, db):
     _, sink = fresh
     end = MONDAY + timedelta(minutes=2)
-    record_runs(db, *((at_new_york(end, day, 12), 300, 0) for day in range(7)))
+    history_data.write(db, runs_of(*((at_new_york(end, day, 12), 300, 0) for day in range(7))))
 
     run_digest(airflow, end, "digest-quiet-test", conf={"test_digest": True}, expect="success")
 

@@ -184,7 +184,8 @@ def test_history_rate_counts_the_runs_that_found_nothing_stalled(
     db = firestore.Client(project=LOCAL_PROJECT)
 
     def recorded() -> set[str]:
-        query = db.collection("batch_cleanup_runs").where(filter=firestore.FieldFilter("dag_id", "==", DAG_ID))
+        mine = firestore.FieldFilter("dag_id", "==", DAG_ID)
+        query = db.collection("batch_cleanup_runs").where(filter=mine)
         return {snapshot.get("run_id") for snapshot in query.stream()}
 
     admin = CoordinatorAdmin(coordinator.url)

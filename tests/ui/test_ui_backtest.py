@@ -343,7 +343,8 @@ def hhmm(at: datetime) -> str:
 
 
 def test_the_score_reads_labelled_incidents_and_run_records_of_this_dag_in_the_range(labelled, db):
-    from batch_cleanup.ui.queries import HistoryStore
+    from batch_cleanup.ui.history import Labelled
+    from batch_cleanup.ui.queries import LABELLED_FIELDS, HistoryStore
 
     h = history_data.hour_of(NOW)
     history = history_data.History()
@@ -355,24 +356,21 @@ def test_the_score_reads_labelled_incidents_and_run_records_of_this_dag_in_the_r
     history_data.write_run_records(db, [other])
     store = HistoryStore(dag_id=history_data.DAG_ID)
 
-    labelled = store.labelled_incidents(h - timedelta(hours=23), NOW)
+    documents, truncated = store.incidents(h - timedelta(hours=23), NOW, LABELLED_FIELDS)
+    labelled = [found for d in documents if (found := Labelled.from_document(d))]
     assert sorted((i.id, i.label) for i in labelled) == [
         ("stalled_batch_cleanup-20260309T160000Z", "real"),
         ("stalled_batch_cleanup-20260310T043000Z", "real"),
         ("stalled_batch_cleanup-20260310T083000Z", "noise"),
     ]
-    records, truncated = store.run_records(
-        h - timedelta(hours=8, minutes=15), h - timedelta(hours=7, minutes=15)
-    )
+    assert truncated is False
+    records, truncated = store.runs(h - timedelta(hours=8, minutes=15), h - timedelta(hours=7, minutes=15))
     assert truncated is False
     assert [(hhmm(r.run_after), r.batches_checked, r.stalled_count) for r in records] == [
         ("04:00", 200, 60), ("04:15", 200, 60), ("04:30", 200, 60), ("04:45", 200, 60),
     ]  # fmt: skip
-    newest, truncated = store.run_records(h - timedelta(hours=1), NOW, limit=2)
-    assert ([r.run_after.astimezone(UTC).strftime("%H:%M") for r in newest], truncated) == (
-        ["12:15", "12:30"],
-        True,
-    )
+    newest, truncated = HistoryStore(dag_id=history_data.DAG_ID, max_runs=2).runs(h - timedelta(hours=1), NOW)
+    assert ([hhmm(r.run_after) for r in newest], truncated) == (["12:15", "12:30"], True)
 
 
 # --- the page's section -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from batch_cleanup.events import StoredEvent
 from batch_cleanup.policy import PolicyConfig
 from batch_cleanup.ports import RunRecord
 from batch_cleanup.ui import history
-from batch_cleanup.ui.history import Event, Incident, Sums
+from batch_cleanup.ui.history import Event, Sums
 from tests.ui.history_data import NOTHING_CHECKED
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -31,9 +31,9 @@ def ev(at: datetime, stalled: int = 1, checked: int = 100, *batch_ids: str) -> E
     return Event(timestamp=at, stalled_count=stalled, batches_checked=checked, batch_ids=batch_ids)
 
 
-def incident(name: str, opened: datetime, closed: datetime | None, **kw) -> Incident:
+def incident(name: str, opened: datetime, closed: datetime | None, **kw) -> dict:
     fields = {"severity": "WARNING", "peak_severity": "WARNING", "peak_count": 3, "total_cleanups": 3}
-    return Incident.from_document(name, {"opened_at": opened, "closed_at": closed, **fields, **kw})
+    return {"id": name, "opened_at": opened, "closed_at": closed, **fields, **kw}
 
 
 def cleanups(events: list[Event], sums: Sums, win: history.Window, **kw) -> dict:
@@ -211,8 +211,8 @@ def test_incidents_overlapping_the_window_newest_first_with_durations():
 
 
 def test_incident_without_peak_severity_takes_its_severity():
-    document = {"opened_at": H, "closed_at": None, "severity": "CRITICAL"}
-    [row] = history.incident_rows([Incident.from_document("x", document)], history.window("24h", NOW), NOW)
+    document = {"id": "x", "opened_at": H, "closed_at": None, "severity": "CRITICAL"}
+    [row] = history.incident_rows([document], history.window("24h", NOW), NOW)
     fields = ("peak_severity", "peak_count", "total_cleanups", "batches", "notifications")
     assert tuple(row[f] for f in fields) == ("CRITICAL", 0, 0, 0, 0)
 
@@ -302,10 +302,8 @@ def test_the_backtest_comparison_puts_both_replays_side_by_side():
 
 
 def test_the_incidents_labelled_real_are_scored_one_still_open_until_now():
-    def labelled(name: str, value, opened: datetime, closed: datetime | None):
-        return history.Labelled.from_document(
-            name, {"opened_at": opened, "closed_at": closed, "label": value}
-        )
+    def labelled(name: str, value, opened: datetime, closed: datetime | None) -> dict:
+        return {"id": name, "opened_at": opened, "closed_at": closed, "label": value}
 
     found = [
         labelled("open", {"value": "real"}, ago(hours=1), None),
@@ -313,7 +311,9 @@ def test_the_incidents_labelled_real_are_scored_one_still_open_until_now():
         labelled("disputed", {"value": "disputed"}, ago(hours=6), ago(hours=5)),
         labelled("closed", {"value": "real", "source": "page"}, ago(hours=9), ago(hours=8)),
     ]
-    assert [labelled("x", label, H, None) for label in (None, {}, {"value": None}, "real")] == [None] * 4
+    unlabelled = [labelled("x", label, H, None) for label in (None, {}, {"value": None}, "real")]
+    assert [history.Labelled.from_document(d) for d in unlabelled] == [None] * 4
+    assert history.real_incidents(unlabelled, NOW) is None, "no label with a value: no score"
     real = history.real_incidents(found, NOW)
     assert [(r.id, r.start, r.end) for r in real] == [
         ("closed", ago(hours=9), ago(hours=8)),

@@ -334,3 +334,40 @@ def test_a_run_record_without_readable_counts_is_left_out_and_logged(db, caplog)
 
     assert [(r.batches_checked, r.stalled_count) for r in runs] == [(100, 2)]
     assert "1 of 2 batch_cleanup_runs records" in caplog.text
+
+
+def test_incidents_are_read_overlapping_the_range_or_opened_in_it_only_this_dags(db):
+    """The page's timeline reads those that overlap `(start, end]`; the quality figures those opened
+    in it, newest first. Either says when a query's limit left some out."""
+    from batch_cleanup.ui.queries import QUALITY_FIELDS, HistoryStore
+
+    h = history_data.hour_of(NOW)
+    history = history_data.History()
+    seeded = [
+        ("closed-before", h - timedelta(hours=30), h - timedelta(hours=24)),  # closed at the start
+        ("spans-start", h - timedelta(hours=30), h - timedelta(hours=20)),
+        ("open-since-before", h - timedelta(hours=26), None),
+        ("inside", h - timedelta(hours=3), h - timedelta(hours=2)),
+        ("newest", h - timedelta(hours=1), None),
+    ]
+    for name, opened, closed in seeded:
+        history.incident(opened, closed, name=name, label=history_data.label("real", opened))
+    history.incident(h - timedelta(hours=2), None, dag_id="other_dag", name="other")
+    history_data.write(db, history)
+    store = HistoryStore(dag_id=history_data.DAG_ID)
+    start = h - timedelta(hours=24)
+
+    def names(found: list[dict]) -> list[str]:
+        return [document["name"] for document in found]
+
+    overlapping, truncated = store.incidents(start, h, [*QUALITY_FIELDS, "name"])
+    assert sorted(names(overlapping)) == ["inside", "newest", "open-since-before", "spans-start"]
+    assert truncated is False
+    opened, truncated = store.incidents(start, h, [*QUALITY_FIELDS, "name"], opened_only=True)
+    assert (names(opened), truncated) == (["newest", "inside"], False)
+    assert set(opened[0]) == {"id", "dag_id", "opened_at", "closed_at", "label", "name"}, "the fields it has"
+    assert opened[0]["id"] == f"{history_data.DAG_ID}-{h - timedelta(hours=1):%Y%m%dT%H%M%SZ}"
+    # Three opened in the range, the other DAG's among them: a limit of three cut the read.
+    assert store.incidents(start, h, opened_only=True, limit=3)[1] is True
+    assert store.incidents(start, h, opened_only=True, limit=4)[1] is False
+    assert store.incidents(start, h, limit=2)[1] is True

@@ -9,9 +9,9 @@ each other, so it counts for cycles as well as for direction). The rules:
 - a HOOK (`hooks/`) imports only leaves and other hooks: a domain rule it needs is passed in;
 - a PURE module imports nothing under `hooks/`: steps receive hooks as arguments.
 
-`notify` (Airflow's failure callbacks) and `ui` (the plugin's pages) are the wiring at the edges:
-they may use hooks and domain code alike, but join no cycle. Every module must be in one of these
-groups, so a new module comes with a decision.
+`notify` (Airflow's failure callbacks), `dag_args` (what the DAGs hand every task) and `ui` (the
+plugin's pages) are the wiring at the edges: they may use hooks and domain code alike, but join no
+cycle. Every module must be in one of these groups, so a new module comes with a decision.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ PURE = group(
     *("backtest", "delivery", "diagnosis", "digest", "events", "messages", "monitoring", "params"),
     *("patterns", "policy", "quality", "rules", "steps"),
 )
-EDGES = group("notify", "ui")
+EDGES = group("dag_args", "notify", "ui")
 
 
 def module_name(path: Path) -> str:

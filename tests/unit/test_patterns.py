@@ -33,54 +33,58 @@ def cell(got: dict, day: int, hour: int) -> dict:
     return got["heatmap"]["cells"][day][hour]
 
 
-def test_spring_forward_leaves_sundays_2_am_empty():
-    """8 March 2026: New York's clocks jump from 02:00 to 03:00 (07:00 UTC)."""
-    start, end = datetime(2026, 3, 7, 12, tzinfo=UTC), datetime(2026, 3, 9, 12, tzinfo=UTC)
-    runs = every_15_minutes(start, end)
-    runs.append(RunRecord(datetime(2026, 3, 8, 6, 45, tzinfo=UTC), 50, 2))  # 01:45 EST
-    runs.append(RunRecord(datetime(2026, 3, 8, 7, 0, tzinfo=UTC), 70, 3))  # 03:00 EDT
-
-    got = patterns(runs, start=start, end=end)
-
-    assert cell(got, SUN, 2)["runs"] == 0  # the hour that did not happen
-    assert cell(got, MON, 2)["runs"] == 4  # 06:00 UTC the next day, in EDT
-    assert cell(got, SUN, 1) == {
-        "runs": 5,
-        "cleanups": 1,
-        "auto_completed": 2,
-        "checked": 450,
-        "rate": 2 / 450,
+def figures(runs: int, cleanups: int, auto_completed: int, checked: int) -> dict:
+    """A heatmap cell, all of it: its counts and its rate."""
+    return {
+        "runs": runs,
+        "cleanups": cleanups,
+        "auto_completed": auto_completed,
+        "checked": checked,
+        "rate": auto_completed / checked,
     }
-    assert cell(got, SUN, 3) == {
-        "runs": 5,
-        "cleanups": 1,
-        "auto_completed": 3,
-        "checked": 470,
-        "rate": 3 / 470,
-    }
+
+
+# Two days around a change of New York's clocks, a run every 15 minutes (100 checked, none stalled)
+# and two more runs placed around the hour that changed. `cells` are whole cells; `runs` the runs
+# of others.
+@pytest.mark.parametrize(
+    ("start", "extra", "cells", "runs"),
+    [
+        # 8 March 2026: the clocks jump from 02:00 to 03:00 (07:00 UTC).
+        pytest.param(
+            datetime(2026, 3, 7, 12, tzinfo=UTC),
+            [
+                RunRecord(datetime(2026, 3, 8, 6, 45, tzinfo=UTC), 50, 2),  # 01:45 EST
+                RunRecord(datetime(2026, 3, 8, 7, 0, tzinfo=UTC), 70, 3),  # 03:00 EDT
+            ],
+            {(SUN, 1): figures(5, 1, 2, 450), (SUN, 3): figures(5, 1, 3, 470)},
+            # Sunday's 02:00 did not happen; Monday's is 06:00 UTC, in EDT.
+            {(SUN, 2): 0, (MON, 2): 4},
+            id="spring-forward-leaves-sunday-2am-empty",
+        ),
+        # 1 November 2026: 01:00–02:00 happens twice (05:00 EDT and 06:00 EST in UTC).
+        pytest.param(
+            datetime(2026, 10, 31, 12, tzinfo=UTC),
+            [
+                RunRecord(datetime(2026, 11, 1, 5, 15, tzinfo=UTC), 10, 1),  # 01:15 EDT
+                RunRecord(datetime(2026, 11, 1, 6, 15, tzinfo=UTC), 10, 1),  # 01:15 EST
+            ],
+            {(SUN, 1): figures(10, 2, 2, 820)},
+            # Monday's 01:00 is 06:00 UTC, in EST.
+            {(SUN, 0): 4, (SUN, 2): 4, (MON, 1): 4},
+            id="fall-back-puts-both-1ams-in-one-cell",
+        ),
+    ],
+)
+def test_the_heatmap_buckets_runs_by_new_york_time_across_a_clock_change(start, extra, cells, runs):
+    end = start + timedelta(days=2)
+
+    got = patterns(every_15_minutes(start, end) + extra, start=start, end=end)
+
+    assert {at: cell(got, *at) for at in cells} == cells
+    assert {at: cell(got, *at)["runs"] for at in runs} == runs
     assert got["runs"] == 2 * 96 + 2
     assert sum(c["runs"] for row in got["heatmap"]["cells"] for c in row) == got["runs"]
-
-
-def test_fall_back_puts_both_1_ams_in_one_cell():
-    """1 November 2026: 01:00–02:00 happens twice in New York (05:00 EDT and 06:00 EST in UTC)."""
-    start, end = datetime(2026, 10, 31, 12, tzinfo=UTC), datetime(2026, 11, 2, 12, tzinfo=UTC)
-    runs = every_15_minutes(start, end)
-    runs.append(RunRecord(datetime(2026, 11, 1, 5, 15, tzinfo=UTC), 10, 1))  # 01:15 EDT
-    runs.append(RunRecord(datetime(2026, 11, 1, 6, 15, tzinfo=UTC), 10, 1))  # 01:15 EST
-
-    got = patterns(runs, start=start, end=end)
-
-    assert cell(got, SUN, 1) == {
-        "runs": 10,
-        "cleanups": 2,
-        "auto_completed": 2,
-        "checked": 820,
-        "rate": 2 / 820,
-    }
-    assert (cell(got, SUN, 0)["runs"], cell(got, SUN, 2)["runs"]) == (4, 4)
-    assert cell(got, MON, 1)["runs"] == 4  # 06:00 UTC the next day, in EST
-    assert got["runs"] == 2 * 96 + 2
 
 
 def test_the_range_is_start_exclusive_end_inclusive():

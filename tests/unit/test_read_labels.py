@@ -127,3 +127,13 @@ def test_a_call_slack_does_not_answer_ends_the_reading_and_fails_the_task():
         read(store, slack)
 
     assert len(slack.reads) == 1 and store.writes == [], "one hung call, not one per incident"
+
+
+def test_the_same_emoji_for_real_and_noise_is_refused_naming_both_settings(monkeypatch):
+    store, slack = CountingStore(), MemorySlack(threads=True)
+    incident(store, "1.1", None)
+    monkeypatch.setattr(steps, "NOISE_REACTION", steps.REAL_REACTION)
+
+    with pytest.raises(ValueError, match=r"real_reaction and noise_reaction are both :white_check_mark:"):
+        read(store, slack)
+    assert slack.reads == [] and store.writes == [], "nothing read, nothing written"

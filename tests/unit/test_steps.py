@@ -442,6 +442,42 @@ def test_a_retried_record_state_writes_the_same_record_once():
     assert store.runs.keys() == first.keys() and len(store.runs) == 1
 
 
+def unfinished(store: MemoryStore, summary, evaluation) -> str:
+    return steps.record_unfinished_run(
+        store, summary, evaluation, PARAMS, dag_id=DAG, run_id="scheduled__unfinished", run_after=NOW
+    )
+
+
+def test_a_run_whose_post_failed_for_good_is_recorded_by_the_teardown_as_record_state_would():
+    store, other = MemoryStore(), MemoryStore()
+    evaluation = opened(store)
+    said = unfinished(store, SUMMARY, evaluation)
+    steps.record_state(
+        other, SUMMARY, evaluation, None, PARAMS, dag_id=DAG, run_id="scheduled__unfinished", run_after=NOW
+    )
+    assert said.startswith("Run recorded after record_state did not")
+
+    def written(runs):
+        return {key: {**doc, "recorded_at": None} for key, doc in runs.items()}
+
+    assert written(store.runs) == written(other.runs) != {}, "the same document, under the same id"
+    assert store.state == {}, "the state is not saved: the WARNING was not posted"
+
+
+def test_a_run_that_learnt_nothing_writes_no_record_and_a_failed_write_is_logged_not_raised(caplog):
+    store = MemoryStore()
+    assert unfinished(store, None, None).startswith("No run record") and store.runs == {}
+    assert unfinished(store, SUMMARY, None).startswith("No run record") and store.runs == {}
+
+    class Down(MemoryStore):
+        def write_run(self, document_id, document):
+            raise ConnectionError("Firestore (connection 'google_cloud_default') is unreachable (write_run)")
+
+    with caplog.at_level("WARNING"):
+        said = unfinished(Down(), SUMMARY, evaluate(MemoryStore()))
+    assert said.startswith("Run record not written") and "is unreachable (write_run)" in caplog.text
+
+
 # --- thresholds the schedule cannot reach, and the window's batches (issue 17, items 2 and 3) -----
 
 

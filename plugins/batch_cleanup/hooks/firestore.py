@@ -58,22 +58,30 @@ def _names_firestore(method: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        hook = args[0]
+        hook, name = args[0], method.__name__
         try:
             return method(*args, **kwargs)
-        except (RetryError, ServiceUnavailable, DeadlineExceeded) as err:  # a RetryError's cause says why
-            cause = getattr(err, "cause", None) or err
-            raise FirestoreUnavailable(f"{hook.where()} is unreachable ({method.__name__}): {cause}") from err
+        except (RetryError, ServiceUnavailable, DeadlineExceeded) as err:
+            raise FirestoreUnavailable(f"{hook.where()} is unreachable ({name}): {_why(err)}") from err
         except GoogleAPICallError as err:
-            raise FirestoreUnavailable(f"{hook.where()} failed {method.__name__}: {err}") from err
-        except ValueError as err:  # a transaction aborted by other writers at each of its attempts
-            if not isinstance(err.__cause__, GoogleAPICallError):
+            raise FirestoreUnavailable(f"{hook.where()} failed {name}: {err}") from err
+        except ValueError as err:
+            # A transaction aborted by other writers at each of its attempts (the cause), or one
+            # that could not even begin: Google's library then fails to roll it back, and its
+            # "cannot be rolled back" hides the outage (the context).
+            source = err.__cause__ or err.__context__
+            if isinstance(source, (RetryError, ServiceUnavailable, DeadlineExceeded)):
+                raise FirestoreUnavailable(f"{hook.where()} is unreachable ({name}): {_why(source)}") from err
+            if not isinstance(source, GoogleAPICallError):
                 raise
-            raise FirestoreUnavailable(
-                f"{hook.where()} gave up {method.__name__}: {err} Last: {err.__cause__}"
-            ) from err
+            raise FirestoreUnavailable(f"{hook.where()} gave up {name}: {err} Last: {source}") from err
 
     return call
+
+
+def _why(err: Exception) -> object:
+    """A RetryError's cause says why ("Timeout of 60.0s exceeded" does not)."""
+    return getattr(err, "cause", None) or err
 
 
 class FirestoreHook(GoogleBaseHook):

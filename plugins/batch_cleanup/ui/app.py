@@ -49,7 +49,7 @@ from batch_cleanup.rules import RateRule
 from batch_cleanup.text import duration_text, utc_z
 from batch_cleanup.ui import DAG_ID, URL_PREFIX, history, runs
 from batch_cleanup.ui.auth import login_redirect, may_edit, require_dag_editor, require_dag_reader
-from batch_cleanup.ui.queries import HistoryStore
+from batch_cleanup.ui.queries import LABELLED_FIELDS, QUALITY_FIELDS, HistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -381,13 +381,13 @@ def summary_json(got: dict[str, Any], win: history.Window, now: datetime) -> dic
         "cleanups": cleanups_json(got, win),
         "daily": daily_json(got, win),
         "offenders": history.offender_rows(got["events"][0]),
-        "incidents": history.incident_rows(got["incidents"], win, now),
+        "incidents": history.incident_rows(got["incidents"][0], win, now),
         **status_json(got, now),
     }
 
 
 def quality_reads(store: HistoryStore, win: history.Window) -> dict[str, Callable[[], Any]]:
-    return {"opened_incidents": lambda: store.opened_incidents(win.start, win.end)}
+    return {"opened_incidents": lambda: store.incidents(win.start, win.end, QUALITY_FIELDS, opened_only=True)}
 
 
 def quality_json(got: dict[str, Any], win: history.Window) -> dict[str, Any]:
@@ -419,11 +419,11 @@ def backtest_json(
     to_read: dict[str, Callable[[], Any]] = {
         "events": lambda: store.window_events(since, now + RUN_TIMEOUT),
         "runs": lambda: sources.run_times(win.start, now),
-        "labels": lambda: store.labelled_incidents(win.start, now),
+        "labels": lambda: store.incidents(win.start, now, LABELLED_FIELDS),
     }
     if rated := [side.rate_rule for side in sides if side.rule == rules.BURN_RATE]:
         reach = max(rate.span for rate in rated)
-        to_read["run_records"] = lambda: store.run_records(win.start - reach, now)
+        to_read["run_records"] = lambda: store.runs(win.start - reach, now)
     read = reads.run(**to_read)
     (events, truncated), runs = read["events"], backtest.replayed_runs(win.start, now, read["runs"])
     records, records_truncated = read.get("run_records", ([], False))
@@ -443,7 +443,7 @@ def backtest_json(
         replayed,
         events_read=len(events),
         events_truncated=truncated,
-        real=history.real_incidents(read["labels"], now),
+        real=history.real_incidents(read["labels"][0], now),
         records_read=len(records),
         records_truncated=records_truncated,
     )
@@ -646,7 +646,7 @@ def create_app() -> FastAPI:
         """Incidents overlapping the window, newest first, with severity, start, end and duration."""
         reads = Reads(store)
         win = history.window(range_, now)
-        found = reads.run(incidents=lambda: store.incidents(win.start, win.end))["incidents"]
+        found, _ = reads.run(incidents=lambda: store.incidents(win.start, win.end))["incidents"]
         data = {**_header(win, now), "incidents": history.incident_rows(found, win, now)}
         return reads.timed_response(JSONResponse(data))
 

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from batch_cleanup.backtest import RealIncident, Replay, overlapped, score
+from batch_cleanup.labels import REAL
 from batch_cleanup.policy import CRITICAL, WARNING, Kind, repeat_offenders
 from batch_cleanup.ports import RunRecord
 from batch_cleanup.text import as_utc, duration_text, utc_z
@@ -98,7 +99,9 @@ class Incident:
     label: Mapping[str, Any] | None = None
 
     @classmethod
-    def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> Incident:
+    def from_document(cls, data: Mapping[str, Any]) -> Incident:
+        """From the document's fields and its `id`."""
+        doc_id = data["id"]
         return cls(
             id=doc_id,
             opened_at=as_utc(data["opened_at"], f"{doc_id}.opened_at"),
@@ -113,10 +116,6 @@ class Incident:
         )
 
 
-# The label (`label.value` on an incident document, docs/firestore-schema.md) that makes an incident real.
-REAL = "real"
-
-
 @dataclass(frozen=True)
 class Labelled:
     """An incident document with a label: its id, `label.value`, and when it was open."""
@@ -127,9 +126,10 @@ class Labelled:
     closed_at: datetime | None
 
     @classmethod
-    def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> Labelled | None:
-        """None for a document without a label (or with a label that has no value)."""
-        label = data.get("label")
+    def from_document(cls, data: Mapping[str, Any]) -> Labelled | None:
+        """From the document's fields and its `id`; None for a document without a label (or with a
+        label that has no value)."""
+        doc_id, label = data["id"], data.get("label")
         value = label.get("value") if isinstance(label, Mapping) else None
         if not isinstance(value, str) or not value:
             return None
@@ -142,10 +142,10 @@ class Labelled:
         )
 
 
-def real_incidents(labelled: Iterable[Labelled], until: datetime) -> list[RealIncident] | None:
-    """The incidents labelled real, oldest first, one still open lasting until `until`; None when
-    no incident is labelled at all (then nothing can be scored)."""
-    labelled = list(labelled)
+def real_incidents(documents: Iterable[Mapping[str, Any]], until: datetime) -> list[RealIncident] | None:
+    """The incidents labelled real among `documents` (each with its `id`), oldest first, one still
+    open lasting until `until`; None when no incident is labelled at all (then nothing can be scored)."""
+    labelled = [found for d in documents if (found := Labelled.from_document(d))]
     if not labelled:
         return None
     real = [RealIncident(i.opened_at, i.closed_at or until, i.id) for i in labelled if i.label == REAL]
@@ -240,11 +240,12 @@ def offender_rows(events: Iterable[Event], *, minimum: int = 2, limit: int = 10)
     ]
 
 
-def incident_rows(incidents: Iterable[Incident], win: Window, now: datetime) -> list[dict[str, Any]]:
-    """Incidents that overlap the window, newest first; an open one lasts until `now`."""
+def incident_rows(documents: Iterable[Mapping[str, Any]], win: Window, now: datetime) -> list[dict[str, Any]]:
+    """The incidents among `documents` (each with its `id`) that overlap the window, newest first;
+    an open one lasts until `now`."""
     now = as_utc(now, "now")
     rows = []
-    unique = {incident.id: incident for incident in incidents}.values()
+    unique = {d["id"]: Incident.from_document(d) for d in documents}.values()
     for incident in sorted(unique, key=lambda i: i.opened_at, reverse=True):
         if incident.opened_at > win.end or (incident.closed_at and incident.closed_at <= win.start):
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -21,7 +21,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
 from batch_cleanup.names import EVENT_COLLECTION, RUN_COLLECTION
 from batch_cleanup.ports import RunRecord, StoredEvent
-from batch_cleanup.ui.history import Event, Incident, Labelled, Sums
+from batch_cleanup.ui.history import Event, Sums
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,14 @@ QUALITY_FIELDS = [
     *("dag_id", "opened_at", "closed_at", "severity", "peak_severity"),
     *("label", "first_reaction_at"),
 ]
+# What the backtest's score reads of an incident: when it was open, and how people labelled it.
+LABELLED_FIELDS = ["dag_id", "opened_at", "closed_at", "label"]
 RUN_FIELDS = ["run_after", "batches_checked", "stalled_count", "kind", "severity", "dag_id"]
 # 30 days at one cleanup per 15-minute run is 2,880 events; manual runs and cleared runs add a few.
 MAX_EVENTS = 5_000
 MAX_INCIDENTS = 500
-# 90 days (the longest range of the patterns) at one run per 15 minutes is 8,640 run records.
+# 90 days (the longest range of the patterns) at one run per 15 minutes is 8,640 run records; the
+# backtest's 30 days and its rule's longest window before them, about 2,900.
 MAX_RUNS = 10_000
 # A UTC day's run records are settled once the day ended this long before the range's end: each of
 # its runs has finished (a run times out after 14 minutes) and written its record.
@@ -64,19 +67,13 @@ CALL_SECONDS = 30.0
 @dataclass
 class _Day:
     """A settled day's run records as read: this DAG's, and the totals of every DAG's, which
-    Firestore's aggregation gives again (`HistoryStore._totals`) as long as nothing changed."""
+    Firestore's aggregation gives again (`HistoryStore._sums`) as long as nothing changed."""
 
     used_at: float
     runs: list[RunRecord]
     records: int = 0
     checked: int | float = 0
     stalled: int | float = 0
-
-
-# What the backtest's score reads of an incident: when it was open, and how people labelled it.
-LABELLED_FIELDS = ["dag_id", "opened_at", "closed_at", "label"]
-# 30 days of runs, and the rule's longest window before them, are about 2,900 run records.
-MAX_RUN_RECORDS = 5_000
 
 
 class HistoryStore:
@@ -113,15 +110,22 @@ class HistoryStore:
 
     def totals(self, start: datetime, end: datetime) -> Sums:
         """Cleanups, batches auto-completed and batches checked in `(start, end]`: one aggregation query."""
+        return Sums(*map(int, self._sums(EVENT_COLLECTION, "timestamp", start, end)))
+
+    def _sums(
+        self, collection: str, field: str, start: datetime, end: datetime
+    ) -> tuple[int, int | float, int | float]:
+        """How many documents of `collection` (every DAG's) have `field` in `(start, end]`, their
+        Σ stalled_count and Σ batches_checked: one aggregation query, no document read."""
         query = (
-            self._between(EVENT_COLLECTION, "timestamp", start, end)
-            .count(alias="cleanups")
+            self._between(collection, field, start, end)
+            .count(alias="count")
             .sum("stalled_count", alias="stalled")
             .sum("batches_checked", alias="checked")
         )
         [results] = query.get()
-        values = {result.alias: int(result.value or 0) for result in results}
-        return Sums(values.get("cleanups", 0), values.get("stalled", 0), values.get("checked", 0))
+        values = {result.alias: result.value or 0 for result in results}
+        return values.get("count", 0), values.get("stalled", 0), values.get("checked", 0)
 
     def events(self, start: datetime, end: datetime, limit: int | None = None) -> tuple[list[Event], bool]:
         """The newest `limit` events in `(start, end]` (four fields each), and whether more were left out."""
@@ -169,62 +173,42 @@ class HistoryStore:
             batch_ids=tuple(dict.fromkeys(b for event in events for b in event.batch_ids)),
         )
 
-    def incidents(self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS) -> list[Incident]:
-        """Incidents of this DAG that overlap `(start, end]`: opened in it, closed in it, or still open."""
-        found = self._overlapping(start, end, INCIDENT_FIELDS, limit)
-        return [Incident.from_document(doc_id, data) for doc_id, data in found.items()]
+    def incidents(
+        self,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = INCIDENT_FIELDS,
+        *,
+        opened_only: bool = False,
+        limit: int = MAX_INCIDENTS,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The `fields` (and `id`) of this DAG's incidents opened in `(start, end]`, newest first,
+        then, unless `opened_only`, of those that overlap it otherwise (closed in it, or still open);
+        and whether a query's `limit` left some out.
 
-    def labelled_incidents(
-        self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS
-    ) -> list[Labelled]:
-        """Incidents of this DAG that overlap `(start, end]` and carry a label (real, noise or
-        disputed), for the backtest's score."""
-        found = self._overlapping(start, end, LABELLED_FIELDS, limit)
-        return [
-            labelled for doc_id, data in found.items() if (labelled := Labelled.from_document(doc_id, data))
-        ]
-
-    def _overlapping(
-        self, start: datetime, end: datetime, fields: list[str], limit: int
-    ) -> dict[str, dict[str, Any]]:
-        """The `fields` of this DAG's incidents that overlap `(start, end]`, by id.
-
-        Three single-field queries, so Firestore needs no composite index.
+        One single-field query for each, so Firestore needs no composite index.
         """
-        incidents = self.client.collection(INCIDENT_COLLECTION)
         queries = [
             self._between(INCIDENT_COLLECTION, "opened_at", start, end)
             .order_by("opened_at", direction=firestore.Query.DESCENDING)
-            .limit(limit),
-            incidents.where(filter=FieldFilter("closed_at", ">", start)).limit(limit),
-            incidents.where(filter=FieldFilter("closed_at", "==", None)).limit(limit),
+            .limit(limit)
         ]
+        if not opened_only:
+            incidents = self.client.collection(INCIDENT_COLLECTION)
+            queries += [
+                incidents.where(filter=FieldFilter("closed_at", ">", start)).limit(limit),
+                incidents.where(filter=FieldFilter("closed_at", "==", None)).limit(limit),
+            ]
         found: dict[str, dict[str, Any]] = {}
+        truncated = False
         for query in queries:
-            for snapshot in query.select(fields).stream():
+            snapshots = list(query.select(fields).stream())
+            truncated |= len(snapshots) >= limit
+            for snapshot in snapshots:
                 data = snapshot.to_dict()
                 if data.get("dag_id", self.dag_id) == self.dag_id and data.get("opened_at"):
-                    found[snapshot.id] = data
-        return found
-
-    def run_records(
-        self, start: datetime, end: datetime, limit: int = MAX_RUN_RECORDS
-    ) -> tuple[list[RunRecord], bool]:
-        """This DAG's run records with `start` < `run_after` ≤ `end`, oldest first (the newest
-        `limit`), for the backtest's volume-aware rule; and whether more were left out."""
-        query = (
-            self._between(RUN_COLLECTION, "run_after", start, end)
-            .order_by("run_after", direction=firestore.Query.DESCENDING)
-            .select(RUN_FIELDS)
-            .limit(limit)
-        )
-        documents = [snapshot.to_dict() for snapshot in query.stream()]
-        records = [
-            RunRecord(**{name: d[name] for name in RUN_FIELDS if name in d})
-            for d in reversed(documents)
-            if d.get("dag_id", self.dag_id) == self.dag_id
-        ]
-        return records, len(documents) >= limit
+                    found[snapshot.id] = {**data, "id": snapshot.id}
+        return list(found.values()), truncated
 
     def set_label(self, incident_id: str, label: dict[str, Any]) -> bool:
         """Store a label set on the page on this DAG's incident `incident_id` (whatever its reactions
@@ -242,8 +226,8 @@ class HistoryStore:
         return store(self.client.transaction())
 
     def runs(self, start: datetime, end: datetime) -> tuple[list[RunRecord], bool]:
-        """This DAG's run records with `run_after` in `(start, end]`, oldest first: the newest
-        `max_runs` of them, and whether more were left out.
+        """This DAG's run records with `run_after` in `(start, end]`, oldest first (the rate's, the
+        patterns' and the backtest's): the newest `max_runs` of them, and whether more were left out.
 
         Reading 8,640 records (90 days) takes seconds, most of it the client building snapshots, so
         this process keeps the records of whole UTC days that are settled (SETTLED) and reads them
@@ -265,8 +249,8 @@ class HistoryStore:
         with self._days_lock:
             self._days = {day: kept for day, kept in self._days.items() if now - kept.used_at <= KEEP_SECONDS}
             kept = [self._days[day] for day in days if day in self._days]
-        sums = (sum(k.records for k in kept), sum(k.checked for k in kept), sum(k.stalled for k in kept))
-        if len(kept) == len(days) and self._totals(start, end) == sums:
+        sums = (sum(k.records for k in kept), sum(k.stalled for k in kept), sum(k.checked for k in kept))
+        if len(kept) == len(days) and self._sums(RUN_COLLECTION, "run_after", start, end) == sums:
             for day in kept:
                 day.used_at = now
             return [run for day in kept for run in day.runs], False
@@ -284,18 +268,6 @@ class HistoryStore:
             with self._days_lock:
                 self._days |= by_day
         return runs, truncated
-
-    def _totals(self, start: datetime, end: datetime) -> tuple[int, int | float, int | float]:
-        """Every DAG's records in `(start, end]`: how many, Σ batches_checked, Σ stalled_count."""
-        query = (
-            self._between(RUN_COLLECTION, "run_after", start, end)
-            .count(alias="records")
-            .sum("batches_checked", alias="checked")
-            .sum("stalled_count", alias="stalled")
-        )
-        [results] = query.get()
-        values = {result.alias: result.value or 0 for result in results}
-        return values.get("records", 0), values.get("checked", 0), values.get("stalled", 0)
 
     def _read_runs(self, start: datetime, end: datetime) -> tuple[list[RunRecord], bool]:
         found, truncated = self._query_runs(start, end)
@@ -320,25 +292,10 @@ class HistoryStore:
         if len(runs) < len(mine):
             log.warning(
                 "Batch cleanup history: %d of %d %s records have no time or counts that can be read; "
-                "the rate and the patterns leave them out",
+                "the rate, the patterns and the backtest leave them out",
                 len(mine) - len(runs), len(mine), RUN_COLLECTION,
             )  # fmt: skip
         return runs
-
-    def opened_incidents(
-        self, start: datetime, end: datetime, limit: int = MAX_INCIDENTS
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """Incidents of this DAG opened in `(start, end]`, newest first, with their labels (the
-        fields `quality.figures` reads, and `id`); and whether more were left out."""
-        query = (
-            self._between(INCIDENT_COLLECTION, "opened_at", start, end)
-            .order_by("opened_at", direction=firestore.Query.DESCENDING)
-            .select(QUALITY_FIELDS)
-            .limit(limit)
-        )
-        found = [{**snapshot.to_dict(), "id": snapshot.id} for snapshot in query.stream()]
-        mine = [incident for incident in found if incident.get("dag_id", self.dag_id) == self.dag_id]
-        return mine, len(found) >= limit
 
     def state(self) -> dict[str, Any]:
         """The alert state of the DAG; empty when no run has written one yet."""
