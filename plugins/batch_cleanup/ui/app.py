@@ -9,15 +9,16 @@ the OpenAPI schema at `/batch-cleanup/api/openapi.json`.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, partial
@@ -32,11 +33,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from google.api_core.exceptions import GoogleAPIError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batch_cleanup import backtest, labels, patterns, quality, rules
 from batch_cleanup.config import NOISE_REACTION, REAL_REACTION, RUN_TIMEOUT
+from batch_cleanup.hooks.firestore import FirestoreHook, FirestoreUnavailable
+from batch_cleanup.masking import redact
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
 from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
@@ -246,17 +250,50 @@ def get_sources(store: Store, last_run: LastRun, run_times: RunTimesReader, now:
 AllSources = Annotated[Sources, Depends(get_sources)]
 
 
-class Reads:
-    """Runs independent reads side by side and remembers how long each took (for `Server-Timing`)."""
+@contextmanager
+def naming_firestore(store: HistoryStore, failed: str) -> Iterator[None]:
+    """Raise a Firestore failure inside (refused, unavailable, timed out, a transaction given up) as
+    `FirestoreUnavailable`, naming Firestore, the store's connection and project, and what `failed`:
+    the app answers it 503."""
+    try:
+        yield
+    except Exception as err:
+        google = google_error(err)
+        if google is None:
+            raise
+        where = FirestoreHook(gcp_conn_id=store.gcp_conn_id).where()
+        raise FirestoreUnavailable(redact(f"{where} {failed}: {google}")) from err
 
-    def __init__(self) -> None:
+
+def google_error(err: BaseException | None) -> GoogleAPIError | None:
+    """The Google API error `err` is, or was raised from or while handling: a transaction that could
+    not begin fails its rollback too, a ValueError whose context is the begin's RetryError."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, GoogleAPIError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+class Reads:
+    """Runs independent reads side by side and remembers how long each took (for `Server-Timing`);
+    a read that Firestore fails is a `FirestoreUnavailable` naming the read."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
         self.timings: dict[str, float] = {}
         self.started = time.perf_counter()
 
     def run(self, **reads: Callable[[], Any]) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="batch-cleanup-ui") as pool:
             futures = {name: pool.submit(self.timed, name, read) for name, read in reads.items()}
-            return {name: future.result() for name, future in futures.items()}
+            return {name: self.result(name, future) for name, future in futures.items()}
+
+    def result(self, name: str, future: Future[Any]) -> Any:
+        with naming_firestore(self.store, f"could not be read for the {name.replace('_', ' ')}"):
+            return future.result()
 
     def timed(self, name: str, read: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -500,11 +537,18 @@ def create_app() -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def sign_in_first(request: Request, exc: StarletteHTTPException) -> Response:
         # The page sends a signed-out browser to the login page; the JSON API answers 401.
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED and request.url.path.rstrip("/").endswith(
-            URL_PREFIX
-        ):
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED and _is_page(request):
             return login_redirect(request)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(FirestoreUnavailable)
+    async def firestore_down(request: Request, exc: FirestoreUnavailable) -> Response:
+        # Said by `naming_firestore`: Firestore, the connection, the project, what failed, Google's error.
+        log.warning("Batch cleanup history: %s %s: %s", request.method, request.url.path, exc)
+        down = status.HTTP_503_SERVICE_UNAVAILABLE
+        if _is_page(request):
+            return HTMLResponse(FIRESTORE_DOWN_PAGE.format(message=html.escape(str(exc))), status_code=down)
+        return JSONResponse({"detail": str(exc)}, status_code=down)
 
     @app.get("/api/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:
@@ -519,7 +563,7 @@ def create_app() -> FastAPI:
         range_: RangeParam = history.DEFAULT_RANGE,
         quality_range: PageQualityRange = history.DEFAULT_QUALITY_RANGE,
     ):
-        reads = Reads()
+        reads = Reads(sources.store)
         win = history.window(range_, sources.now)
         lower = history.window(quality_range, sources.now, history.QUALITY_RANGES)
         # One read of the run records serves the rate above and the patterns below.
@@ -561,14 +605,14 @@ def create_app() -> FastAPI:
     @app.get("/api/summary", summary="Everything the page shows")
     def api_summary(request: Request, sources: AllSources, range_: RangeParam = history.DEFAULT_RANGE):
         """Window, thresholds, cleanups per hour, daily rates, offenders, incidents, state, last run."""
-        reads = Reads()
+        reads = Reads(sources.store)
         win = history.window(range_, sources.now)
         return reads.timed_response(JSONResponse(with_run_link(summary(sources, win, reads), request)))
 
     @app.get("/api/cleanups", summary="Cleanups per hour, with the window's totals")
     def api_cleanups(store: Store, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Cleanups per UTC hour and the totals: cleanups, batches auto-completed and checked, rate."""
-        reads = Reads()
+        reads = Reads(store)
         win = history.window(range_, now)
         got = reads.run(**event_reads(store, win), **check_reads(store, win.start, win.end))
         return reads.timed_response(JSONResponse({**_header(win, now), "cleanups": cleanups_json(got, win)}))
@@ -576,7 +620,7 @@ def create_app() -> FastAPI:
     @app.get("/api/daily", summary="Batches auto-completed per day, and the auto-completion rate")
     def api_daily(store: Store, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Per UTC day: cleanups, batches auto-completed (`stalled`) and checked, `rate`, its source."""
-        reads = Reads()
+        reads = Reads(store)
         win = history.window(range_, now)
         got = reads.run(events=event_reads(store, win)["events"], **check_reads(store, win.start, win.end))
         data = {**_header(win, now), "daily": daily_json(got, win), "events_truncated": got["events"][1]}
@@ -590,7 +634,7 @@ def create_app() -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=100, description="At most this many batches.")] = 10,
     ):
         """Batches auto-completed in two cleanups or more in the window, most often first."""
-        reads = Reads()
+        reads = Reads(store)
         win = history.window(range_, now)
         events, truncated = reads.run(events=event_reads(store, win)["events"])["events"]
         offenders = history.offender_rows(events, limit=limit)
@@ -600,7 +644,7 @@ def create_app() -> FastAPI:
     @app.get("/api/incidents", summary="The alert timeline")
     def api_incidents(store: Store, now: Now, range_: RangeParam = history.DEFAULT_RANGE):
         """Incidents overlapping the window, newest first, with severity, start, end and duration."""
-        reads = Reads()
+        reads = Reads(store)
         win = history.window(range_, now)
         found, _ = reads.run(incidents=lambda: store.incidents(win.start, win.end))["incidents"]
         data = {**_header(win, now), "incidents": history.incident_rows(found, win, now)}
@@ -612,7 +656,9 @@ def create_app() -> FastAPI:
         must be allowed to edit the DAG (else 403). Stored with who and when; a label from the page
         wins over the reactions on the incident's Slack message. 404 for an incident the DAG lacks."""
         label = labels.page_label(asked.value, user=user.get_name(), note=asked.note, now=now)
-        if not store.set_label(incident_id, label):
+        with naming_firestore(store, f"could not store the label of incident {incident_id!r}"):
+            stored = store.set_label(incident_id, label)
+        if not stored:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No incident {incident_id!r} of DAG {DAG_ID}")
         return {"id": incident_id, "label": history.label_json(label)}
 
@@ -626,7 +672,7 @@ def create_app() -> FastAPI:
         `missed`}, `messages` per kind, `incidents` (newest first, each with the `real` incidents
         it was open during), and `score` against the incidents labelled real (null when none in
         the range is labelled). A value the trigger form refuses is a 422."""
-        reads = Reads()
+        reads = Reads(sources.store)
         try:
             sides = compared(asked)
         except InvalidParam as err:  # FastAPI's own 422 shape, naming the query parameter at fault
@@ -640,7 +686,7 @@ def create_app() -> FastAPI:
     @app.get("/api/status", summary="The current incident state and the last run")
     def api_status(request: Request, store: Store, last_run: LastRun, now: Now):
         """The alert state and the DAG's newest run: its state, what it cleaned up, a link to it."""
-        reads = Reads()
+        reads = Reads(store)
         got = reads.run(**status_reads(store, last_run))
         data = {"dag_id": DAG_ID, **status_json(got, now)}
         return reads.timed_response(JSONResponse(with_run_link(data, request)))
@@ -659,7 +705,7 @@ def add_insight_routes(app: FastAPI) -> None:
         `high`} (real ÷ labelled, Wilson 95 %; null with no label), `said` (the same in words, with
         how many were labelled), `critical_pages_per_week`, `first_reaction_minutes` and
         `resolve_minutes` {`median`, `p90`, `count`}."""
-        reads = Reads()
+        reads = Reads(store)
         win = history.window(range_, now, history.QUALITY_RANGES)
         got = reads.run(**quality_reads(store, win))
         try:
@@ -674,10 +720,22 @@ def add_insight_routes(app: FastAPI) -> None:
         (`cells[weekday][hour]`, Monday first: `runs`, `cleanups`, `auto_completed`, `checked`,
         `rate`), `volume` (runs in bins by batches checked, each with its rate and Wilson interval),
         `cluster`, `trend` and the `sentence` that reads them (rules in docs/ui.md)."""
-        reads = Reads()
+        reads = Reads(store)
         win = history.window(range_, now, history.QUALITY_RANGES)
         got = reads.run(**check_reads(store, win.start, win.end))
         return reads.timed_response(JSONResponse({**_header(win, now), **patterns_json(got, win)}))
+
+
+FIRESTORE_DOWN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Batch cleanup history: Firestore unavailable</title></head>
+<body><h1>Batch cleanup history is unavailable</h1><p>{message}</p>
+<p>The page shows again once Firestore answers: reload it then.</p></body></html>
+"""
+
+
+def _is_page(request: Request) -> bool:
+    """The HTML page, not one of the JSON endpoints."""
+    return request.url.path.rstrip("/").endswith(URL_PREFIX)
 
 
 def _pct(value: float | None, digits: int = 2) -> str:

@@ -56,6 +56,12 @@ SETTLED = timedelta(hours=2)
 # This process forgets a settled day's run records when no read used them for this long.
 KEEP_SECONDS = 3600.0
 DAY = timedelta(days=1)
+# The page's Firestore calls (transactions' too) stop retrying a Firestore that refuses or fails
+# them after RETRY_SECONDS, and give up on one that does not answer after CALL_SECONDS, so that
+# the page says "Firestore is down" within seconds (Google's defaults: 60 s to 300 s each). A
+# read still streaming is not cut by the retry's limit; 90 days of run records take 2-4 s.
+RETRY_SECONDS = 5.0
+CALL_SECONDS = 30.0
 
 
 @dataclass
@@ -93,7 +99,7 @@ class HistoryStore:
 
     @cached_property
     def client(self) -> firestore.Client:
-        return FirestoreHook(gcp_conn_id=self.gcp_conn_id).client
+        return _bounded(FirestoreHook(gcp_conn_id=self.gcp_conn_id).client)
 
     def _between(self, collection: str, field: str, start: datetime, end: datetime) -> firestore.Query:
         return (
@@ -322,6 +328,20 @@ def _run(data: dict[str, Any]) -> RunRecord | None:
     return RunRecord(
         data["run_after"], *counts, data.get("kind") or "none", data.get("severity"), data.get("dag_id")
     )
+
+
+def _bounded(client: firestore.Client) -> firestore.Client:
+    """`client` with each call's default retry and timeout held to RETRY_SECONDS and CALL_SECONDS.
+
+    The client has no public setting for them, and a transaction's begin, commit and rollback take
+    no argument for them, so the GAPIC transport's defaults are changed (each call keeps its own
+    retry predicate).
+    """
+    for call in client._firestore_api._transport._wrapped_methods.values():
+        if call._retry is not None:
+            call._retry = call._retry.with_timeout(RETRY_SECONDS)
+        call._timeout = CALL_SECONDS
+    return client
 
 
 def _midnight(moment: datetime) -> datetime:
