@@ -1,9 +1,7 @@
 """The DAG's run parameters, as the trigger form shows and checks them. The alert thresholds' defaults
-are `PolicyConfig`'s (from `rule_defaults`), so the DAG, the history page and the policy cannot
-disagree; the alert rule's and the rate objective's are the `[batch_cleanup]` settings'.
-
-Parsing the DAG imports this module: it reads the defaults and the rule check from `rule_defaults`,
-and imports the policy only when `policy_config` runs."""
+are `rule_defaults`', as are `PolicyConfig`'s, so the DAG, the history page and the policy cannot
+disagree; the alert rule's and the rate objective's are the `[batch_cleanup]` settings'. Parsing the
+DAG imports this module: the policy is imported only when `policy_config` runs."""
 
 from __future__ import annotations
 
@@ -29,7 +27,7 @@ SCHEDULE_ARITHMETIC = (
     f"Each run records at most one cleanup, and the {default.WINDOW_MINUTES}-minute window holds "
     f"{scheduled_runs(default.WINDOW_MINUTES)} scheduled runs (every {RUN_EVERY_MINUTES} minutes)"
 )
-# `PolicyConfig`'s fields, each a param of the same name.
+# `PolicyConfig`'s fields (tests/unit/test_params.py checks), each a param of the same name.
 POLICY_FIELDS = ("warning_threshold", "critical_threshold", "window_minutes", "cooldown_minutes")
 
 RULE_NAMES = {
