@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from batch_cleanup.budget import RetryBudget, backoff_multiplier
 from batch_cleanup.compat import conf
+from batch_cleanup.rule_defaults import COUNT, OBJECTIVE_PCT
 from batch_cleanup.text import is_absolute_url
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ DIGEST_RUN_TIMEOUT = timedelta(minutes=75)
 
 
 # The alert rule a run uses unless its params choose another (params.py checks both): `count` or
-# `burn_rate` (rules.COUNT, rules.BURN_RATE), and the rate rule's objective, in % of batches checked.
-ALERT_RULE = conf.get(SECTION, "alert_rule", fallback="count").strip()
-RATE_OBJECTIVE_PCT = conf.getfloat(SECTION, "rate_objective_pct", fallback=1.0)
+# `burn_rate` (rule_defaults.RULES), and the rate rule's objective, in % of batches checked.
+ALERT_RULE = conf.get(SECTION, "alert_rule", fallback=COUNT).strip()
+RATE_OBJECTIVE_PCT = conf.getfloat(SECTION, "rate_objective_pct", fallback=OBJECTIVE_PCT)
 
 # Cloud Monitoring's API; set only to point the run's metrics at a stand-in (local runs, tests).
 MONITORING_API_ENDPOINT = conf.get(SECTION, "monitoring_api_endpoint", fallback="") or None

@@ -1,33 +1,35 @@
 """The DAG's run parameters, as the trigger form shows and checks them. The alert thresholds' defaults
-are `PolicyConfig`'s, so the DAG, the history page and the policy cannot disagree; the alert rule's
-and the rate objective's are the `[batch_cleanup]` settings'."""
+are `rule_defaults`', as are `PolicyConfig`'s, so the DAG, the history page and the policy cannot
+disagree; the alert rule's and the rate objective's are the `[batch_cleanup]` settings'. Parsing the
+DAG imports this module: the policy is imported only when `policy_config` runs."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param
 
+from batch_cleanup import rule_defaults as default
 from batch_cleanup.compat import AirflowException
 from batch_cleanup.config import ALERT_RULE, RATE_OBJECTIVE_PCT, SECTION
 from batch_cleanup.names import RUN_EVERY_MINUTES
-from batch_cleanup.policy import PolicyConfig, rate_rule
-from batch_cleanup.rules import BURN_RATE, COUNT, RULES, RateRule
+from batch_cleanup.rule_defaults import BURN_RATE, COUNT, RULES, check_rule, scheduled_runs
+
+if TYPE_CHECKING:
+    from batch_cleanup.policy import PolicyConfig
 
 STALL_THRESHOLD_MINUTES = 10
 MIN_COMPLETION_PCT = 90
-DEFAULTS = PolicyConfig()
 # The arithmetic behind the defaults: a run records at most one cleanup, so the window's count
 # reaches at most its number of scheduled runs unless runs are triggered or cleared by hand.
 SCHEDULE_ARITHMETIC = (
-    f"Each run records at most one cleanup, and the {DEFAULTS.window_minutes}-minute window holds "
-    f"{DEFAULTS.scheduled_runs_in_window} scheduled runs (every {RUN_EVERY_MINUTES} minutes)"
+    f"Each run records at most one cleanup, and the {default.WINDOW_MINUTES}-minute window holds "
+    f"{scheduled_runs(default.WINDOW_MINUTES)} scheduled runs (every {RUN_EVERY_MINUTES} minutes)"
 )
+# `PolicyConfig`'s fields (tests/unit/test_params.py checks), each a param of the same name.
+POLICY_FIELDS = ("warning_threshold", "critical_threshold", "window_minutes", "cooldown_minutes")
 
-
-RATE = RateRule()
 RULE_NAMES = {
     COUNT: "count: cleanups in the window against the thresholds",
     BURN_RATE: "burn_rate: the share of batches auto-completed against the objective",
@@ -38,7 +40,7 @@ def setting_defaults() -> tuple[str, float]:
     """The `[batch_cleanup]` alert rule and rate objective, checked as a run checks its params: a
     default that no scheduled run could work with fails the DAG's import, naming the setting."""
     try:
-        rate_rule({"alert_rule": ALERT_RULE, "rate_objective_pct": RATE_OBJECTIVE_PCT})
+        check_rule(ALERT_RULE, RATE_OBJECTIVE_PCT)
     except ValueError as err:
         raise ValueError(f"[{SECTION}] settings: {err}") from None
     return ALERT_RULE, RATE_OBJECTIVE_PCT
@@ -67,21 +69,21 @@ def dag_params() -> dict[str, Param]:
             maximum=100,
         ),
         "warning_threshold": _param(
-            DEFAULTS.warning_threshold,
+            default.WARNING_THRESHOLD,
             "WARNING at (cleanups in the window)",
-            f"{SCHEDULE_ARITHMETIC}: {DEFAULTS.warning_threshold} means cleanups in "
-            f"{DEFAULTS.warning_threshold} of them.",
+            f"{SCHEDULE_ARITHMETIC}: {default.WARNING_THRESHOLD} means cleanups in "
+            f"{default.WARNING_THRESHOLD} of them.",
         ),
         "critical_threshold": _param(
-            DEFAULTS.critical_threshold,
+            default.CRITICAL_THRESHOLD,
             "CRITICAL at (cleanups in the window)",
             f"Must be greater than the WARNING threshold. {SCHEDULE_ARITHMETIC}: "
-            f"{DEFAULTS.critical_threshold} means cleanups in every one of them; more is reached only "
+            f"{default.CRITICAL_THRESHOLD} means cleanups in every one of them; more is reached only "
             "with manual or cleared runs.",
         ),
-        "window_minutes": _param(DEFAULTS.window_minutes, "Window (minutes)", maximum=1440),
+        "window_minutes": _param(default.WINDOW_MINUTES, "Window (minutes)", maximum=1440),
         "cooldown_minutes": _param(
-            DEFAULTS.cooldown_minutes,
+            default.COOLDOWN_MINUTES,
             "Cooldown (minutes)",
             "At most one reminder per cooldown while an incident is unchanged.",
         ),
@@ -99,8 +101,8 @@ def dag_params() -> dict[str, Param]:
         "rate_objective_pct": Param(
             objective_pct,
             f"burn_rate only: the share of checked batches that may be auto-completed in normal "
-            f"operation. WARNING at {RATE.warning_factor:g}× it, CRITICAL at {RATE.critical_factor:g}× "
-            f"over {RATE.critical_minutes} minutes, so at most {100 / RATE.critical_factor:.3g} works "
+            f"operation. WARNING at {default.WARNING_FACTOR:g}× it, CRITICAL at {default.CRITICAL_FACTOR:g}× "
+            f"over {default.CRITICAL_MINUTES} minutes, so at most {100 / default.CRITICAL_FACTOR:.3g} works "
             "with burn_rate.",
             type="number",
             exclusiveMinimum=0,
@@ -147,9 +149,6 @@ class InvalidParam(ValueError):
         self.field = field
 
 
-POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(PolicyConfig))
-
-
 def policy_config(values: Mapping[str, Any]) -> PolicyConfig:
     """The alert thresholds in `values`, checked as a triggered run checks them; the DAG's default for
     one that is missing.
@@ -158,6 +157,8 @@ def policy_config(values: Mapping[str, Any]) -> PolicyConfig:
     `PolicyConfig`'s rules (critical above warning, which `check_stalled` checks). A refused value
     raises `InvalidParam` with Airflow's own words, first line only (the schema dump after it is noise).
     """
+    from batch_cleanup.policy import PolicyConfig
+
     params = dag_params()
     resolved = {}
     for name in POLICY_FIELDS:

@@ -24,8 +24,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec
 
+from batch_cleanup import rule_defaults as default
 from batch_cleanup.names import RUN_EVERY_MINUTES
-from batch_cleanup.rules import BURN_RATE, COUNT, RULES, RateReading, RateRule
+from batch_cleanup.rule_defaults import BURN_RATE, COUNT, check_rule, scheduled_runs
+from batch_cleanup.rules import RateReading, RateRule
 from batch_cleanup.text import duration_text, in_window, unique
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,12 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    warning_threshold: int = 3
-    # Every scheduled run of the 60-minute window (4 runs) had cleanups: reachable on the schedule.
-    critical_threshold: int = 4
-    window_minutes: int = 60
-    cooldown_minutes: int = 60
+    """The count rule's thresholds; the defaults, and why: `rule_defaults`."""
+
+    warning_threshold: int = default.WARNING_THRESHOLD
+    critical_threshold: int = default.CRITICAL_THRESHOLD
+    window_minutes: int = default.WINDOW_MINUTES
+    cooldown_minutes: int = default.COOLDOWN_MINUTES
 
     def __post_init__(self) -> None:
         for name in ("warning_threshold", "critical_threshold", "window_minutes", "cooldown_minutes"):
@@ -92,7 +95,7 @@ class PolicyConfig:
     @property
     def scheduled_runs_in_window(self) -> int:
         """Scheduled runs in a window `(T − window, T]`: each records at most one cleanup."""
-        return -(-self.window_minutes // RUN_EVERY_MINUTES)
+        return scheduled_runs(self.window_minutes)
 
     def unreachable(self) -> tuple[str, ...]:
         """A sentence for each threshold the window can never reach on the schedule alone (only
@@ -114,22 +117,9 @@ def rate_rule(params: Mapping[str, Any]) -> RateRule | None:
     """The volume-aware rule the run's params choose (`alert_rule`, `rate_objective_pct`), or None
     for the count rule. Params it cannot work with raise a ValueError that names them."""
     rule = params.get("alert_rule", COUNT)
-    if rule not in RULES:
-        raise ValueError(f"alert_rule must be one of {', '.join(RULES)}, got {rule!r}")
-    objective = params.get("rate_objective_pct", RateRule.objective_pct)
-    if isinstance(objective, bool) or not isinstance(objective, int | float) or not 0 < objective <= 100:
-        raise ValueError(f"rate_objective_pct must be a number above 0 and at most 100, got {objective!r}")
-    if rule != BURN_RATE:
-        return None
-    chosen = RateRule(objective_pct=objective)
-    # A rate above 100 % cannot happen: an objective this high would never page CRITICAL.
-    if chosen.critical_factor * objective > 100:
-        raise ValueError(
-            f"rate_objective_pct {objective:g} cannot work with alert_rule {BURN_RATE}: CRITICAL needs "
-            f"{chosen.critical_factor:g}× the objective, {chosen.critical_factor * objective:g} % of the "
-            f"batches checked, which can never happen (at most {100 / chosen.critical_factor:.3g} works)"
-        )
-    return chosen
+    objective = params.get("rate_objective_pct", default.OBJECTIVE_PCT)
+    check_rule(rule, objective)
+    return RateRule(objective_pct=objective) if rule == BURN_RATE else None
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,24 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from batch_cleanup import rule_defaults as default
 from batch_cleanup.names import RUN_EVERY_MINUTES
+from batch_cleanup.rule_defaults import BURN_RATE, COUNT, RULES
 
-COUNT = "count"
-BURN_RATE = "burn_rate"
-RULES = (COUNT, BURN_RATE)
+# The rules' names live in `rule_defaults` (the DAG's params read them at parse time); here for callers.
+__all__ = [
+    "BURN_RATE",
+    "COUNT",
+    "CRITICAL",
+    "RULES",
+    "WARNING",
+    "RateReading",
+    "RateRule",
+    "RunLike",
+    "Window",
+    "reading",
+]
+
 CRITICAL = "CRITICAL"
 WARNING = "WARNING"
 
@@ -46,18 +59,18 @@ class RunLike(Protocol):
 
 @dataclass(frozen=True)
 class RateRule:
-    # Chosen on the labelled synthetic history (bench/synthetic.py), 4 variants × 10 draws: every
-    # draw meets issue 20's goal (docs/alert-rules.md).
-    objective_pct: float = 1.0
-    critical_factor: float = 6.0  # a 15 % outage over its first two runs; above most slowdowns
-    critical_minutes: int = 30  # two runs: a quiet hour's outage adds up to `min_batches`
-    warning_factor: float = 2.5  # a slowdown of 2.5 % and more; a 0.5 % baseline's variance stays below
-    warning_minutes: int = 15  # the last run alone, when it checked `warning_batches`
-    warning_batches: int = 150
-    warning_max_minutes: int = 240
-    min_batches: int = 3
-    hold_factor: float = 1.0
-    hold_minutes: int = 60
+    """The defaults, and why each: `rule_defaults`."""
+
+    objective_pct: float = default.OBJECTIVE_PCT
+    critical_factor: float = default.CRITICAL_FACTOR
+    critical_minutes: int = default.CRITICAL_MINUTES
+    warning_factor: float = default.WARNING_FACTOR
+    warning_minutes: int = default.WARNING_MINUTES
+    warning_batches: int = default.WARNING_BATCHES
+    warning_max_minutes: int = default.WARNING_MAX_MINUTES
+    min_batches: int = default.MIN_BATCHES
+    hold_factor: float = default.HOLD_FACTOR
+    hold_minutes: int = default.HOLD_MINUTES
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -34,7 +34,8 @@ def group(*names: str) -> set[str]:
 # `cleanup` is the coordinator's answer contract, which its hook validates; `ports` is what crosses
 # between steps and hooks (protocols, values, ThreadGone).
 LEAVES = {PACKAGE} | group(
-    "budget", "cleanup", "compat", "config", "labels", "masking", "metrics", "names", "ports", "text"
+    *("budget", "cleanup", "compat", "config", "labels", "masking", "metrics", "names", "ports"),
+    *("rule_defaults", "text"),
 )
 PURE = group(
     *("backtest", "delivery", "diagnosis", "digest", "events", "messages", "monitoring", "params"),

@@ -7,14 +7,25 @@ import dataclasses
 import pytest
 
 from batch_cleanup import config, params
-from batch_cleanup.params import DEFAULTS, POLICY_FIELDS, InvalidParam, dag_params, policy_config
+from batch_cleanup.params import POLICY_FIELDS, InvalidParam, dag_params, policy_config
 from batch_cleanup.policy import PolicyConfig
 from batch_cleanup.rules import BURN_RATE, COUNT, RateRule
+
+DEFAULTS = PolicyConfig()
 
 
 def test_the_thresholds_defaults_are_the_policys():
     params = dag_params()
-    assert {name: params[name].value for name in POLICY_FIELDS} == dataclasses.asdict(PolicyConfig())
+    assert tuple(field.name for field in dataclasses.fields(PolicyConfig)) == POLICY_FIELDS
+    assert {name: params[name].value for name in POLICY_FIELDS} == dataclasses.asdict(DEFAULTS)
+
+
+def test_the_rate_rules_figures_in_the_form_are_its_defaults():
+    """The objective's description states the rule's factors; they come from `RateRule`'s defaults."""
+    rule = RateRule()
+    description = dag_params()["rate_objective_pct"].description
+    assert (rule.warning_factor, rule.critical_factor, rule.critical_minutes) == (2.5, 6.0, 30)
+    assert "WARNING at 2.5× it, CRITICAL at 6× over 30 minutes" in description
 
 
 def test_critical_by_default_is_every_scheduled_run_of_the_window():
