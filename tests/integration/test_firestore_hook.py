@@ -128,10 +128,11 @@ def test_an_unreachable_firestore_is_named_with_its_connection_and_project(hook,
         assert "'google_cloud_default'" in text and "'demo-batch-cleanup'" in text, text
 
 
-def test_a_transaction_that_other_writers_abort_at_every_attempt_fails_as_firestore_named(hook):
+def test_a_transaction_aborted_at_every_attempt_or_never_begun_fails_as_firestore_named(hook):
     """Google's client ends a transaction aborted at each of its attempts with a bare ValueError
-    (chained to the last Aborted): the task must see Firestore named, and retry."""
-    from google.api_core.exceptions import Aborted
+    (chained to the last Aborted), and one that could not begin with the ValueError of its failed
+    rollback (raised while handling the begin's RetryError): the task must see Firestore named."""
+    from google.api_core.exceptions import Aborted, RetryError, ServiceUnavailable
 
     from batch_cleanup.hooks.firestore import FirestoreUnavailable, _names_firestore
 
@@ -143,8 +144,18 @@ def test_a_transaction_that_other_writers_abort_at_every_attempt_fails_as_firest
     def misuse(hook):
         raise ValueError("not Firestore's: a bug of ours stays a bug")
 
+    @_names_firestore
+    def update_labels(hook):  # the begin's RetryError, then Google's rollback of a transaction never begun
+        try:
+            raise RetryError("Timeout of 60.0s exceeded", ServiceUnavailable("Connection refused"))
+        except RetryError:
+            raise ValueError("The transaction has no transaction ID, so it cannot be rolled back.")  # noqa: B904
+
     with pytest.raises(FirestoreUnavailable, match=r"'google_cloud_default'.*gave up save_state.*contention"):
         save_state(hook)
+    never_begun = r"is unreachable \(update_labels\): 503 Connection refused"
+    with pytest.raises(FirestoreUnavailable, match=never_begun):
+        update_labels(hook)
     with pytest.raises(ValueError, match="a bug of ours"):
         misuse(hook)
 

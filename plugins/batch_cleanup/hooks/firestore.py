@@ -13,7 +13,7 @@ from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 from google.api_core.exceptions import (
     AlreadyExists,
     DeadlineExceeded,
-    GoogleAPICallError,
+    GoogleAPIError,
     RetryError,
     ServiceUnavailable,
 )
@@ -61,27 +61,35 @@ def _names_firestore(method: Callable[P, R]) -> Callable[P, R]:
         hook, name = args[0], method.__name__
         try:
             return method(*args, **kwargs)
-        except (RetryError, ServiceUnavailable, DeadlineExceeded) as err:
-            raise FirestoreUnavailable(f"{hook.where()} is unreachable ({name}): {_why(err)}") from err
-        except GoogleAPICallError as err:
-            raise FirestoreUnavailable(f"{hook.where()} failed {name}: {err}") from err
-        except ValueError as err:
-            # A transaction aborted by other writers at each of its attempts (the cause), or one
-            # that could not even begin: Google's library then fails to roll it back, and its
-            # "cannot be rolled back" hides the outage (the context).
-            source = err.__cause__ or err.__context__
-            if isinstance(source, (RetryError, ServiceUnavailable, DeadlineExceeded)):
-                raise FirestoreUnavailable(f"{hook.where()} is unreachable ({name}): {_why(source)}") from err
-            if not isinstance(source, GoogleAPICallError):
+        except Exception as err:
+            google = google_error(err)
+            if google is None:
                 raise
-            raise FirestoreUnavailable(f"{hook.where()} gave up {name}: {err} Last: {source}") from err
+            raise FirestoreUnavailable(f"{hook.where()} {_what_failed(name, err, google)}") from err
 
     return call
 
 
-def _why(err: Exception) -> object:
-    """A RetryError's cause says why ("Timeout of 60.0s exceeded" does not)."""
-    return getattr(err, "cause", None) or err
+def google_error(err: BaseException | None) -> GoogleAPIError | None:
+    """The Google API error `err` is, or was raised from or while handling. A transaction aborted by
+    other writers at each attempt is a ValueError raised from the last abort; one that could not
+    even begin fails its rollback too, a ValueError raised while handling the begin's RetryError."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, GoogleAPIError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _what_failed(name: str, err: BaseException, google: GoogleAPIError) -> str:
+    if isinstance(google, (RetryError, ServiceUnavailable, DeadlineExceeded)):
+        # A RetryError's cause says why ("Timeout of 60.0s exceeded" does not).
+        return f"is unreachable ({name}): {getattr(google, 'cause', None) or google}"
+    if isinstance(err, ValueError):
+        return f"gave up {name}: {err} Last: {google}"
+    return f"failed {name}: {google}"
 
 
 class FirestoreHook(GoogleBaseHook):

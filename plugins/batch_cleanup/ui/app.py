@@ -33,13 +33,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from google.api_core.exceptions import GoogleAPIError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batch_cleanup import backtest, labels, patterns, quality, rules
 from batch_cleanup.config import NOISE_REACTION, REAL_REACTION, RUN_TIMEOUT
-from batch_cleanup.hooks.firestore import FirestoreHook, FirestoreUnavailable
+from batch_cleanup.hooks.firestore import FirestoreHook, FirestoreUnavailable, google_error
 from batch_cleanup.masking import redact
 from batch_cleanup.messages import dag_run_url
 from batch_cleanup.names import GCP_CONN_ID
@@ -263,18 +262,6 @@ def naming_firestore(store: HistoryStore, failed: str) -> Iterator[None]:
             raise
         where = FirestoreHook(gcp_conn_id=store.gcp_conn_id).where()
         raise FirestoreUnavailable(redact(f"{where} {failed}: {google}")) from err
-
-
-def google_error(err: BaseException | None) -> GoogleAPIError | None:
-    """The Google API error `err` is, or was raised from or while handling: a transaction that could
-    not begin fails its rollback too, a ValueError whose context is the begin's RetryError."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, GoogleAPIError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
 
 
 class Reads:
