@@ -20,7 +20,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from batch_cleanup.hooks.firestore import INCIDENT_COLLECTION, STATE_COLLECTION, FirestoreHook
 from batch_cleanup.names import EVENT_COLLECTION, RUN_COLLECTION
-from batch_cleanup.ports import RunRecord, StoredEvent
+from batch_cleanup.ports import RunRecord, StoredEvent, stored_run
 from batch_cleanup.ui.history import Event, Sums
 
 log = logging.getLogger(__name__)
@@ -286,12 +286,13 @@ class HistoryStore:
 
     def _mine(self, found: list[dict[str, Any]]) -> list[RunRecord]:
         """This DAG's records; other DAGs' are left out here rather than by a second filter, which
-        would need a composite index. One without a readable time or counts is left out and logged."""
+        would need a composite index. One that `ports.stored_run` cannot read (its time, counts,
+        kind) is left out and logged."""
         mine = [data for data in found if data.get("dag_id", self.dag_id) == self.dag_id]
-        runs = [run for run in map(_run, mine) if run is not None]
+        runs = [run for run in map(stored_run, mine) if run is not None]
         if len(runs) < len(mine):
             log.warning(
-                "Batch cleanup history: %d of %d %s records have no time or counts that can be read; "
+                "Batch cleanup history: %d of %d %s records have no time, counts or kind that can be read; "
                 "the rate, the patterns and the backtest leave them out",
                 len(mine) - len(runs), len(mine), RUN_COLLECTION,
             )  # fmt: skip
@@ -315,19 +316,6 @@ def _event(data: dict[str, Any]) -> Event:
 def _number(value: Any) -> int | float:
     """What Firestore's `sum()` adds of a field: numbers, not text or booleans."""
     return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def _run(data: dict[str, Any]) -> RunRecord | None:
-    """The record a document holds; None when its time or a count is missing or of the wrong type
-    (a count written as text must not break the page)."""
-    counts = (data.get("batches_checked"), data.get("stalled_count"))
-    if not isinstance(data.get("run_after"), datetime) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts
-    ):
-        return None
-    return RunRecord(
-        data["run_after"], *counts, data.get("kind") or "none", data.get("severity"), data.get("dag_id")
-    )
 
 
 def _bounded(client: firestore.Client) -> firestore.Client:
