@@ -27,14 +27,12 @@ from typing import Any, ParamSpec
 from batch_cleanup import rule_defaults as default
 from batch_cleanup.names import RUN_EVERY_MINUTES
 from batch_cleanup.rule_defaults import BURN_RATE, COUNT, check_rule, scheduled_runs
-from batch_cleanup.rules import RateReading, RateRule
+from batch_cleanup.rules import CRITICAL, WARNING, RateReading, RateRule
 from batch_cleanup.text import duration_text, in_window, unique
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 
-WARNING = "WARNING"
-CRITICAL = "CRITICAL"
 _RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
 # Bounds of the state (and of the incident's document): each list is capped, whatever the ids.
