@@ -111,7 +111,9 @@ def invalid_params(context: Mapping[str, Any]) -> str | None:
     Decided from the params themselves, checked as `check_stalled` checks them, and from the
     exception when there is one: `airflow dags test` on Airflow 3.1 and 3.2 hands the callback none.
     """
-    from batch_cleanup.params import InvalidParam, policy_config
+    from batch_cleanup.config import ALERT_RULE, RATE_OBJECTIVE_PCT
+    from batch_cleanup.params import policy_config
+    from batch_cleanup.rule_defaults import check_rule
     from batch_cleanup.steps import InvalidParams
 
     exception = context.get("exception")
@@ -122,7 +124,8 @@ def invalid_params(context: Mapping[str, Any]) -> str | None:
         return None
     try:
         policy_config(params)
-    except InvalidParam as err:
+        check_rule(params.get("alert_rule", ALERT_RULE), params.get("rate_objective_pct", RATE_OBJECTIVE_PCT))
+    except ValueError as err:  # InvalidParam too
         return str(err)
     return None
 

@@ -40,6 +40,7 @@ def test_on_3_1_the_deadline_alert_is_off_and_the_log_says_why_and_what_stands_i
 
 
 BOTH = ("critical_threshold", "warning_threshold")
+RATE = {"alert_rule": "burn_rate"}
 
 
 @pytest.mark.parametrize(
@@ -49,8 +50,13 @@ BOTH = ("critical_threshold", "warning_threshold")
         ({"params": {"warning_threshold": 6}}, BOTH),  # default critical 5
         ({"params": {"window_minutes": 0}}, ("window_minutes",)),
         ({"exception": InvalidParams("Invalid params: critical_threshold (3) ≤ warning_threshold (5)")}, ()),
+        ({"params": {**RATE, "rate_objective_pct": 20}}, ("rate_objective_pct", "burn_rate")),
+        ({"params": {"alert_rule": "burn"}}, ("alert_rule",)),
     ],
-    ids=["contradicting", "warning-above-default-critical", "out-of-range", "exception-only"],
+    ids=[
+        *("contradicting", "warning-above-default-critical", "out-of-range", "exception-only"),
+        *("objective-the-rate-rule-cannot-reach", "unknown-rule"),
+    ],
 )
 def test_a_trigger_mistake_is_recognised_from_the_params_or_the_exception(context, named):
     mistake = invalid_params(context)
@@ -60,8 +66,13 @@ def test_a_trigger_mistake_is_recognised_from_the_params_or_the_exception(contex
 
 @pytest.mark.parametrize(
     "context",
-    [{}, {"params": {}}, {"params": {"warning_threshold": 3, "critical_threshold": 5}}, {"exception": None}],
-    ids=["no-params", "defaults", "valid", "no-exception"],
+    [
+        *({}, {"params": {}}, {"params": {"warning_threshold": 3, "critical_threshold": 5}}),
+        {"exception": None},
+        {"params": {**RATE, "rate_objective_pct": 2}},
+        {"params": {"alert_rule": "count", "rate_objective_pct": 20}},  # no CRITICAL factor to exceed
+    ],
+    ids=["no-params", "defaults", "valid", "no-exception", "valid-rate", "count-with-a-high-objective"],
 )
 def test_valid_params_are_no_mistake_and_the_failure_is_posted(context):
     assert invalid_params(context) is None
