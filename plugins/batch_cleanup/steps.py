@@ -357,11 +357,10 @@ def record_state(
     recorded as a "test" (no severity): it leaves the incident alone, and makes no older run stale.
     """
     evaluated = Evaluation.from_xcom(evaluation)
-    tested = params["force_alert"] or not params["notify"]
     said = _save_state(
-        store, evaluated, outcome, tested=tested, dag_id=dag_id, run_id=run_id, run_after=run_after
+        store, evaluated, outcome, tested=_tested(params), dag_id=dag_id, run_id=run_id, run_after=run_after
     )
-    _write_run(store, summary, evaluated, tested=tested, dag_id=dag_id, run_id=run_id, run_after=run_after)
+    _write_run(store, summary, evaluated, params, dag_id=dag_id, run_id=run_id, run_after=run_after)
     return said
 
 
@@ -381,16 +380,10 @@ def record_unfinished_run(
     which has failed and paged already. Nothing when the run checked nothing or decided nothing."""
     if summary is None or evaluation is None:
         return _said("No run record: the run never learnt what it checked and decided.")
-    tested = params["force_alert"] or not params["notify"]
     try:
+        evaluated = Evaluation.from_xcom(evaluation)
         document_id = _write_run(
-            store,
-            summary,
-            Evaluation.from_xcom(evaluation),
-            tested=tested,
-            dag_id=dag_id,
-            run_id=run_id,
-            run_after=run_after,
+            store, summary, evaluated, params, dag_id=dag_id, run_id=run_id, run_after=run_after
         )
     except Exception as err:  # a teardown's last word: the run has failed and paged already
         log.warning("The record of this unfinished run could not be written: %s", err)
@@ -398,18 +391,23 @@ def record_unfinished_run(
     return _said(f"Run recorded after record_state did not: {document_id}.")
 
 
+def _tested(params: Mapping[str, Any]) -> bool:
+    """A force_alert or notify=false run: a test, which leaves the incident alone."""
+    return params["force_alert"] or not params["notify"]
+
+
 def _write_run(
     store: Store,
     summary: dict[str, Any],
     evaluated: Evaluation,
+    params: Mapping[str, Any],
     *,
-    tested: bool,
     dag_id: str,
     run_id: str,
     run_after: datetime,
 ) -> str:
     """Write the run's record in `batch_cleanup_runs`; its id."""
-    decision = evaluated.decision
+    decision, tested = evaluated.decision, _tested(params)
     record = RunRecord(
         run_after,
         summary["batches_checked"],
