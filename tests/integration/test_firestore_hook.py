@@ -145,6 +145,13 @@ def test_a_transaction_aborted_at_every_attempt_or_never_begun_fails_as_firestor
         raise ValueError("not Firestore's: a bug of ours stays a bug")
 
     @_names_firestore
+    def bug_in_a_handler(hook):
+        try:
+            raise ServiceUnavailable("Connection refused")
+        except ServiceUnavailable:
+            raise KeyError("a bug of ours while handling Firestore's error")  # noqa: B904
+
+    @_names_firestore
     def update_labels(hook):  # the begin's RetryError, then Google's rollback of a transaction never begun
         try:
             raise RetryError("Timeout of 60.0s exceeded", ServiceUnavailable("Connection refused"))
@@ -158,6 +165,8 @@ def test_a_transaction_aborted_at_every_attempt_or_never_begun_fails_as_firestor
         update_labels(hook)
     with pytest.raises(ValueError, match="a bug of ours"):
         misuse(hook)
+    with pytest.raises(KeyError, match="a bug of ours"):
+        bug_in_a_handler(hook)
 
 
 # --- transactions ---------------------------------------------------------------------------------

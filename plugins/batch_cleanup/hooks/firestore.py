@@ -61,7 +61,9 @@ def _names_firestore(method: Callable[P, R]) -> Callable[P, R]:
         hook, name = args[0], method.__name__
         try:
             return method(*args, **kwargs)
-        except Exception as err:
+        # Google's errors, and the ValueError its transactions end with (raised from or while
+        # handling one); another error of ours stays what it is, even inside a Google error's handler.
+        except (GoogleAPIError, ValueError) as err:
             google = google_error(err)
             if google is None:
                 raise
