@@ -49,3 +49,14 @@ def test_forwards_refuses_cuts_and_comes_back_on_the_same_port(proxy):
     assert proxy.port == port
     with socket.create_connection(("127.0.0.1", port), timeout=5) as again:
         assert echo(again, b"after") == b"after"
+
+
+def test_its_port_is_below_the_ephemeral_range_so_no_outgoing_connection_takes_it_while_refused(proxy):
+    """`back()` rebinds the same port: had an outgoing connection of another test been handed that
+    port during the outage, the bind would fail (`Address already in use`), as it once did in CI."""
+    from tests.support.tcp_proxy import _ephemeral_low
+
+    assert 1024 <= proxy.port < _ephemeral_low()
+    proxy.refuse()
+    proxy.back()
+    assert proxy.port < _ephemeral_low()

@@ -3,6 +3,8 @@
 - `refuse()`: the listening socket is closed, so new connections are refused, and every open
   connection is reset (both sides see the connection cut), as when the server's host goes away.
 - `back()`: the same port listens again; the server behind was never touched, so its data is intact.
+  The port is chosen below the kernel's ephemeral range: while refused, no outgoing connection of
+  another test can be given it, so `back()` finds it free.
 
 Threads only: one accepting, two per connection (one each way).
 """
@@ -10,6 +12,7 @@ Threads only: one accepting, two per connection (one each way).
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import struct
 import threading
@@ -25,7 +28,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
-        self.port = self._listen(0)
+        self.port = self._listen_below_ephemeral()
 
     @property
     def address(self) -> str:
@@ -51,11 +54,22 @@ class TcpProxy:
     def close(self) -> None:
         self.refuse()
 
+    def _listen_below_ephemeral(self) -> int:
+        low = _ephemeral_low()
+        for _ in range(200):
+            with contextlib.suppress(OSError):  # taken: another try
+                return self._listen(random.randrange(max(1024, low - 16384), low))
+        raise OSError(f"no free port below the ephemeral range ({low}) after 200 tries")
+
     def _listen(self, port: int) -> int:
         listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, port))
-        listener.listen(64)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self.host, port))
+            listener.listen(64)
+        except OSError:
+            listener.close()
+            raise
         with self._lock:
             self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
@@ -107,3 +121,12 @@ def _reset(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
